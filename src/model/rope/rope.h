@@ -1,0 +1,53 @@
+// RoPE context extension as data: every method is turned into a per-pair inverse-frequency table
+// plus an attention factor. Kernels only ever see a RopeTable.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lc {
+
+enum class RopeMethod { None, Linear, DynamicNtk, FixedNtk, Yarn, Llama3, LongRope };
+// Adjacent: pairs (x[2i], x[2i+1]) (llama GGUF layout). SplitHalf: pairs (x[i], x[i + d/2])
+// (GPT-NeoX / HF layout, used by qwen2, phi3 in GGUF).
+enum class RopeLayout { Adjacent, SplitHalf };
+
+const char* rope_method_name(RopeMethod m);
+
+// Fully resolved RoPE settings of a model. `source` records where each parameter came from
+// ("gguf:llama.rope.freq_base", "config.json:rope_scaling.factor", "cli:--rope-scale", "default").
+struct RopeSettings {
+  RopeMethod method = RopeMethod::None;
+  RopeLayout layout = RopeLayout::Adjacent;
+  int dim = 0;                   // rotary dimension (<= head_dim; partial rotary when smaller)
+  double base = 10000.0;         // theta
+  double factor = 1.0;           // s (linear, dynamic, yarn, llama3; alpha for fixed NTK)
+  int64_t orig_ctx = 0;          // L0: trained context (0 = unknown)
+  int64_t max_pos = 0;           // max_position_embeddings (LongRoPE's s = max_pos / L0)
+  // YaRN
+  double beta_fast = 32.0, beta_slow = 1.0;
+  std::optional<double> attn_factor;  // explicit attention factor (YaRN, LongRoPE); else derived
+  std::optional<double> mscale, mscale_all_dim;
+  // llama3
+  double low_freq_factor = 1.0, high_freq_factor = 4.0;
+  // LongRoPE lists (dim/2 each) and llama3-style divisors from a `rope_freqs` tensor (dim/2).
+  std::vector<float> long_factors, short_factors, freq_divisors;
+  std::map<std::string, std::string> source;
+};
+
+struct RopeTable {
+  std::vector<float> inv_freq;  // dim/2 entries
+  float attn_factor = 1.0f;     // multiplies both cos and sin
+  int dim = 0;
+  RopeLayout layout = RopeLayout::Adjacent;
+};
+
+// The table in effect for a sequence of seq_len tokens (dynamic NTK and LongRoPE depend on it).
+RopeTable rope_table(const RopeSettings& s, int64_t seq_len);
+// True when rope_table() can differ between sequence lengths.
+bool rope_depends_on_length(const RopeSettings& s);
+
+}  // namespace lc
