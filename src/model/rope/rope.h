@@ -8,12 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "kernels/rotary.h"
+
 namespace lc {
 
 enum class RopeMethod { None, Linear, DynamicNtk, FixedNtk, Yarn, Llama3, LongRope };
-// Adjacent: pairs (x[2i], x[2i+1]) (llama GGUF layout). SplitHalf: pairs (x[i], x[i + d/2])
-// (GPT-NeoX / HF layout, used by qwen2, phi3 in GGUF).
-enum class RopeLayout { Adjacent, SplitHalf };
 
 const char* rope_method_name(RopeMethod m);
 
@@ -22,31 +21,40 @@ const char* rope_method_name(RopeMethod m);
 struct RopeSettings {
   RopeMethod method = RopeMethod::None;
   RopeLayout layout = RopeLayout::Adjacent;
-  int dim = 0;                   // rotary dimension (<= head_dim; partial rotary when smaller)
-  double base = 10000.0;         // theta
-  double factor = 1.0;           // s (linear, dynamic, yarn, llama3; alpha for fixed NTK)
-  int64_t orig_ctx = 0;          // L0: trained context (0 = unknown)
-  int64_t max_pos = 0;           // max_position_embeddings (LongRoPE's s = max_pos / L0)
+  int dim = 0;            // rotary dimension (<= head_dim; partial rotary when smaller)
+  int head_dim = 0;       // the model's head dimension (0 = unknown; used for validation)
+  double base = 10000.0;  // theta
+  double factor = 1.0;    // s (linear, dynamic, yarn, llama3; alpha for fixed NTK)
+  int64_t orig_ctx = 0;   // L0: trained context (0 = unknown)
+  int64_t max_pos = 0;    // max_position_embeddings (LongRoPE's s = max_pos / L0)
   // YaRN
   double beta_fast = 32.0, beta_slow = 1.0;
+  // Share of the original frequency kept in YaRN's ramp (llama.cpp's yarn_ext_factor): 1 = YaRN,
+  // 0 = plain linear interpolation.
+  double ext_factor = 1.0;
   std::optional<double> attn_factor;  // explicit attention factor (YaRN, LongRoPE); else derived
   std::optional<double> mscale, mscale_all_dim;
+  // llama.cpp's yarn_attn_factor: multiplies the attention factor (explicit or derived).
+  double attn_mult = 1.0;
+  // GGUF yarn_log_multiplier (DeepSeek-style softmax scaling, 0.1 * mscale_all_dim). Reported
+  // only: it scales attention logits in the architecture, not the RoPE table.
+  std::optional<double> yarn_log_mul;
+  std::optional<bool> finetuned;  // GGUF rope.scaling.finetuned (informational)
   // llama3
   double low_freq_factor = 1.0, high_freq_factor = 4.0;
   // LongRoPE lists (dim/2 each) and llama3-style divisors from a `rope_freqs` tensor (dim/2).
   std::vector<float> long_factors, short_factors, freq_divisors;
   std::map<std::string, std::string> source;
-};
-
-struct RopeTable {
-  std::vector<float> inv_freq;  // dim/2 entries
-  float attn_factor = 1.0f;     // multiplies both cos and sin
-  int dim = 0;
-  RopeLayout layout = RopeLayout::Adjacent;
+  // Set when a config.json was applied: its path, and whether it said "rope_scaling": null
+  // explicitly (as opposed to leaving the key out).
+  std::string hf_config;
+  bool hf_rope_scaling_null = false;
 };
 
 // The table in effect for a sequence of seq_len tokens (dynamic NTK and LongRoPE depend on it).
 RopeTable rope_table(const RopeSettings& s, int64_t seq_len);
+// The attention factor m of the settings (explicit attn_factor, else derived from the method).
+double rope_attn_factor(const RopeSettings& s);
 // True when rope_table() can differ between sequence lengths.
 bool rope_depends_on_length(const RopeSettings& s);
 

@@ -1,0 +1,143 @@
+// longctx info: what a GGUF file holds — architecture, sizes, tensor types, tokenizer, RoPE.
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "app/commands.h"
+#include "app/common.h"
+#include "core/error.h"
+#include "model/arch/arch.h"
+#include "model/tokenizer/chat_template.h"
+
+namespace lc::app {
+
+namespace {
+
+void run_info(const std::string& path, const std::string& hf_config, const RopeOverrides& ov,
+              bool json) {
+  auto model = Model::load(path);
+  const Model& m = *model;
+  const HParams& hp = m.hparams();
+  const GgufFile& f = m.gguf();
+  const Tokenizer& tok = m.tokenizer();
+
+  std::map<std::string, std::pair<int64_t, int64_t>> types;  // name -> (tensors, elements)
+  uint64_t data_bytes = 0;
+  int64_t n_params = 0;
+  for (const auto& t : f.tensors()) {
+    auto& e = types[std::string(tensor_type_info(t.type).name)];
+    e.first++;
+    e.second += t.n_elements();
+    data_bytes += t.nbytes;
+    n_params += t.n_elements();
+  }
+  const ArchSpec* spec = find_arch(hp.arch);
+  std::optional<RopeSettings> rope;
+  std::string rope_error;
+  if (spec && hp.head_dim > 0) {
+    try {
+      rope = rope_resolve(&f, hp.arch, hp.head_dim, spec->rope_layout, hf_config, ov);
+    } catch (const Error& e) {
+      rope_error = e.what();
+    }
+  }
+
+  if (json) {
+    nlohmann::json j;
+    j["file"] = path;
+    j["gguf_version"] = f.version();
+    j["architecture"] = hp.arch;
+    j["name"] = hp.name;
+    j["supported"] = spec != nullptr;
+    j["has_weights"] = m.has_weights();
+    j["n_params"] = n_params;
+    j["data_bytes"] = data_bytes;
+    j["n_layer"] = hp.n_layer;
+    j["n_embd"] = hp.n_embd;
+    j["n_head"] = hp.n_head;
+    j["n_head_kv"] = hp.n_head_kv;
+    j["head_dim"] = hp.head_dim;
+    j["n_ff"] = hp.n_ff;
+    j["n_vocab"] = hp.n_vocab;
+    j["context_length"] = hp.n_ctx_train;
+    j["tied_output"] = m.weights().tied_output;
+    auto jt = nlohmann::json::object();
+    for (const auto& [name, e] : types) jt[name] = {{"tensors", e.first}, {"elements", e.second}};
+    j["tensor_types"] = jt;
+    j["tokenizer"] = {{"model", tok.model_name()}, {"pre", tok.pre_name()},
+                      {"n_vocab", tok.n_vocab()},  {"bos", tok.bos()},
+                      {"eos", tok.eos()},          {"add_bos", tok.add_bos()},
+                      {"add_eos", tok.add_eos()},  {"chat_template", !tok.chat_template().empty()}};
+    if (rope) {
+      j["rope"] = {{"summary", rope_summary(*rope)},
+                   {"method", rope_method_name(rope->method)},
+                   {"base", rope->base},
+                   {"dim", rope->dim},
+                   {"factor", rope->factor},
+                   {"original_context", rope->orig_ctx},
+                   {"sources", rope->source}};
+    } else if (!rope_error.empty()) {
+      j["rope_error"] = rope_error;
+    }
+    std::cout << j.dump(1) << "\n";
+    return;
+  }
+
+  std::cout << "file:            " << path << " (GGUF v" << f.version() << ", "
+            << f.file_size() << " bytes)\n";
+  std::cout << "architecture:    " << hp.arch << (spec ? "" : " (not supported for inference)")
+            << (hp.name.empty() ? "" : "  name: " + hp.name) << "\n";
+  if (m.has_weights()) {
+    std::cout << "parameters:      " << n_params << " (" << data_bytes / (1024.0 * 1024.0)
+              << " MiB of tensor data)\n";
+    std::cout << "layers:          " << hp.n_layer << ", dim " << hp.n_embd << ", ffn " << hp.n_ff
+              << "\n";
+    std::cout << "heads:           " << hp.n_head << " query / " << hp.n_head_kv
+              << " key-value, head dim " << hp.head_dim << "\n";
+    std::cout << "vocab:           " << hp.n_vocab
+              << (m.weights().tied_output ? " (tied output)" : "") << "\n";
+    std::cout << "tensor types:   ";
+    for (const auto& [name, e] : types) std::cout << " " << name << " x" << e.first;
+    std::cout << "\n";
+  } else {
+    std::cout << "weights:         none (tokenizer-only file)\n";
+  }
+  std::cout << "context length:  " << hp.n_ctx_train << " (" << hp.arch
+            << ".context_length as stored; the trained length may differ)\n";
+  std::cout << "tokenizer:       " << tok.model_name() << " (pre: " << tok.pre_name() << "), "
+            << tok.n_vocab() << " tokens, bos " << tok.bos() << ", eos " << tok.eos()
+            << ", add_bos " << (tok.add_bos() ? "yes" : "no") << "\n";
+  if (!tok.chat_template().empty()) {
+    std::string fam;
+    try {
+      fam = std::string(chat_format_name(detect_chat_format(tok.chat_template())));
+    } catch (const Error&) {
+      fam = "unrecognised";
+    }
+    std::cout << "chat template:   " << fam << "\n";
+  }
+  if (rope) {
+    for (const auto& line : rope_describe(*rope)) std::cout << "rope:            " << line << "\n";
+  } else if (!rope_error.empty()) {
+    std::cout << "rope:            error: " << rope_error << "\n";
+  }
+}
+
+}  // namespace
+
+void register_info(CLI::App& root) {
+  struct Opts {
+    std::string model;
+    bool json = false;
+    ModelOptions mo;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* cmd = root.add_subcommand("info", "describe a GGUF model or tokenizer file");
+  cmd->add_option("model", o->model, "GGUF file")->required();
+  cmd->add_flag("--json", o->json, "print one JSON object");
+  cmd->add_option("--hf-config", o->mo.hf_config, "config.json whose RoPE settings apply");
+  o->mo.add_rope_options(*cmd);
+  cmd->callback([o] { run_info(o->model, o->mo.hf_config, o->mo.rope_overrides(), o->json); });
+}
+
+}  // namespace lc::app

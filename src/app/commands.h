@@ -1,0 +1,14 @@
+// Each `longctx` subcommand registers itself on the root CLI app.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace lc::app {
+
+void register_info(CLI::App& root);
+void register_tokenize(CLI::App& root);
+void register_generate(CLI::App& root);
+void register_ppl(CLI::App& root);
+void register_sample_text(CLI::App& root);
+
+}  // namespace lc::app

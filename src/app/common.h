@@ -1,0 +1,66 @@
+// Pieces every `longctx` subcommand shares: model and RoPE options, loading, progress display.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/session.h"
+#include "model/model.h"
+#include "model/rope/rope_config.h"
+
+namespace lc::app {
+
+// Options of every command that runs a model.
+struct ModelOptions {
+  std::string model;
+  std::string hf_config;
+  int threads = 0;
+  int64_t batch = 512;
+  std::string memory = "full";
+  bool verbose = false;
+  std::vector<std::pair<std::string, std::string*>> rope_flags;  // flag -> bound value
+  std::vector<std::unique_ptr<std::string>> rope_values;
+
+  void add_to(CLI::App& cmd, bool require_model = true);
+  void add_rope_options(CLI::App& cmd);  // the RoPE flags and --hf-config only
+  RopeOverrides rope_overrides() const;
+};
+
+// Loads the model, applies thread count, resolves RoPE (CLI > config.json > GGUF) and builds the
+// session options. Prints model and RoPE details when verbose.
+struct Loaded {
+  std::shared_ptr<const Model> model;
+  SessionOptions session;
+};
+Loaded load_model(const ModelOptions& o);
+// Prints the long-context warning when `requested_ctx` exceeds the trained context with nothing
+// configured to extend it.
+void warn_context(const Loaded& l, int64_t requested_ctx);
+
+// Reads a whole file; lc::Error naming it when it cannot be read.
+std::string read_file(const std::string& path);
+
+// A one-line progress display on stderr ("\r" updates on a terminal, a line every 10% otherwise).
+class Progress {
+ public:
+  Progress(std::string label, int64_t total, std::string unit);
+  void update(int64_t done, const std::string& extra = "");
+  void finish();
+
+ private:
+  std::string label_, unit_;
+  int64_t total_;
+  bool tty_;
+  int last_decile_ = -1;
+  bool shown_ = false;
+  std::chrono::steady_clock::time_point t0_;
+};
+
+// Escapes invalid UTF-8 so JSON output never fails on a broken byte sequence.
+std::string valid_utf8(const std::string& s);
+
+}  // namespace lc::app

@@ -1,0 +1,32 @@
+// longctx: run LLaMA-family GGUF models far past their trained context on a CPU.
+#include <iostream>
+
+#include "app/commands.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"longctx: long-context inference for LLaMA-family GGUF models on CPU"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "help for every subcommand");
+  lc::app::register_info(app);
+  lc::app::register_tokenize(app);
+  lc::app::register_generate(app);
+  lc::app::register_ppl(app);
+  lc::app::register_sample_text(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const lc::Error& e) {
+    std::cout.flush();
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "error: out of memory\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "internal error: " << e.what() << "\n";
+    return 2;
+  }
+  return 0;
+}

@@ -1,0 +1,62 @@
+#include "engine/session.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "memory/full_memory.h"
+
+namespace lc {
+
+std::unique_ptr<KvMemory> make_memory(const Model& model, const SessionOptions& opt) {
+  if (opt.memory == "full") return std::make_unique<FullMemory>(model.memory_dims(), opt.max_ctx);
+  fail("unknown --memory '", opt.memory, "' (expected: full)");
+}
+
+Session::Session(std::shared_ptr<const Model> model, SessionOptions opt)
+    : model_(std::move(model)), opt_(std::move(opt)) {
+  if (!model_->has_weights()) fail(model_->gguf().path(), ": the file has no weights to run");
+  if (opt_.batch <= 0) fail("batch size must be positive, got ", opt_.batch);
+  if (opt_.rope.dim <= 0 || opt_.rope.dim > model_->hparams().head_dim || opt_.rope.dim % 2)
+    fail("rotary dimension ", opt_.rope.dim, " must be even and in 2..",
+         model_->hparams().head_dim);
+  mem_ = make_memory(*model_, opt_);
+}
+
+void Session::step(const int32_t* tokens, int64_t n, float* logits, bool all) {
+  MemoryStep st;
+  st.pos0 = mem_->n_past();
+  st.n = n;
+  const int64_t len = st.pos0 + n;
+  if (table_len_ < 0 || (rope_depends_on_length(opt_.rope) && table_len_ != len)) {
+    table_ = rope_table(opt_.rope, len);
+    table_len_ = len;
+  }
+  st.rope = &table_;
+  model_->forward(*mem_, st, tokens, ws_, logits, all);
+}
+
+const std::vector<float>& Session::eval(const int32_t* tokens, int64_t n,
+                                        const std::function<void(int64_t, int64_t)>& progress) {
+  const int64_t nv = model_->hparams().n_vocab;
+  last_.resize(static_cast<size_t>(nv));
+  for (int64_t i = 0; i < n; i += opt_.batch) {
+    const int64_t m = std::min(opt_.batch, n - i);
+    step(tokens + i, m, last_.data(), false);
+    if (progress) progress(i + m, n);
+  }
+  return last_;
+}
+
+void Session::eval_all(const int32_t* tokens, int64_t n,
+                       const std::function<void(int64_t, const float*)>& fn) {
+  const int64_t nv = model_->hparams().n_vocab;
+  for (int64_t i = 0; i < n; i += opt_.batch) {
+    const int64_t m = std::min(opt_.batch, n - i);
+    all_.resize(static_cast<size_t>(m * nv));
+    step(tokens + i, m, all_.data(), true);
+    for (int64_t j = 0; j < m; ++j) fn(i + j, all_.data() + j * nv);
+    last_.assign(all_.end() - nv, all_.end());
+  }
+}
+
+}  // namespace lc

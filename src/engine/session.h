@@ -1,0 +1,60 @@
+// A session: one model, one KV memory, one RoPE setting, and the workspace of its forward steps.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "memory/kv_memory.h"
+#include "model/model.h"
+
+namespace lc {
+
+struct SessionOptions {
+  RopeSettings rope;           // RoPE in effect (usually the model's, possibly overridden)
+  std::string memory = "full";  // KV memory policy
+  int64_t max_ctx = 0;          // full memory: most tokens it may hold (0 = unlimited)
+  int64_t batch = 512;          // prompt tokens per forward step (chunked prefill)
+};
+
+class Session {
+ public:
+  Session(std::shared_ptr<const Model> model, SessionOptions opt);
+
+  const Model& model() const { return *model_; }
+  const SessionOptions& options() const { return opt_; }
+  KvMemory& memory() { return *mem_; }
+  int64_t n_past() const { return mem_->n_past(); }
+  void reset() { mem_->reset(); }
+
+  // Feeds tokens in chunks of options().batch and returns the logits after the last one.
+  // progress(done, total) is called after each chunk when given.
+  const std::vector<float>& eval(const int32_t* tokens, int64_t n,
+                                 const std::function<void(int64_t, int64_t)>& progress = {});
+  const std::vector<float>& eval(const std::vector<int32_t>& tokens) {
+    return eval(tokens.data(), static_cast<int64_t>(tokens.size()));
+  }
+  // Like eval, but hands the logits of every token to fn(index, logits).
+  void eval_all(const int32_t* tokens, int64_t n,
+                const std::function<void(int64_t, const float*)>& fn);
+
+  const std::vector<float>& last_logits() const { return last_; }
+
+ private:
+  void step(const int32_t* tokens, int64_t n, float* logits, bool all);
+
+  std::shared_ptr<const Model> model_;
+  SessionOptions opt_;
+  std::unique_ptr<KvMemory> mem_;
+  Workspace ws_;
+  std::vector<float> last_, all_;
+  RopeTable table_;
+  int64_t table_len_ = -1;
+};
+
+// Creates the KV memory a session asks for; lc::Error for an unknown policy.
+std::unique_ptr<KvMemory> make_memory(const Model& model, const SessionOptions& opt);
+
+}  // namespace lc

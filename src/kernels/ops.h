@@ -1,0 +1,23 @@
+// Element-wise and row operations of the forward pass (fp32).
+#pragma once
+
+#include <cstdint>
+
+namespace lc {
+
+// y = x / rms(x) * w, row of n.
+void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps);
+// a[i] = silu(a[i]) * b[i]
+void silu_mul(float* a, const float* b, int64_t n);
+// x[i] += y[i]
+void add_inplace(float* x, const float* y, int64_t n);
+// In-place softmax of a row; returns nothing, handles -inf entries.
+void softmax_inplace(float* x, int64_t n);
+// Dot product with fp32 accumulation in several lanes.
+float dot_f32(const float* a, const float* b, int64_t n);
+// y += a * x
+void axpy(float a, const float* x, float* y, int64_t n);
+// log-sum-exp of a row (numerically stable).
+double log_sum_exp(const float* x, int64_t n);
+
+}  // namespace lc

@@ -1,0 +1,51 @@
+// The KV-memory interface every architecture's attention goes through.
+//
+// A model layer hands the memory its new queries, keys and values (all UNROTATED); the memory
+// stores what it keeps, decides which keys each query sees at which relative positions, rotates
+// them with the RoPE table in effect, and runs the shared tiled attention kernel over the pieces
+// it chooses. Model code therefore never knows whether the cache is full, a sliding window with
+// sinks, or a block memory.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "kernels/attention.h"
+#include "kernels/rotary.h"
+
+namespace lc {
+
+// What one forward step tells the memory.
+struct MemoryStep {
+  int64_t pos0 = 0;              // absolute position of the first new token
+  int64_t n = 0;                 // number of new tokens in this step
+  const RopeTable* rope = nullptr;  // table in effect for this step (may change between steps)
+};
+
+class KvMemory {
+ public:
+  virtual ~KvMemory() = default;
+  virtual std::string name() const = 0;
+
+  // Attention for the step's n new tokens in `layer`: q [n, n_head*head_dim], k and v
+  // [n, n_head_kv*head_dim], unrotated. Stores k/v as the policy dictates and writes the attention
+  // output (before the output projection) to out [n, n_head*head_dim]. q may be modified.
+  virtual void attend(int layer, const MemoryStep& step, float* q, const float* k, const float* v,
+                      float* out) = 0;
+  // Called once all layers have processed the step.
+  virtual void commit(const MemoryStep& step) = 0;
+  // Forgets everything.
+  virtual void reset() = 0;
+  // Tokens seen so far (the absolute position of the next token).
+  virtual int64_t n_past() const = 0;
+  // Bytes of KV data held in RAM.
+  virtual size_t bytes_in_ram() const = 0;
+};
+
+struct MemoryDims {
+  int n_layer = 0;
+  AttnDims attn;
+};
+
+}  // namespace lc

@@ -1,0 +1,184 @@
+// The tiled online-softmax attention kernel and the full KV memory against scalar references.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <random>
+
+#include "core/error.h"
+#include "kernels/attention.h"
+#include "kernels/rotary.h"
+#include "memory/full_memory.h"
+
+namespace lc {
+namespace {
+
+std::vector<float> randv(size_t n, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0, 1);
+  std::vector<float> v(n);
+  for (auto& x : v) x = nd(rng);
+  return v;
+}
+
+// Plain softmax attention over one key set, query i seeing keys [lo(i), hi(i)).
+std::vector<float> reference(const std::vector<float>& q, const std::vector<float>& k,
+                             const std::vector<float>& v, int64_t n_q, int64_t n_kv,
+                             const AttnDims& d, const std::function<bool(int64_t, int64_t)>& vis) {
+  const int64_t hd = d.head_dim, group = d.n_head / d.n_head_kv;
+  const int64_t qs = d.n_head * hd, ks = d.n_head_kv * hd;
+  std::vector<float> out(static_cast<size_t>(n_q * qs), 0.0f);
+  for (int64_t i = 0; i < n_q; ++i)
+    for (int64_t h = 0; h < d.n_head; ++h) {
+      std::vector<double> s;
+      std::vector<int64_t> idx;
+      for (int64_t j = 0; j < n_kv; ++j) {
+        if (!vis(i, j)) continue;
+        double dot = 0;
+        for (int64_t e = 0; e < hd; ++e)
+          dot += double(q[i * qs + h * hd + e]) * k[j * ks + (h / group) * hd + e];
+        s.push_back(dot * d.scale);
+        idx.push_back(j);
+      }
+      if (s.empty()) continue;
+      const double mx = *std::max_element(s.begin(), s.end());
+      double sum = 0;
+      for (auto& x : s) sum += (x = std::exp(x - mx));
+      for (size_t t = 0; t < s.size(); ++t)
+        for (int64_t e = 0; e < hd; ++e)
+          out[i * qs + h * hd + e] += float(s[t] / sum * v[idx[t] * ks + (h / group) * hd + e]);
+    }
+  return out;
+}
+
+TEST(Attention, CausalWindowAndSplitSpansMatchReference) {
+  std::mt19937 rng(7);
+  AttnDims d{6, 2, 16, 0.25f};
+  const int64_t n_q = 5, n_kv = 300;  // more than one tile
+  auto q = randv(n_q * 6 * 16, rng), k = randv(n_kv * 2 * 16, rng), v = randv(n_kv * 2 * 16, rng);
+  for (int64_t window : {0, 7, 200}) {
+    AttnMask mask;
+    mask.diag = n_kv - n_q;
+    mask.window = window;
+    auto vis = [&](int64_t i, int64_t j) {
+      return j <= i + mask.diag && (window <= 0 || j > i + mask.diag - window);
+    };
+    const auto ref = reference(q, k, v, n_q, n_kv, d, vis);
+
+    AttnState st;
+    st.reset(n_q, d.n_head, d.head_dim);
+    attention_accumulate(q.data(), 6 * 16, KvSpan{k.data(), v.data(), n_kv, 32}, mask, d, st);
+    std::vector<float> out(ref.size());
+    attention_finish(st, out.data(), 6 * 16);
+    for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(out[i], ref[i], 1e-5) << "window " << window;
+
+    // The same keys split in two spans with shifted masks give the same result (one softmax).
+    const int64_t cut = 123;
+    AttnMask m1 = mask, m2 = mask;
+    m2.diag = mask.diag - cut;
+    st.reset(n_q, d.n_head, d.head_dim);
+    attention_accumulate(q.data(), 96, KvSpan{k.data(), v.data(), cut, 32}, m1, d, st);
+    attention_accumulate(q.data(), 96, KvSpan{k.data() + cut * 32, v.data() + cut * 32, n_kv - cut, 32},
+                         m2, d, st);
+    attention_finish(st, out.data(), 96);
+    for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(out[i], ref[i], 1e-5);
+  }
+}
+
+TEST(Attention, ComplementMaskAndKeyMass) {
+  std::mt19937 rng(3);
+  AttnDims d{2, 1, 8, 0.3f};
+  const int64_t n_q = 4, n_kv = 40;
+  auto q = randv(n_q * 16, rng), k = randv(n_kv * 8, rng), v = randv(n_kv * 8, rng);
+  AttnMask mask;
+  mask.diag = n_kv - n_q;
+  mask.window = 10;
+  mask.complement = true;  // only keys at distance >= window
+  auto vis = [&](int64_t i, int64_t j) { return j <= i + mask.diag - mask.window; };
+  const auto ref = reference(q, k, v, n_q, n_kv, d, vis);
+  AttnState st;
+  st.reset(n_q, 2, 8);
+  KvSpan span{k.data(), v.data(), n_kv, 8};
+  attention_accumulate(q.data(), 16, span, mask, d, st);
+  std::vector<float> out(ref.size());
+  attention_finish(st, out.data(), 16);
+  for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(out[i], ref[i], 1e-5);
+  // Key mass sums to the number of queries per head.
+  std::vector<float> mass(static_cast<size_t>(n_kv * 2), 0.0f);
+  attention_key_mass(q.data(), 16, span, mask, d, st, mass.data());
+  for (int h = 0; h < 2; ++h) {
+    double total = 0;
+    for (int64_t j = 0; j < n_kv; ++j) total += mass[j * 2 + h];
+    EXPECT_NEAR(total, n_q, 1e-4);
+  }
+}
+
+RopeTable make_table(float base, float factor, float attn) {
+  RopeTable t;
+  t.dim = 16;
+  t.attn_factor = attn;
+  for (int i = 0; i < 8; ++i) t.inv_freq.push_back(std::pow(base, -2.0f * i / 16) / factor);
+  return t;
+}
+
+TEST(FullMemory, ReRotatesCachedKeysWhenTheTableChanges) {
+  std::mt19937 rng(11);
+  MemoryDims md;
+  md.n_layer = 1;
+  md.attn = AttnDims{4, 2, 16, 0.25f};
+  const int64_t n1 = 20, n2 = 3, kw = 32, qw = 64;
+  auto q = randv((n1 + n2) * qw, rng), k = randv((n1 + n2) * kw, rng),
+       v = randv((n1 + n2) * kw, rng);
+  const RopeTable t1 = make_table(10000, 1, 1), t2 = make_table(30000, 2, 1.1f);
+
+  // Memory that saw table t1 for the first step, then t2.
+  FullMemory mem(md, 0);
+  std::vector<float> out1(n1 * qw), out2(n2 * qw), qa = q;
+  MemoryStep s1{0, n1, &t1}, s2{n1, n2, &t2};
+  mem.attend(0, s1, qa.data(), k.data(), v.data(), out1.data());
+  mem.commit(s1);
+  mem.attend(0, s2, qa.data() + n1 * qw, k.data() + n1 * kw, v.data() + n1 * kw, out2.data());
+
+  // Memory that used t2 throughout: the second step must agree.
+  FullMemory ref(md, 0);
+  std::vector<float> r1(n1 * qw), r2(n2 * qw), qb = q;
+  MemoryStep u1{0, n1, &t2};
+  ref.attend(0, u1, qb.data(), k.data(), v.data(), r1.data());
+  ref.commit(u1);
+  ref.attend(0, s2, qb.data() + n1 * qw, k.data() + n1 * kw, v.data() + n1 * kw, r2.data());
+  for (size_t i = 0; i < r2.size(); ++i) ASSERT_NEAR(out2[i], r2[i], 1e-4);
+}
+
+TEST(FullMemory, LimitIsAnError) {
+  MemoryDims md;
+  md.n_layer = 1;
+  md.attn = AttnDims{1, 1, 4, 0.5f};
+  FullMemory mem(md, 4);
+  RopeTable t = make_table(10000, 1, 1);
+  t.dim = 4;
+  t.inv_freq.resize(2);
+  std::vector<float> q(20), k(20), v(20), out(20);
+  MemoryStep s{0, 5, &t};
+  EXPECT_THROW(mem.attend(0, s, q.data(), k.data(), v.data(), out.data()), Error);
+}
+
+TEST(Rotary, RotationMatchesComplexMultiplication) {
+  RopeTable t = make_table(10000, 1, 1.0f);
+  for (RopeLayout layout : {RopeLayout::Adjacent, RopeLayout::SplitHalf}) {
+    t.layout = layout;
+    std::vector<float> x(16);
+    for (int i = 0; i < 16; ++i) x[i] = float(i + 1);
+    auto y = x;
+    rope_apply(t, y.data(), 1, 16, 1, 16, 37);
+    for (int i = 0; i < 8; ++i) {
+      const int a = layout == RopeLayout::Adjacent ? 2 * i : i;
+      const int b = layout == RopeLayout::Adjacent ? 2 * i + 1 : i + 8;
+      const double ang = 37.0 * t.inv_freq[i];
+      EXPECT_NEAR(y[a], x[a] * std::cos(ang) - x[b] * std::sin(ang), 1e-4);
+      EXPECT_NEAR(y[b], x[a] * std::sin(ang) + x[b] * std::cos(ang), 1e-4);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lc

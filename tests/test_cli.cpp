@@ -1,0 +1,129 @@
+// The `longctx` command line end to end: JSON outputs and clear errors on bad input.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "support/paths.h"
+
+namespace lc {
+namespace {
+
+using test::longctx_binary;
+using test::run_command;
+using test::shared_path;
+
+const std::string kStories = shared_path("models/stories260K.gguf");
+
+nlohmann::json run_json(const std::string& args) {
+  std::string out;
+  const int rc = run_command(longctx_binary() + " " + args, &out, false);
+  EXPECT_EQ(rc, 0) << args << "\n" << out;
+  return nlohmann::json::parse(out);
+}
+
+TEST(Cli, InfoJson) {
+  const auto j = run_json("info " + kStories + " --json");
+  EXPECT_EQ(j["architecture"], "llama");
+  EXPECT_EQ(j["n_layer"], 5);
+  EXPECT_EQ(j["n_embd"], 64);
+  EXPECT_EQ(j["n_head"], 8);
+  EXPECT_EQ(j["n_head_kv"], 4);
+  EXPECT_EQ(j["n_vocab"], 512);
+  EXPECT_EQ(j["tokenizer"]["model"], "llama");
+  EXPECT_TRUE(j["tied_output"].get<bool>());
+}
+
+TEST(Cli, InfoOnTokenizerOnlyFile) {
+  const auto j = run_json("info " + shared_path("models/vocab/ggml-vocab-deepseek-coder.gguf") +
+                          " --json");
+  EXPECT_FALSE(j["has_weights"].get<bool>());
+  EXPECT_EQ(j["tokenizer"]["model"], "gpt2");
+}
+
+TEST(Cli, TokenizeJson) {
+  const auto j = run_json("tokenize -m " + shared_path("models/vocab/ggml-vocab-gpt-2.gguf") +
+                          " 'Hello world' --json");
+  EXPECT_EQ(j["ids"], nlohmann::json::parse("[15496, 995]"));
+  EXPECT_EQ(j["pieces"], nlohmann::json::parse("[\"Hello\", \" world\"]"));
+}
+
+TEST(Cli, GenerateJsonGreedy) {
+  const auto j =
+      run_json("generate -m " + kStories + " -p 'Once upon a time' -n 24 --temp 0 --json");
+  EXPECT_EQ(j["n_generated"], 24);
+  EXPECT_EQ(j["tokens"].size(), 24u);
+  const std::string text = j["text"];
+  EXPECT_EQ(text.rfind(", there was a little girl named Lily.", 0), 0u) << text;
+  EXPECT_GT(j["timings"]["gen_tokens_per_s"].get<double>(), 0);
+  EXPECT_GT(j["n_prompt"].get<int>(), 1);
+}
+
+TEST(Cli, GenerateIsReproducibleWithSeed) {
+  const std::string args =
+      "generate -m " + kStories + " -p 'Once upon a time' -n 30 --temp 1 --seed 7 --json";
+  EXPECT_EQ(run_json(args)["tokens"], run_json(args)["tokens"]);
+}
+
+TEST(Cli, PplJsonAndWindows) {
+  const std::string dir = test::temp_dir();
+  std::string out;
+  ASSERT_EQ(run_command(longctx_binary() + " sample-text -m " + kStories + " -o " + dir +
+                            "/t.txt --tokens 1200 --seed 3",
+                        &out),
+            0)
+      << out;
+  const auto j = run_json("ppl -m " + kStories + " -f " + dir + "/t.txt --ctx 128 --json");
+  const int windows = j["windows"];
+  EXPECT_GE(windows, 8);
+  EXPECT_EQ(j["tokens_scored"], windows * (128 - 1 - 64));
+  EXPECT_GT(j["ppl"].get<double>(), 1.5);
+  EXPECT_LT(j["ppl"].get<double>(), 20.0);
+  EXPECT_GT(j["stderr"].get<double>(), 0);
+  EXPECT_GT(j["tokens_per_s"].get<double>(), 0);
+}
+
+struct BadCase {
+  std::string args;
+  std::string message;
+};
+
+TEST(Cli, BadInputGivesAClearErrorNotACrash) {
+  const std::string dir = test::temp_dir();
+  {
+    std::ofstream(dir + "/junk.gguf") << "this is not a gguf file at all";
+    std::ofstream(dir + "/empty.gguf");
+  }
+  const BadCase cases[] = {
+      {"info " + dir + "/missing.gguf", "missing.gguf"},
+      {"info " + dir + "/junk.gguf", "magic"},
+      {"info " + dir + "/empty.gguf", "empty.gguf"},
+      {"generate -m " + kStories + " -n 5", "give either -p TEXT or -f FILE"},
+      {"generate -m " + kStories + " -p hi -n 5 --top-p 1.5", "--top-p"},
+      {"generate -m " + kStories + " -p hi -n 5 --memory magic", "--memory"},
+      {"generate -m " + kStories + " -p hi -n 50 --ctx 10", "--ctx"},
+      {"generate -m " + kStories + " -p hi -n 5 --rope-scaling bogus", "bogus"},
+      {"generate -m " + kStories + " -p hi -n 5 --rope-scale -2", "-2"},
+      {"ppl -m " + kStories + " -f " + dir + "/missing.txt", "missing.txt"},
+      {"generate -m " + shared_path("models/vocab/ggml-vocab-gpt-2.gguf") + " -p hi",
+       "no weights"},
+  };
+  for (const auto& c : cases) {
+    std::string out;
+    const int rc = run_command(longctx_binary() + " " + c.args, &out);
+    EXPECT_EQ(rc, 1) << c.args << "\n" << out;
+    EXPECT_NE(out.find("error: "), std::string::npos) << c.args << "\n" << out;
+    EXPECT_NE(out.find(c.message), std::string::npos) << c.args << "\n" << out;
+  }
+}
+
+TEST(Cli, EveryCommandHasHelp) {
+  for (const char* cmd : {"info", "tokenize", "generate", "ppl", "sample-text"}) {
+    std::string out;
+    EXPECT_EQ(run_command(longctx_binary() + " " + cmd + " --help", &out), 0) << cmd;
+    EXPECT_NE(out.find("Usage"), std::string::npos) << out;
+  }
+}
+
+}  // namespace
+}  // namespace lc
