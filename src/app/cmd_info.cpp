@@ -135,7 +135,6 @@ void register_info(CLI::App& root) {
   CLI::App* cmd = root.add_subcommand("info", "describe a GGUF model or tokenizer file");
   cmd->add_option("model", o->model, "GGUF file")->required();
   cmd->add_flag("--json", o->json, "print one JSON object");
-  cmd->add_option("--hf-config", o->mo.hf_config, "config.json whose RoPE settings apply");
   o->mo.add_rope_options(*cmd);
   cmd->callback([o] { run_info(o->model, o->mo.hf_config, o->mo.rope_overrides(), o->json); });
 }

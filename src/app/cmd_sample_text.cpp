@@ -66,7 +66,9 @@ void register_sample_text(CLI::App& root) {
       while (n < max_doc) {
         const int32_t id = sampler.sample(logits->data());
         sampler.accept(id);
-        if (tok.is_eog(id)) break;
+        // End of document: an end-of-generation token, or BOS (llama2.c-style models such as
+        // stories260K separate stories with BOS).
+        if (tok.is_eog(id) || id == tok.bos()) break;
         doc += dec.push(id);
         ++n;
         logits = &s.eval(&id, 1);

@@ -12,6 +12,7 @@ namespace lc {
 namespace {
 
 constexpr int64_t kTile = 128;
+constexpr int64_t kParallelMinWork = 1 << 15;
 
 // Visible key range [lo, hi) for query i (complement masks use [0, hi)).
 inline void visible_range(const AttnMask& m, int64_t i, int64_t n, int64_t& lo, int64_t& hi) {
@@ -44,7 +45,7 @@ void attention_accumulate(const float* q, int64_t q_stride, const KvSpan& kv, co
   if (kv.n <= 0) return;
   const int64_t group = d.n_head / d.n_head_kv;
   const int64_t hd = d.head_dim;
-  parallel_for(st.n_q * d.n_head, [&](int64_t t0, int64_t t1) {
+  auto run = [&](int64_t t0, int64_t t1) {
     float scores[kTile];
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t i = t / d.n_head, h = t % d.n_head, hk = h / group;
@@ -75,7 +76,12 @@ void attention_accumulate(const float* q, int64_t q_stride, const KvSpan& kv, co
         }
       }
     }
-  });
+  };
+  // Waking threads costs microseconds: small problems run on the calling thread.
+  if (st.n_q * d.n_head * kv.n * hd < kParallelMinWork)
+    run(0, st.n_q * d.n_head);
+  else
+    parallel_for(st.n_q * d.n_head, run);
 }
 
 void attention_finish(const AttnState& st, float* out, int64_t out_stride) {
