@@ -53,7 +53,7 @@ void run_generate(const GenOpts& o) {
          " positions, more than --ctx ", o.ctx);
 
   warn_context(l, need);
-  l.session.max_ctx = o.ctx;
+  l.session.memory.max_ctx = o.ctx;
   Session s(l.model, l.session);
 
   GenerateOptions g;

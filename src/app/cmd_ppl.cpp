@@ -54,7 +54,7 @@ void register_ppl(CLI::App& root) {
       j["ctx"] = o->ctx;
       j["n_tokens"] = toks.size();
       j["rope"] = rope_summary(l.session.rope);
-      j["memory"] = l.session.memory;
+      j["memory"] = describe_memory(l.session.memory);
       std::cout << j.dump() << "\n";
       return;
     }

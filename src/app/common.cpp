@@ -34,9 +34,69 @@ void ModelOptions::add_to(CLI::App& cmd, bool require_model) {
   cmd.add_option("-t,--threads", threads, "threads (default: all cores or $LONGCTX_THREADS)");
   cmd.add_option("-b,--batch", batch, "prompt tokens per forward step (chunked prefill)")
       ->capture_default_str();
-  cmd.add_option("--memory", memory, "KV memory policy: full")->capture_default_str();
   cmd.add_flag("-v,--verbose", verbose, "print model and RoPE details on stderr");
+  add_memory_options(cmd);
   add_rope_options(cmd);
+}
+
+void ModelOptions::add_memory_options(CLI::App& cmd) {
+  const char* g = "KV memory";
+  cmd.add_option("--memory", memory, "KV memory policy: full, streaming, infllm")
+      ->capture_default_str()
+      ->group(g);
+  cmd.add_option("--ctx-train", ctx_train,
+                 "the model's trained context, when the file's context_length is wrong (defaults "
+                 "of the memory policies derive from it)")
+      ->group(g);
+  cmd.add_option("--n-init", n_init, "attention sinks (streaming, infllm)")->group(g);
+  cmd.add_option("--n-local", n_local, "local window (streaming, infllm)")->group(g);
+  cmd.add_option("--block-size", block_size, "tokens per memory block (infllm)")->group(g);
+  cmd.add_option("--topk", topk, "memory blocks retrieved per step (infllm)")->group(g);
+  cmd.add_option("--repr-topk", repr_topk, "representative tokens per block (infllm)")->group(g);
+  cmd.add_option("--exec-block", exec_block, "query tokens per attention step (<= --n-local)")
+      ->group(g);
+  cmd.add_option("--mem-budget", mem_budget,
+                 "RAM for memory blocks, e.g. 256M (infllm; the rest spills to disk)")
+      ->group(g);
+  cmd.add_option("--spill-dir", spill_dir, "directory of the spill file (default $TMPDIR)")
+      ->group(g);
+  cmd.add_option("--spill-type", spill_type, "spilled block type: f32, f16, q8_0")
+      ->capture_default_str()
+      ->group(g);
+  cmd.add_option("--retrieval", retrieval, "block search: index (two-level) or exact")
+      ->capture_default_str()
+      ->group(g);
+}
+
+int64_t trained_context(const ModelOptions& o, const Loaded& l) {
+  if (o.ctx_train > 0) return o.ctx_train;
+  if (l.session.rope.orig_ctx > 0) return l.session.rope.orig_ctx;
+  return l.model->hparams().n_ctx_train;
+}
+
+void configure_memory(const ModelOptions& o, Loaded& l) {
+  MemoryConfig& mc = l.session.memory;
+  mc.policy = o.memory;
+  if (mc.policy != "full" && mc.policy != "streaming" && mc.policy != "infllm")
+    fail("unknown --memory '", mc.policy, "' (expected: full, streaming, infllm)");
+  if (o.ctx_train < 0) fail("--ctx-train must be positive, got ", o.ctx_train);
+  ContextMemoryOptions& c = mc.ctx;
+  c = default_context_memory(trained_context(o, l));
+  if (o.n_init >= 0) c.n_init = o.n_init;
+  if (o.n_local >= 0) c.n_local = o.n_local;
+  if (o.block_size >= 0) c.block_size = o.block_size;
+  if (o.topk >= 0) c.topk = o.topk;
+  if (o.repr_topk >= 0) c.repr_topk = o.repr_topk;
+  if (o.exec_block >= 0) c.exec_block = o.exec_block;
+  if (o.exec_block < 0 && c.exec_block > c.n_local) c.exec_block = c.n_local;
+  if (o.retrieval != "index" && o.retrieval != "exact")
+    fail("--retrieval must be index or exact, got '", o.retrieval, "'");
+  c.exact_retrieval = o.retrieval == "exact";
+  if (!o.mem_budget.empty()) c.store.mem_budget = parse_bytes(o.mem_budget, "--mem-budget");
+  c.store.spill_dir = o.spill_dir;
+  c.store.spill_type = spill_type_from_name(o.spill_type);
+  c.infllm = mc.policy == "infllm";
+  if (mc.policy != "full") validate_context_memory(c, trained_context(o, l));
 }
 
 void ModelOptions::add_rope_options(CLI::App& cmd) {
@@ -69,21 +129,21 @@ Loaded load_model(const ModelOptions& o) {
   l.session.rope = rope_resolve(&m.gguf(), m.hparams().arch, m.hparams().head_dim,
                                 spec->rope_layout, o.hf_config, o.rope_overrides());
   l.session.batch = o.batch;
-  l.session.memory = o.memory;
+  configure_memory(o, l);
   if (o.verbose) {
     const HParams& hp = m.hparams();
     std::cerr << "model: " << o.model << " (" << hp.arch << ", " << hp.n_layer << " layers, dim "
               << hp.n_embd << ", " << hp.n_head << "/" << hp.n_head_kv << " heads, vocab "
               << hp.n_vocab << ", trained context " << hp.n_ctx_train << ")\n";
     for (const auto& line : rope_describe(l.session.rope)) std::cerr << "rope: " << line << "\n";
-    std::cerr << "memory: " << o.memory << ", batch " << o.batch << ", threads " << num_threads()
-              << "\n";
+    std::cerr << "memory: " << describe_memory(l.session.memory) << "\n";
+    std::cerr << "batch " << o.batch << ", threads " << num_threads() << "\n";
   }
   return l;
 }
 
 void warn_context(const Loaded& l, int64_t requested_ctx) {
-  if (requested_ctx <= 0) return;
+  if (requested_ctx <= 0 || l.session.memory.policy != "full") return;
   const int64_t trained =
       l.session.rope.orig_ctx > 0 ? l.session.rope.orig_ctx : l.model->hparams().n_ctx_train;
   if (auto w = rope_context_warning(l.session.rope, trained, requested_ctx))

@@ -21,12 +21,17 @@ struct ModelOptions {
   int threads = 0;
   int64_t batch = 512;
   std::string memory = "full";
+  int64_t ctx_train = 0;  // --ctx-train: the trained context when the file's is wrong
+  // KV-memory parameters (-1 / "" = derived from the trained context)
+  int64_t n_init = -1, n_local = -1, block_size = -1, topk = -1, repr_topk = -1, exec_block = -1;
+  std::string mem_budget, spill_dir, spill_type = "f16", retrieval = "index";
   bool verbose = false;
   std::vector<std::pair<std::string, std::string*>> rope_flags;  // flag -> bound value
   std::vector<std::unique_ptr<std::string>> rope_values;
 
   void add_to(CLI::App& cmd, bool require_model = true);
-  void add_rope_options(CLI::App& cmd);  // the RoPE flags and --hf-config only
+  void add_rope_options(CLI::App& cmd);    // the RoPE flags and --hf-config only
+  void add_memory_options(CLI::App& cmd);  // --memory and its parameters
   RopeOverrides rope_overrides() const;
 };
 
@@ -37,6 +42,10 @@ struct Loaded {
   SessionOptions session;
 };
 Loaded load_model(const ModelOptions& o);
+// The trained context: --ctx-train, else the RoPE original context, else {arch}.context_length.
+int64_t trained_context(const ModelOptions& o, const Loaded& l);
+// Fills l.session.memory from the options (defaults from the trained context).
+void configure_memory(const ModelOptions& o, Loaded& l);
 // Prints the long-context warning when `requested_ctx` exceeds the trained context with nothing
 // configured to extend it.
 void warn_context(const Loaded& l, int64_t requested_ctx);

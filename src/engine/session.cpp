@@ -3,14 +3,8 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "memory/full_memory.h"
 
 namespace lc {
-
-std::unique_ptr<KvMemory> make_memory(const Model& model, const SessionOptions& opt) {
-  if (opt.memory == "full") return std::make_unique<FullMemory>(model.memory_dims(), opt.max_ctx);
-  fail("unknown --memory '", opt.memory, "' (expected: full)");
-}
 
 Session::Session(std::shared_ptr<const Model> model, SessionOptions opt)
     : model_(std::move(model)), opt_(std::move(opt)) {
@@ -19,14 +13,15 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions opt)
   if (opt_.rope.dim <= 0 || opt_.rope.dim > model_->hparams().head_dim || opt_.rope.dim % 2)
     fail("rotary dimension ", opt_.rope.dim, " must be even and in 2..",
          model_->hparams().head_dim);
-  mem_ = make_memory(*model_, opt_);
+  mem_ = make_memory(model_->memory_dims(), opt_.memory);
 }
 
 void Session::step(const int32_t* tokens, int64_t n, float* logits, bool all) {
   MemoryStep st;
   st.pos0 = mem_->n_past();
   st.n = n;
-  const int64_t len = st.pos0 + n;
+  int64_t len = st.pos0 + n;
+  if (mem_->max_distance() > 0) len = std::min(len, mem_->max_distance());
   if (table_len_ < 0 || (rope_depends_on_length(opt_.rope) && table_len_ != len)) {
     table_ = rope_table(opt_.rope, len);
     table_len_ = len;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/memory_config.h"
 #include "memory/kv_memory.h"
 #include "model/model.h"
 
@@ -14,8 +15,7 @@ namespace lc {
 
 struct SessionOptions {
   RopeSettings rope;           // RoPE in effect (usually the model's, possibly overridden)
-  std::string memory = "full";  // KV memory policy
-  int64_t max_ctx = 0;          // full memory: most tokens it may hold (0 = unlimited)
+  MemoryConfig memory;          // KV memory policy and its parameters
   int64_t batch = 512;          // prompt tokens per forward step (chunked prefill)
 };
 
@@ -53,8 +53,5 @@ class Session {
   RopeTable table_;
   int64_t table_len_ = -1;
 };
-
-// Creates the KV memory a session asks for; lc::Error for an unknown policy.
-std::unique_ptr<KvMemory> make_memory(const Model& model, const SessionOptions& opt);
 
 }  // namespace lc

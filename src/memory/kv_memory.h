@@ -41,6 +41,9 @@ class KvMemory {
   virtual int64_t n_past() const = 0;
   // Bytes of KV data held in RAM.
   virtual size_t bytes_in_ram() const = 0;
+  // The largest query-key distance this memory ever presents to attention (0 = unbounded). The
+  // session computes length-dependent RoPE tables (dynamic NTK, LongRoPE) for at most this length.
+  virtual int64_t max_distance() const { return 0; }
 };
 
 struct MemoryDims {

@@ -1,0 +1,79 @@
+#include "engine/memory_config.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+
+#include "core/error.h"
+#include "memory/full_memory.h"
+
+namespace lc {
+
+ContextMemoryOptions default_context_memory(int64_t L) {
+  ContextMemoryOptions o;
+  if (L <= 0) L = 4096;
+  if (L >= 8192) return o;  // n_init 128, n_local 4096, block 128, topk 16, repr 4, exec 512
+  o.n_local = std::max<int64_t>(1, L / 2);
+  o.n_init = std::min<int64_t>(128, L / 16);
+  o.block_size = std::clamp<int64_t>(L / 16, 16, 128);
+  o.topk = std::max<int64_t>(1, (L - o.n_local - o.n_init) / o.block_size * 3 / 4);
+  o.repr_topk = std::min<int64_t>(4, o.block_size);
+  o.exec_block = std::max<int64_t>(1, std::min<int64_t>(512, L - o.n_local));
+  return o;
+}
+
+std::string describe_memory(const MemoryConfig& c) {
+  if (c.policy == "full")
+    return c.max_ctx > 0 ? cat("full (up to ", c.max_ctx, " tokens)") : std::string("full");
+  const ContextMemoryOptions& o = c.ctx;
+  std::string s = cat(c.policy, ": n_init ", o.n_init, ", n_local ", o.n_local, ", exec_block ",
+                      o.exec_block);
+  if (c.policy == "infllm") {
+    s += cat(", block_size ", o.block_size, ", topk ", o.topk, ", repr_topk ", o.repr_topk,
+             ", retrieval ", o.exact_retrieval ? "exact" : "two-level index");
+    s += o.store.mem_budget ? cat(", mem budget ", o.store.mem_budget >> 20, " MiB, spill ",
+                                  spill_type_name(o.store.spill_type), " in ",
+                                  o.store.spill_dir.empty() ? "$TMPDIR" : o.store.spill_dir)
+                            : std::string(", blocks in RAM (no --mem-budget)");
+  }
+  return s;
+}
+
+size_t parse_bytes(const std::string& text, const std::string& flag) {
+  size_t i = 0;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
+    ++i;
+  double v = 0;
+  try {
+    v = std::stod(text.substr(0, i));
+  } catch (...) {
+    fail(flag, " '", text, "' is not a size (expected e.g. 512M, 2G, or bytes)");
+  }
+  std::string unit = text.substr(i);
+  for (auto& ch : unit) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  double mul = 1;
+  if (unit == "" || unit == "B")
+    mul = 1;
+  else if (unit == "K" || unit == "KB" || unit == "KIB")
+    mul = 1024.0;
+  else if (unit == "M" || unit == "MB" || unit == "MIB")
+    mul = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GB" || unit == "GIB")
+    mul = 1024.0 * 1024 * 1024;
+  else
+    fail(flag, " '", text, "' has an unknown unit (expected K, M or G)");
+  if (!(v >= 0) || v * mul > 1e18) fail(flag, " '", text, "' is out of range");
+  return static_cast<size_t>(std::llround(v * mul));
+}
+
+std::unique_ptr<KvMemory> make_memory(const MemoryDims& dims, const MemoryConfig& c) {
+  if (c.policy == "full") return std::make_unique<FullMemory>(dims, c.max_ctx);
+  if (c.policy == "streaming" || c.policy == "infllm") {
+    ContextMemoryOptions o = c.ctx;
+    o.infllm = c.policy == "infllm";
+    return std::make_unique<ContextMemory>(dims, o);
+  }
+  fail("unknown --memory '", c.policy, "' (expected: full, streaming, infllm)");
+}
+
+}  // namespace lc

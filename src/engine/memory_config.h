@@ -1,0 +1,32 @@
+// KV-memory policy selection and the defaults derived from a model's trained context.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "memory/context_memory.h"
+#include "memory/kv_memory.h"
+
+namespace lc {
+
+struct MemoryConfig {
+  std::string policy = "full";  // full | streaming | infllm
+  int64_t max_ctx = 0;          // full: most tokens it may hold (0 = unlimited)
+  ContextMemoryOptions ctx;     // streaming / infllm
+};
+
+// Defaults from the trained context L (ALGORITHMS.md 1.6): the reference configuration for
+// L >= 8192; otherwise n_local = L/2, n_init = min(128, L/16), block = clamp(L/16, 16, 128),
+// topk filling three quarters of what is left of L, exec_block = min(512, L - n_local).
+ContextMemoryOptions default_context_memory(int64_t trained_ctx);
+
+// One line describing the policy and its parameters, e.g. for --verbose.
+std::string describe_memory(const MemoryConfig& c);
+
+// Parses "512M", "2G", "100000" (bytes); lc::Error naming `flag` on a bad value.
+size_t parse_bytes(const std::string& text, const std::string& flag);
+
+std::unique_ptr<KvMemory> make_memory(const MemoryDims& dims, const MemoryConfig& c);
+
+}  // namespace lc

@@ -1,0 +1,282 @@
+#include "memory/context_memory.h"
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+
+#include "core/error.h"
+
+namespace lc {
+
+struct ContextMemory::Layer {
+  // Remainder: tokens that are not sinks and not in a block yet, oldest first; rows [off, off + n)
+  // of the vectors, absolute positions [pos0, pos0 + n). Always includes the local window.
+  std::vector<float> k, v, k_rot, score;  // k/v unrotated, k_rot at absolute positions
+  int64_t off = 0, n = 0, pos0 = 0;
+  // Sinks, unrotated (and, for StreamingLLM, rotated at positions 0..n_init-1).
+  std::vector<float> ik, iv, ik_rot;
+  int64_t n_init = 0;
+  RopeTable table;
+  bool has_table = false;
+  std::unique_ptr<BlockStore> store;
+  std::unique_ptr<BlockIndex> index;
+  std::vector<int64_t> selected;
+};
+
+void validate_context_memory(const ContextMemoryOptions& o, int64_t trained_ctx) {
+  if (o.n_local <= 0) fail("--n-local must be positive, got ", o.n_local);
+  if (o.n_init < 0) fail("--n-init must be >= 0, got ", o.n_init);
+  if (o.exec_block <= 0) fail("--exec-block must be positive, got ", o.exec_block);
+  if (o.exec_block > o.n_local)
+    fail("--exec-block ", o.exec_block, " must be <= --n-local ", o.n_local,
+         " (a query block may not be longer than the local window)");
+  if (o.infllm) {
+    if (o.block_size <= 0) fail("--block-size must be positive, got ", o.block_size);
+    if (o.topk < 0) fail("--topk must be >= 0, got ", o.topk);
+    if (o.repr_topk <= 0 || o.repr_topk > o.block_size)
+      fail("--repr-topk ", o.repr_topk, " must be in 1..--block-size (", o.block_size, ")");
+    if (o.index_group <= 0) fail("index group size must be positive, got ", o.index_group);
+  }
+  (void)trained_ctx;
+}
+
+ContextMemory::ContextMemory(const MemoryDims& dims, const ContextMemoryOptions& opt)
+    : dims_(dims), opt_(opt) {
+  validate_context_memory(opt_, 0);
+  opt_.store.tokens_per_block = opt_.block_size;
+  opt_.store.row_floats = dims_.attn.n_head_kv * dims_.attn.head_dim;
+  if (opt_.store.mem_budget > 0)
+    opt_.store.mem_budget = std::max<size_t>(1, opt_.store.mem_budget / dims_.n_layer);
+  for (int l = 0; l < dims_.n_layer; ++l) layers_.push_back(std::make_unique<Layer>());
+  reset();
+}
+
+ContextMemory::~ContextMemory() = default;
+
+void ContextMemory::reset() {
+  n_past_ = 0;
+  blocks_scored_ = 0;
+  for (auto& L : layers_) {
+    *L = Layer{};
+    if (opt_.infllm) {
+      L->store = std::make_unique<BlockStore>(opt_.store);
+      BlockIndexOptions io;
+      io.dim = dims_.attn.n_head * dims_.attn.head_dim;
+      io.group_size = opt_.index_group;
+      io.max_groups = opt_.index_max_groups;
+      io.exact = opt_.exact_retrieval;
+      L->index = std::make_unique<BlockIndex>(io);
+    }
+  }
+}
+
+size_t ContextMemory::bytes_in_ram() const {
+  size_t b = 0;
+  for (const auto& L : layers_) {
+    b += (L->k.capacity() + L->v.capacity() + L->k_rot.capacity() + L->score.capacity() +
+          L->ik.capacity() + L->iv.capacity() + L->ik_rot.capacity()) *
+         sizeof(float);
+    if (L->store) b += L->store->bytes_in_ram();
+    if (L->index) b += static_cast<size_t>(L->index->size() * dims_.attn.n_head *
+                                           dims_.attn.head_dim) * sizeof(float);
+  }
+  return b;
+}
+
+ContextMemory::LayerStats ContextMemory::stats(int layer) const {
+  const Layer& L = *layers_.at(static_cast<size_t>(layer));
+  LayerStats s;
+  s.n_init = L.n_init;
+  s.n_remainder = L.n;
+  s.n_blocks = L.index ? L.index->size() : 0;
+  s.last_selected = L.selected;
+  return s;
+}
+
+const float* ContextMemory::block_repr(int layer, int64_t id) const {
+  return layers_.at(static_cast<size_t>(layer))->index->repr(id);
+}
+
+const BlockStore& ContextMemory::store(int layer) const {
+  LC_CHECK(opt_.infllm);
+  return *layers_.at(static_cast<size_t>(layer))->store;
+}
+
+void ContextMemory::rerotate(Layer& L, const RopeTable& rt) {
+  const AttnDims& d = dims_.attn;
+  const int64_t kvw = d.n_head_kv * d.head_dim;
+  std::copy_n(L.k.data() + L.off * kvw, L.n * kvw, L.k_rot.data() + L.off * kvw);
+  rope_apply(rt, L.k_rot.data() + L.off * kvw, L.n, kvw, d.n_head_kv, d.head_dim, L.pos0);
+  if (!opt_.infllm) {
+    L.ik_rot = L.ik;
+    rope_apply(rt, L.ik_rot.data(), L.n_init, kvw, d.n_head_kv, d.head_dim, 0);
+  }
+  L.table = rt;
+  L.has_table = true;
+}
+
+void ContextMemory::attend(int layer, const MemoryStep& step, float* q, const float* k,
+                           const float* v, float* out) {
+  LC_CHECK(layer >= 0 && layer < dims_.n_layer && step.rope != nullptr);
+  LC_CHECK(step.pos0 == n_past_);
+  Layer& L = *layers_[static_cast<size_t>(layer)];
+  if (!L.has_table || !(L.table == *step.rope)) rerotate(L, *step.rope);
+  const int64_t qw = dims_.attn.n_head * dims_.attn.head_dim;
+  const int64_t kvw = dims_.attn.n_head_kv * dims_.attn.head_dim;
+  for (int64_t t0 = 0; t0 < step.n; t0 += opt_.exec_block) {
+    const int64_t m = std::min(opt_.exec_block, step.n - t0);
+    attend_block(L, step, t0, m, q + t0 * qw, k + t0 * kvw, v + t0 * kvw, out + t0 * qw);
+    if (opt_.infllm && layer + 1 < dims_.n_layer) {
+      // The next layer tends to want what it wanted last step: read it ahead while we compute.
+      Layer& next = *layers_[static_cast<size_t>(layer + 1)];
+      if (!next.selected.empty()) next.store->prefetch(next.selected);
+    }
+  }
+}
+
+void ContextMemory::attend_block(Layer& L, const MemoryStep& step, int64_t t0, int64_t n,
+                                 float* q, const float* k, const float* v, float* out) {
+  const AttnDims& d = dims_.attn;
+  const int64_t hd = d.head_dim, kvw = d.n_head_kv * hd, qw = d.n_head * hd;
+  const int64_t pos0 = step.pos0 + t0;
+  const RopeTable& rt = *step.rope;
+
+  // 1. The new tokens join the remainder (unrotated, and rotated at their absolute positions).
+  const size_t end = static_cast<size_t>((L.off + L.n) * kvw);
+  L.k.resize(end);
+  L.v.resize(end);
+  L.k_rot.resize(end);
+  L.k.insert(L.k.end(), k, k + n * kvw);
+  L.v.insert(L.v.end(), v, v + n * kvw);
+  L.k_rot.insert(L.k_rot.end(), k, k + n * kvw);
+  rope_apply(rt, L.k_rot.data() + end, n, kvw, d.n_head_kv, hd, pos0);
+  if (opt_.infllm) L.score.resize(static_cast<size_t>((L.off + L.n + n) * d.n_head), 0.0f);
+  if (L.n == 0) L.pos0 = pos0;
+  L.n += n;
+
+  // 2. Queries: local (absolute positions) and global (one fixed angle).
+  q_loc_.assign(q, q + n * qw);
+  rope_apply(rt, q_loc_.data(), n, qw, d.n_head, hd, pos0);
+  q_glob_.assign(q, q + n * qw);
+  const int64_t glob_pos = opt_.infllm ? opt_.n_local - 1 : opt_.n_init + opt_.n_local - 1;
+  rope_apply(rt, q_glob_.data(), n, qw, d.n_head, hd, glob_pos, 0);
+  if (opt_.infllm && rt.attn_factor != 1.0f)  // unrotated keys lack the factor a rotation applies
+    for (auto& x : q_glob_) x *= rt.attn_factor;
+
+  state_.reset(n, d.n_head, hd);
+  const KvSpan rem_rot{L.k_rot.data() + L.off * kvw, L.v.data() + L.off * kvw, L.n, kvw};
+  AttnMask local;
+  local.diag = L.n - n;
+  local.window = opt_.n_local;
+  attention_accumulate(q_loc_.data(), qw, rem_rot, local, d, state_);
+
+  if (opt_.infllm) {
+    // 3. Retrieval: the top-k blocks for the mean global query of this execution block.
+    L.selected.clear();
+    const int64_t nb = L.index->size();
+    if (nb > 0 && opt_.topk > 0) {
+      if (nb <= opt_.topk) {
+        L.selected.resize(static_cast<size_t>(nb));
+        std::iota(L.selected.begin(), L.selected.end(), 0);
+      } else {
+        q_bar_.assign(static_cast<size_t>(qw), 0.0f);
+        for (int64_t i = 0; i < n; ++i)
+          for (int64_t e = 0; e < qw; ++e) q_bar_[e] += q_glob_[i * qw + e];
+        L.selected = L.index->top_k(q_bar_.data(), opt_.topk);
+        blocks_scored_ += L.index->last_scored();
+        std::sort(L.selected.begin(), L.selected.end());
+      }
+      const std::vector<BlockView> views = L.store->pin(L.selected);
+      for (const BlockView& bv : views)
+        attention_accumulate(q_glob_.data(), qw, KvSpan{bv.k, bv.v, bv.n, kvw}, AttnMask{}, d,
+                             state_);
+    }
+    // 4. Sinks and the remainder tokens outside every query's window, all at distance n_local-1.
+    attention_accumulate(q_glob_.data(), qw, KvSpan{L.ik.data(), L.iv.data(), L.n_init, kvw},
+                         AttnMask{}, d, state_);
+    AttnMask far = local;
+    far.complement = true;
+    const KvSpan rem{L.k.data() + L.off * kvw, L.v.data() + L.off * kvw, L.n, kvw};
+    attention_accumulate(q_glob_.data(), qw, rem, far, d, state_);
+  } else {
+    attention_accumulate(q_glob_.data(), qw, KvSpan{L.ik_rot.data(), L.iv.data(), L.n_init, kvw},
+                         AttnMask{}, d, state_);
+  }
+  attention_finish(state_, out, qw);
+
+  if (opt_.infllm) {
+    // 5. Representative scores: local attention mass each remainder token received.
+    mass_.assign(static_cast<size_t>(L.n * d.n_head), 0.0f);
+    attention_key_mass(q_loc_.data(), qw, rem_rot, local, d, state_, mass_.data());
+    float* sc = L.score.data() + L.off * d.n_head;
+    for (size_t i = 0; i < mass_.size(); ++i) sc[i] += mass_[i];
+  }
+  form_blocks(L);
+}
+
+void ContextMemory::form_blocks(Layer& L) {
+  const AttnDims& d = dims_.attn;
+  const int64_t hd = d.head_dim, kvw = d.n_head_kv * hd, group = d.n_head / d.n_head_kv;
+  auto pop = [&](int64_t c) {
+    L.off += c;
+    L.n -= c;
+    L.pos0 += c;
+  };
+  // Sinks: the first tokens to leave the local window.
+  if (L.n > opt_.n_local && L.n_init < opt_.n_init) {
+    const int64_t c = std::min(opt_.n_init - L.n_init, L.n - opt_.n_local);
+    const float* k = L.k.data() + L.off * kvw;
+    const float* v = L.v.data() + L.off * kvw;
+    L.ik.insert(L.ik.end(), k, k + c * kvw);
+    L.iv.insert(L.iv.end(), v, v + c * kvw);
+    if (!opt_.infllm) {
+      L.ik_rot.insert(L.ik_rot.end(), k, k + c * kvw);
+      rope_apply(L.table, L.ik_rot.data() + L.n_init * kvw, c, kvw, d.n_head_kv, hd, L.n_init);
+    }
+    L.n_init += c;
+    pop(c);
+  }
+  if (opt_.infllm) {
+    std::vector<float> repr(static_cast<size_t>(d.n_head * hd));
+    std::vector<int64_t> order(static_cast<size_t>(opt_.block_size));
+    while (L.n - opt_.block_size >= opt_.n_local) {
+      const float* k = L.k.data() + L.off * kvw;
+      const float* sc = L.score.data() + L.off * d.n_head;
+      // Per head: average of the repr_topk keys with the highest accumulated score.
+      for (int64_t h = 0; h < d.n_head; ++h) {
+        std::iota(order.begin(), order.end(), 0);
+        std::partial_sort(order.begin(), order.begin() + opt_.repr_topk, order.end(),
+                          [&](int64_t a, int64_t b) {
+                            const float sa = sc[a * d.n_head + h], sb = sc[b * d.n_head + h];
+                            return sa != sb ? sa > sb : a < b;
+                          });
+        float* r = repr.data() + h * hd;
+        std::fill(r, r + hd, 0.0f);
+        for (int64_t j = 0; j < opt_.repr_topk; ++j)
+          for (int64_t e = 0; e < hd; ++e) r[e] += k[order[j] * kvw + (h / group) * hd + e];
+        for (int64_t e = 0; e < hd; ++e) r[e] /= static_cast<float>(opt_.repr_topk);
+      }
+      L.store->add(k, L.v.data() + L.off * kvw, opt_.block_size);
+      L.index->add(repr.data());
+      pop(opt_.block_size);
+    }
+  } else if (L.n > opt_.n_local) {
+    pop(L.n - opt_.n_local);  // StreamingLLM forgets what leaves the window
+  }
+  // Compact once the dead prefix outgrows the live part.
+  if (L.off > 0 && L.off >= L.n) {
+    auto shift = [&](std::vector<float>& vec, int64_t w) {
+      std::memmove(vec.data(), vec.data() + L.off * w, static_cast<size_t>(L.n * w) * 4);
+      vec.resize(static_cast<size_t>(L.n * w));
+    };
+    shift(L.k, kvw);
+    shift(L.v, kvw);
+    shift(L.k_rot, kvw);
+    if (opt_.infllm) shift(L.score, d.n_head);
+    L.off = 0;
+  }
+}
+
+void ContextMemory::commit(const MemoryStep& step) { n_past_ += step.n; }
+
+}  // namespace lc

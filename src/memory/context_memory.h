@@ -1,0 +1,84 @@
+// Bounded-position KV memories: StreamingLLM (attention sinks + a local window) and InfLLM
+// (sinks + local window + top-k memory blocks retrieved by representative tokens, blocks kept in
+// a tiered RAM/disk store). See ../shared/docs/ALGORITHMS.md section 1 and docs/memory.md.
+//
+// Positions. Keys of the local window keep their absolute positions (rotated once when they
+// arrive; only distances matter to RoPE, so this equals InfLLM's window-relative rotation) and a
+// query attends them only within distance < n_local. Every other key it sees — sinks, retrieved
+// blocks, and remainder tokens that left the window but are not yet in a block — is stored
+// unrotated and seen from one fixed query angle: InfLLM puts all of them at distance n_local - 1
+// (keys at position 0, query at n_local - 1); StreamingLLM puts sink j at position j and the query
+// at n_init + n_local - 1, so sinks sit at distances n_local .. n_local + n_init - 1. No distance
+// ever exceeds n_local + n_init + exec_block, whatever the input length.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "memory/block_index.h"
+#include "memory/block_store.h"
+#include "memory/kv_memory.h"
+
+namespace lc {
+
+struct ContextMemoryOptions {
+  bool infllm = true;          // false: StreamingLLM (no blocks, evicted tokens are dropped)
+  int64_t n_init = 128;        // attention sinks
+  int64_t n_local = 4096;      // local window
+  int64_t block_size = 128;    // tokens per memory block
+  int64_t topk = 16;           // blocks retrieved per execution block
+  int64_t repr_topk = 4;       // representative tokens per block and head
+  int64_t exec_block = 512;    // most query tokens processed at once
+  bool exact_retrieval = false;  // score every block's representative (else two-level index)
+  int64_t index_group = 32;      // blocks per group of the two-level index
+  int64_t index_max_groups = 0;  // groups visited per search (0 = until exact)
+  BlockStoreOptions store;       // tokens_per_block and row_floats are filled in
+};
+
+// Checks the options against each other and the trained context; lc::Error naming the failed
+// constraint (e.g. "--exec-block 1024 must be <= --n-local 512").
+void validate_context_memory(const ContextMemoryOptions& o, int64_t trained_ctx);
+
+class ContextMemory final : public KvMemory {
+ public:
+  ContextMemory(const MemoryDims& dims, const ContextMemoryOptions& opt);
+  ~ContextMemory() override;
+
+  std::string name() const override { return opt_.infllm ? "infllm" : "streaming"; }
+  void attend(int layer, const MemoryStep& step, float* q, const float* k, const float* v,
+              float* out) override;
+  void commit(const MemoryStep& step) override;
+  void reset() override;
+  int64_t n_past() const override { return n_past_; }
+  size_t bytes_in_ram() const override;
+  int64_t max_distance() const override { return opt_.n_local + opt_.n_init + opt_.exec_block; }
+
+  // Inspection for tests and measurements.
+  struct LayerStats {
+    int64_t n_init = 0, n_remainder = 0, n_blocks = 0;
+    std::vector<int64_t> last_selected;  // block ids used by the last execution block
+  };
+  LayerStats stats(int layer) const;
+  const float* block_repr(int layer, int64_t id) const;
+  const BlockStore& store(int layer) const;
+  int64_t blocks_scored() const { return blocks_scored_; }
+
+ private:
+  struct Layer;
+  void attend_block(Layer& L, const MemoryStep& step, int64_t t0, int64_t n, float* q,
+                    const float* k, const float* v, float* out);
+  void form_blocks(Layer& L);
+  void rerotate(Layer& L, const RopeTable& rt);
+
+  MemoryDims dims_;
+  ContextMemoryOptions opt_;
+  int64_t n_past_ = 0;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  int64_t blocks_scored_ = 0;
+  // scratch
+  std::vector<float> q_loc_, q_glob_, q_bar_, mass_;
+  AttnState state_;
+};
+
+}  // namespace lc
