@@ -104,6 +104,7 @@ void run_generate(const GenOpts& o) {
                "prompt: %lld tokens, %.1f tok/s | generated: %zu tokens, %.1f tok/s | stop: %s\n",
                static_cast<long long>(r.n_prompt), r.prompt_tok_s(), r.tokens.size(),
                r.gen_tok_s(), r.stop_reason.c_str());
+  if (o.mo.verbose) std::cerr << s.memory().stats_line() << "\n";
 }
 
 }  // namespace

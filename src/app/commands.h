@@ -10,5 +10,6 @@ void register_tokenize(CLI::App& root);
 void register_generate(CLI::App& root);
 void register_ppl(CLI::App& root);
 void register_sample_text(CLI::App& root);
+void register_eval(CLI::App& root);  // the `eval` group: ppl-curve, ...
 
 }  // namespace lc::app

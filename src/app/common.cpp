@@ -66,6 +66,16 @@ void ModelOptions::add_memory_options(CLI::App& cmd) {
   cmd.add_option("--retrieval", retrieval, "block search: index (two-level) or exact")
       ->capture_default_str()
       ->group(g);
+  cmd.add_option("--index-group", index_group, "blocks per group of the two-level index")
+      ->capture_default_str()
+      ->group(g);
+  cmd.add_option("--index-probe", index_probe,
+                 "groups searched per retrieval (0 = until the bound proves the top-k exact)")
+      ->capture_default_str()
+      ->group(g);
+  cmd.add_flag("--measure-recall", measure_recall,
+               "also run exact search and report the index's recall (slow)")
+      ->group(g);
 }
 
 int64_t trained_context(const ModelOptions& o, const Loaded& l) {
@@ -92,6 +102,10 @@ void configure_memory(const ModelOptions& o, Loaded& l) {
   if (o.retrieval != "index" && o.retrieval != "exact")
     fail("--retrieval must be index or exact, got '", o.retrieval, "'");
   c.exact_retrieval = o.retrieval == "exact";
+  c.index_group = o.index_group;
+  c.index_max_groups = o.index_probe;
+  c.measure_recall = o.measure_recall;
+  if (o.index_probe < 0) fail("--index-probe must be >= 0, got ", o.index_probe);
   if (!o.mem_budget.empty()) c.store.mem_budget = parse_bytes(o.mem_budget, "--mem-budget");
   c.store.spill_dir = o.spill_dir;
   c.store.spill_type = spill_type_from_name(o.spill_type);

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   lc::app::register_generate(app);
   lc::app::register_ppl(app);
   lc::app::register_sample_text(app);
+  lc::app::register_eval(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

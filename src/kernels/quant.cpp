@@ -110,7 +110,8 @@ void deq_q4_k(const BlockQ4_K& b, float* y) {
     const float ds = d * sc, ms = dmin * m;
     const uint8_t* q = b.qs + 32 * (s / 2);
     const int shift = (s % 2) * 4;
-    for (int l = 0; l < 32; ++l) y[32 * s + l] = ds * static_cast<float>((q[l] >> shift) & 0xF) - ms;
+    for (int l = 0; l < 32; ++l)
+      y[32 * s + l] = ds * static_cast<float>((q[l] >> shift) & 0xF) - ms;
   }
 }
 
@@ -244,7 +245,8 @@ BlockQ8_0 quant_q8_0(const float* x) {
   const float d = amax / 127.0f;
   b.d = f32_to_fp16(d);
   const float id = d != 0 ? 1.0f / d : 0.0f;
-  for (int j = 0; j < kQK; ++j) b.qs[j] = static_cast<int8_t>(std::clamp(nearest(x[j] * id), -127, 127));
+  for (int j = 0; j < kQK; ++j)
+    b.qs[j] = static_cast<int8_t>(std::clamp(nearest(x[j] * id), -127, 127));
   return b;
 }
 

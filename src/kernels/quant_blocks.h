@@ -10,7 +10,8 @@
 //  - Q8_0/Q8_1: element j is qs[j].
 //  - Q2_K: element e uses 2 bits ((qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3),
 //    scale byte scales[e / 16] (low nibble scale, high nibble min): x = d * sc * q - dmin * m.
-//  - Q3_K: low 2 bits as Q2_K; the high bit is hmask[e % 32] bit (e / 32); q3 = low - (hbit ? 0 : 4);
+//  - Q3_K: low 2 bits as Q2_K; the high bit is hmask[e % 32] bit (e / 32); q3 = low - (hbit ? 0 :
+//  4);
 //    16 signed 6-bit scales (value - 32) packed in 12 bytes: x = d * (sc - 32) * q3.
 //  - Q4_K: 8 sub-blocks of 32 with 6-bit scale and min (packed in 12 bytes); element e is nibble
 //    (e % 64 < 32 ? low : high) of qs[32 * (e / 64) + e % 32]: x = d * sc * q - dmin * m.
@@ -23,8 +24,8 @@
 
 namespace lc {
 
-inline constexpr int kQK = 32;    // weights per block of the simple formats
-inline constexpr int kQK_K = 256;  // weights per super-block of the K formats
+inline constexpr int kQK = 32;           // weights per block of the simple formats
+inline constexpr int kQK_K = 256;        // weights per super-block of the K formats
 inline constexpr int kKScaleBytes = 12;  // packed 6-bit scales of Q3_K / Q4_K / Q5_K
 
 struct BlockQ4_0 {
@@ -77,10 +78,10 @@ struct BlockQ2_K {
 static_assert(sizeof(BlockQ2_K) == 84);
 
 struct BlockQ3_K {
-  uint8_t hmask[kQK_K / 8];       // high bit of each quant
-  uint8_t qs[kQK_K / 4];          // low 2 bits
-  uint8_t scales[kKScaleBytes];   // 16 6-bit scales (biased by 32)
-  uint16_t d;                     // super-block scale (fp16)
+  uint8_t hmask[kQK_K / 8];      // high bit of each quant
+  uint8_t qs[kQK_K / 4];         // low 2 bits
+  uint8_t scales[kKScaleBytes];  // 16 6-bit scales (biased by 32)
+  uint16_t d;                    // super-block scale (fp16)
 };
 static_assert(sizeof(BlockQ3_K) == 110);
 
@@ -102,17 +103,17 @@ struct BlockQ5_K {
 static_assert(sizeof(BlockQ5_K) == 176);
 
 struct BlockQ6_K {
-  uint8_t ql[kQK_K / 2];       // low 4 bits
-  uint8_t qh[kQK_K / 4];       // high 2 bits
-  int8_t scales[kQK_K / 16];   // 8-bit scales, one per 16 weights
-  uint16_t d;                  // super-block scale (fp16)
+  uint8_t ql[kQK_K / 2];      // low 4 bits
+  uint8_t qh[kQK_K / 4];      // high 2 bits
+  int8_t scales[kQK_K / 16];  // 8-bit scales, one per 16 weights
+  uint16_t d;                 // super-block scale (fp16)
 };
 static_assert(sizeof(BlockQ6_K) == 210);
 
 struct BlockQ8_K {
-  float d;                     // scale (f32)
+  float d;  // scale (f32)
   int8_t qs[kQK_K];
-  int16_t bsums[kQK_K / 16];   // sums of qs in groups of 16
+  int16_t bsums[kQK_K / 16];  // sums of qs in groups of 16
 };
 static_assert(sizeof(BlockQ8_K) == 292);
 

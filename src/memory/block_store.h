@@ -10,7 +10,8 @@
 // written to the spill file at most once (blocks are immutable); evicting an already-spilled block
 // only frees RAM.
 //
-// Spill file: created on the first eviction in spill_dir (default $TMPDIR, else /tmp) with
+// Spill file: created on the first eviction in spill_dir (default $TMPDIR, else /tmp; when
+// mem_budget > 0 the constructor already checks that it is a writable directory) with
 // mkstemp and unlinked at once, so it disappears with the process; spill_path() keeps the name it
 // was created under. F32 is exact; F16 and Q8_0 are dequantized back to f32 when read (Q8_0 needs
 // row_floats to be a multiple of 32). Any OS failure (directory missing or unwritable, disk full,
@@ -71,6 +72,7 @@ class BlockStore {
   // A prefetch may evict least recently used unpinned blocks (never pinned ones, nor blocks of the
   // same prefetch call); it is skipped when that cannot make room within the budget. Read errors in
   // the background are dropped: the next pin() of the block reads it again and reports them.
+  // A newer prefetch() replaces the hints of earlier calls that were not started yet.
   void prefetch(const std::vector<int64_t>& ids);
   void wait_prefetch();  // blocks until every queued prefetch is done (tests, measurements)
 

@@ -1,10 +1,12 @@
 #include "memory/context_memory.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <numeric>
 
 #include "core/error.h"
+#include "kernels/ops.h"
 
 namespace lc {
 
@@ -55,7 +57,7 @@ ContextMemory::~ContextMemory() = default;
 
 void ContextMemory::reset() {
   n_past_ = 0;
-  blocks_scored_ = 0;
+  blocks_scored_ = searches_ = recall_hits_ = recall_total_ = 0;
   for (auto& L : layers_) {
     *L = Layer{};
     if (opt_.infllm) {
@@ -184,6 +186,18 @@ void ContextMemory::attend_block(Layer& L, const MemoryStep& step, int64_t t0, i
           for (int64_t e = 0; e < qw; ++e) q_bar_[e] += q_glob_[i * qw + e];
         L.selected = L.index->top_k(q_bar_.data(), opt_.topk);
         blocks_scored_ += L.index->last_scored();
+        ++searches_;
+        if (opt_.measure_recall) {
+          // A returned block counts as a hit when it scores at least the exact k-th score
+          // (repeated text gives blocks with identical representatives: ties are not misses).
+          const auto ref = L.index->top_k_exact(q_bar_.data(), opt_.topk);
+          const int64_t dim = dims_.attn.n_head * dims_.attn.head_dim;
+          const float kth = dot_f32(q_bar_.data(), L.index->repr(ref.back()), dim);
+          for (int64_t id : L.selected)
+            recall_hits_ += dot_f32(q_bar_.data(), L.index->repr(id), dim) >=
+                            kth - 1e-5f * std::fabs(kth);
+          recall_total_ += static_cast<int64_t>(ref.size());
+        }
         std::sort(L.selected.begin(), L.selected.end());
       }
       const std::vector<BlockView> views = L.store->pin(L.selected);
@@ -275,6 +289,22 @@ void ContextMemory::form_blocks(Layer& L) {
     if (opt_.infllm) shift(L.score, d.n_head);
     L.off = 0;
   }
+}
+
+std::string ContextMemory::stats_line() const {
+  const Layer& L = *layers_[0];
+  std::string s = cat(name(), ": ", n_past_, " tokens; layer 0: ", L.n_init, " sinks, ", L.n,
+                      " in window/remainder");
+  if (opt_.infllm) {
+    s += cat(", ", L.index->size(), " blocks (", L.store->bytes_in_ram() >> 20, " MiB in RAM, ",
+             L.store->bytes_on_disk() >> 20, " MiB spilled, ", L.store->reads_from_disk(),
+             " reads from disk)");
+    if (searches_ > 0)
+      s += cat("; all layers: ", searches_, " searches, ", blocks_scored_ / searches_,
+               " representatives scored per search");
+    if (recall_total_ > 0) s += cat(", recall vs exact ", recall());
+  }
+  return s;
 }
 
 void ContextMemory::commit(const MemoryStep& step) { n_past_ += step.n; }

@@ -33,6 +33,7 @@ struct ContextMemoryOptions {
   bool exact_retrieval = false;  // score every block's representative (else two-level index)
   int64_t index_group = 32;      // blocks per group of the two-level index
   int64_t index_max_groups = 0;  // groups visited per search (0 = until exact)
+  bool measure_recall = false;   // also run exact search and count agreement (slow; measurements)
   BlockStoreOptions store;       // tokens_per_block and row_floats are filled in
 };
 
@@ -52,6 +53,7 @@ class ContextMemory final : public KvMemory {
   void reset() override;
   int64_t n_past() const override { return n_past_; }
   size_t bytes_in_ram() const override;
+  std::string stats_line() const override;
   int64_t max_distance() const override { return opt_.n_local + opt_.n_init + opt_.exec_block; }
 
   // Inspection for tests and measurements.
@@ -63,6 +65,9 @@ class ContextMemory final : public KvMemory {
   const float* block_repr(int layer, int64_t id) const;
   const BlockStore& store(int layer) const;
   int64_t blocks_scored() const { return blocks_scored_; }
+  int64_t searches() const { return searches_; }
+  // With measure_recall: fraction of exact top-k blocks the index search also returned.
+  double recall() const { return recall_total_ ? double(recall_hits_) / recall_total_ : 1.0; }
 
  private:
   struct Layer;
@@ -75,7 +80,7 @@ class ContextMemory final : public KvMemory {
   ContextMemoryOptions opt_;
   int64_t n_past_ = 0;
   std::vector<std::unique_ptr<Layer>> layers_;
-  int64_t blocks_scored_ = 0;
+  int64_t blocks_scored_ = 0, searches_ = 0, recall_hits_ = 0, recall_total_ = 0;
   // scratch
   std::vector<float> q_loc_, q_glob_, q_bar_, mass_;
   AttnState state_;

@@ -44,6 +44,8 @@ class KvMemory {
   // The largest query-key distance this memory ever presents to attention (0 = unbounded). The
   // session computes length-dependent RoPE tables (dynamic NTK, LongRoPE) for at most this length.
   virtual int64_t max_distance() const { return 0; }
+  // A one-line account of the memory's state for diagnostics (tokens, blocks, retrieval...).
+  virtual std::string stats_line() const { return name() + ": " + std::to_string(n_past()) + " tokens"; }
 };
 
 struct MemoryDims {

@@ -21,7 +21,11 @@ ChatFormat detect_chat_format(std::string_view jinja);
 ChatFormat chat_format_from_name(std::string_view name);
 // Renders the conversation; with add_generation_prompt the assistant turn is opened.
 // bos is the BOS text the template writes itself ("<s>", "<|begin_of_text|>"), or "" when the
-// tokenizer adds BOS on its own.
+// tokenizer adds BOS on its own. It goes where the official template puts bos_token at the start
+// (llama2, llama3, mistral, phi3, internlm2; chatml has none). Llama 2 also writes BOS before every
+// later user turn: there it is `bos`, or "<s>" when `bos` is empty (encode with parse_special).
+// Llama 2 and Mistral need alternating user/assistant roles after an optional first system
+// message, as their templates do; anything else is an lc::Error.
 std::string apply_chat_template(ChatFormat f, const std::vector<ChatMessage>& msgs,
                                 bool add_generation_prompt, std::string_view bos = "");
 

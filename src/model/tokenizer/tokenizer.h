@@ -3,16 +3,25 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace lc {
 
 class GgufFile;
 
-enum class TokenAttr : uint8_t { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 };
+enum class TokenAttr : uint8_t {
+  Normal = 1,
+  Unknown = 2,
+  Control = 3,
+  UserDefined = 4,
+  Unused = 5,
+  Byte = 6
+};
 
 class Tokenizer {
  public:
@@ -22,7 +31,8 @@ class Tokenizer {
   static std::unique_ptr<Tokenizer> from_gguf(const GgufFile& f);
 
   // add_special: prepend BOS / append EOS as the model's add_bos/add_eos flags say.
-  // parse_special: recognise control/user-defined token texts (e.g. "<|im_start|>") in the text.
+  // parse_special: recognise control token texts (e.g. "<|im_start|>") in the text. Texts of
+  // user-defined tokens are always recognised (as llama.cpp and Hugging Face tokenizers do).
   virtual std::vector<int32_t> encode(std::string_view text, bool add_special,
                                       bool parse_special = false) const = 0;
   // The bytes a token stands for (byte tokens -> their byte, SPM "▁" -> space, BPE byte-level
@@ -39,6 +49,11 @@ class Tokenizer {
   int32_t bos() const { return bos_; }  // -1 when the model has none
   int32_t eos() const { return eos_; }
   int32_t eot() const { return eot_; }
+  int32_t eom() const { return eom_; }
+  int32_t unk() const { return unk_; }
+  int32_t pad() const { return pad_; }
+  // The id of the token whose text is exactly `text` (the last one if several), or -1.
+  int32_t find_token(std::string_view text) const;
   bool add_bos() const { return add_bos_; }
   bool add_eos() const { return add_eos_; }
   bool is_eog(int32_t id) const;  // end of generation: eos, eot, eom and the like
@@ -54,9 +69,23 @@ class Tokenizer {
   bool add_bos_ = false, add_eos_ = false;
   std::vector<int32_t> eog_;
   std::string chat_template_;
+  int32_t eom_ = -1;
+  // SPM: a space is put before the text when encoding, and decode() removes it again from the
+  // first piece (after a leading BOS that renders empty).
+  bool add_space_prefix_ = false;
+  // BPE (GPT-2 style): decode() applies the Hugging Face clean-up of spaces before punctuation
+  // and contractions (" ," -> ",", " 's" -> "'s"), as llama.cpp does for these vocabularies.
+  bool clean_spaces_ = false;
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> token_to_id_;
 };
 
-// Incremental decoder for streaming: returns only complete UTF-8 characters; keeps the rest.
+// Incremental decoder for streaming: returns only complete UTF-8 characters; keeps the rest. What
+// it returns is always valid UTF-8 (ill-formed bytes become U+FFFD). Pieces are token_to_piece()
+// with special = false, so the first piece keeps its leading space.
 class StreamDecoder {
  public:
   explicit StreamDecoder(const Tokenizer& tok) : tok_(tok) {}

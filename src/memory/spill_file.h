@@ -1,0 +1,59 @@
+// The cold tier of the block store: one append-only spill file of immutable blocks, each stored
+// once (K rows then V rows) in a spill element type and read back as f32 with pread.
+//
+// The file is created lazily (mkstemp under the spill directory) on the first append and unlinked
+// at once, so it never outlives the process, whatever way the process ends. Every OS failure is an
+// lc::Error naming the file and the OS error; a short write is reported as "no space left".
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor_type.h"
+
+namespace lc {
+
+class SpillFile {
+ public:
+  // row_floats: floats per token row; max_bytes: quota on the file size (0 = none).
+  SpillFile(std::string dir, TensorType type, int64_t row_floats, size_t max_bytes);
+  ~SpillFile();
+  SpillFile(const SpillFile&) = delete;
+  SpillFile& operator=(const SpillFile&) = delete;
+
+  // Bytes one block of n tokens takes on disk (K and V).
+  size_t block_bytes(int64_t n) const { return 2 * static_cast<size_t>(n) * row_bytes_; }
+
+  // Appends a block of n tokens (kv: 2 * n * row_floats floats, K rows then V rows) and returns
+  // its offset. scratch is reused to encode. On error nothing is counted as written (a failed
+  // append's bytes are overwritten by the next one).
+  uint64_t append(const float* kv, int64_t n, std::vector<uint8_t>& scratch);
+
+  // Reads back the block of n tokens at offset into kv (2 * n * row_floats floats). Thread-safe
+  // with respect to other reads and to appends (pread / pwrite on disjoint ranges).
+  void read(uint64_t offset, int64_t n, float* kv, std::vector<uint8_t>& scratch) const;
+
+  size_t size() const { return size_; }              // bytes written so far
+  const std::string& path() const { return path_; }  // "" until created
+  bool created() const { return fd_ >= 0; }
+  void reset();  // closes the file and forgets its contents
+
+  // The directory a spill file would go in: dir, or $TMPDIR, or /tmp.
+  static std::string resolve_dir(const std::string& dir);
+
+ private:
+  void create();
+
+  std::string dir_;
+  TensorType type_;
+  int64_t row_floats_;
+  size_t row_bytes_;
+  size_t max_bytes_;
+  int fd_ = -1;
+  size_t size_ = 0;
+  std::string path_;
+};
+
+}  // namespace lc

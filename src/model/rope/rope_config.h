@@ -1,0 +1,104 @@
+// Where RoPE settings come from: GGUF metadata and tensors, a Hugging Face config.json, and
+// command-line overrides with llama.cpp's flag names. Precedence: CLI > config.json > GGUF >
+// defaults; every parameter keeps its source in RopeSettings::source.
+//
+// Source strings: "default", "gguf:llama.rope.freq_base", "gguf:tensor rope_freqs.weight",
+// "config.json:rope_scaling.factor", "cli:--rope-scale".
+// Keys of RopeSettings::source: method, layout, dim, head_dim, base, factor, orig_ctx, max_pos,
+// beta_fast, beta_slow, ext_factor, attn_factor, attn_mult, mscale, mscale_all_dim,
+// low_freq_factor, high_freq_factor, long_factors, short_factors, freq_divisors, yarn_log_mul,
+// finetuned.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/rope/rope.h"
+
+namespace lc {
+
+class GgufFile;
+
+// "none", "linear", "yarn", "dynamic", "ntk", "llama3", "longrope"; also HF's "default" (none)
+// and legacy "su" (longrope). nullopt for anything else.
+std::optional<RopeMethod> rope_method_from_name(std::string_view name);
+// The names accepted on the command line, for messages: "none, linear, yarn, ...".
+const char* rope_method_choices();
+
+// Defaults: no scaling, base 10000, dim = head_dim; every source "default".
+RopeSettings rope_defaults(int head_dim, RopeLayout layout);
+
+// From GGUF metadata (llama.cpp key names, `arch` is general.architecture) and the tensors
+// rope_freqs / rope_factors_long / rope_factors_short. orig_ctx falls back to
+// {arch}.context_length (as llama.cpp does); max_pos is {arch}.context_length.
+// lc::Error on unknown scaling types, bad values and factor tensors of the wrong length or type.
+RopeSettings rope_from_gguf(const GgufFile& f, const std::string& arch, int head_dim,
+                            RopeLayout layout);
+
+// Applies a Hugging Face config.json on top of `s` (its values win). Reads rope_theta,
+// max_position_embeddings, original_max_position_embeddings, partial_rotary_factor, head_dim /
+// hidden_size / num_attention_heads and rope_scaling (legacy `type` or `rope_type`; null is
+// recorded in s.hf_rope_scaling_null). `name` is used in messages and s.hf_config.
+void rope_apply_hf_config_text(RopeSettings& s, const std::string& json_text,
+                               const std::string& name);
+void rope_apply_hf_config(RopeSettings& s, const std::string& path);  // reads the file
+
+// LongRoPE factor lists from a JSON file: {"long_factor": [...], "short_factor": [...]}
+// ("long" / "short" accepted too). Either list may be absent (empty vector).
+struct RopeFactorLists {
+  std::vector<float> long_factors, short_factors;
+};
+RopeFactorLists rope_read_factors_file(const std::string& path);
+RopeFactorLists rope_parse_factors_json(const std::string& json_text, const std::string& name);
+
+// Command-line overrides, named as in llama.cpp.
+struct RopeOverrides {
+  std::optional<std::string> scaling;      // --rope-scaling {none,linear,yarn,dynamic,ntk,...}
+  std::optional<double> scale;             // --rope-scale S
+  std::optional<double> freq_base;         // --rope-freq-base B
+  std::optional<double> freq_scale;        // --rope-freq-scale F (= 1/S)
+  std::optional<int64_t> yarn_orig_ctx;    // --yarn-orig-ctx N
+  std::optional<double> yarn_ext_factor;   // --yarn-ext-factor X
+  std::optional<double> yarn_attn_factor;  // --yarn-attn-factor M (multiplies the attention factor)
+  std::optional<double> yarn_beta_fast;    // --yarn-beta-fast
+  std::optional<double> yarn_beta_slow;    // --yarn-beta-slow
+  std::optional<std::string> factors_file;  // --rope-factors FILE (LongRoPE lists, JSON)
+
+  bool empty() const;
+};
+
+// Parses one flag of RopeOverrides. Returns false when `flag` is not a RoPE flag; lc::Error on a
+// value that does not parse (message names the flag, the value and what is expected).
+bool rope_parse_flag(RopeOverrides& o, std::string_view flag, const std::string& value);
+// Help text for the flags above, one flag per line.
+const char* rope_flags_help();
+
+// Applies CLI overrides on top of `s`.
+void rope_apply_overrides(RopeSettings& s, const RopeOverrides& o);
+
+// lc::Error naming the parameter, its value, its source and what is expected, for: bad rotary
+// dim, base <= 0, factor <= 0, a scaling method left with no factor, a method that needs the
+// original context length without one (yarn, dynamic, llama3, longrope), beta_fast <= beta_slow,
+// bad llama3 frequency factors, LongRoPE lists missing or of the wrong length, rope_freqs of the
+// wrong length, rope_freqs together with llama3, attention factors <= 0.
+void rope_validate(const RopeSettings& s);
+
+// GGUF (when given), then config.json (when hf_config_path is not empty), then CLI; validated.
+RopeSettings rope_resolve(const GgufFile* gguf, const std::string& arch, int head_dim,
+                          RopeLayout layout, const std::string& hf_config_path,
+                          const RopeOverrides& overrides);
+
+// Diagnostics (rope_report.cpp).
+// One line: "linear x4, original context 16384", "none", "yarn x4, original context 512, ...".
+std::string rope_summary(const RopeSettings& s);
+// The summary first, then each parameter that matters for the method with its source.
+std::vector<std::string> rope_describe(const RopeSettings& s);
+// A warning when requested_ctx > trained_ctx and nothing extends the context, naming the fix
+// (the exact flags, or the config.json entry); nullopt when there is nothing to say.
+std::optional<std::string> rope_context_warning(const RopeSettings& s, int64_t trained_ctx,
+                                                int64_t requested_ctx);
+
+}  // namespace lc
