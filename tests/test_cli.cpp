@@ -31,7 +31,6 @@ TEST(Cli, InfoJson) {
   EXPECT_EQ(j["n_head_kv"], 4);
   EXPECT_EQ(j["n_vocab"], 512);
   EXPECT_EQ(j["tokenizer"]["model"], "llama");
-  EXPECT_TRUE(j["tied_output"].get<bool>());
 }
 
 TEST(Cli, InfoOnTokenizerOnlyFile) {

@@ -73,6 +73,14 @@ void ModelOptions::add_memory_options(CLI::App& cmd) {
                  "groups searched per retrieval (0 = until the bound proves the top-k exact)")
       ->capture_default_str()
       ->group(g);
+  cmd.add_option("--index-refresh", index_refresh,
+                 "decoding steps between full block searches (0 = every step)")
+      ->capture_default_str()
+      ->group(g);
+  cmd.add_option("--index-candidates", index_candidates,
+                 "candidates kept between full searches, as a multiple of --topk")
+      ->capture_default_str()
+      ->group(g);
   cmd.add_flag("--measure-recall", measure_recall,
                "also run exact search and report the index's recall (slow)")
       ->group(g);
@@ -105,6 +113,8 @@ void configure_memory(const ModelOptions& o, Loaded& l) {
   c.index_group = o.index_group;
   c.index_max_groups = o.index_probe;
   c.measure_recall = o.measure_recall;
+  c.index_refresh = o.index_refresh;
+  c.index_candidates = o.index_candidates;
   if (o.index_probe < 0) fail("--index-probe must be >= 0, got ", o.index_probe);
   if (!o.mem_budget.empty()) c.store.mem_budget = parse_bytes(o.mem_budget, "--mem-budget");
   c.store.spill_dir = o.spill_dir;

@@ -23,6 +23,10 @@ struct ContextMemory::Layer {
   std::unique_ptr<BlockStore> store;
   std::unique_ptr<BlockIndex> index;
   std::vector<int64_t> selected;
+  // Candidate cache for decoding (see ContextMemoryOptions::index_refresh).
+  std::vector<int64_t> candidates;
+  int64_t cand_blocks = 0;  // number of blocks when the candidates were chosen
+  int64_t since_refresh = 0;
 };
 
 void validate_context_memory(const ContextMemoryOptions& o, int64_t trained_ctx) {
@@ -184,21 +188,7 @@ void ContextMemory::attend_block(Layer& L, const MemoryStep& step, int64_t t0, i
         q_bar_.assign(static_cast<size_t>(qw), 0.0f);
         for (int64_t i = 0; i < n; ++i)
           for (int64_t e = 0; e < qw; ++e) q_bar_[e] += q_glob_[i * qw + e];
-        L.selected = L.index->top_k(q_bar_.data(), opt_.topk);
-        blocks_scored_ += L.index->last_scored();
-        ++searches_;
-        if (opt_.measure_recall) {
-          // A returned block counts as a hit when it scores at least the exact k-th score
-          // (repeated text gives blocks with identical representatives: ties are not misses).
-          const auto ref = L.index->top_k_exact(q_bar_.data(), opt_.topk);
-          const int64_t dim = dims_.attn.n_head * dims_.attn.head_dim;
-          const float kth = dot_f32(q_bar_.data(), L.index->repr(ref.back()), dim);
-          for (int64_t id : L.selected)
-            recall_hits_ += dot_f32(q_bar_.data(), L.index->repr(id), dim) >=
-                            kth - 1e-5f * std::fabs(kth);
-          recall_total_ += static_cast<int64_t>(ref.size());
-        }
-        std::sort(L.selected.begin(), L.selected.end());
+        select_blocks(L, n);
       }
       const std::vector<BlockView> views = L.store->pin(L.selected);
       for (const BlockView& bv : views)
@@ -289,6 +279,50 @@ void ContextMemory::form_blocks(Layer& L) {
     if (opt_.infllm) shift(L.score, d.n_head);
     L.off = 0;
   }
+}
+
+void ContextMemory::select_blocks(Layer& L, int64_t n_queries) {
+  const int64_t dim = dims_.attn.n_head * dims_.attn.head_dim;
+  const int64_t nb = L.index->size();
+  ++searches_;
+  if (opt_.exact_retrieval) {
+    L.selected = L.index->top_k_exact(q_bar_.data(), opt_.topk);
+    blocks_scored_ += nb;
+  } else if (opt_.index_refresh <= 0 || n_queries > 1 || L.candidates.empty() ||
+             L.since_refresh >= opt_.index_refresh) {
+    const int64_t n_cand =
+        opt_.index_refresh > 0 ? opt_.topk * std::max<int64_t>(1, opt_.index_candidates) : opt_.topk;
+    L.candidates = L.index->top_k(q_bar_.data(), n_cand);
+    blocks_scored_ += L.index->last_scored();
+    L.cand_blocks = nb;
+    L.since_refresh = 0;
+    L.selected.assign(L.candidates.begin(),
+                      L.candidates.begin() + std::min<int64_t>(opt_.topk, L.candidates.size()));
+  } else {
+    // Score the cached candidates and every block formed since they were chosen.
+    std::vector<std::pair<float, int64_t>> sc;
+    for (int64_t id : L.candidates) sc.emplace_back(dot_f32(q_bar_.data(), L.index->repr(id), dim), id);
+    for (int64_t id = L.cand_blocks; id < nb; ++id)
+      sc.emplace_back(dot_f32(q_bar_.data(), L.index->repr(id), dim), id);
+    blocks_scored_ += static_cast<int64_t>(sc.size());
+    const int64_t k = std::min<int64_t>(opt_.topk, static_cast<int64_t>(sc.size()));
+    std::partial_sort(sc.begin(), sc.begin() + k, sc.end(), [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first > b.first : a.second < b.second;
+    });
+    L.selected.clear();
+    for (int64_t i = 0; i < k; ++i) L.selected.push_back(sc[static_cast<size_t>(i)].second);
+    ++L.since_refresh;
+  }
+  if (opt_.measure_recall) {
+    // A returned block counts as a hit when it scores at least the exact k-th score (repeated
+    // text gives blocks with identical representatives: ties are not misses).
+    const auto ref = L.index->top_k_exact(q_bar_.data(), opt_.topk);
+    const float kth = dot_f32(q_bar_.data(), L.index->repr(ref.back()), dim);
+    for (int64_t id : L.selected)
+      recall_hits_ += dot_f32(q_bar_.data(), L.index->repr(id), dim) >= kth - 1e-5f * std::fabs(kth);
+    recall_total_ += static_cast<int64_t>(ref.size());
+  }
+  std::sort(L.selected.begin(), L.selected.end());
 }
 
 std::string ContextMemory::stats_line() const {

@@ -33,6 +33,11 @@ struct ContextMemoryOptions {
   bool exact_retrieval = false;  // score every block's representative (else two-level index)
   int64_t index_group = 32;      // blocks per group of the two-level index
   int64_t index_max_groups = 0;  // groups visited per search (0 = until exact)
+  // Decoding reuses candidates: every `index_refresh` single-token steps (and for every multi-token
+  // execution block) a full search keeps the best `index_candidates` * topk blocks; steps in
+  // between score only those candidates and blocks formed since. 0 = full search every step.
+  int64_t index_refresh = 0;
+  int64_t index_candidates = 4;
   bool measure_recall = false;   // also run exact search and count agreement (slow; measurements)
   BlockStoreOptions store;       // tokens_per_block and row_floats are filled in
 };
@@ -75,6 +80,7 @@ class ContextMemory final : public KvMemory {
                     const float* k, const float* v, float* out);
   void form_blocks(Layer& L);
   void rerotate(Layer& L, const RopeTable& rt);
+  void select_blocks(Layer& L, int64_t n_queries);
 
   MemoryDims dims_;
   ContextMemoryOptions opt_;
