@@ -147,18 +147,20 @@ TEST(EvalPplCurve, DefaultConfigsAreThePresets) {
 }
 
 TEST(EvalPplCurve, LongropePresetUsesTheFactorFile) {
-  const std::string dir = test::temp_dir();
+  // A directory name with a space and a quote: the preset must quote the path in its flags.
+  const std::string dir = test::temp_dir() + "/it's here";
+  ASSERT_EQ(run_command("mkdir -p \"" + dir + "\"", nullptr), 0);
   // stories260K has 4 rotary pairs; {s} in the file name picks one file per length.
   std::ofstream(dir + "/f-2.json")
       << R"({"long_factor": [1, 1.5, 2, 2], "short_factor": [1, 1, 1, 1]})";
   const json j =
-      run_curve("--lengths 64 --orig-ctx 32 --chunks 1 --config longrope --rope-factors " + dir +
-                "/f-{s}.json");
+      run_curve("--lengths 64 --orig-ctx 32 --chunks 1 --config longrope --rope-factors \"" + dir +
+                "/f-{s}.json\"");
   const json& c = cell(j, "longrope", 64);
   EXPECT_EQ(c["status"], "ok");
   EXPECT_NE(c["rope"].get<std::string>().find("longrope"), std::string::npos);
-  expect_same(c, run_ppl("--ctx 64 --rope-scaling longrope --rope-factors " + dir +
-                         "/f-2.json --yarn-orig-ctx 32 --chunks 1"));
+  expect_same(c, run_ppl("--ctx 64 --rope-scaling longrope --rope-factors \"" + dir +
+                         "/f-2.json\" --yarn-orig-ctx 32 --chunks 1"));
 }
 
 TEST(EvalPplCurve, BadInputGivesAClearError) {

@@ -164,7 +164,8 @@ TEST(PasskeyBuild, ChatTemplateWrapsTheInfiniteBenchText) {
 }
 
 TEST(PasskeyBuild, OtherTokenizers) {
-  for (const char* v : {"models/vocab/ggml-vocab-llama-spm.gguf", "models/vocab/ggml-vocab-gpt-2.gguf"}) {
+  for (const char* v :
+       {"models/vocab/ggml-vocab-llama-spm.gguf", "models/vocab/ggml-vocab-gpt-2.gguf"}) {
     SCOPED_TRACE(v);
     const auto m = load(v);
     const Tokenizer& tok = m->tokenizer();
@@ -224,7 +225,8 @@ TEST(PasskeyBuild, CustomFiller) {
 TEST(PasskeyBuild, PiecesThatDoNotConcatenateFallBackToTheWholeText) {
   // Units cut inside words: their separate tokenizations differ from the text's.
   const Tokenizer& tok = tiny_tok();
-  PasskeyBuilder b(tok, {PasskeyFormat::Landmark, {"\nThe gr", "een grass gr", "ows."}, std::nullopt});
+  PasskeyBuilder b(tok,
+                   {PasskeyFormat::Landmark, {"\nThe gr", "een grass gr", "ows."}, std::nullopt});
   bool any_fallback = false;
   for (int64_t target : {300, 1000})
     for (double depth : {0.0, 0.5, 1.0}) {
@@ -252,14 +254,14 @@ TEST(PasskeyScore, FirstRunOfDigits) {
   EXPECT_EQ(first_digit_run("0042x"), "0042");
   EXPECT_TRUE(passkey_correct(" 12345.", "12345"));
   EXPECT_TRUE(passkey_correct("12345", "12345"));
-  EXPECT_FALSE(passkey_correct(" 1234.", "12345"));    // too short
-  EXPECT_FALSE(passkey_correct(" 123456", "12345"));   // too long
-  EXPECT_FALSE(passkey_correct(" 7", "007"));          // leading zeros matter
+  EXPECT_FALSE(passkey_correct(" 1234.", "12345"));   // too short
+  EXPECT_FALSE(passkey_correct(" 123456", "12345"));  // too long
+  EXPECT_FALSE(passkey_correct(" 7", "007"));         // leading zeros matter
   EXPECT_FALSE(passkey_correct(" 0007", "007"));
   EXPECT_TRUE(passkey_correct(" 007 is it", "007"));
-  EXPECT_FALSE(passkey_correct(" none", "12345"));     // no digits
-  EXPECT_FALSE(passkey_correct("", ""));               // no digits, even for an empty key
-  EXPECT_FALSE(passkey_correct(" 1 2345", "12345"));   // later runs are ignored
+  EXPECT_FALSE(passkey_correct(" none", "12345"));    // no digits
+  EXPECT_FALSE(passkey_correct("", ""));              // no digits, even for an empty key
+  EXPECT_FALSE(passkey_correct(" 1 2345", "12345"));  // later runs are ignored
   EXPECT_FALSE(passkey_correct(" 99, I mean 12345", "12345"));
 }
 
@@ -300,7 +302,8 @@ TEST(PasskeySeed, ReproducibleAndIndependentOfOtherCells) {
 
   // the same draw gives the same prompt
   PasskeyBuilder builder(tiny_tok(), {});
-  const PasskeyDraw d = passkey_draw(PasskeyFormat::Landmark, 1, passkey_trial_seed(9, 600, 0.5, 1));
+  const PasskeyDraw d =
+      passkey_draw(PasskeyFormat::Landmark, 1, passkey_trial_seed(9, 600, 0.5, 1));
   EXPECT_EQ(builder.build(600, 0.5, d).ids, builder.build(600, 0.5, d).ids);
 }
 
@@ -338,9 +341,9 @@ TEST(PasskeyCli, TinyModelFindsTheKeyInsideItsContext) {
   const std::string dir = test::temp_dir();
   const std::string json = dir + "/pk.json";
   const std::string cmd = test::longctx_binary() + " eval passkey -m " + kTiny +
-                          " --lengths 300 --depths 0,1 --trials 2 --memory full -t 2 --seed 5";
+                          " --lengths 300 --trials 2 --memory full -t 2";
   std::string out;
-  ASSERT_EQ(test::run_command(cmd + " --json " + json, &out), 0) << out;
+  ASSERT_EQ(test::run_command(cmd + " --depths 0,1 --seed 5 --json " + json, &out), 0) << out;
   EXPECT_NE(out.find("100%"), std::string::npos) << out;
   const auto j = read_json(json);
   EXPECT_EQ(j["settings"]["format"], "landmark");
@@ -366,7 +369,8 @@ TEST(PasskeyCli, TinyModelFindsTheKeyInsideItsContext) {
 
   // Resume: the finished cells are kept, only the new depth runs.
   std::string out2;
-  ASSERT_EQ(test::run_command(cmd + " --depths 0,0.5,1 --resume " + json, &out2), 0) << out2;
+  ASSERT_EQ(test::run_command(cmd + " --depths 0,0.5,1 --seed 5 --resume " + json, &out2), 0)
+      << out2;
   EXPECT_NE(out2.find("2 of 3 cells already done"), std::string::npos) << out2;
   const auto j2 = read_json(json);
   ASSERT_EQ(j2["cells"].size(), 3u);
@@ -376,7 +380,7 @@ TEST(PasskeyCli, TinyModelFindsTheKeyInsideItsContext) {
 
   // Different settings are refused.
   std::string out3;
-  EXPECT_NE(test::run_command(cmd + " --seed 6 --resume " + json, &out3), 0);
+  EXPECT_NE(test::run_command(cmd + " --depths 0,1 --seed 6 --resume " + json, &out3), 0);
   EXPECT_NE(out3.find("seed"), std::string::npos) << out3;
 }
 

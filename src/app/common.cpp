@@ -153,6 +153,7 @@ Loaded load_model(const ModelOptions& o) {
   l.session.rope = rope_resolve(&m.gguf(), m.hparams().arch, m.hparams().head_dim,
                                 spec->rope_layout, o.hf_config, o.rope_overrides());
   l.session.batch = o.batch;
+  l.trained_ctx = trained_context(o, l);
   configure_memory(o, l);
   if (o.verbose) {
     const HParams& hp = m.hparams();
@@ -168,9 +169,7 @@ Loaded load_model(const ModelOptions& o) {
 
 void warn_context(const Loaded& l, int64_t requested_ctx) {
   if (requested_ctx <= 0 || l.session.memory.policy != "full") return;
-  const int64_t trained =
-      l.session.rope.orig_ctx > 0 ? l.session.rope.orig_ctx : l.model->hparams().n_ctx_train;
-  if (auto w = rope_context_warning(l.session.rope, trained, requested_ctx))
+  if (auto w = rope_context_warning(l.session.rope, l.trained_ctx, requested_ctx))
     std::cerr << "warning: " << *w << "\n";
 }
 

@@ -42,6 +42,7 @@ struct ModelOptions {
 struct Loaded {
   std::shared_ptr<const Model> model;
   SessionOptions session;
+  int64_t trained_ctx = 0;  // see trained_context()
 };
 Loaded load_model(const ModelOptions& o);
 // The trained context: --ctx-train, else the RoPE original context, else {arch}.context_length.

@@ -1,5 +1,6 @@
 #include "app/eval_passkey.h"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -79,6 +80,13 @@ std::string percent(double v) {
   return buf;
 }
 
+// Processors this process may run on (what `nproc` prints).
+int64_t nproc() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+  return static_cast<int64_t>(std::thread::hardware_concurrency());
+}
+
 std::string cpu_model() {
   std::ifstream in("/proc/cpuinfo");
   std::string line;
@@ -93,6 +101,33 @@ std::string cpu_model() {
     }
   return "unknown";
 }
+
+// Relative prefill cost of a prompt, for the ETA: each token costs its matrix products plus
+// attention over the positions it sees (all of them for full memory, at most `span` otherwise).
+// K is the context length at which a token's attention costs as much as its matrix products: a
+// third of the flop break-even d + d_kv + 1.5 d_ff, as attention runs at lower efficiency
+// (measured with passkey-llama-tiny at 1k-16k).
+struct CostModel {
+  double k = 1024;
+  int64_t span = 0;  // 0 = unbounded (full memory)
+
+  CostModel(const HParams& hp, const MemoryConfig& mc) {
+    const double d = hp.n_embd, kv = static_cast<double>(hp.n_head_kv) * hp.head_dim;
+    if (d > 0) k = std::max(1.0, (d + kv + 1.5 * hp.n_ff) / 3);
+    if (mc.policy != "full") {
+      span = mc.ctx.n_init + mc.ctx.n_local;
+      if (mc.policy == "infllm") span += mc.ctx.topk * mc.ctx.block_size;
+    }
+  }
+  // Cost of the first m tokens of a prompt.
+  double operator()(double m) const {
+    const double quad = span == 0 || m <= static_cast<double>(span) ? m : static_cast<double>(span);
+    double attn = quad * quad / 2;
+    if (span > 0 && m > static_cast<double>(span))
+      attn += (m - static_cast<double>(span)) * static_cast<double>(span);
+    return m + attn / k;
+  }
+};
 
 json cell_json(const Cell& c) {
   json e;
@@ -272,9 +307,9 @@ void print_table(const Run& run, int64_t trials) {
       row.push_back(col_trials[di] ? percent(static_cast<double>(col_correct[di]) /
                                              static_cast<double>(col_trials[di]))
                                    : "-");
-    row.push_back(all_trials ? percent(static_cast<double>(all_correct) /
-                                       static_cast<double>(all_trials))
-                             : "-");
+    row.push_back(all_trials
+                      ? percent(static_cast<double>(all_correct) / static_cast<double>(all_trials))
+                      : "-");
     rows.push_back(row);
   }
   std::vector<size_t> width(head.size(), 0);
@@ -309,10 +344,10 @@ void run_passkey(const Opts& o) {
   Loaded l = load_model(o.mo);
   const Tokenizer& tok = l.model->tokenizer();
   const bool has_template = !tok.chat_template().empty() || !o.chat_template.empty();
-  const PasskeyFormat fmt = o.format == "auto"
-                                ? (has_template && !o.no_chat ? PasskeyFormat::InfiniteBench
-                                                              : PasskeyFormat::Landmark)
-                                : passkey_format_from_name(o.format);
+  const PasskeyFormat fmt =
+      o.format == "auto"
+          ? (has_template && !o.no_chat ? PasskeyFormat::InfiniteBench : PasskeyFormat::Landmark)
+          : passkey_format_from_name(o.format);
   PasskeyConfig cfg;
   cfg.format = fmt;
   if (!o.chat_template.empty() && (fmt != PasskeyFormat::InfiniteBench || o.no_chat))
@@ -360,9 +395,7 @@ void run_passkey(const Opts& o) {
       {"rope", rope_summary(l.session.rope)},
       {"batch", o.mo.batch},
   };
-  run.machine = {{"nproc", std::thread::hardware_concurrency()},
-                 {"cpu", cpu_model()},
-                 {"threads", num_threads()}};
+  run.machine = {{"nproc", nproc()}, {"cpu", cpu_model()}, {"threads", num_threads()}};
   for (int64_t L : run.lengths)
     for (double d : run.depths) {
       Cell c;
@@ -398,16 +431,25 @@ void run_passkey(const Opts& o) {
   g.sampling.temperature = 0;  // greedy
   g.sampling.repeat_penalty = 1;
 
+  // Progress in prompt tokens weighted by their attention cost (so the ETA holds when long
+  // prompts are slower per token), scaled to the total token count.
+  const CostModel cost(l.model->hparams(), l.session.memory);
   int64_t total_tokens = 0;
-  for (size_t i : pending) total_tokens += run.cells[i].length * o.trials;
-  Progress progress("passkey", total_tokens, "tokens");
+  double total_work = 0;
+  for (size_t i : pending) {
+    total_tokens += run.cells[i].length * o.trials;
+    total_work += cost(static_cast<double>(run.cells[i].length)) * static_cast<double>(o.trials);
+  }
+  const double scale = total_work > 0 ? static_cast<double>(total_tokens) / total_work : 0;
+  Progress progress("passkey", total_tokens, "weighted tokens");
   const bool tty = isatty(STDERR_FILENO) != 0;
   const auto t0 = std::chrono::steady_clock::now();
   const double earlier_seconds = run.seconds;
   auto elapsed = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
-  int64_t done_tokens = 0, prompt_tokens = 0;
+  double done_work = 0;
+  int64_t prompt_tokens = 0;
   for (size_t pi = 0; pi < pending.size(); ++pi) {
     Cell& c = run.cells[pending[pi]];
     const auto cell_t0 = std::chrono::steady_clock::now();
@@ -422,16 +464,15 @@ void run_passkey(const Opts& o) {
         const double tps = secs > 0 ? static_cast<double>(prompt_tokens + prefilled) / secs : 0;
         char rate[48];
         std::snprintf(rate, sizeof rate, "%.0f tok/s", tps);
-        progress.update(done_tokens + (n > 0 ? prefilled * c.length / n : 0),
-                        cat("cell ", pi + 1, "/", pending.size(), " (length ", c.length,
-                            ", depth ", format_number(c.depth), ", trial ", t + 1, "/", o.trials,
-                            "), ", rate));
+        const double part = n > 0 ? static_cast<double>(prefilled * c.length) / n : 0;
+        progress.update(std::llround((done_work + cost(part)) * scale),
+                        cat("cell ", pi + 1, "/", pending.size(), " (length ", c.length, ", depth ",
+                            format_number(c.depth), ", trial ", t + 1, "/", o.trials, "), ", rate));
       };
       show(0);
       session.reset();
-      const GenerateResult r = generate(session, p.ids, g, {}, [&](int64_t done, int64_t) {
-        show(done);
-      });
+      const GenerateResult r =
+          generate(session, p.ids, g, {}, [&](int64_t done, int64_t) { show(done); });
       Trial tr;
       tr.key = p.key;
       tr.answer = r.text;
@@ -442,7 +483,7 @@ void run_passkey(const Opts& o) {
       tr.prompt_seconds = r.prompt_seconds;
       tr.gen_seconds = r.gen_seconds;
       c.trials.push_back(std::move(tr));
-      done_tokens += c.length;
+      done_work += cost(static_cast<double>(c.length));
       prompt_tokens += n;
     }
     c.done = true;

@@ -88,15 +88,18 @@ std::string preset_help() {
          "  none      --rope-scaling none                (plain RoPE)\n"
          "  linear    --rope-scaling linear --rope-scale {s}   (position interpolation)\n"
          "  dynamic   --rope-scaling dynamic --rope-scale {s} --yarn-orig-ctx {L0}\n"
+         "            (Hugging Face's formula: after n tokens alpha = s n / L0 - (s - 1), so\n"
+         "            s^2 - s + 1 at the end of a window; --rope-scale 1 gives alpha = n / L0)\n"
          "  ntk       --rope-scaling ntk --rope-scale {s}      (fixed NTK-aware, alpha = s)\n"
          "  yarn      --rope-scaling yarn --rope-scale {s} --yarn-orig-ctx {L0}\n"
          "  llama3    --rope-scaling llama3 --rope-scale {s} --yarn-orig-ctx {L0}\n"
          "            (low_freq_factor 1, high_freq_factor 4 unless the model says otherwise)\n"
          "  longrope  --rope-scaling longrope --rope-factors FILE --yarn-orig-ctx {L0}\n"
-         "            (only with --rope-factors FILE; FILE may contain {s}. The attention factor\n"
-         "            follows the model's max_position_embeddings / L0, i.e. 1 for a model\n"
-         "            without LongRoPE; a per-length --hf-config config.json with\n"
-         "            max_position_embeddings gives LongRoPE's sqrt(1 + ln s / ln L0))\n";
+         "            (only with --rope-factors FILE; FILE may contain {s}. The attention\n"
+         "            factor is sqrt(1 + ln(M / L0) / ln L0) with M the model's\n"
+         "            max_position_embeddings, the same at every length; for LongRoPE's\n"
+         "            per-length factor give each length a config.json with\n"
+         "            max_position_embeddings = L: --config \"lr=--hf-config lr-{s}.json\")\n";
 }
 
 }  // namespace
@@ -483,9 +486,9 @@ void register_eval_ppl_curve(CLI::App& eval) {
       "otherwise. {s}, {L} and {L0} in FLAGS are replaced per length by the scale "
       "s = max(1, L / L0), the length L and the trained context L0. NAME= (empty FLAGS) runs "
       "the model's own settings. Without --config every preset runs (longrope only with "
-      "--rope-factors).\n" +
+      "--rope-factors).\n\n" +
       preset_help() +
-      "Example: longctx eval ppl-curve -m model.gguf -f text.txt --lengths 512,2k,8k "
+      "\nExample: longctx eval ppl-curve -m model.gguf -f text.txt --lengths 512,2k,8k "
       "--config none,yarn --config \"yarn-b16=--rope-scaling yarn --rope-scale {s} "
       "--yarn-orig-ctx {L0} --yarn-beta-fast 16\" --json curve.json");
   cmd->add_option("-m,--model", o->mo.model, "GGUF model file")->required();

@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   lc::app::register_ppl(app);
   lc::app::register_sample_text(app);
   lc::app::register_eval(app);
+  lc::app::register_make_model(app);
+  lc::app::register_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

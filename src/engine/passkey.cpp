@@ -104,11 +104,11 @@ std::vector<std::string> passkey_split_filler(std::string_view text) {
     }
     size_t k = i;
     bool newline = false;
-    while (k < t.size() && is_space(t[k])) newline = newline || t[k++] == '\n';
+    for (; k < t.size() && is_space(t[k]); ++k)
+      if (t[k] == '\n') newline = true;
     // Does a sentence end just before the whitespace? Skip closing quotes and brackets.
     size_t e = i;
-    while (e > start && (t[e - 1] == '"' || t[e - 1] == '\'' || t[e - 1] == ')' ||
-                         t[e - 1] == ']'))
+    while (e > start && (t[e - 1] == '"' || t[e - 1] == '\'' || t[e - 1] == ')' || t[e - 1] == ']'))
       --e;
     const bool sentence_end = e > start && (t[e - 1] == '.' || t[e - 1] == '!' || t[e - 1] == '?');
     if (newline || sentence_end) {
@@ -198,10 +198,6 @@ PasskeyBuilder::PasskeyBuilder(const Tokenizer& tok, PasskeyConfig cfg)
     : tok_(tok), cfg_(std::move(cfg)) {
   special_ = cfg_.chat.has_value();
   units_ = cfg_.filler.empty() ? std::vector<std::string>{"\n" + std::string(kNoise)} : cfg_.filler;
-  for (const auto& u : units_) {
-    if (trim(u).empty()) fail("a filler unit is empty");
-    first_texts_.push_back(lstrip(u));
-  }
   std::string pre, post;
   if (cfg_.chat) {
     const std::string r =
@@ -211,12 +207,22 @@ PasskeyBuilder::PasskeyBuilder(const Tokenizer& tok, PasskeyConfig cfg)
     pre = r.substr(0, at);
     post = r.substr(at + kContentMark.size());
   }
+  std::string head = pre;
   if (cfg_.format == PasskeyFormat::InfiniteBench) {
-    head_ = pre + std::string(kIntro) + "\n\n";
+    head += std::string(kIntro) + "\n\n";
     tail_ = "\n\n\n" + std::string(kQuestion) + post;
   } else {
-    head_ = pre;
     tail_ = "\n" + std::string(kQuestion) + std::string(kAnswerPrefix) + post;
+  }
+  // No piece ends in whitespace (byte-level BPE splits whitespace by what follows it): the head's
+  // trailing whitespace opens the first piece after it.
+  size_t e = head.size();
+  while (e > 0 && is_space(head[e - 1])) --e;
+  head_ = head.substr(0, e);
+  lead_ = head.substr(e);
+  for (const auto& u : units_) {
+    if (trim(u).empty()) fail("a filler unit is empty");
+    first_texts_.push_back(lead_ + lstrip(u));
   }
   head_ids_ = after("", head_);
   const size_t U = units_.size();
@@ -275,8 +281,8 @@ int64_t PasskeyBuilder::run_tokens(size_t start, int64_t count) const {
   return n;
 }
 
-std::vector<PasskeyBuilder::Part> PasskeyBuilder::plan(int64_t n_units, double depth,
-                                                       size_t first, const std::string& needle) {
+std::vector<PasskeyBuilder::Part> PasskeyBuilder::plan(int64_t n_units, double depth, size_t first,
+                                                       const std::string& needle) {
   const size_t U = units_.size();
   const auto iU = static_cast<int64_t>(U);
   const int64_t head_code = 2 * iU, tail_code = 2 * iU + 1;
@@ -316,7 +322,7 @@ std::vector<PasskeyBuilder::Part> PasskeyBuilder::plan(int64_t n_units, double d
     prev_text = j > 1 ? units_[unit_at(j - 1)] : first_texts_[u];
   }
   // The needle starts the haystack or a new line.
-  const std::string needle_text = j == 0 ? needle : "\n" + needle;
+  const std::string needle_text = j == 0 ? lead_ + needle : "\n" + needle;
   add(Part::Needle, needle_text, after(prev_text, needle_text));
   if (n_units > j) {
     const size_t u = unit_at(j);

@@ -143,8 +143,9 @@ class PasskeyBuilder {
   const Tokenizer& tok_;
   PasskeyConfig cfg_;
   bool special_ = false;
-  std::vector<std::string> units_, first_texts_;
-  std::string head_, tail_;
+  std::vector<std::string> units_;
+  std::vector<std::string> first_texts_;  // unit u opening the haystack: lead_ + unit stripped
+  std::string head_, lead_, tail_;        // lead_: whitespace between the head and the first piece
   std::vector<int32_t> head_ids_;
   std::vector<std::vector<int32_t>> unit_ids_;  // unit u after unit u-1 (cyclic)
   std::vector<int64_t> prefix_;                 // prefix sums of unit_ids_ sizes

@@ -373,7 +373,11 @@ std::vector<BlockView> BlockStore::pin(const std::vector<int64_t>& ids) {
   }
   s.evict_for(need);
   for (int64_t id : s.pinned) {
-    if (s.blocks[static_cast<size_t>(id)].state == Impl::State::Cold) s.load_now(id);
+    // The lock was released while waiting above: the prefetch worker may have started loading a
+    // block checked earlier. Wait for it, then read whatever is still cold.
+    Impl::Block& b = s.blocks[static_cast<size_t>(id)];
+    s.cv.wait(lk, [&] { return b.state != Impl::State::Loading; });
+    if (b.state == Impl::State::Cold) s.load_now(id);
   }
   std::vector<BlockView> views;
   views.reserve(ids.size());

@@ -1,0 +1,129 @@
+#include "kernels/dispatch.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace lc {
+
+namespace {
+
+bool cpu_has(Isa isa) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  switch (isa) {
+    case Isa::Scalar:
+      return true;
+    case Isa::Avx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             __builtin_cpu_supports("f16c");
+    case Isa::Avx512:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx512f") &&
+             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+  }
+  return false;
+#else
+  return isa == Isa::Scalar;
+#endif
+}
+
+const KernelTable* table_of(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar:
+      return &scalar_kernel_table();
+    case Isa::Avx2:
+      return avx2_kernel_table();
+    case Isa::Avx512:
+      return avx512_kernel_table();
+  }
+  return nullptr;
+}
+
+const KernelTable* choose() {
+  if (const char* env = std::getenv("LONGCTX_ISA"); env != nullptr && *env != '\0')
+    return &kernel_table(parse_isa(env));
+  for (Isa isa : {Isa::Avx512, Isa::Avx2})
+    if (isa_supported(isa)) return table_of(isa);
+  return &scalar_kernel_table();
+}
+
+std::atomic<const KernelTable*> g_active{nullptr};
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar:
+      return "scalar";
+    case Isa::Avx2:
+      return "avx2";
+    case Isa::Avx512:
+      return "avx512";
+  }
+  return "?";
+}
+
+Isa parse_isa(const char* name) {
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512})
+    if (std::strcmp(name, isa_name(isa)) == 0) return isa;
+  fail("unknown instruction set '", name, "' (LONGCTX_ISA takes scalar, avx2 or avx512)");
+}
+
+bool isa_supported(Isa isa) { return table_of(isa) != nullptr && cpu_has(isa); }
+
+std::vector<Isa> supported_isas() {
+  std::vector<Isa> v;
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512})
+    if (isa_supported(isa)) v.push_back(isa);
+  return v;
+}
+
+const KernelTable& kernel_table(Isa isa) {
+  if (!isa_supported(isa))
+    fail("this CPU (or build) does not support the ", isa_name(isa),
+         " kernels; choose another LONGCTX_ISA (scalar always works)");
+  return *table_of(isa);
+}
+
+const KernelTable& kernels() {
+  const KernelTable* t = g_active.load(std::memory_order_acquire);
+  if (t == nullptr) {
+    t = choose();
+    g_active.store(t, std::memory_order_release);
+  }
+  return *t;
+}
+
+void set_isa(Isa isa) { g_active.store(&kernel_table(isa), std::memory_order_release); }
+
+void quantize_act_ref(const float* x, int64_t n, int8_t* q, float* d, float* s) {
+  LC_CHECK(n % kActBlock == 0);
+  for (int64_t b = 0; b < n / kActBlock; ++b) {
+    const float* xb = x + b * kActBlock;
+    float amax = 0;
+    for (int j = 0; j < kActBlock; ++j) amax = std::max(amax, std::fabs(xb[j]));
+    const float db = amax / 127.0f;
+    const float id = db != 0 ? 1.0f / db : 0.0f;
+    int sum = 0;
+    for (int j = 0; j < kActBlock; ++j) {
+      // nearbyint rounds half to even like the vector conversions; the clamp is written like
+      // min_ps / max_ps so that a NaN input becomes 127 everywhere.
+      float r = std::nearbyint(xb[j] * id);
+      r = r < 127.0f ? r : 127.0f;
+      r = r > -127.0f ? r : -127.0f;
+      const int v = static_cast<int>(r);
+      q[b * kActBlock + j] = static_cast<int8_t>(v);
+      sum += v;
+    }
+    d[b] = db;
+    s[b] = db * static_cast<float>(sum);
+  }
+}
+
+}  // namespace lc

@@ -1,0 +1,97 @@
+// Runtime choice of the CPU kernels: one table of entry points per instruction set, chosen once at
+// start-up from cpuid and overridable with the environment variable LONGCTX_ISA.
+//
+// The oldest supported ISA is the x86-64 baseline (SSE2): the whole binary is compiled for it, the
+// Scalar table runs everywhere, and the AVX2 / AVX-512 tables live in simd_avx2.cpp /
+// simd_avx512.cpp as functions compiled with __attribute__((target(...))), only ever called after
+// the CPU has been checked. Nothing is compiled with -march.
+//
+//   Scalar  x86-64 baseline (portable C++; the compiler may use SSE2)
+//   Avx2    AVX2 + FMA + F16C
+//   Avx512  AVX-512 F/BW/VL/DQ + VNNI (plus AVX2, FMA, F16C)
+//
+// Entry points are coarse (a block of matmul rows, an attention tile, a whole row of an op), so
+// the indirect call costs nothing measurable.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/matmul.h"
+
+namespace lc {
+
+enum class Isa { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+
+const char* isa_name(Isa isa);  // "scalar", "avx2", "avx512"
+
+// Activation rows quantized for the integer matmul kernels: blocks of 32 int8 with an f32 scale,
+// d = max|x| / 127, q = round-to-nearest-even(x / d) (see quantize_act_ref).
+inline constexpr int kActBlock = 32;
+struct ActQ8 {
+  const int8_t* q = nullptr;  // token t's row at q + t * n_in
+  const float* d = nullptr;   // scale of each block; token t's at d + t * (n_in / 32)
+  const float* s = nullptr;   // d * (sum of the block's q), same layout as d
+  int64_t n_in = 0;
+};
+
+// Scalar definition of the activation quantizer that every table's quantize_act must match
+// exactly. n is a multiple of 32; d and s get n / 32 entries.
+void quantize_act_ref(const float* x, int64_t n, int8_t* q, float* d, float* s);
+
+struct KernelTable {
+  Isa isa;
+
+  // --- matmul (see matmul.h for the contract) ---
+  // Quantizes one activation row (same numbers as quantize_act_ref).
+  void (*quantize_act)(const float* x, int64_t n, int8_t* q, float* d, float* s);
+  // True when matmul_rows takes weights of type t directly; `quantized_input` tells whether it
+  // then wants the activations as ActQ8 rather than as f32.
+  bool (*has_matmul)(TensorType t, bool* quantized_input);
+  // y[t, r] for rows r in [r0, r1) and every token t < n_tok (y rows are w.n_out apart). x is the
+  // f32 input ([n_tok, n_in]), a the same rows quantized when has_matmul asked for it (else null).
+  void (*matmul_rows)(const WeightMatrix& w, const float* x, const ActQ8* a, int64_t n_tok,
+                      int64_t r0, int64_t r1, float* y);
+
+  // --- element-wise and row ops (see ops.h) ---
+  float (*dot_f32)(const float* a, const float* b, int64_t n);
+  void (*axpy)(float a, const float* x, float* y, int64_t n);
+  void (*add_inplace)(float* x, const float* y, int64_t n);
+  void (*rmsnorm)(const float* x, const float* w, float* y, int64_t n, float eps);
+  void (*silu_mul)(float* a, const float* b, int64_t n);
+  void (*softmax_inplace)(float* x, int64_t n);
+
+  // --- attention tiles (n_heads query heads that share one KV head, head_dim floats each) ---
+  // s[h * ns + j] = scale * dot(q + h * q_hs, k + j * stride) for h < n_heads, j < n;
+  // mx[h] = max_j s[h * ns + j] (-inf when n == 0).
+  void (*attn_scores)(const float* q, int64_t q_hs, int64_t n_heads, const float* k, int64_t stride,
+                      int64_t n, int64_t head_dim, float scale, float* s, int64_t ns, float* mx);
+  // y[j] = exp(x[j] - m) for j < n; returns the sum of the y[j]. x[j] may be -inf (gives 0).
+  double (*exp_shift)(const float* x, float m, float* y, int64_t n);
+  // acc[h * acc_hs + e] += sum_j p[h * ns + j] * v[j * stride + e] for h < n_heads, e < head_dim.
+  void (*attn_accum)(const float* p, int64_t ns, int64_t n_heads, const float* v, int64_t stride,
+                     int64_t n, int64_t head_dim, float* acc, int64_t acc_hs);
+};
+
+// The table in use. Chosen on first call: LONGCTX_ISA=scalar|avx2|avx512 if set (lc::Error if the
+// value is unknown or the CPU lacks that ISA), else the best ISA the CPU supports.
+const KernelTable& kernels();
+
+// Whether this build and CPU can run `isa`.
+bool isa_supported(Isa isa);
+// Every supported ISA, oldest first (Scalar is always there).
+std::vector<Isa> supported_isas();
+// The table of `isa`; lc::Error when it is not supported.
+const KernelTable& kernel_table(Isa isa);
+// Switches the table in use (tests, benchmarks). Not thread-safe against running kernels.
+void set_isa(Isa isa);
+// Parses "scalar" / "avx2" / "avx512"; lc::Error on anything else.
+Isa parse_isa(const char* name);
+
+// Per-ISA tables (defined in simd_scalar.cpp, simd_avx2.cpp, simd_avx512.cpp). The AVX ones may
+// only be used once isa_supported() said yes; they are null in builds for other architectures.
+const KernelTable& scalar_kernel_table();
+const KernelTable* avx2_kernel_table();
+const KernelTable* avx512_kernel_table();
+
+}  // namespace lc

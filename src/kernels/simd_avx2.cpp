@@ -1,0 +1,489 @@
+// The AVX2 kernel table (AVX2 + FMA + F16C). Every function here carries the target attribute
+// (LC_TARGET) and is only reached after dispatch.cpp checked the CPU.
+//
+// Integer matmul: weights unpacked to signed int8 (simd_x86_matmul.h); VPMADDUBSW wants u8 x s8,
+// so each product uses |w| and the activation with w's sign moved onto it (no overflow: 2 * 128 *
+// 127 < 32768). Block results are scaled in f32.
+#include "kernels/dispatch.h"
+
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "core/error.h"
+#include "kernels/quant_blocks.h"
+
+#define LC_TARGET __attribute__((target("avx2,fma,f16c")))
+
+namespace lc {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+// Lane mask for the first n (< 8 taken as is, >= 8 all) of 8 floats, for maskload / maskstore.
+LC_TARGET inline __m256i lanes(int64_t n) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(n, 8))), idx);
+}
+
+LC_TARGET inline float hsum(__m256 v) {
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_movehdup_ps(h));
+  return _mm_cvtss_f32(h);
+}
+
+LC_TARGET inline float hmax(__m256 v) {
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_movehdup_ps(h));
+  return _mm_cvtss_f32(h);
+}
+
+LC_TARGET inline double hsum_pd(__m256d v) {
+  __m128d h = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  h = _mm_add_sd(h, _mm_unpackhi_pd(h, h));
+  return _mm_cvtsd_f64(h);
+}
+
+// exp(x) to about 2 ulp: x = n ln2 + r, |r| <= ln2 / 2, degree-7 Taylor polynomial, 2^n built in
+// the exponent bits. Below -87.3 the result is 0 (no subnormals), above 88.7 it is +inf; NaN
+// stays NaN.
+LC_TARGET inline __m256 exp256(__m256 x) {
+  const __m256 xc = _mm256_min_ps(_mm256_set1_ps(88.0f), _mm256_max_ps(_mm256_set1_ps(-87.0f), x));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 5040);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  const __m256i e =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+  y = _mm256_blendv_ps(y, _mm256_setzero_ps(),
+                       _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_LT_OQ));
+  y = _mm256_blendv_ps(y, _mm256_set1_ps(std::numeric_limits<float>::infinity()),
+                       _mm256_cmp_ps(x, _mm256_set1_ps(88.0f), _CMP_GT_OQ));
+  return y;
+}
+
+// Lane j of the result is the sum of the 8 lanes of v[j].
+LC_TARGET inline __m256 reduce8(const __m256* v) {
+  const __m256 h01 = _mm256_hadd_ps(v[0], v[1]), h23 = _mm256_hadd_ps(v[2], v[3]);
+  const __m256 h45 = _mm256_hadd_ps(v[4], v[5]), h67 = _mm256_hadd_ps(v[6], v[7]);
+  const __m256 a = _mm256_hadd_ps(h01, h23), b = _mm256_hadd_ps(h45, h67);
+  return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row ops.
+
+LC_TARGET float vdot(const float* a, const float* b, int64_t n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+  }
+  for (; i < n; i += 8) {
+    const __m256i m = lanes(n - i);
+    s0 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), s0);
+  }
+  return hsum(_mm256_add_ps(s0, s1));
+}
+
+LC_TARGET void axpy(float a, const float* x, float* y, int64_t n) {
+  const __m256 va = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  if (i < n) {
+    const __m256i m = lanes(n - i);
+    _mm256_maskstore_ps(
+        y + i, m, _mm256_fmadd_ps(va, _mm256_maskload_ps(x + i, m), _mm256_maskload_ps(y + i, m)));
+  }
+}
+
+LC_TARGET void add_inplace(float* x, const float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(x + i, _mm256_add_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) x[i] += y[i];
+}
+
+LC_TARGET void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
+  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+    const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+    s0 = _mm256_fmadd_pd(lo, lo, s0);
+    s1 = _mm256_fmadd_pd(hi, hi, s1);
+  }
+  double ss = hsum_pd(_mm256_add_pd(s0, s1));
+  for (; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+  const __m256 vs = _mm256_set1_ps(scale);
+  for (i = 0; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(
+        y + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), _mm256_loadu_ps(w + i)));
+  for (; i < n; ++i) y[i] = x[i] * scale * w[i];
+}
+
+LC_TARGET void silu_mul(float* a, const float* b, int64_t n) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i m = lanes(n - i);
+    const __m256 v = _mm256_maskload_ps(a + i, m);
+    const __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), v));
+    const __m256 s = _mm256_div_ps(v, _mm256_add_ps(one, e));
+    _mm256_maskstore_ps(a + i, m, _mm256_mul_ps(s, _mm256_maskload_ps(b + i, m)));
+  }
+}
+
+LC_TARGET double exp_shift(const float* x, float mx, float* y, int64_t n) {
+  const __m256 vm = _mm256_set1_ps(mx);
+  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i m = lanes(n - i);
+    const __m256 e = _mm256_and_ps(_mm256_castsi256_ps(m),
+                                   exp256(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), vm)));
+    _mm256_maskstore_ps(y + i, m, e);
+    s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+    s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+  }
+  return hsum_pd(_mm256_add_pd(s0, s1));
+}
+
+LC_TARGET void softmax_inplace(float* x, int64_t n) {
+  float mx = -std::numeric_limits<float>::infinity();
+  int64_t i = 0;
+  __m256 vmax = _mm256_set1_ps(mx);
+  for (; i + 8 <= n; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(x + i));
+  mx = hmax(vmax);
+  for (; i < n; ++i) mx = std::max(mx, x[i]);
+  if (mx == -std::numeric_limits<float>::infinity()) {
+    std::fill(x, x + n, 0.0f);
+    return;
+  }
+  const double sum = exp_shift(x, mx, x, n);
+  const __m256 inv = _mm256_set1_ps(static_cast<float>(1.0 / sum));
+  for (i = 0; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+  for (; i < n; ++i) x[i] *= static_cast<float>(1.0 / sum);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention tiles.
+
+LC_TARGET float scores1(const float* q, const float* k, int64_t stride, int64_t n, int64_t hd,
+                        float scale, float* s) {
+  const int64_t nc = (hd + 7) / 8;
+  const __m256i tail = lanes(hd - 8 * (nc - 1));
+  const __m256i full = _mm256_set1_epi32(-1);
+  const __m256 vs = _mm256_set1_ps(scale);
+  __m256 vmax = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    __m256 acc[8];
+    for (int jj = 0; jj < 8; ++jj) acc[jj] = _mm256_setzero_ps();
+    for (int64_t c = 0; c < nc; ++c) {
+      const __m256i m = c == nc - 1 ? tail : full;
+      const __m256 qv = _mm256_maskload_ps(q + 8 * c, m);
+      for (int jj = 0; jj < 8; ++jj)
+        acc[jj] =
+            _mm256_fmadd_ps(qv, _mm256_maskload_ps(k + (j + jj) * stride + 8 * c, m), acc[jj]);
+    }
+    const __m256 r = _mm256_mul_ps(reduce8(acc), vs);
+    _mm256_storeu_ps(s + j, r);
+    vmax = _mm256_max_ps(vmax, r);
+  }
+  float mx = hmax(vmax);
+  for (; j < n; ++j) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t c = 0; c < nc; ++c) {
+      const __m256i m = c == nc - 1 ? tail : full;
+      acc = _mm256_fmadd_ps(_mm256_maskload_ps(q + 8 * c, m),
+                            _mm256_maskload_ps(k + j * stride + 8 * c, m), acc);
+    }
+    s[j] = hsum(acc) * scale;
+    mx = std::max(mx, s[j]);
+  }
+  return mx;
+}
+
+template <int C>
+LC_TARGET inline void accum_chunks(const float* p, const float* v, int64_t stride, int64_t n,
+                                   float* acc, __m256i last) {
+  __m256 a[C];
+  __m256i m[C];
+  for (int c = 0; c < C; ++c) {
+    m[c] = c == C - 1 ? last : _mm256_set1_epi32(-1);
+    a[c] = _mm256_maskload_ps(acc + 8 * c, m[c]);
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    const __m256 pj = _mm256_set1_ps(p[j]);
+    for (int c = 0; c < C; ++c)
+      a[c] = _mm256_fmadd_ps(pj, _mm256_maskload_ps(v + j * stride + 8 * c, m[c]), a[c]);
+  }
+  for (int c = 0; c < C; ++c) _mm256_maskstore_ps(acc + 8 * c, m[c], a[c]);
+}
+
+LC_TARGET void accum1(const float* p, const float* v, int64_t stride, int64_t n, int64_t hd,
+                      float* acc) {
+  if (hd == 8) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t j = 0;
+    for (; j + 2 <= n; j += 2) {
+      a0 = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(v + j * stride), a0);
+      a1 = _mm256_fmadd_ps(_mm256_set1_ps(p[j + 1]), _mm256_loadu_ps(v + (j + 1) * stride), a1);
+    }
+    if (j < n) a0 = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(v + j * stride), a0);
+    _mm256_storeu_ps(acc, _mm256_add_ps(_mm256_loadu_ps(acc), _mm256_add_ps(a0, a1)));
+    return;
+  }
+  for (int64_t e = 0; e < hd; e += 32) {
+    const int64_t left = hd - e;
+    const int c = static_cast<int>(std::min<int64_t>(4, (left + 7) / 8));
+    const __m256i last = lanes(left - 8 * (c - 1));
+    switch (c) {
+      case 1:
+        accum_chunks<1>(p, v + e, stride, n, acc + e, last);
+        break;
+      case 2:
+        accum_chunks<2>(p, v + e, stride, n, acc + e, last);
+        break;
+      case 3:
+        accum_chunks<3>(p, v + e, stride, n, acc + e, last);
+        break;
+      default:
+        accum_chunks<4>(p, v + e, stride, n, acc + e, last);
+        break;
+    }
+  }
+}
+
+// The query heads of a KV head one after the other (the keys of a tile stay in cache).
+LC_TARGET void attn_scores(const float* q, int64_t q_hs, int64_t n_heads, const float* k,
+                           int64_t stride, int64_t n, int64_t hd, float scale, float* s, int64_t ns,
+                           float* mx) {
+  for (int64_t h = 0; h < n_heads; ++h)
+    mx[h] = scores1(q + h * q_hs, k, stride, n, hd, scale, s + h * ns);
+}
+
+LC_TARGET void attn_accum(const float* p, int64_t ns, int64_t n_heads, const float* v,
+                          int64_t stride, int64_t n, int64_t hd, float* acc, int64_t acc_hs) {
+  for (int64_t h = 0; h < n_heads; ++h) accum1(p + h * ns, v, stride, n, hd, acc + h * acc_hs);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matmul.
+
+LC_TARGET void quantize_act(const float* x, int64_t n, int8_t* q, float* d, float* s) {
+  const __m256 hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t b = 0; b < n / kActBlock; ++b) {
+    const float* xb = x + b * kActBlock;
+    __m256 v[4];
+    __m256 amax = _mm256_setzero_ps();
+    for (int c = 0; c < 4; ++c) {
+      v[c] = _mm256_loadu_ps(xb + 8 * c);
+      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[c]));
+    }
+    const float db = hmax(amax) / 127.0f;
+    const float id = db != 0 ? 1.0f / db : 0.0f;
+    const __m256 vid = _mm256_set1_ps(id);
+    __m256i iv[4];
+    for (int c = 0; c < 4; ++c)
+      iv[c] = _mm256_cvtps_epi32(_mm256_max_ps(_mm256_min_ps(_mm256_mul_ps(v[c], vid), hi), lo));
+    const __m256i sum4 =
+        _mm256_add_epi32(_mm256_add_epi32(iv[0], iv[1]), _mm256_add_epi32(iv[2], iv[3]));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum4), _mm256_extracti128_si256(sum4, 1));
+    s4 = _mm_hadd_epi32(s4, s4);
+    s4 = _mm_hadd_epi32(s4, s4);
+    // packs work per 128-bit lane: the permute restores element order.
+    const __m256i p16 = _mm256_packs_epi32(iv[0], iv[1]), p16b = _mm256_packs_epi32(iv[2], iv[3]);
+    const __m256i p8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16, p16b), order);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + b * kActBlock), p8);
+    d[b] = db;
+    s[b] = db * static_cast<float>(_mm_cvtsi128_si32(s4));
+  }
+}
+
+constexpr int kQR = 4, kQT = 2;
+
+// out[i * kQT + j] = sum over elements [k0, k0 + kn) of unpacked row i (wq[i], ws[i], chunk
+// relative) times activation row t + j (absolute offsets into a).
+using QTileFn = void (*)(const int8_t* const* wq, const float* const* ws, const ActQ8& a, int64_t t,
+                         int64_t k0, int64_t kn, float* out);
+
+template <int R, int T>
+LC_TARGET void qtile(const int8_t* const* wq, const float* const* ws, const ActQ8& a, int64_t t,
+                     int64_t k0, int64_t kn, float* out) {
+  const int64_t nb32 = a.n_in / kActBlock;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < T; ++j) acc[r][j] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < kn; i += 32) {
+    __m256i at[T];
+    __m256 da[T];
+    for (int j = 0; j < T; ++j) {
+      at[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + (t + j) * a.n_in + k0 + i));
+      da[j] = _mm256_broadcast_ss(a.d + (t + j) * nb32 + (k0 + i) / kActBlock);
+    }
+    for (int r = 0; r < R; ++r) {
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq[r] + i));
+      const __m256i aw = _mm256_abs_epi8(w);
+      const __m256 s = _mm256_loadu_ps(ws[r] + i / 4);
+      for (int j = 0; j < T; ++j) {
+        const __m256i p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(at[j], w));
+        const __m256i dot = _mm256_madd_epi16(p16, ones);
+        acc[r][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(s, da[j]), acc[r][j]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < T; ++j) out[r * kQT + j] = hsum(acc[r][j]);
+}
+
+template <int R>
+constexpr QTileFn kQRow[kQT] = {qtile<R, 1>, qtile<R, 2>};
+
+QTileFn qtile_fn(int nr, int nt) {
+  switch (nr) {
+    case 1:
+      return kQRow<1>[nt - 1];
+    case 2:
+      return kQRow<2>[nt - 1];
+    case 3:
+      return kQRow<3>[nt - 1];
+    default:
+      return kQRow<4>[nt - 1];
+  }
+}
+
+constexpr int kFR = 4, kFT = 2;
+constexpr int64_t kKCF = 1024;  // f32-path K chunk: partial sums are reduced at its multiples
+
+// out[i * kFT + j] = dot of weight row r + i with activation row t + j (x rows n_in apart) over
+// elements [k0, k0 + kn), reduced to a scalar at every multiple of kKCF (so that any split of a
+// row into chunks gives the same numbers).
+using FTileFn = void (*)(const WeightMatrix& w, int64_t r, const float* x, int64_t t, int64_t k0,
+                         int64_t kn, float* out);
+
+// 8 weights from element i of a row.
+template <TensorType TY>
+LC_TARGET inline __m256 wload(const uint8_t* row, int64_t i) {
+  if constexpr (TY == TensorType::F32) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + i);
+  } else if constexpr (TY == TensorType::F16) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i)));
+  } else {
+    const __m256i h =
+        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+  }
+}
+
+template <TensorType TY>
+LC_TARGET inline float welem(const uint8_t* row, int64_t i) {
+  if constexpr (TY == TensorType::F32) {
+    return reinterpret_cast<const float*>(row)[i];
+  } else {
+    uint16_t h;
+    std::memcpy(&h, row + 2 * i, 2);
+    if constexpr (TY == TensorType::F16) return _cvtsh_ss(h);
+    uint32_t u = static_cast<uint32_t>(h) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  }
+}
+
+template <TensorType TY, int R, int T>
+LC_TARGET void ftile(const WeightMatrix& w, int64_t r, const float* x, int64_t t, int64_t k0,
+                     int64_t kn, float* out) {
+  const int64_t n = w.n_in;
+  const uint8_t* rows[R];
+  for (int i = 0; i < R; ++i) {
+    rows[i] = w.row(r + i);
+    for (int j = 0; j < T; ++j) out[i * kFT + j] = 0.0f;
+  }
+  for (int64_t c0 = k0; c0 < k0 + kn; c0 += kKCF) {
+    const int64_t c1 = std::min(k0 + kn, c0 + kKCF);
+    __m256 acc[R][T];
+    for (int i = 0; i < R; ++i)
+      for (int j = 0; j < T; ++j) acc[i][j] = _mm256_setzero_ps();
+    int64_t e = c0;
+    for (; e + 8 <= c1; e += 8) {
+      __m256 xv[T];
+      for (int j = 0; j < T; ++j) xv[j] = _mm256_loadu_ps(x + (t + j) * n + e);
+      for (int i = 0; i < R; ++i) {
+        const __m256 wv = wload<TY>(rows[i], e);
+        for (int j = 0; j < T; ++j) acc[i][j] = _mm256_fmadd_ps(wv, xv[j], acc[i][j]);
+      }
+    }
+    for (int i = 0; i < R; ++i)
+      for (int j = 0; j < T; ++j) {
+        float v = hsum(acc[i][j]);
+        for (int64_t k = e; k < c1; ++k) v += welem<TY>(rows[i], k) * x[(t + j) * n + k];
+        out[i * kFT + j] += v;
+      }
+  }
+}
+
+template <TensorType TY, int R>
+constexpr FTileFn kFRow[kFT] = {ftile<TY, R, 1>, ftile<TY, R, 2>};
+
+template <TensorType TY>
+FTileFn ftile_fn(int nr, int nt) {
+  switch (nr) {
+    case 1:
+      return kFRow<TY, 1>[nt - 1];
+    case 2:
+      return kFRow<TY, 2>[nt - 1];
+    case 3:
+      return kFRow<TY, 3>[nt - 1];
+    default:
+      return kFRow<TY, 4>[nt - 1];
+  }
+}
+
+// No fused single-token kernel here: decode goes through the unpacked tiles too.
+bool matvec_q(const WeightMatrix&, const ActQ8&, int64_t, int64_t, float*) { return false; }
+
+#include "kernels/simd_x86_matmul.h"
+
+const KernelTable kTable = {
+    Isa::Avx2, quantize_act, has_matmul,      matmul_rows, vdot,      axpy,       add_inplace,
+    rmsnorm,   silu_mul,     softmax_inplace, attn_scores, exp_shift, attn_accum,
+};
+
+}  // namespace
+
+const KernelTable* avx2_kernel_table() { return &kTable; }
+
+}  // namespace lc
+
+#else  // not x86-64
+
+namespace lc {
+const KernelTable* avx2_kernel_table() { return nullptr; }
+}  // namespace lc
+
+#endif

@@ -1,0 +1,108 @@
+// The Scalar kernel table: portable C++ for the x86-64 baseline (and any other CPU). These are also
+// the numbers the vector tables are tested against.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "kernels/dispatch.h"
+
+namespace lc {
+
+namespace {
+
+float dot(const float* a, const float* b, int64_t n) {
+  float acc[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; ++j) acc[j] += a[i + j] * b[i + j];
+  float s = 0;
+  for (; i < n; ++i) s += a[i] * b[i];
+  for (int j = 0; j < 16; ++j) s += acc[j];
+  return s;
+}
+
+void axpy(float a, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void add_inplace(float* x, const float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
+}
+
+void silu_mul(float* a, const float* b, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) a[i] = a[i] / (1.0f + std::exp(-a[i])) * b[i];
+}
+
+void softmax_inplace(float* x, int64_t n) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  if (mx == -std::numeric_limits<float>::infinity()) {
+    std::fill(x, x + n, 0.0f);
+    return;
+  }
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+bool has_matmul(TensorType t, bool* quantized_input) {
+  *quantized_input = false;
+  return t == TensorType::F32;
+}
+
+// F32 weights only: one dot product per (row, token), rows outer so each row is read once.
+void matmul_rows(const WeightMatrix& w, const float* x, const ActQ8*, int64_t n_tok, int64_t r0,
+                 int64_t r1, float* y) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* wr = reinterpret_cast<const float*>(w.row(r));
+    for (int64_t t = 0; t < n_tok; ++t) y[t * w.n_out + r] = dot(x + t * w.n_in, wr, w.n_in);
+  }
+}
+
+void attn_scores(const float* q, int64_t q_hs, int64_t n_heads, const float* k, int64_t stride,
+                 int64_t n, int64_t hd, float scale, float* s, int64_t ns, float* mx) {
+  for (int64_t h = 0; h < n_heads; ++h) {
+    mx[h] = -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < n; ++j) {
+      s[h * ns + j] = dot(q + h * q_hs, k + j * stride, hd) * scale;
+      mx[h] = std::max(mx[h], s[h * ns + j]);
+    }
+  }
+}
+
+double exp_shift(const float* x, float m, float* y, int64_t n) {
+  double sum = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    y[j] = std::exp(x[j] - m);
+    sum += y[j];
+  }
+  return sum;
+}
+
+void attn_accum(const float* p, int64_t ns, int64_t n_heads, const float* v, int64_t stride,
+                int64_t n, int64_t hd, float* acc, int64_t acc_hs) {
+  for (int64_t h = 0; h < n_heads; ++h)
+    for (int64_t j = 0; j < n; ++j) axpy(p[h * ns + j], v + j * stride, acc + h * acc_hs, hd);
+}
+
+const KernelTable kTable = {
+    Isa::Scalar, quantize_act_ref, has_matmul,      matmul_rows, dot,       axpy,       add_inplace,
+    rmsnorm,     silu_mul,         softmax_inplace, attn_scores, exp_shift, attn_accum,
+};
+
+}  // namespace
+
+const KernelTable& scalar_kernel_table() { return kTable; }
+
+}  // namespace lc

@@ -1,0 +1,320 @@
+// The part of the x86 matmul kernels that AVX2 and AVX-512 share: unpacking GGUF blocks into a
+// canonical int8 form, and the loops that cut a product into tiles. Written once, compiled once per
+// ISA: simd_avx2.cpp and simd_avx512.cpp each include this file inside their own anonymous
+// namespace, after defining
+//   LC_TARGET                       the function attribute of their ISA (target("..."))
+//   kQR, kQT, QTileFn, qtile_fn     integer tile: up to kQR rows x kQT tokens, see QTileFn
+//   kFR, kFT, kKCF, FTileFn, ftile_fn<T>  f32 tile for F32 / F16 / BF16 weights, see FTileFn
+//   vdot(a, b, n)                   f32 dot product
+//   matvec_q(w, a, r0, r1, y)       optional fused single-token kernel (false: not available)
+// and after including <immintrin.h>, <algorithm>, "kernels/dispatch.h", "kernels/quant_blocks.h".
+// Every function here is internal to the including file, so the two copies never meet.
+//
+// Canonical form of a chunk of one weight row (n elements, a multiple of 32):
+//   q[e]      signed int8 such that w[e] = scale(e) * q[e] + min(e / 32)
+//   s4[e / 4] scale(e), one float per 4 elements (the granularity of a 32-bit integer dot lane)
+//   m32[b]    min of 32-element block b (types with mins only: Q4_1, Q5_1, Q4_K, Q5_K)
+// so that sum_e w[e] x[e] = sum_lanes s4 * idot(q, xq) * xd + sum_b m32[b] * xs[b] with the
+// activations in ActQ8 form. Q4_0 / Q5_0 / Q6_K store q - 8 / q - 16 / q - 32, Q8_0 stores q.
+#ifndef LC_TARGET
+#error "define LC_TARGET before including simd_x86_matmul.h"
+#endif
+
+LC_TARGET inline float h2f(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+// 32 bytes: byte e is 0x10 where bit e of `bits` is set, else 0.
+LC_TARGET inline __m256i bit4_from_bits(uint32_t bits) {
+  const __m256i sel = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL,
+                                        0x0101010101010101LL, 0x0000000000000000LL);
+  const __m256i mask = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ULL));
+  __m256i x = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), sel);
+  x = _mm256_cmpeq_epi8(_mm256_and_si256(x, mask), mask);
+  return _mm256_and_si256(x, _mm256_set1_epi8(0x10));
+}
+
+// 16 packed bytes -> 32 nibbles: low nibbles first, then high nibbles (Q4_0 / Q4_1 / Q5 order).
+LC_TARGET inline __m256i nibbles_32(const uint8_t* p) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i m4 = _mm_set1_epi8(0x0F);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m4), _mm_and_si128(v, m4));
+}
+
+LC_TARGET inline void store_q32(int8_t* q, __m256i v) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), v);
+}
+LC_TARGET inline void store_s8(float* s4, float v) { _mm256_storeu_ps(s4, _mm256_set1_ps(v)); }
+
+// Unpacks blocks [b0, b0 + nb) of a row; outputs start at the chunk's first element.
+using UnpackFn = void (*)(const uint8_t* row, int64_t b0, int64_t nb, int8_t* q, float* s4,
+                          float* m32);
+
+LC_TARGET void unpack_q4_0(const uint8_t* row, int64_t b0, int64_t nb, int8_t* q, float* s4,
+                           float*) {
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* p = row + (b0 + b) * sizeof(BlockQ4_0);
+    store_q32(q + 32 * b, _mm256_sub_epi8(nibbles_32(p + 2), _mm256_set1_epi8(8)));
+    store_s8(s4 + 8 * b, h2f(p));
+  }
+}
+
+LC_TARGET void unpack_q4_1(const uint8_t* row, int64_t b0, int64_t nb, int8_t* q, float* s4,
+                           float* m32) {
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* p = row + (b0 + b) * sizeof(BlockQ4_1);
+    store_q32(q + 32 * b, nibbles_32(p + 4));
+    store_s8(s4 + 8 * b, h2f(p));
+    m32[b] = h2f(p + 2);
+  }
+}
+
+LC_TARGET void unpack_q5_0(const uint8_t* row, int64_t b0, int64_t nb, int8_t* q, float* s4,
+                           float*) {
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* p = row + (b0 + b) * sizeof(BlockQ5_0);
+    uint32_t qh;
+    std::memcpy(&qh, p + 2, 4);
+    const __m256i v = _mm256_or_si256(nibbles_32(p + 6), bit4_from_bits(qh));
+    store_q32(q + 32 * b, _mm256_sub_epi8(v, _mm256_set1_epi8(16)));
+    store_s8(s4 + 8 * b, h2f(p));
+  }
+}
+
+LC_TARGET void unpack_q5_1(const uint8_t* row, int64_t b0, int64_t nb, int8_t* q, float* s4,
+                           float* m32) {
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* p = row + (b0 + b) * sizeof(BlockQ5_1);
+    uint32_t qh;
+    std::memcpy(&qh, p + 4, 4);
+    store_q32(q + 32 * b, _mm256_or_si256(nibbles_32(p + 8), bit4_from_bits(qh)));
+    store_s8(s4 + 8 * b, h2f(p));
+    m32[b] = h2f(p + 2);
+  }
+}
+
+LC_TARGET void unpack_q8_0(const uint8_t* row, int64_t b0, int64_t nb, int8_t* q, float* s4,
+                           float*) {
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* p = row + (b0 + b) * sizeof(BlockQ8_0);
+    store_q32(q + 32 * b, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2)));
+    store_s8(s4 + 8 * b, h2f(p));
+  }
+}
+
+// Q4_K / Q5_K: 8 sub-blocks of 32; the 32 bytes qs[32p .. 32p + 31] hold sub-block 2p in their low
+// nibbles and 2p + 1 in their high nibbles; Q5_K takes bit 4 of sub-block s from bit s of qh[l].
+template <bool kQ5>
+LC_TARGET void unpack_qk45(const uint8_t* row, int64_t b0, int64_t nb, int8_t* q, float* s4,
+                           float* m32) {
+  constexpr size_t kSize = kQ5 ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
+  constexpr int kQs = kQ5 ? 4 + kKScaleBytes + kQK_K / 8 : 4 + kKScaleBytes;
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* p = row + (b0 + b) * kSize;
+    const float d = h2f(p), dmin = h2f(p + 2);
+    const uint8_t* scales = p + 4;
+    const uint8_t* qs = p + kQs;
+    __m256i qh = _mm256_setzero_si256();
+    if constexpr (kQ5) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 4 + 12));
+    int8_t* qb = q + kQK_K * b;
+    for (int pr = 0; pr < 4; ++pr) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * pr));
+      __m256i lo = _mm256_and_si256(v, m4);
+      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+      if constexpr (kQ5) {
+        const __m256i bl = _mm256_set1_epi8(static_cast<char>(1 << (2 * pr)));
+        const __m256i bh = _mm256_set1_epi8(static_cast<char>(1 << (2 * pr + 1)));
+        const __m256i b4 = _mm256_set1_epi8(0x10);
+        lo = _mm256_or_si256(lo,
+                             _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bl), bl), b4));
+        hi = _mm256_or_si256(hi,
+                             _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bh), bh), b4));
+      }
+      store_q32(qb + 64 * pr, lo);
+      store_q32(qb + 64 * pr + 32, hi);
+    }
+    for (int s = 0; s < 8; ++s) {
+      uint8_t sc, m;
+      k_scale_min(s, scales, &sc, &m);
+      store_s8(s4 + 64 * b + 8 * s, d * sc);
+      m32[8 * b + s] = -(dmin * m);
+    }
+  }
+}
+
+// Q6_K: element 128h + 32k + l takes its low 4 bits from ql[64h + 32(k & 1) + l] (low nibble for
+// k < 2, high for k >= 2) and bits 4-5 from bits 2k of qh[32h + l]; scale per 16 elements.
+LC_TARGET void unpack_q6_k(const uint8_t* row, int64_t b0, int64_t nb, int8_t* q, float* s4,
+                           float*) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
+  const __m256i off = _mm256_set1_epi8(32);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* p = row + (b0 + b) * sizeof(BlockQ6_K);
+    const uint8_t* ql = p;
+    const uint8_t* qhp = p + kQK_K / 2;
+    const auto* scales = reinterpret_cast<const int8_t*>(p + kQK_K / 2 + kQK_K / 4);
+    const float d = h2f(p + kQK_K / 2 + kQK_K / 4 + kQK_K / 16);
+    int8_t* qb = q + kQK_K * b;
+    for (int h = 0; h < 2; ++h) {
+      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 64 * h));
+      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 64 * h + 32));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qhp + 32 * h));
+      const __m256i low[4] = {_mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4),
+                              _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                              _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4)};
+      const __m256i high[4] = {_mm256_and_si256(qh, m2),
+                               _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2),
+                               _mm256_and_si256(_mm256_srli_epi16(qh, 4), m2),
+                               _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2)};
+      for (int k = 0; k < 4; ++k) {
+        const __m256i v = _mm256_or_si256(low[k], _mm256_slli_epi16(high[k], 4));
+        store_q32(qb + 128 * h + 32 * k, _mm256_sub_epi8(v, off));
+      }
+    }
+    for (int j = 0; j < 16; ++j)
+      _mm_storeu_ps(s4 + 64 * b + 4 * j, _mm_set1_ps(d * static_cast<float>(scales[j])));
+  }
+}
+
+struct QType {
+  UnpackFn unpack = nullptr;
+  int64_t block = 0;  // elements per block
+  bool mins = false;
+};
+
+QType qtype_of(TensorType t) {
+  switch (t) {
+    case TensorType::Q4_0:
+      return {unpack_q4_0, kQK, false};
+    case TensorType::Q4_1:
+      return {unpack_q4_1, kQK, true};
+    case TensorType::Q5_0:
+      return {unpack_q5_0, kQK, false};
+    case TensorType::Q5_1:
+      return {unpack_q5_1, kQK, true};
+    case TensorType::Q8_0:
+      return {unpack_q8_0, kQK, false};
+    case TensorType::Q4_K:
+      return {unpack_qk45<false>, kQK_K, true};
+    case TensorType::Q5_K:
+      return {unpack_qk45<true>, kQK_K, true};
+    case TensorType::Q6_K:
+      return {unpack_q6_k, kQK_K, false};
+    default:
+      return {};
+  }
+}
+
+// Chunking: K in pieces of kKC elements (the unpacked rows of a tile stay in L1), tokens in pieces
+// of kTC (their quantized activations stay in L2 while every row of the thread goes past).
+constexpr int64_t kKC = 2048;  // multiple of 256
+constexpr int64_t kTC = 32;
+
+struct alignas(64) QScratch {
+  int8_t q[kQR][kKC];
+  float s4[kQR][kKC / 4];
+  float m32[kQR][kKC / 32];
+};
+
+LC_TARGET void matmul_q_rows(const WeightMatrix& w, const QType& qt, const ActQ8& a, int64_t n_tok,
+                             int64_t r0, int64_t r1, float* y) {
+  thread_local QScratch sc;
+  const int64_t n = w.n_in, nb32 = n / kActBlock;
+  const int8_t* wq[kQR];
+  const float* ws[kQR];
+  for (int i = 0; i < kQR; ++i) {
+    wq[i] = sc.q[i];
+    ws[i] = sc.s4[i];
+  }
+  for (int64_t t0 = 0; t0 < n_tok; t0 += kTC) {
+    const int64_t tc = std::min(kTC, n_tok - t0);
+    for (int64_t r = r0; r < r1; r += kQR) {
+      const int nr = static_cast<int>(std::min<int64_t>(kQR, r1 - r));
+      float sum[kQR][kTC] = {};
+      for (int64_t k0 = 0; k0 < n; k0 += kKC) {
+        const int64_t kn = std::min(kKC, n - k0);
+        for (int i = 0; i < nr; ++i)
+          qt.unpack(w.row(r + i), k0 / qt.block, kn / qt.block, sc.q[i], sc.s4[i], sc.m32[i]);
+        for (int64_t t = 0; t < tc; t += kQT) {
+          const int nt = static_cast<int>(std::min<int64_t>(kQT, tc - t));
+          float out[kQR * kQT];
+          qtile_fn(nr, nt)(wq, ws, a, t0 + t, k0, kn, out);
+          for (int i = 0; i < nr; ++i)
+            for (int j = 0; j < nt; ++j) {
+              float v = out[i * kQT + j];
+              if (qt.mins)
+                v += vdot(sc.m32[i], a.s + (t0 + t + j) * nb32 + k0 / kActBlock, kn / kActBlock);
+              sum[i][t + j] += v;
+            }
+        }
+      }
+      for (int i = 0; i < nr; ++i)
+        for (int64_t j = 0; j < tc; ++j) y[(t0 + j) * w.n_out + r + i] = sum[i][j];
+    }
+  }
+}
+
+constexpr int64_t kTCF = 64;  // tokens per chunk of the f32 path
+
+// Few tokens (decode): whole rows, read once and contiguously. Many tokens: tokens in chunks of
+// kTCF, K in chunks of kKCF so the tile's rows stay in L1 while every token group goes past.
+// Both give the same numbers for a (row, token): ftile reduces at the same kKCF boundaries.
+template <TensorType TY>
+LC_TARGET void matmul_f_rows(const WeightMatrix& w, const float* x, int64_t n_tok, int64_t r0,
+                             int64_t r1, float* y) {
+  const int64_t n = w.n_in;
+  float out[kFR * kFT];
+  if (n_tok <= kFT) {
+    for (int64_t r = r0; r < r1; r += kFR) {
+      const int nr = static_cast<int>(std::min<int64_t>(kFR, r1 - r));
+      ftile_fn<TY>(nr, static_cast<int>(n_tok))(w, r, x, 0, 0, n, out);
+      for (int i = 0; i < nr; ++i)
+        for (int j = 0; j < n_tok; ++j) y[j * w.n_out + r + i] = out[i * kFT + j];
+    }
+    return;
+  }
+  for (int64_t t0 = 0; t0 < n_tok; t0 += kTCF) {
+    const int64_t tc = std::min(kTCF, n_tok - t0);
+    for (int64_t r = r0; r < r1; r += kFR) {
+      const int nr = static_cast<int>(std::min<int64_t>(kFR, r1 - r));
+      float sum[kFR][kTCF] = {};
+      for (int64_t k0 = 0; k0 < n; k0 += kKCF) {
+        const int64_t kn = std::min(kKCF, n - k0);
+        for (int64_t t = 0; t < tc; t += kFT) {
+          const int nt = static_cast<int>(std::min<int64_t>(kFT, tc - t));
+          ftile_fn<TY>(nr, nt)(w, r, x, t0 + t, k0, kn, out);
+          for (int i = 0; i < nr; ++i)
+            for (int j = 0; j < nt; ++j) sum[i][t + j] += out[i * kFT + j];
+        }
+      }
+      for (int i = 0; i < nr; ++i)
+        for (int64_t j = 0; j < tc; ++j) y[(t0 + j) * w.n_out + r + i] = sum[i][j];
+    }
+  }
+}
+
+bool has_matmul(TensorType t, bool* quantized_input) {
+  *quantized_input = qtype_of(t).unpack != nullptr;
+  return *quantized_input || t == TensorType::F32 || t == TensorType::F16 || t == TensorType::BF16;
+}
+
+LC_TARGET void matmul_rows(const WeightMatrix& w, const float* x, const ActQ8* a, int64_t n_tok,
+                           int64_t r0, int64_t r1, float* y) {
+  switch (w.type) {
+    case TensorType::F32:
+      return matmul_f_rows<TensorType::F32>(w, x, n_tok, r0, r1, y);
+    case TensorType::F16:
+      return matmul_f_rows<TensorType::F16>(w, x, n_tok, r0, r1, y);
+    case TensorType::BF16:
+      return matmul_f_rows<TensorType::BF16>(w, x, n_tok, r0, r1, y);
+    default: {
+      const QType qt = qtype_of(w.type);
+      LC_CHECK(qt.unpack != nullptr && a != nullptr && w.n_in % qt.block == 0);
+      if (n_tok == 1 && matvec_q(w, *a, r0, r1, y)) return;
+      return matmul_q_rows(w, qt, *a, n_tok, r0, r1, y);
+    }
+  }
+}

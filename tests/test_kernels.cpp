@@ -1,0 +1,507 @@
+// Every kernel table the machine supports (scalar, avx2, avx512), forced one after the other,
+// against scalar references computed here in double: matmul on every GGUF type with odd shapes,
+// the activation quantizer, the row ops, the attention tiles and the whole attention kernel.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/fp16.h"
+#include "kernels/attention.h"
+#include "kernels/dispatch.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "kernels/quant.h"
+
+namespace lc {
+namespace {
+
+// Restores the table in use when a test ends.
+class IsaGuard {
+ public:
+  IsaGuard() : saved_(kernels().isa) {}
+  ~IsaGuard() { set_isa(saved_); }
+  IsaGuard(const IsaGuard&) = delete;
+  IsaGuard& operator=(const IsaGuard&) = delete;
+
+ private:
+  Isa saved_;
+};
+
+std::vector<float> randn(size_t n, std::mt19937& rng, float sd = 1.0f) {
+  std::normal_distribution<float> nd(0, sd);
+  std::vector<float> v(n);
+  for (auto& x : v) x = nd(rng);
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch.
+
+TEST(Dispatch, ScalarAlwaysThereAndNamesParse) {
+  const auto isas = supported_isas();
+  ASSERT_FALSE(isas.empty());
+  EXPECT_EQ(isas.front(), Isa::Scalar);
+  for (Isa isa : isas) {
+    EXPECT_EQ(parse_isa(isa_name(isa)), isa);
+    EXPECT_EQ(kernel_table(isa).isa, isa);
+    std::cout << "[ kernels  ] testing " << isa_name(isa) << "\n";
+  }
+  EXPECT_THROW(parse_isa("sse9"), Error);
+  // The default table is the best one the CPU has (unless LONGCTX_ISA chose another).
+  if (std::getenv("LONGCTX_ISA") == nullptr) {
+    EXPECT_EQ(kernels().isa, isas.back());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random weight rows of every type.
+
+void put16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
+
+// Random bytes for every quant and scale bit, with the f16 / f32 scale fields overwritten by
+// modest random values (so that every pattern of nibbles, high bits and sub-block scales occurs).
+std::vector<uint8_t> random_rows(TensorType t, int64_t n_out, int64_t n_in, std::mt19937& rng) {
+  const TensorTypeInfo& ti = tensor_type_info(t);
+  const size_t rb = static_cast<size_t>(row_bytes(ti, n_in));
+  std::vector<uint8_t> w(rb * static_cast<size_t>(n_out));
+  if (t == TensorType::F32 || t == TensorType::F16 || t == TensorType::BF16) {
+    const auto v = randn(static_cast<size_t>(n_in * n_out), rng);
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (t == TensorType::F32)
+        std::memcpy(&w[4 * i], &v[i], 4);
+      else
+        put16(&w[2 * i], t == TensorType::F16 ? f32_to_fp16(v[i]) : f32_to_bf16(v[i]));
+    }
+    return w;
+  }
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (auto& b : w) b = static_cast<uint8_t>(byte(rng));
+  std::uniform_real_distribution<float> scale(0.002f, 0.05f), sign(-1.0f, 1.0f);
+  auto h = [&](float lo_mult) { return f32_to_fp16(scale(rng) * lo_mult); };
+  const size_t bs = static_cast<size_t>(ti.type_size);
+  for (size_t b = 0; b < w.size() / bs; ++b) {
+    uint8_t* p = &w[b * bs];
+    switch (t) {
+      case TensorType::Q4_0:
+      case TensorType::Q5_0:
+      case TensorType::Q8_0:
+        put16(p, h(sign(rng) < 0 ? -1.0f : 1.0f));
+        break;
+      case TensorType::Q4_1:
+      case TensorType::Q5_1:
+        put16(p, h(1.0f));
+        put16(p + 2, f32_to_fp16(sign(rng) * 0.2f));
+        break;
+      case TensorType::Q4_K:
+      case TensorType::Q5_K:
+        put16(p, h(0.1f));
+        put16(p + 2, h(0.1f));
+        break;
+      case TensorType::Q2_K:
+        put16(p + 80, h(1.0f));
+        put16(p + 82, h(1.0f));
+        break;
+      case TensorType::Q3_K:
+        put16(p + 108, h(0.5f));
+        break;
+      case TensorType::Q6_K:
+        put16(p + 208, h(0.01f));
+        break;
+      case TensorType::Q8_K: {
+        const float d = scale(rng);
+        std::memcpy(p, &d, 4);
+        break;
+      }
+      default:
+        ADD_FAILURE() << "no generator for " << ti.name;
+    }
+  }
+  return w;
+}
+
+struct MatmulCase {
+  TensorType type;
+  std::vector<int64_t> n_in;
+};
+
+const std::vector<MatmulCase>& matmul_cases() {
+  // Shapes: more than one K chunk (2048) and a chunk tail; 32-block types also get an odd number
+  // of blocks (a half step for 64-wide kernels); F types any length.
+  static const std::vector<MatmulCase> cases = {
+      {TensorType::F32, {7, 100, 2061}}, {TensorType::F16, {9, 100, 2061}},
+      {TensorType::BF16, {15, 2061}},    {TensorType::Q4_0, {96, 2080}},
+      {TensorType::Q4_1, {96, 2080}},    {TensorType::Q5_0, {96, 2080}},
+      {TensorType::Q5_1, {96, 2080}},    {TensorType::Q8_0, {96, 2080}},
+      {TensorType::Q2_K, {256, 2304}},   {TensorType::Q3_K, {256, 2304}},
+      {TensorType::Q4_K, {256, 2304}},   {TensorType::Q5_K, {256, 2304}},
+      {TensorType::Q6_K, {256, 2304}},   {TensorType::Q8_K, {256, 2304}},
+  };
+  return cases;
+}
+
+// y = W x checked against the reference (dequantize_row_ref, then double dot):
+//  - when the table quantizes the input, against the input it was given after quantize_act_ref
+//    (only f32 rounding error is allowed), and against the true input within the rigorous bound
+//    of the activation rounding, sum_i |w_i| * d_block(i) / 2;
+//  - otherwise against the true input within f32 rounding error.
+void check_matmul(Isa isa, TensorType type, int64_t n_in, int64_t n_out, int64_t n_tok,
+                  std::mt19937& rng) {
+  const std::string where =
+      std::string(isa_name(isa)) + " " + std::string(tensor_type_info(type).name) + " n_in " +
+      std::to_string(n_in) + " n_out " + std::to_string(n_out) + " n_tok " + std::to_string(n_tok);
+  SCOPED_TRACE(where);
+  const auto wbytes = random_rows(type, n_out, n_in, rng);
+  WeightMatrix w{type, n_in, n_out, wbytes.data(),
+                 static_cast<size_t>(row_bytes(tensor_type_info(type), n_in))};
+  const auto x = randn(static_cast<size_t>(n_tok * n_in), rng);
+  std::vector<float> y(static_cast<size_t>(n_tok * n_out), std::nanf(""));
+  matmul(w, x.data(), n_tok, y.data());
+
+  bool quantized_input = false;
+  const bool direct = kernel_table(isa).has_matmul(type, &quantized_input);
+  const bool qin = direct && quantized_input;
+  if (isa != Isa::Scalar && type != TensorType::Q2_K && type != TensorType::Q3_K &&
+      type != TensorType::Q8_K) {
+    EXPECT_TRUE(direct) << "no direct kernel";
+  }
+
+  // The input as the kernel sees it, and each element's activation rounding bound.
+  std::vector<float> xq = x, xerr(x.size(), 0.0f);
+  if (qin) {
+    const int64_t nb = n_in / kActBlock;
+    std::vector<int8_t> q(static_cast<size_t>(n_in));
+    std::vector<float> d(static_cast<size_t>(nb)), s(static_cast<size_t>(nb));
+    for (int64_t t = 0; t < n_tok; ++t) {
+      quantize_act_ref(&x[t * n_in], n_in, q.data(), d.data(), s.data());
+      for (int64_t i = 0; i < n_in; ++i) {
+        xq[t * n_in + i] = d[i / kActBlock] * q[i];
+        xerr[t * n_in + i] = d[i / kActBlock] * 0.5f;
+      }
+    }
+  }
+
+  std::vector<float> wr(static_cast<size_t>(n_in));
+  double err2 = 0, ref2 = 0, var = 0;
+  for (int64_t o = 0; o < n_out; ++o) {
+    dequantize_row_ref(type, w.row(o), wr.data(), n_in);
+    for (int64_t t = 0; t < n_tok; ++t) {
+      double ref = 0, refq = 0, mag = 0, bound = 0;
+      for (int64_t i = 0; i < n_in; ++i) {
+        const double wi = wr[i];
+        ref += wi * x[t * n_in + i];
+        refq += wi * xq[t * n_in + i];
+        mag += std::fabs(wi * xq[t * n_in + i]);
+        bound += std::fabs(wi) * xerr[t * n_in + i];
+        // Rounding to a step of d is uniform noise of variance d^2 / 12 = xerr^2 / 3.
+        var += wi * wi * xerr[t * n_in + i] * xerr[t * n_in + i] / 3;
+      }
+      const double got = y[t * n_out + o];
+      ASSERT_TRUE(std::isfinite(got)) << "row " << o << " token " << t;
+      ASSERT_NEAR(got, refq, 2e-5 * mag + 1e-30) << "row " << o << " token " << t;
+      ASSERT_NEAR(got, ref, bound * 1.001 + 2e-5 * mag + 1e-30) << "row " << o << " token " << t;
+      err2 += (got - ref) * (got - ref);
+      ref2 += ref * ref;
+    }
+  }
+  // Relative to the norm of the result: a few percent at most with quantized activations (more
+  // for weights with a large common offset, whose products cancel), and no more than the noise
+  // the activation rounding predicts.
+  EXPECT_LT(std::sqrt(err2 / ref2), qin ? 3e-2 : 1e-5);
+  if (qin) {
+    EXPECT_LT(err2, 4 * var);
+  }
+}
+
+TEST(Matmul, EveryTypeEveryIsaAgainstReference) {
+  IsaGuard guard;
+  std::mt19937 rng(1234);
+  for (Isa isa : supported_isas()) {
+    set_isa(isa);
+    for (const auto& c : matmul_cases())
+      for (int64_t n_in : c.n_in)
+        for (int64_t n_tok : {1, 3, 17}) check_matmul(isa, c.type, n_in, 13, n_tok, rng);
+  }
+}
+
+TEST(Matmul, TokenChunksAndRowTailsOnLargerShapes) {
+  IsaGuard guard;
+  std::mt19937 rng(99);
+  for (Isa isa : supported_isas()) {
+    set_isa(isa);
+    for (TensorType t : {TensorType::F16, TensorType::Q4_0, TensorType::Q4_K, TensorType::Q6_K})
+      check_matmul(isa, t, 512, 37, 70, rng);  // more than one token chunk, rows 37 = 9 * 4 + 1
+  }
+}
+
+TEST(Matmul, ResultDoesNotDependOnBatch) {
+  // A (row, token) result is the same whether the token comes alone or in a batch: bit for bit
+  // for the f32 paths; within f32 rounding for the integer paths (one token has its own kernel).
+  IsaGuard guard;
+  std::mt19937 rng(5);
+  for (Isa isa : supported_isas()) {
+    set_isa(isa);
+    for (TensorType t : {TensorType::F32, TensorType::F16, TensorType::Q8_0, TensorType::Q5_K}) {
+      const bool exact = t == TensorType::F32 || t == TensorType::F16;
+      const int64_t n_in = 2560, n_out = 21, n_tok = 9;
+      const auto wb = random_rows(t, n_out, n_in, rng);
+      WeightMatrix w{t, n_in, n_out, wb.data(),
+                     static_cast<size_t>(row_bytes(tensor_type_info(t), n_in))};
+      const auto x = randn(static_cast<size_t>(n_tok * n_in), rng);
+      std::vector<float> all(static_cast<size_t>(n_tok * n_out)), one(static_cast<size_t>(n_out));
+      matmul(w, x.data(), n_tok, all.data());
+      float amax = 0;
+      for (float v : all) amax = std::max(amax, std::fabs(v));
+      for (int64_t tk = 0; tk < n_tok; ++tk) {
+        matmul(w, &x[tk * n_in], 1, one.data());
+        for (int64_t o = 0; o < n_out; ++o) {
+          if (exact) {
+            ASSERT_EQ(one[o], all[tk * n_out + o]) << isa_name(isa) << " " << tk << " " << o;
+          } else {
+            ASSERT_NEAR(one[o], all[tk * n_out + o], 1e-5 * amax) << isa_name(isa) << " " << o;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(QuantizeAct, EveryIsaMatchesTheScalarDefinitionBitForBit) {
+  std::mt19937 rng(7);
+  const int64_t n = 32 * 40;
+  auto x = randn(static_cast<size_t>(n), rng, 3.0f);
+  std::fill(x.begin() + 64, x.begin() + 96, 0.0f);  // an all-zero block: d = 0
+  for (int j = 0; j < 32; ++j) x[96 + j] = static_cast<float>(j % 7) - 3.5f + (j == 0 ? 127 : 0);
+  x[128] = 127.0f;  // d = 1: the halves below round to even
+  for (int j = 1; j < 32; ++j) x[128 + j] = 0.5f + static_cast<float>(j) - 16.0f;
+  for (int j = 0; j < 32; ++j) x[160 + j] = 1e-30f * static_cast<float>(j - 16);  // tiny
+  const int64_t nb = n / kActBlock;
+  std::vector<int8_t> q0(n), q1(n);
+  std::vector<float> d0(nb), s0(nb), d1(nb), s1(nb);
+  quantize_act_ref(x.data(), n, q0.data(), d0.data(), s0.data());
+  // Reference properties: |q| <= 127, the block maximum maps to +-127, s = d * sum(q).
+  for (int64_t b = 0; b < nb; ++b) {
+    int sum = 0, qmax = 0;
+    for (int j = 0; j < 32; ++j) {
+      sum += q0[b * 32 + j];
+      qmax = std::max(qmax, std::abs(static_cast<int>(q0[b * 32 + j])));
+    }
+    EXPECT_EQ(s0[b], d0[b] * static_cast<float>(sum));
+    EXPECT_EQ(qmax, d0[b] == 0 ? 0 : 127) << b;
+  }
+  EXPECT_EQ(q0[129], -14);  // -14.5 -> -14 (even)
+  EXPECT_EQ(q0[130], -14);  // -13.5 -> -14 (even)
+  for (Isa isa : supported_isas()) {
+    kernel_table(isa).quantize_act(x.data(), n, q1.data(), d1.data(), s1.data());
+    EXPECT_EQ(q0, q1) << isa_name(isa);
+    EXPECT_EQ(d0, d1) << isa_name(isa);
+    EXPECT_EQ(s0, s1) << isa_name(isa);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row ops.
+
+const int64_t kSizes[] = {1, 7, 8, 15, 16, 17, 33, 100, 1000};
+
+TEST(Ops, DotAxpyAddEveryIsa) {
+  std::mt19937 rng(11);
+  for (Isa isa : supported_isas()) {
+    const KernelTable& k = kernel_table(isa);
+    for (int64_t n : kSizes) {
+      const auto a = randn(n, rng), b = randn(n, rng);
+      double ref = 0, mag = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        ref += double(a[i]) * b[i];
+        mag += std::fabs(double(a[i]) * b[i]);
+      }
+      EXPECT_NEAR(k.dot_f32(a.data(), b.data(), n), ref, 1e-6 * mag) << isa_name(isa) << n;
+      auto y = b;
+      k.axpy(0.75f, a.data(), y.data(), n);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_NEAR(y[i], 0.75 * a[i] + b[i], 1e-6 * (std::fabs(a[i]) + std::fabs(b[i])));
+      y = b;
+      k.add_inplace(y.data(), a.data(), n);
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(y[i], b[i] + a[i]);
+      // The element past the end is never written.
+      std::vector<float> z(n + 1, 1.0f);
+      k.axpy(2.0f, a.data(), z.data(), n);
+      k.add_inplace(z.data(), a.data(), n);
+      EXPECT_EQ(z[n], 1.0f);
+    }
+  }
+}
+
+TEST(Ops, RmsnormSiluSoftmaxEveryIsa) {
+  std::mt19937 rng(12);
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(isa_name(isa));
+    const KernelTable& k = kernel_table(isa);
+    for (int64_t n : kSizes) {
+      const auto x = randn(n, rng, 2.0f), w = randn(n, rng);
+      std::vector<float> y(n + 1, 5.0f);
+      k.rmsnorm(x.data(), w.data(), y.data(), n, 1e-5f);
+      double ss = 0;
+      for (float v : x) ss += double(v) * v;
+      const double sc = 1.0 / std::sqrt(ss / n + 1e-5);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_NEAR(y[i], x[i] * sc * w[i], 1e-6 * std::fabs(x[i] * sc * w[i]) + 1e-30);
+      EXPECT_EQ(y[n], 5.0f);
+
+      // silu over a wide range, including values whose exp overflows.
+      auto a = randn(n, rng, 8.0f);
+      if (n > 3) {
+        a[0] = -100.0f;
+        a[1] = 100.0f;
+        a[2] = 0.0f;
+      }
+      const auto b = randn(n, rng);
+      auto s = a;
+      k.silu_mul(s.data(), b.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        const double ref = a[i] / (1.0 + std::exp(-double(a[i]))) * b[i];
+        ASSERT_NEAR(s[i], ref, 2e-6 * std::fabs(ref) + 1e-30) << a[i];
+      }
+
+      // softmax with -inf entries, large spread.
+      auto p = randn(n, rng, 20.0f);
+      if (n > 2) p[1] = -std::numeric_limits<float>::infinity();
+      auto r = p;
+      k.softmax_inplace(r.data(), n);
+      double mx = -INFINITY, sum = 0;
+      for (float v : p) mx = std::max<double>(mx, v);
+      for (float v : p) sum += std::exp(double(v) - mx);
+      for (int64_t i = 0; i < n; ++i) {
+        // The kernels subtract in f32 (as the scalar one does), then exponentiate.
+        const double ref = std::exp(double(p[i] - static_cast<float>(mx))) / sum;
+        ASSERT_NEAR(r[i], ref, 2e-6 * ref + 1e-37) << i;
+      }
+    }
+    std::vector<float> ninf(5, -std::numeric_limits<float>::infinity());
+    k.softmax_inplace(ninf.data(), 5);
+    for (float v : ninf) EXPECT_EQ(v, 0.0f);
+  }
+}
+
+TEST(Ops, ExpShiftAccuracyEveryIsa) {
+  std::vector<float> x;
+  for (float v = -110.0f; v <= 0.0f; v += 0.0137f) x.push_back(v);
+  x.push_back(-std::numeric_limits<float>::infinity());
+  x.push_back(0.0f);
+  const int64_t n = static_cast<int64_t>(x.size());
+  for (Isa isa : supported_isas()) {
+    std::vector<float> y(n + 1, 7.0f);
+    const double sum = kernel_table(isa).exp_shift(x.data(), 0.0f, y.data(), n);
+    double ref_sum = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double ref = std::exp(double(x[i]));
+      ref_sum += ref;
+      // Below ~ -87.3 the result is subnormal: allow it to flush to zero.
+      ASSERT_NEAR(y[i], ref, 1e-6 * ref + 2e-38) << isa_name(isa) << " x " << x[i];
+    }
+    EXPECT_EQ(y[n - 2], 0.0f);
+    EXPECT_EQ(y[n - 1], 1.0f);
+    EXPECT_EQ(y[n], 7.0f);
+    EXPECT_NEAR(sum, ref_sum, 1e-6 * ref_sum);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention.
+
+TEST(AttentionTiles, ScoresAndAccumEveryIsaEveryHeadDim) {
+  std::mt19937 rng(21);
+  for (Isa isa : supported_isas()) {
+    const KernelTable& k = kernel_table(isa);
+    for (int64_t hd : {8, 16, 24, 40, 64, 80, 128, 256}) {
+      for (int64_t n : {1, 5, 16, 17, 33, 128}) {
+        for (int64_t nh : {1, 3, 4, 6}) {
+          SCOPED_TRACE(std::string(isa_name(isa)) + " hd " + std::to_string(hd) + " n " +
+                       std::to_string(n) + " heads " + std::to_string(nh));
+          const int64_t stride = 3 * hd + 4, q_hs = hd + 3, ns = n + 2;
+          const auto q = randn(nh * q_hs, rng), kv = randn(n * stride, rng),
+                     p = randn(nh * ns, rng);
+          std::vector<float> s(nh * ns, 9.0f), mx(nh, 0.0f);
+          const float scale = 0.3f;
+          k.attn_scores(q.data(), q_hs, nh, kv.data(), stride, n, hd, scale, s.data(), ns,
+                        mx.data());
+          for (int64_t h = 0; h < nh; ++h) {
+            float ref_max = -INFINITY;
+            for (int64_t j = 0; j < n; ++j) {
+              double ref = 0, mag = 0;
+              for (int64_t e = 0; e < hd; ++e) {
+                ref += double(q[h * q_hs + e]) * kv[j * stride + e];
+                mag += std::fabs(double(q[h * q_hs + e]) * kv[j * stride + e]);
+              }
+              ASSERT_NEAR(s[h * ns + j], ref * scale, 1e-6 * mag * scale) << h << " " << j;
+              ref_max = std::max(ref_max, s[h * ns + j]);
+            }
+            EXPECT_EQ(mx[h], ref_max);
+            EXPECT_EQ(s[h * ns + n], 9.0f);  // nothing past n is written
+          }
+
+          const int64_t acc_hs = hd + 1;
+          auto acc = randn(nh * acc_hs, rng);
+          const auto acc0 = acc;
+          k.attn_accum(p.data(), ns, nh, kv.data(), stride, n, hd, acc.data(), acc_hs);
+          for (int64_t h = 0; h < nh; ++h) {
+            for (int64_t e = 0; e < hd; ++e) {
+              double ref = acc0[h * acc_hs + e], mag = std::fabs(ref);
+              for (int64_t j = 0; j < n; ++j) {
+                ref += double(p[h * ns + j]) * kv[j * stride + e];
+                mag += std::fabs(double(p[h * ns + j]) * kv[j * stride + e]);
+              }
+              ASSERT_NEAR(acc[h * acc_hs + e], ref, 1e-6 * mag) << h << " " << e;
+            }
+            EXPECT_EQ(acc[h * acc_hs + hd], acc0[h * acc_hs + hd]);  // gap between heads
+          }
+        }
+      }
+    }
+  }
+}
+
+// The whole tiled kernel on every ISA agrees with the scalar table, for GQA and several head dims.
+TEST(AttentionTiles, AccumulateAndKeyMassAgreeAcrossIsas) {
+  IsaGuard guard;
+  std::mt19937 rng(31);
+  for (int64_t hd : {8, 32, 128}) {
+    for (int64_t n_kv_heads : {1, 2, 8}) {
+      AttnDims d{8, n_kv_heads, hd, 1.0f / std::sqrt(float(hd))};
+      const int64_t n_q = 19, n_kv = 300, qs = d.n_head * hd, ks = d.n_head_kv * hd;
+      const auto q = randn(n_q * qs, rng), kk = randn(n_kv * ks, rng), v = randn(n_kv * ks, rng);
+      AttnMask mask;
+      mask.diag = n_kv - n_q;
+      mask.window = 200;
+      KvSpan span{kk.data(), v.data(), n_kv, ks};
+      std::vector<float> ref_out, ref_mass;
+      for (Isa isa : supported_isas()) {
+        set_isa(isa);
+        AttnState st;
+        st.reset(n_q, d.n_head, hd);
+        attention_accumulate(q.data(), qs, span, mask, d, st);
+        std::vector<float> out(n_q * qs), mass(n_kv * d.n_head, 0.0f);
+        attention_finish(st, out.data(), qs);
+        attention_key_mass(q.data(), qs, span, mask, d, st, mass.data());
+        if (isa == Isa::Scalar) {
+          ref_out = out;
+          ref_mass = mass;
+          continue;
+        }
+        for (size_t i = 0; i < out.size(); ++i)
+          ASSERT_NEAR(out[i], ref_out[i], 1e-5) << isa_name(isa) << " hd " << hd;
+        for (size_t i = 0; i < mass.size(); ++i)
+          ASSERT_NEAR(mass[i], ref_mass[i], 1e-5) << isa_name(isa) << " hd " << hd;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lc
