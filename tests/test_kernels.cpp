@@ -135,13 +135,13 @@ const std::vector<MatmulCase>& matmul_cases() {
   // Shapes: more than one K chunk (2048) and a chunk tail; 32-block types also get an odd number
   // of blocks (a half step for 64-wide kernels); F types any length.
   static const std::vector<MatmulCase> cases = {
-      {TensorType::F32, {7, 100, 2061}}, {TensorType::F16, {9, 100, 2061}},
-      {TensorType::BF16, {15, 2061}},    {TensorType::Q4_0, {96, 2080}},
-      {TensorType::Q4_1, {96, 2080}},    {TensorType::Q5_0, {96, 2080}},
-      {TensorType::Q5_1, {96, 2080}},    {TensorType::Q8_0, {96, 2080}},
-      {TensorType::Q2_K, {256, 2304}},   {TensorType::Q3_K, {256, 2304}},
-      {TensorType::Q4_K, {256, 2304}},   {TensorType::Q5_K, {256, 2304}},
-      {TensorType::Q6_K, {256, 2304}},   {TensorType::Q8_K, {256, 2304}},
+      {TensorType::F32, {7, 100, 2061}},   {TensorType::F16, {9, 100, 2061}},
+      {TensorType::BF16, {15, 2061}},      {TensorType::Q4_0, {96, 192, 2080}},
+      {TensorType::Q4_1, {96, 2080}},      {TensorType::Q5_0, {96, 2080}},
+      {TensorType::Q5_1, {96, 192, 2080}}, {TensorType::Q8_0, {96, 192, 2080}},
+      {TensorType::Q2_K, {256, 2304}},     {TensorType::Q3_K, {256, 2304}},
+      {TensorType::Q4_K, {256, 2304}},     {TensorType::Q5_K, {256, 2304}},
+      {TensorType::Q6_K, {256, 2304}},     {TensorType::Q8_K, {256, 2304}},
   };
   return cases;
 }

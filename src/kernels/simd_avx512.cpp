@@ -2,9 +2,14 @@
 // (LC_TARGET) and is only reached after dispatch.cpp checked the CPU; nothing else in the binary
 // is compiled for AVX-512.
 //
-// Integer matmul: weights unpacked to signed int8 (simd_x86_matmul.h), flipped to unsigned with
-// ^0x80 so VPDPBUSD (u8 x s8) applies, and the +128 bias taken out by starting each lane's
-// accumulator at -128 * (sum of its 4 activations). Block results are scaled in f32.
+// Integer matmul, activations quantized to int8 blocks of 32 (ActQ8), products by VPDPBUSD (u8 x
+// s8), block results scaled and summed in f32:
+//  - one token (decode): matvec_q decodes the GGUF blocks straight into registers, 4 rows at a
+//    time, prefetching the next rows (the weights stream from DRAM once per token);
+//  - several tokens (prefill): simd_x86_matmul.h unpacks 4 rows to signed int8 once per chunk and
+//    qtile runs 4 rows x 4 tokens over them; the sign is flipped (^0x80) to make the weights
+//    unsigned and the +128 bias leaves through each lane's start value, -128 * sum of its 4
+//    activations.
 #include "kernels/dispatch.h"
 
 #if defined(__x86_64__)
@@ -38,8 +43,7 @@ LC_TARGET inline __mmask16 lanes(int64_t n) {
   return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
 }
 
-// Halves and horizontal reductions. g++ 12 implements _mm512_castps512_ps256 and _mm512_reduce_*
-// with an undefined vector that trips -Wuninitialized, so these use extract instead.
+// Halves and horizontal reductions.
 LC_TARGET inline __m256 lo256(__m512 v) { return _mm512_extractf32x8_ps(v, 0); }
 LC_TARGET inline __m256 hi256(__m512 v) { return _mm512_extractf32x8_ps(v, 1); }
 LC_TARGET inline __m256 fold256(__m512 v) { return _mm256_add_ps(lo256(v), hi256(v)); }
@@ -511,7 +515,9 @@ LC_TARGET inline __m512 wload(const uint8_t* row, int64_t i, __mmask16 m) {
 template <TensorType TY, int R, int T>
 LC_TARGET void ftile(const WeightMatrix& w, int64_t r, const float* x, int64_t t, int64_t k0,
                      int64_t kn, float* out) {
+  constexpr int64_t kElem = TY == TensorType::F32 ? 4 : 2;
   const int64_t n = w.n_in;
+  const size_t ahead = R * w.row_bytes;
   const uint8_t* rows[R];
   for (int i = 0; i < R; ++i) {
     rows[i] = w.row(r + i);
@@ -527,6 +533,8 @@ LC_TARGET void ftile(const WeightMatrix& w, int64_t r, const float* x, int64_t t
       __m512 xv[T];
       for (int j = 0; j < T; ++j) xv[j] = _mm512_maskz_loadu_ps(m, x + (t + j) * n + e);
       for (int i = 0; i < R; ++i) {
+        // The same place in the next group of rows, into L2 (never faults past the end).
+        _mm_prefetch(reinterpret_cast<const char*>(rows[i] + ahead) + e * kElem, _MM_HINT_T1);
         const __m512 wv = wload<TY>(rows[i], e, m);
         for (int j = 0; j < T; ++j) acc[i][j] = _mm512_fmadd_ps(wv, xv[j], acc[i][j]);
       }

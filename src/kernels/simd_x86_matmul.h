@@ -183,26 +183,27 @@ struct QType {
   UnpackFn unpack = nullptr;
   int64_t block = 0;  // elements per block
   bool mins = false;
+  int64_t bytes = 0;  // bytes per block
 };
 
 QType qtype_of(TensorType t) {
   switch (t) {
     case TensorType::Q4_0:
-      return {unpack_q4_0, kQK, false};
+      return {unpack_q4_0, kQK, false, sizeof(BlockQ4_0)};
     case TensorType::Q4_1:
-      return {unpack_q4_1, kQK, true};
+      return {unpack_q4_1, kQK, true, sizeof(BlockQ4_1)};
     case TensorType::Q5_0:
-      return {unpack_q5_0, kQK, false};
+      return {unpack_q5_0, kQK, false, sizeof(BlockQ5_0)};
     case TensorType::Q5_1:
-      return {unpack_q5_1, kQK, true};
+      return {unpack_q5_1, kQK, true, sizeof(BlockQ5_1)};
     case TensorType::Q8_0:
-      return {unpack_q8_0, kQK, false};
+      return {unpack_q8_0, kQK, false, sizeof(BlockQ8_0)};
     case TensorType::Q4_K:
-      return {unpack_qk45<false>, kQK_K, true};
+      return {unpack_qk45<false>, kQK_K, true, sizeof(BlockQ4_K)};
     case TensorType::Q5_K:
-      return {unpack_qk45<true>, kQK_K, true};
+      return {unpack_qk45<true>, kQK_K, true, sizeof(BlockQ5_K)};
     case TensorType::Q6_K:
-      return {unpack_q6_k, kQK_K, false};
+      return {unpack_q6_k, kQK_K, false, sizeof(BlockQ6_K)};
     default:
       return {};
   }
@@ -236,8 +237,14 @@ LC_TARGET void matmul_q_rows(const WeightMatrix& w, const QType& qt, const ActQ8
       float sum[kQR][kTC] = {};
       for (int64_t k0 = 0; k0 < n; k0 += kKC) {
         const int64_t kn = std::min(kKC, n - k0);
-        for (int i = 0; i < nr; ++i)
-          qt.unpack(w.row(r + i), k0 / qt.block, kn / qt.block, sc.q[i], sc.s4[i], sc.m32[i]);
+        for (int i = 0; i < nr; ++i) {
+          const uint8_t* row = w.row(r + i);
+          qt.unpack(row, k0 / qt.block, kn / qt.block, sc.q[i], sc.s4[i], sc.m32[i]);
+          // The same chunk of the next group of rows, into L2 (never faults past the end).
+          const int64_t b0 = k0 / qt.block * qt.bytes, b1 = (k0 + kn) / qt.block * qt.bytes;
+          for (int64_t b = b0; b < b1; b += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(row + kQR * w.row_bytes + b), _MM_HINT_T1);
+        }
         for (int64_t t = 0; t < tc; t += kQT) {
           const int nt = static_cast<int>(std::min<int64_t>(kQT, tc - t));
           float out[kQR * kQT];
