@@ -1,5 +1,6 @@
 # longctx — the two commands people need are `make demo` and `make test`.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 JOBS ?= $(shell nproc)
 BUILD ?= build
 LONGCTX_MODEL ?= ../shared/models/stories260K.gguf
@@ -29,10 +30,12 @@ asan-test: setup
 	@cmake --build $(BUILD)-asan -j $(JOBS) 2>&1 | grep -v -E '^\[ *[0-9]+%\]' || true
 	@cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
-# libFuzzer on the GGUF reader (clang), bounded in time.
+# libFuzzer on the GGUF reader (clang), bounded in time. Warnings are errors in the g++ builds;
+# clang's extra warnings are shown here but do not stop the fuzzer.
 fuzz: setup
-	@CXX=clang++ cmake -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLONGCTX_FUZZ=ON -DLONGCTX_TESTS=OFF >/dev/null
+	@CXX=clang++ cmake -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLONGCTX_FUZZ=ON -DLONGCTX_TESTS=OFF -DLONGCTX_WERROR=OFF >/dev/null
 	@cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_gguf 2>&1 | grep -v -E '^\[ *[0-9]+%\]' || true
+	@test -x $(BUILD)-fuzz/fuzz/fuzz_gguf
 	@mkdir -p $(BUILD)-fuzz/corpus && cp -n fuzz/corpus/* $(BUILD)-fuzz/corpus/ 2>/dev/null || true
 	@$(BUILD)-fuzz/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
 	  -print_final_stats=1 $(BUILD)-fuzz/corpus 2>&1 | tail -n 12
