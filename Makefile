@@ -15,7 +15,7 @@ $(BUILD)/CMakeCache.txt:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
 
 build: setup $(BUILD)/CMakeCache.txt
-	@cmake --build $(BUILD) -j $(JOBS) 2>&1 | grep -v -E '^\[ *[0-9]+%\]' || true
+	@cmake --build $(BUILD) -j $(JOBS) 2>&1 | (grep -v -E '^\[ *[0-9]+%\]' || true)
 	@test -x $(BUILD)/longctx
 
 test: build
@@ -27,14 +27,14 @@ demo: build
 # AddressSanitizer + UBSan build of everything, running the whole test suite.
 asan-test: setup
 	@cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLONGCTX_SANITIZE=ON >/dev/null
-	@cmake --build $(BUILD)-asan -j $(JOBS) 2>&1 | grep -v -E '^\[ *[0-9]+%\]' || true
+	@cmake --build $(BUILD)-asan -j $(JOBS) 2>&1 | (grep -v -E '^\[ *[0-9]+%\]' || true)
 	@cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
 # libFuzzer on the GGUF reader (clang), bounded in time. Warnings are errors in the g++ builds;
 # clang's extra warnings are shown here but do not stop the fuzzer.
 fuzz: setup
 	@CXX=clang++ cmake -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLONGCTX_FUZZ=ON -DLONGCTX_TESTS=OFF -DLONGCTX_WERROR=OFF >/dev/null
-	@cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_gguf 2>&1 | grep -v -E '^\[ *[0-9]+%\]' || true
+	@cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_gguf 2>&1 | (grep -v -E '^\[ *[0-9]+%\]' || true)
 	@test -x $(BUILD)-fuzz/fuzz/fuzz_gguf
 	@mkdir -p $(BUILD)-fuzz/corpus && cp -n fuzz/corpus/* $(BUILD)-fuzz/corpus/ 2>/dev/null || true
 	@$(BUILD)-fuzz/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \

@@ -607,7 +607,7 @@ struct Dec<TensorType::Q5_K> {
 };
 template <>
 struct Dec<TensorType::Q6_K> {
-  static constexpr int kUnit = 256, kSteps = 4, kOff = 32, kBlk = 256, kBytes = 210, kQs = 0;
+  static constexpr int kUnit = 256, kSteps = 4, kOff = 32, kBlk = 256, kBytes = 210;
   static constexpr bool kMins = false;
 };
 
