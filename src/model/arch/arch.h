@@ -23,6 +23,9 @@ struct ArchSpec {
 const ArchSpec* find_arch(const std::string& name);  // nullptr if unsupported
 std::vector<std::string> supported_archs();
 
+// The llama layer layout (separate q/k/v with optional biases, SwiGLU); other families reuse it.
+void load_llama_layer(const TensorLoader& ld, const HParams& hp, int il, LayerWeights& lw);
+
 const ArchSpec& arch_llama();
 const ArchSpec& arch_qwen2();
 const ArchSpec& arch_phi3();

@@ -6,9 +6,7 @@
 
 namespace lc {
 
-namespace {
-
-void load_layer(const TensorLoader& ld, const HParams& hp, int il, LayerWeights& lw) {
+void load_llama_layer(const TensorLoader& ld, const HParams& hp, int il, LayerWeights& lw) {
   using namespace names;
   const int64_t d = hp.n_embd, dq = int64_t{hp.n_head} * hp.head_dim,
                 dkv = int64_t{hp.n_head_kv} * hp.head_dim;
@@ -26,11 +24,9 @@ void load_layer(const TensorLoader& ld, const HParams& hp, int il, LayerWeights&
   lw.w_down = ld.matrix(layer(il, kFfnDown), hp.n_ff, d);
 }
 
-}  // namespace
-
 const ArchSpec& arch_llama() {
   static const ArchSpec spec{"llama", "Llama 1/2/3, Mistral, SmolLM, TinyLlama",
-                             RopeLayout::Adjacent, load_layer};
+                             RopeLayout::Adjacent, load_llama_layer};
   return spec;
 }
 

@@ -14,6 +14,7 @@ class TensorLoader {
  public:
   explicit TensorLoader(const GgufFile& f) : f_(f) {}
   bool has(const std::string& name) const { return f_.tensor(name) != nullptr; }
+  const std::string& path() const { return f_.path(); }
   // A matrix of n_out rows of n_in elements (GGUF ne = [n_in, n_out]).
   WeightMatrix matrix(const std::string& name, int64_t n_in, int64_t n_out) const;
   // A vector of n elements, converted to f32.
