@@ -11,16 +11,24 @@ void load_llama_layer(const TensorLoader& ld, const HParams& hp, int il, LayerWe
   const int64_t d = hp.n_embd, dq = int64_t{hp.n_head} * hp.head_dim,
                 dkv = int64_t{hp.n_head_kv} * hp.head_dim;
   lw.attn_norm = ld.vec(layer(il, kAttnNorm), d);
-  lw.wq = ld.matrix(layer(il, kAttnQ), d, dq);
-  lw.wk = ld.matrix(layer(il, kAttnK), d, dkv);
-  lw.wv = ld.matrix(layer(il, kAttnV), d, dkv);
-  lw.bq = ld.vec_if(layer(il, kAttnQBias), dq);
-  lw.bk = ld.vec_if(layer(il, kAttnKBias), dkv);
-  lw.bv = ld.vec_if(layer(il, kAttnVBias), dkv);
+  if (ld.has(layer(il, kAttnQkv))) {  // fused [q; k; v] (phi3, unsplit internlm2)
+    lw.wqkv = ld.matrix(layer(il, kAttnQkv), d, dq + 2 * dkv);
+  } else {
+    lw.wq = ld.matrix(layer(il, kAttnQ), d, dq);
+    lw.wk = ld.matrix(layer(il, kAttnK), d, dkv);
+    lw.wv = ld.matrix(layer(il, kAttnV), d, dkv);
+    lw.bq = ld.vec_if(layer(il, kAttnQBias), dq);
+    lw.bk = ld.vec_if(layer(il, kAttnKBias), dkv);
+    lw.bv = ld.vec_if(layer(il, kAttnVBias), dkv);
+  }
   lw.wo = ld.matrix(layer(il, kAttnOut), dq, d);
   lw.ffn_norm = ld.vec(layer(il, kFfnNorm), d);
-  lw.w_gate = ld.matrix(layer(il, kFfnGate), d, hp.n_ff);
-  lw.w_up = ld.matrix(layer(il, kFfnUp), d, hp.n_ff);
+  if (ld.has(layer(il, kFfnGate))) {
+    lw.w_gate = ld.matrix(layer(il, kFfnGate), d, hp.n_ff);
+    lw.w_up = ld.matrix(layer(il, kFfnUp), d, hp.n_ff);
+  } else {  // fused [gate; up] (phi3)
+    lw.w_gate_up = ld.matrix(layer(il, kFfnUp), d, 2 * int64_t{hp.n_ff});
+  }
   lw.w_down = ld.matrix(layer(il, kFfnDown), hp.n_ff, d);
 }
 
