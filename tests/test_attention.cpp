@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "kernels/attention.h"
 #include "kernels/rotary.h"
 #include "memory/full_memory.h"
@@ -70,7 +71,8 @@ TEST(Attention, CausalWindowAndSplitSpansMatchReference) {
     attention_accumulate(q.data(), 6 * 16, KvSpan{k.data(), v.data(), n_kv, 32}, mask, d, st);
     std::vector<float> out(ref.size());
     attention_finish(st, out.data(), 6 * 16);
-    for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(out[i], ref[i], 1e-5) << "window " << window;
+    for (size_t i = 0; i < ref.size(); ++i)
+      ASSERT_NEAR(out[i], ref[i], 1e-5) << "window " << window;
 
     // The same keys split in two spans with shifted masks give the same result (one softmax).
     const int64_t cut = 123;
@@ -78,10 +80,53 @@ TEST(Attention, CausalWindowAndSplitSpansMatchReference) {
     m2.diag = mask.diag - cut;
     st.reset(n_q, d.n_head, d.head_dim);
     attention_accumulate(q.data(), 96, KvSpan{k.data(), v.data(), cut, 32}, m1, d, st);
-    attention_accumulate(q.data(), 96, KvSpan{k.data() + cut * 32, v.data() + cut * 32, n_kv - cut, 32},
-                         m2, d, st);
+    attention_accumulate(
+        q.data(), 96, KvSpan{k.data() + cut * 32, v.data() + cut * 32, n_kv - cut, 32}, m2, d, st);
     attention_finish(st, out.data(), 96);
     for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(out[i], ref[i], 1e-5);
+  }
+}
+
+TEST(Attention, FewQueriesManyKeysSplitPathMatchesReference) {
+  // Decode shapes (at most 4 queries, at least 512 keys) take the key-segment path: partial
+  // states per (KV head, segment), merged. Same numbers as the reference, on top of an earlier
+  // span, with masks, and bit for bit the same for any thread count.
+  std::mt19937 rng(11);
+  AttnDims d{9, 3, 64, 0.125f};
+  const int64_t qs = 9 * 64, ks = 3 * 64;
+  for (int64_t n_q : {1, 3}) {
+    const int64_t n_kv = 1300, cut = 200;
+    auto q = randv(n_q * qs, rng), k = randv(n_kv * ks, rng), v = randv(n_kv * ks, rng);
+    for (int64_t window : {0, 7, 700}) {
+      AttnMask mask;
+      mask.diag = n_kv - n_q;
+      mask.window = window;
+      auto vis = [&](int64_t i, int64_t j) {
+        return j <= i + mask.diag && (window <= 0 || j > i + mask.diag - window);
+      };
+      const auto ref = reference(q, k, v, n_q, n_kv, d, vis);
+      std::vector<float> first;
+      for (int threads : {1, 2, 3}) {
+        set_num_threads(threads);
+        AttnState st;
+        st.reset(n_q, d.n_head, d.head_dim);
+        AttnMask m1 = mask, m2 = mask;
+        m2.diag = mask.diag - cut;
+        attention_accumulate(q.data(), qs, KvSpan{k.data(), v.data(), cut, ks}, m1, d, st);
+        attention_accumulate(q.data(), qs,
+                             KvSpan{k.data() + cut * ks, v.data() + cut * ks, n_kv - cut, ks}, m2,
+                             d, st);
+        std::vector<float> out(ref.size());
+        attention_finish(st, out.data(), qs);
+        for (size_t i = 0; i < ref.size(); ++i)
+          ASSERT_NEAR(out[i], ref[i], 1e-5) << "n_q " << n_q << " window " << window;
+        if (first.empty())
+          first = out;
+        else
+          ASSERT_EQ(out, first) << "threads " << threads;
+      }
+      set_num_threads(0);
+    }
   }
 }
 

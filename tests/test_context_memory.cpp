@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "engine/session.h"
+#include "kernels/ops.h"
 #include "memory/block_index.h"
 #include "memory/context_memory.h"
 #include "model/model.h"
@@ -205,8 +206,8 @@ TEST(ContextMemory, InfllmPositionsAndOneSoftmax) {
   std::vector<double> logit;
   for (const auto& [t, local] : keys) {
     const auto qq = local ? rot(q.data() + last * 8, double(last)) : rot(q.data() + last * 8, 3.0);
-    const auto kk = local ? rot(k.data() + t * 8, double(t)) : std::vector<float>(k.data() + t * 8,
-                                                                                   k.data() + t * 8 + 8);
+    const auto kk = local ? rot(k.data() + t * 8, double(t))
+                          : std::vector<float>(k.data() + t * 8, k.data() + t * 8 + 8);
     double dot = 0;
     for (int e = 0; e < 8; ++e) dot += double(qq[e]) * kk[e];
     logit.push_back(dot * 0.35);
@@ -300,6 +301,97 @@ TEST(BlockIndex, BoundSearchIsExactAndACapTradesRecallForWork) {
   // the groups and still finds most of the true top-k.
   EXPECT_LT(scored / 50, 0.6 * n);
   EXPECT_GE(hits / total, 0.85);
+}
+
+// Representatives like text: runs of blocks about one of a few hundred topics, plus noise.
+std::vector<float> topic_blocks(int64_t n, int64_t dim, std::mt19937& rng) {
+  std::vector<std::vector<float>> topics;
+  for (int t = 0; t < 300; ++t) topics.push_back(randv(static_cast<size_t>(dim), rng));
+  std::vector<float> out;
+  size_t cur = 0;
+  for (int64_t b = 0; b < n; ++b) {
+    if (b % 8 == 0) cur = rng() % topics.size();
+    const auto noise = randv(static_cast<size_t>(dim), rng, 0.5f);
+    for (int64_t e = 0; e < dim; ++e) out.push_back(topics[cur][e] + noise[e]);
+  }
+  return out;
+}
+
+TEST(BlockIndex, ExactModeAndUncappedSearchEqualBruteForce) {
+  std::mt19937 rng(5);
+  const int64_t dim = 48, n = 3000;
+  const auto data = topic_blocks(n, dim, rng);
+  BlockIndexOptions io;
+  io.dim = dim;
+  io.group_size = 16;
+  io.max_clusters = 64;
+  BlockIndexOptions ex = io;
+  ex.exact = true;
+  BlockIndex idx(io), exact(ex);
+  for (int64_t b = 0; b < n; ++b) {
+    idx.add(data.data() + b * dim);
+    exact.add(data.data() + b * dim);
+  }
+  EXPECT_GT(idx.clusters(), 8);
+  EXPECT_LE(idx.clusters(), 64);
+  for (int trial = 0; trial < 40; ++trial) {
+    const auto q = randv(static_cast<size_t>(dim), rng);
+    for (int64_t k : {1, 5, 16}) {
+      // Brute force, ties to the lower id.
+      std::vector<std::pair<float, int64_t>> all;
+      for (int64_t b = 0; b < n; ++b) all.emplace_back(dot_f32(q.data(), idx.repr(b), dim), b);
+      std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
+        return a.first != b.first ? a.first > b.first : a.second < b.second;
+      });
+      std::vector<int64_t> ref;
+      for (int64_t i = 0; i < k; ++i) ref.push_back(all[static_cast<size_t>(i)].second);
+      EXPECT_EQ(exact.top_k(q.data(), k), ref);
+      EXPECT_EQ(idx.top_k_exact(q.data(), k), ref);
+      EXPECT_EQ(idx.top_k(q.data(), k), ref);  // no cap: the bounds prove the result exact
+    }
+  }
+  // k beyond the size returns everything, best first.
+  BlockIndex small(io);
+  for (int64_t b = 0; b < 3; ++b) small.add(data.data() + b * dim);
+  EXPECT_EQ(small.top_k(data.data(), 10).size(), 3u);
+}
+
+TEST(BlockIndex, BudgetedSearchHasHighRecallAndBoundedWork) {
+  std::mt19937 rng(9);
+  const int64_t dim = 64, k = 5;
+  BlockIndexOptions io;
+  io.dim = dim;
+  io.group_size = 32;
+  io.max_clusters = 1024;  // the memory's defaults
+  io.max_scored = 512;
+  int64_t max_work = 0;
+  for (int64_t n : {4096, 16384, 32768}) {
+    const auto data = topic_blocks(n, dim, rng);
+    BlockIndex idx(io);
+    for (int64_t b = 0; b < n; ++b) idx.add(data.data() + b * dim);
+    EXPECT_LE(idx.clusters(), 1024);
+    double hits = 0, total = 0;
+    int64_t work = 0;
+    for (int trial = 0; trial < 100; ++trial) {
+      // Queries near a random block's topic, like a decoding query that matches some memory.
+      const int64_t near = static_cast<int64_t>(rng() % static_cast<unsigned>(n));
+      auto q = randv(static_cast<size_t>(dim), rng, 0.5f);
+      for (int64_t e = 0; e < dim; ++e) q[static_cast<size_t>(e)] += data[near * dim + e];
+      const auto ref = idx.top_k_exact(q.data(), k);
+      const auto got = idx.top_k(q.data(), k);
+      work = std::max(work, idx.last_scored() + idx.last_bounds());
+      // The cluster that crosses the budget is finished; clusters hold at most a few times
+      // group_size members (they stop splitting only at max_clusters).
+      EXPECT_LE(idx.last_scored(), io.max_scored + 8 * io.group_size);
+      for (int64_t id : got) hits += static_cast<double>(std::count(ref.begin(), ref.end(), id));
+      total += static_cast<double>(ref.size());
+    }
+    EXPECT_GE(hits / total, 0.95) << n << " blocks";
+    if (n == 16384) max_work = work;
+    if (n == 32768) {
+      EXPECT_LE(work, max_work * 3 / 2) << "work must not grow with the blocks";
+    }
+  }
 }
 
 }  // namespace

@@ -9,10 +9,12 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "core/thread_pool.h"
 #include "kernels/attention.h"
 #include "kernels/dispatch.h"
 #include "kernels/matmul.h"
@@ -270,6 +272,58 @@ TEST(Matmul, ResultDoesNotDependOnBatch) {
       }
     }
   }
+}
+
+TEST(Matmul, GroupEqualsSeparateProductsForAnyThreadCount) {
+  // matmul_group (one region, the input quantized once, rows cut into dynamically claimed tasks)
+  // gives bit for bit what matmul gives for each matrix alone on one thread, whatever the number
+  // of threads, for mixed types (integer kernels, f16, and a type without a direct kernel).
+  IsaGuard guard;
+  std::mt19937 rng(77);
+  const int64_t n_in = 512;
+  const std::vector<std::pair<TensorType, int64_t>> mats = {{TensorType::Q8_0, 203},
+                                                            {TensorType::Q4_K, 64},
+                                                            {TensorType::F16, 37},
+                                                            {TensorType::Q2_K, 9},
+                                                            {TensorType::Q4_0, 130}};
+  std::vector<std::vector<uint8_t>> bytes;
+  std::vector<WeightMatrix> ws;
+  for (const auto& [t, n_out] : mats) {
+    bytes.push_back(random_rows(t, n_out, n_in, rng));
+    ws.push_back(WeightMatrix{t, n_in, n_out, bytes.back().data(),
+                              static_cast<size_t>(row_bytes(tensor_type_info(t), n_in))});
+  }
+  std::vector<const WeightMatrix*> wp;
+  for (const auto& w : ws) wp.push_back(&w);
+  for (Isa isa : supported_isas()) {
+    set_isa(isa);
+    for (int64_t n_tok : {1, 5, 40}) {
+      const auto x = randn(static_cast<size_t>(n_tok * n_in), rng);
+      set_num_threads(1);
+      std::vector<std::vector<float>> ref;
+      for (const auto& w : ws) {
+        ref.emplace_back(static_cast<size_t>(n_tok * w.n_out));
+        matmul(w, x.data(), n_tok, ref.back().data());
+      }
+      for (int threads : {1, 2, 3}) {
+        set_num_threads(threads);
+        std::vector<std::vector<float>> got;
+        std::vector<float*> yp;
+        for (const auto& w : ws) got.emplace_back(static_cast<size_t>(n_tok * w.n_out), NAN);
+        for (auto& g : got) yp.push_back(g.data());
+        matmul_group(wp.data(), yp.data(), static_cast<int>(ws.size()), x.data(), n_tok);
+        for (size_t m = 0; m < ws.size(); ++m)
+          for (size_t i = 0; i < ref[m].size(); ++i)
+            ASSERT_EQ(got[m][i], ref[m][i]) << isa_name(isa) << " matrix " << m << " element " << i
+                                            << " tokens " << n_tok << " threads " << threads;
+        // matmul alone is the one-matrix group, also split over the threads.
+        std::vector<float> one(ref[0].size(), NAN);
+        matmul(ws[0], x.data(), n_tok, one.data());
+        ASSERT_EQ(one, ref[0]) << isa_name(isa) << " threads " << threads;
+      }
+    }
+  }
+  set_num_threads(0);
 }
 
 TEST(QuantizeAct, EveryIsaMatchesTheScalarDefinitionBitForBit) {

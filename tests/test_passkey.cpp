@@ -33,15 +33,16 @@ const Tokenizer& tiny_tok() { return load("models/passkey-llama-tiny.gguf")->tok
 
 std::string noise() { return std::string(passkey_noise_line()); }
 
-// The landmark prompt as the reference builds it: lines joined with "\n".
-std::string landmark_text(const std::string& key, int64_t n, int64_t j) {
+// The landmark prompt as the reference builds it: lines joined with "\n" (or `sep`).
+std::string landmark_text(const std::string& key, int64_t n, int64_t j,
+                          const std::string& sep = "\n") {
   std::vector<std::string> lines;
   for (int64_t i = 0; i < j; ++i) lines.push_back(noise());
   lines.push_back(passkey_needle(key));
   for (int64_t i = j; i < n; ++i) lines.push_back(noise());
   lines.push_back("What is the pass key? The pass key is");
   std::string out;
-  for (size_t i = 0; i < lines.size(); ++i) out += (i ? "\n" : "") + lines[i];
+  for (size_t i = 0; i < lines.size(); ++i) out += (i ? sep : "") + lines[i];
   return out;
 }
 
@@ -129,6 +130,23 @@ TEST(PasskeyBuild, LandmarkLengthsAndDepths) {
       EXPECT_EQ(p.text, landmark_text("31337", p.units, p.units_before));
       expect_consistent(tok, b, p, target, depth);
     }
+}
+
+TEST(PasskeyBuild, LandmarkJoinedBySpaces) {
+  const Tokenizer& tok = tiny_tok();
+  PasskeyConfig cfg;
+  cfg.separator = " ";
+  PasskeyBuilder b(tok, cfg);
+  for (int64_t target : {200, 512, 3000})
+    for (double depth : {0.0, 0.3, 1.0}) {
+      const PasskeyPrompt p = b.build(target, depth, {"4711", 0});
+      EXPECT_EQ(p.text, landmark_text("4711", p.units, p.units_before, " "));
+      EXPECT_EQ(p.text.find('\n'), std::string::npos);
+      expect_consistent(tok, b, p, target, depth);
+    }
+  PasskeyConfig bad;
+  bad.separator = "x";
+  EXPECT_THROW(PasskeyBuilder(tok, bad), Error);
 }
 
 TEST(PasskeyBuild, InfiniteBenchForm) {

@@ -1,6 +1,7 @@
 // longctx bench: prefill and decode speed at several prompt lengths, achieved GB/s and GFLOP/s,
 // peak memory; with --roofline, this machine's limits and every figure as a fraction of them.
 #include <sys/resource.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -33,12 +34,14 @@ struct BenchOpts {
 
 struct Run {
   double prefill_s = 0, decode_s = 0;
+  double prefill_cpu_s = 0, decode_cpu_s = 0;  // CPU time of all threads
   size_t kv_bytes = 0;
 };
 
 struct Row {
   int64_t n_prompt = 0, n_gen = 0;
   double prefill_s = 0, decode_s = 0;  // medians
+  double prefill_cpu_s = 0, decode_cpu_s = 0;
   double prefill_tok_s = 0, decode_tok_s = 0, decode_gb_s = 0, prefill_gflop_s = 0;
   double peak_rss_mb = 0, kv_mb = 0;
 };
@@ -51,6 +54,14 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// CPU time of every thread of this process: on a machine shared with other work, wall time
+// includes the time the OS gave to others, CPU time does not.
+double cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
 double peak_rss_mb() {
@@ -78,15 +89,19 @@ Run run_once(const Loaded& l, const std::vector<int32_t>& prompt, int64_t n_gen)
     prog->update(done);
   };
   Run r;
+  double c0 = cpu_seconds();
   auto t0 = std::chrono::steady_clock::now();
   s.eval(prompt.data(), static_cast<int64_t>(prompt.size()), on_chunk);
   r.prefill_s = seconds_since(t0);
+  r.prefill_cpu_s = cpu_seconds() - c0;
   if (prog) prog->finish();
   check_logits(s.last_logits());
   int32_t tok = argmax(s.last_logits());
+  c0 = cpu_seconds();
   t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < n_gen; ++i) tok = argmax(s.eval(&tok, 1));
   r.decode_s = seconds_since(t0);
+  r.decode_cpu_s = cpu_seconds() - c0;
   check_logits(s.last_logits());
   r.kv_bytes = s.memory().bytes_in_ram();
   return r;
@@ -168,24 +183,31 @@ void run_bench(const BenchOpts& o) {
     std::uniform_int_distribution<int32_t> pick(0, n_tok_vocab - 1);
     std::vector<int32_t> prompt(static_cast<size_t>(n_prompt));
     for (auto& t : prompt) t = pick(rng);
-    std::vector<double> pre, dec;
+    std::vector<double> pre, dec, pre_cpu, dec_cpu;
     size_t kv = 0;
     for (int rep = 0; rep < o.repeat; ++rep) {
       const Run r = run_once(l, prompt, o.n_gen);
       pre.push_back(r.prefill_s);
       dec.push_back(r.decode_s);
+      pre_cpu.push_back(r.prefill_cpu_s);
+      dec_cpu.push_back(r.decode_cpu_s);
       kv = r.kv_bytes;
       std::fprintf(stderr,
-                   "bench: -p %lld -n %lld run %d/%d: prefill %.1f tok/s, decode %.2f tok/s\n",
+                   "bench: -p %lld -n %lld run %d/%d: prefill %.1f tok/s, decode %.2f tok/s "
+                   "(CPU time: prefill %.1f s, decode %.2f ms per token)\n",
                    static_cast<long long>(n_prompt), static_cast<long long>(o.n_gen), rep + 1,
                    o.repeat, static_cast<double>(n_prompt) / r.prefill_s,
-                   r.decode_s > 0 ? static_cast<double>(o.n_gen) / r.decode_s : 0.0);
+                   r.decode_s > 0 ? static_cast<double>(o.n_gen) / r.decode_s : 0.0,
+                   r.prefill_cpu_s,
+                   o.n_gen > 0 ? 1e3 * r.decode_cpu_s / static_cast<double>(o.n_gen) : 0.0);
     }
     Row row;
     row.n_prompt = n_prompt;
     row.n_gen = o.n_gen;
     row.prefill_s = median(pre);
     row.decode_s = median(dec);
+    row.prefill_cpu_s = median(pre_cpu);
+    row.decode_cpu_s = median(dec_cpu);
     row.prefill_tok_s = static_cast<double>(n_prompt) / row.prefill_s;
     row.decode_tok_s = row.decode_s > 0 ? static_cast<double>(o.n_gen) / row.decode_s : 0;
     row.decode_gb_s = static_cast<double>(wbytes) * row.decode_tok_s / 1e9;
@@ -212,6 +234,8 @@ void run_bench(const BenchOpts& o) {
                           {"peak_rss_mb", r.peak_rss_mb},
                           {"prefill_s", r.prefill_s},
                           {"decode_s", r.decode_s},
+                          {"prefill_cpu_s", r.prefill_cpu_s},
+                          {"decode_cpu_s", r.decode_cpu_s},
                           {"kv_mb", r.kv_mb},
                           {"weight_mb_per_token", static_cast<double>(wbytes) / (1 << 20)},
                           {"repeat", o.repeat},
@@ -243,6 +267,11 @@ void run_bench(const BenchOpts& o) {
           100 * r.prefill_gflop_s / lim->model_type_gflop_s,
           std::string(tensor_type_info(lim->model_type).name).c_str());
   }
+  for (const Row& r : rows)
+    if (r.n_gen > 0 && r.decode_cpu_s > 0)
+      std::printf("%9lld %6lld CPU time (all threads): prefill %.2f s, decode %.2f ms per token\n",
+                  static_cast<long long>(r.n_prompt), static_cast<long long>(r.n_gen),
+                  r.prefill_cpu_s, 1e3 * r.decode_cpu_s / static_cast<double>(r.n_gen));
   std::printf("(medians of %d runs; decode GB/s counts the weights only, not the KV cache)\n",
               o.repeat);
 }

@@ -63,14 +63,23 @@ void ModelOptions::add_memory_options(CLI::App& cmd) {
   cmd.add_option("--spill-type", spill_type, "spilled block type: f32, f16, q8_0")
       ->capture_default_str()
       ->group(g);
-  cmd.add_option("--retrieval", retrieval, "block search: index (two-level) or exact")
+  cmd.add_option("--retrieval", retrieval,
+                 "block search: index (clustered representatives, bounded work) or exact")
       ->capture_default_str()
       ->group(g);
-  cmd.add_option("--index-group", index_group, "blocks per group of the two-level index")
+  cmd.add_option("--index-group", index_group,
+                 "blocks per cluster of the index before the cluster splits")
       ->capture_default_str()
       ->group(g);
-  cmd.add_option("--index-probe", index_probe,
-                 "groups searched per retrieval (0 = until the bound proves the top-k exact)")
+  cmd.add_option("--index-clusters", index_clusters, "clusters of the index at most")
+      ->capture_default_str()
+      ->group(g);
+  cmd.add_option("--index-budget", index_budget,
+                 "blocks scored per search after the cluster bounds (0 = no cap: the search "
+                 "is exact, its work grows with the context)")
+      ->capture_default_str()
+      ->group(g);
+  cmd.add_option("--index-probe", index_probe, "clusters visited per search (0 = no cap)")
       ->capture_default_str()
       ->group(g);
   cmd.add_option("--index-refresh", index_refresh,
@@ -115,7 +124,10 @@ void configure_memory(const ModelOptions& o, Loaded& l) {
   c.measure_recall = o.measure_recall;
   c.index_refresh = o.index_refresh;
   c.index_candidates = o.index_candidates;
+  c.index_budget = o.index_budget;
+  c.index_clusters = o.index_clusters;
   if (o.index_probe < 0) fail("--index-probe must be >= 0, got ", o.index_probe);
+  if (o.index_budget < 0) fail("--index-budget must be >= 0, got ", o.index_budget);
   if (!o.mem_budget.empty()) c.store.mem_budget = parse_bytes(o.mem_budget, "--mem-budget");
   c.store.spill_dir = o.spill_dir;
   c.store.spill_type = spill_type_from_name(o.spill_type);
@@ -190,8 +202,7 @@ Progress::Progress(std::string label, int64_t total, std::string unit)
       t0_(std::chrono::steady_clock::now()) {}
 
 void Progress::update(int64_t done, const std::string& extra) {
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
   const double frac = total_ > 0 ? static_cast<double>(done) / static_cast<double>(total_) : 1.0;
   const int decile = static_cast<int>(frac * 10);
   if (!tty_ && decile == last_decile_) return;

@@ -17,6 +17,7 @@
 
 #include "app/common.h"
 #include "app/eval_ppl_curve.h"
+#include "app/eval_results.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "engine/generate.h"
@@ -32,9 +33,10 @@ using nlohmann::json;
 struct Opts {
   ModelOptions mo;
   std::string lengths = "1k,4k,16k", depths = "0:1:0.1", format = "auto";
-  std::string json_path, filler, resume, chat_template;
+  std::string json_path, filler, resume, chat_template, separator = "newline";
   int64_t trials = 5, n_predict = 8, seed = 0;
   bool no_chat = false;
+  std::string svg_path;  // --svg (default: the JSON path with .svg)
 };
 
 struct Trial {
@@ -364,6 +366,12 @@ void run_passkey(const Opts& o) {
     }
   }
   if (!o.filler.empty()) cfg.filler = passkey_split_filler(read_file(o.filler));
+  if (o.separator == "space")
+    cfg.separator = " ";
+  else if (o.separator != "newline")
+    fail("--separator must be newline or space, got '", o.separator, "'");
+  if (o.separator != "newline" && fmt != PasskeyFormat::Landmark)
+    fail("--separator applies to the landmark format only");
   PasskeyBuilder builder(tok, cfg);
 
   // The longest keys of the format give the shortest room for filler.
@@ -388,6 +396,7 @@ void run_passkey(const Opts& o) {
       {"chat", cfg.chat ? json(chat_format_name(*cfg.chat)) : json(nullptr)},
       {"filler", o.filler.empty() ? "noise" : std::filesystem::path(o.filler).filename().string()},
       {"filler_units", builder.n_units()},
+      {"separator", o.separator},
       {"seed", o.seed},
       {"trials", o.trials},
       {"n_predict", o.n_predict},
@@ -405,6 +414,12 @@ void run_passkey(const Opts& o) {
     }
 
   const std::string out_path = o.json_path.empty() ? o.resume : o.json_path;
+  // The results file and the heatmap, rewritten after every finished cell.
+  FigureWriter figure(figure_path(o.svg_path, out_path));
+  auto save = [&] {
+    if (!out_path.empty()) write_json(out_path, run);
+    if (figure.enabled()) figure.write(results_figure_svg(run.to_json()));
+  };
   if (!o.resume.empty()) {
     if (std::filesystem::exists(o.resume)) {
       resume_from(o.resume, run);
@@ -493,11 +508,12 @@ void run_passkey(const Opts& o) {
               << ": length " << c.length << ", depth " << format_number(c.depth) << ": "
               << c.correct() << "/" << c.trials.size() << " correct, " << duration(c.seconds)
               << (tty ? "\033[K\n" : "\n") << std::flush;
-    if (!out_path.empty()) write_json(out_path, run);
+    save();
   }
   progress.finish();
   run.seconds = earlier_seconds + elapsed();
-  if (!out_path.empty()) write_json(out_path, run);
+  save();
+  figure.announce("passkey");
 
   print_table(run, o.trials);
   const double secs = elapsed();
@@ -541,10 +557,18 @@ void register_eval_passkey(CLI::App& eval) {
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "seed of the keys and filler choices")->capture_default_str();
   cmd->add_option("-n,--n-predict", o->n_predict, "answer tokens (greedy)")->capture_default_str();
+  cmd->add_option("--separator", o->separator,
+                  "what joins filler lines, needle and question in the landmark form: newline "
+                  "(ALGORITHMS.md 1.7) or space (one paragraph)")
+      ->capture_default_str();
   cmd->add_option("--filler", o->filler,
                   "text file whose sentences and lines replace the noise filler (cycled)");
   cmd->add_option("--json", o->json_path,
                   "write settings, machine and every cell to this file (after each cell)");
+  cmd->add_option("--svg", o->svg_path,
+                  "write the heatmap (length x depth, colour = accuracy) to this SVG file, and a "
+                  "PNG beside it when rsvg-convert is installed (default with --json: the JSON "
+                  "path with .svg)");
   cmd->add_option("--resume", o->resume,
                   "skip the cells already in this JSON file from an earlier run with the same "
                   "settings, and keep writing it (created when missing)");

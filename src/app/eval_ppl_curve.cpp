@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -16,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/common.h"
+#include "app/eval_results.h"
 #include "app/flag_string.h"
 #include "core/error.h"
 #include "engine/perplexity.h"
@@ -250,12 +252,16 @@ struct Run {
   std::vector<int64_t> lengths;
   std::vector<CurveConfig> configs;
   std::vector<Cell> cells;  // length-major: all configs at lengths[0], then lengths[1], ...
+  int64_t model_bytes = 0;
+  nlohmann::json machine;  // machine_json()
 
   const Cell& at(size_t li, size_t ci) const { return cells[li * configs.size() + ci]; }
 
   nlohmann::json to_json(bool complete) const {
     nlohmann::json j;
     j["model"] = model_path;
+    j["model_bytes"] = model_bytes;
+    j["machine"] = machine;
     j["file"] = text_path;
     j["n_tokens"] = n_tokens;
     j["orig_ctx"] = orig_ctx;
@@ -469,6 +475,7 @@ void register_eval_ppl_curve(CLI::App& eval) {
   struct Opts {
     ModelOptions mo;  // model, threads, batch, --hf-config and the KV-memory base flags
     std::string file, lengths = "512,1k,2k,4k", json, factors;
+    std::string svg;  // --svg (default: the JSON path with .svg)
     std::vector<std::string> configs;
     int64_t orig_ctx = 0, chunks = 0;
     bool markdown = false;
@@ -502,6 +509,10 @@ void register_eval_ppl_curve(CLI::App& eval) {
   cmd->add_option("--chunks", o->chunks, "evaluate at most this many windows per cell (0 = all)");
   cmd->add_option("--json", o->json,
                   "write every cell to this JSON file (rewritten after each cell)");
+  cmd->add_option("--svg", o->svg,
+                  "write the perplexity curves (log-scaled length axis) to this SVG file, and a "
+                  "PNG beside it when rsvg-convert is installed (default with --json: the JSON "
+                  "path with .svg; rewritten after each cell)");
   cmd->add_flag("--markdown", o->markdown, "print the table as Markdown");
   cmd->add_option("--rope-factors", o->factors,
                   "LongRoPE factor file of the longrope preset ({s} allowed)");
@@ -543,6 +554,12 @@ void register_eval_ppl_curve(CLI::App& eval) {
     o->mo.verbose = false;  // the per-configuration details are printed below
     const Loaded l = load_model(o->mo);
     const Model& m = *l.model;
+    {
+      std::error_code ec;
+      const auto bytes = std::filesystem::file_size(o->mo.model, ec);
+      run.model_bytes = ec ? 0 : static_cast<int64_t>(bytes);
+    }
+    run.machine = machine_json();
     const ArchSpec* spec = find_arch(m.hparams().arch);
     LC_CHECK(spec != nullptr);
     run.orig_ctx = o->orig_ctx > 0 ? o->orig_ctx : trained_context(o->mo, l);
@@ -601,6 +618,7 @@ void register_eval_ppl_curve(CLI::App& eval) {
               << (o->chunks > 0 ? cat(", at most ", o->chunks, " windows per cell") : "") << "\n";
 
     CurveProgress prog(run);
+    FigureWriter figure(figure_path(o->svg, o->json));
     size_t failed = 0;
     for (size_t i = 0; i < run.cells.size(); ++i) {
       Cell& c = run.cells[i];
@@ -626,7 +644,10 @@ void register_eval_ppl_curve(CLI::App& eval) {
       }
       prog.done(i);
       if (!o->json.empty()) write_json(o->json, run, i + 1 == run.cells.size());
+      if (figure.enabled())
+        figure.write(results_figure_svg(run.to_json(i + 1 == run.cells.size())));
     }
+    figure.announce("ppl-curve");
 
     if (!o->markdown)
       std::cout << "perplexity (± standard error) by context length: " << o->file << ", "

@@ -43,8 +43,22 @@ inline void cpu_relax() {
 #endif
 }
 
-// Iterations of cpu_relax() before a thread goes to sleep (tens of microseconds).
-constexpr int kSpinIterations = 2000;
+// Iterations of cpu_relax() before a thread goes to sleep (tens of microseconds by default);
+// LONGCTX_SPIN overrides it (0: sleep at once, which suits a machine busy with other work).
+constexpr int kDefaultSpin = 300;
+
+int spin_iterations() {
+  static const int n = [] {
+    const char* env = std::getenv("LONGCTX_SPIN");
+    if (env == nullptr || *env == '\0') return kDefaultSpin;
+    char* end = nullptr;
+    const long v = std::strtol(env, &end, 10);
+    if (end == env || *end != '\0' || v < 0 || v > 100000000)
+      fail("LONGCTX_SPIN must be an integer in 0..100000000, got '", env, "'");
+    return static_cast<int>(v);
+  }();
+  return n;
+}
 
 int default_num_threads() {
   if (const char* env = std::getenv("LONGCTX_THREADS"); env != nullptr && *env != '\0') {
@@ -132,7 +146,7 @@ class ThreadPool {
 
   // Spins briefly, then sleeps on cv_done_ until no worker runs a task of this region.
   void wait_until_idle() {
-    for (int i = 0; i < kSpinIterations; ++i) {
+    for (int i = 0; i < spin_; ++i) {
       if (running_.load() == 0) return;
       cpu_relax();
     }
@@ -169,7 +183,7 @@ class ThreadPool {
     uint64_t seen = 0;
     for (;;) {
       uint64_t g = generation_.load();
-      for (int i = 0; i < kSpinIterations && g == seen; ++i) {
+      for (int i = 0; i < spin_ && g == seen; ++i) {
         cpu_relax();
         g = generation_.load();
       }
@@ -190,6 +204,7 @@ class ThreadPool {
   }
 
   const int n_threads_;
+  const int spin_ = spin_iterations();
   std::vector<std::thread> workers_;
 
   std::mutex mu_;

@@ -26,11 +26,14 @@ std::string describe_memory(const MemoryConfig& c) {
   if (c.policy == "full")
     return c.max_ctx > 0 ? cat("full (up to ", c.max_ctx, " tokens)") : std::string("full");
   const ContextMemoryOptions& o = c.ctx;
-  std::string s = cat(c.policy, ": n_init ", o.n_init, ", n_local ", o.n_local, ", exec_block ",
-                      o.exec_block);
+  std::string s =
+      cat(c.policy, ": n_init ", o.n_init, ", n_local ", o.n_local, ", exec_block ", o.exec_block);
   if (c.policy == "infllm") {
     s += cat(", block_size ", o.block_size, ", topk ", o.topk, ", repr_topk ", o.repr_topk,
-             ", retrieval ", o.exact_retrieval ? "exact" : "two-level index");
+             ", retrieval ",
+             o.exact_retrieval    ? std::string("exact")
+             : o.index_budget > 0 ? cat("index (", o.index_budget, " blocks scored at most)")
+                                  : std::string("index (exact bound search)"));
     s += o.store.mem_budget ? cat(", mem budget ", o.store.mem_budget >> 20, " MiB, spill ",
                                   spill_type_name(o.store.spill_type), " in ",
                                   o.store.spill_dir.empty() ? "$TMPDIR" : o.store.spill_dir)

@@ -197,7 +197,10 @@ bool passkey_correct(std::string_view answer, std::string_view key) {
 PasskeyBuilder::PasskeyBuilder(const Tokenizer& tok, PasskeyConfig cfg)
     : tok_(tok), cfg_(std::move(cfg)) {
   special_ = cfg_.chat.has_value();
-  units_ = cfg_.filler.empty() ? std::vector<std::string>{"\n" + std::string(kNoise)} : cfg_.filler;
+  if (cfg_.separator.empty() || !trim(cfg_.separator).empty())
+    fail("the passkey separator must be whitespace, got '", cfg_.separator, "'");
+  const std::string& sep = cfg_.separator;
+  units_ = cfg_.filler.empty() ? std::vector<std::string>{sep + std::string(kNoise)} : cfg_.filler;
   std::string pre, post;
   if (cfg_.chat) {
     const std::string r =
@@ -212,7 +215,7 @@ PasskeyBuilder::PasskeyBuilder(const Tokenizer& tok, PasskeyConfig cfg)
     head += std::string(kIntro) + "\n\n";
     tail_ = "\n\n\n" + std::string(kQuestion) + post;
   } else {
-    tail_ = "\n" + std::string(kQuestion) + std::string(kAnswerPrefix) + post;
+    tail_ = sep + std::string(kQuestion) + std::string(kAnswerPrefix) + post;
   }
   // No piece ends in whitespace (byte-level BPE splits whitespace by what follows it): the head's
   // trailing whitespace opens the first piece after it.
@@ -322,7 +325,7 @@ std::vector<PasskeyBuilder::Part> PasskeyBuilder::plan(int64_t n_units, double d
     prev_text = j > 1 ? units_[unit_at(j - 1)] : first_texts_[u];
   }
   // The needle starts the haystack or a new line.
-  const std::string needle_text = j == 0 ? lead_ + needle : "\n" + needle;
+  const std::string needle_text = j == 0 ? lead_ + needle : cfg_.separator + needle;
   add(Part::Needle, needle_text, after(prev_text, needle_text));
   if (n_units > j) {
     const size_t u = unit_at(j);

@@ -75,6 +75,10 @@ struct PasskeyConfig {
   PasskeyFormat format = PasskeyFormat::Landmark;
   std::vector<std::string> filler;  // units as passkey_split_filler gives them; empty = noise line
   std::optional<ChatFormat> chat;   // render the prompt as one user message of this template
+  // What joins the noise lines, the needle and the question in the landmark form: "\n" as
+  // ALGORITHMS.md 1.7 gives it, or " " (one running paragraph, the form some small models and
+  // llama.cpp's passkey example use).
+  std::string separator = "\n";
 };
 
 struct PasskeyPrompt {

@@ -34,10 +34,18 @@ const std::vector<float>& Session::eval(const int32_t* tokens, int64_t n,
                                         const std::function<void(int64_t, int64_t)>& progress) {
   const int64_t nv = model_->hparams().n_vocab;
   last_.resize(static_cast<size_t>(nv));
-  for (int64_t i = 0; i < n; i += opt_.batch) {
-    const int64_t m = std::min(opt_.batch, n - i);
+  // As InfLLM's reference does: everything but the last token in chunks, then the last token
+  // alone, so that the step whose logits are returned retrieves memory blocks with its own query
+  // rather than with the sum over a whole execution block (full attention: same result).
+  const int64_t head = n > 1 ? n - 1 : n;
+  for (int64_t i = 0; i < head; i += opt_.batch) {
+    const int64_t m = std::min(opt_.batch, head - i);
     step(tokens + i, m, last_.data(), false);
     if (progress) progress(i + m, n);
+  }
+  if (head < n) {
+    step(tokens + head, 1, last_.data(), false);
+    if (progress) progress(n, n);
   }
   return last_;
 }

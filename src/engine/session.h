@@ -29,7 +29,8 @@ class Session {
   int64_t n_past() const { return mem_->n_past(); }
   void reset() { mem_->reset(); }
 
-  // Feeds tokens in chunks of options().batch and returns the logits after the last one.
+  // Feeds tokens in chunks of options().batch (the last token in a step of its own, as InfLLM
+  // prefills) and returns the logits after the last one.
   // progress(done, total) is called after each chunk when given.
   const std::vector<float>& eval(const int32_t* tokens, int64_t n,
                                  const std::function<void(int64_t, int64_t)>& progress = {});

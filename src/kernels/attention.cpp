@@ -18,6 +18,13 @@ namespace {
 constexpr int64_t kTile = 128;
 constexpr int64_t kQBlock = 8;
 constexpr int64_t kParallelMinWork = 1 << 15;
+// Few queries (decode) against many keys: work items are (KV head, segment of keys) with their own
+// partial softmax states, merged afterwards, so that all threads share the keys of every head
+// (KV heads alone are too few items, e.g. 3 on 2 threads). The choice depends on the shapes only,
+// never on the thread count, so results do not depend on it either.
+constexpr int64_t kSplitMaxQueries = 4;
+constexpr int64_t kSplitMinKeys = 4 * 128;
+constexpr int64_t kSplitSegments = 8;  // per KV head (segments are whole tiles)
 
 // Visible key range [lo, hi) for query i (complement masks use [0, hi)).
 inline void visible_range(const AttnMask& m, int64_t i, int64_t n, int64_t& lo, int64_t& hi) {
@@ -31,16 +38,108 @@ inline void visible_range(const AttnMask& m, int64_t i, int64_t n, int64_t& lo, 
   if (hi < lo) hi = lo;
 }
 
-// Asks for floats [off, off + n) of the K and V rows of tokens [j0, j1) ahead of use. Token rows
-// are often a multiple of 4 KiB apart, and hardware prefetchers do not cross 4 KiB pages.
-inline void prefetch_rows(const KvSpan& kv, int64_t j0, int64_t j1, int64_t off, int64_t n) {
-  const int64_t bytes = n * static_cast<int64_t>(sizeof(float));
-  for (int64_t j = j0; j < j1; ++j) {
-    const char* k = reinterpret_cast<const char*>(kv.k + j * kv.stride + off);
-    const char* v = reinterpret_cast<const char*>(kv.v + j * kv.stride + off);
-    for (int64_t b = 0; b < bytes; b += 64) {
-      __builtin_prefetch(k + b, 0, 2);
-      __builtin_prefetch(v + b, 0, 2);
+// Keys [lo, hi) (inside one tile) for the `group` query heads that share KV head hk, one query
+// (qg: its first head of the group); running state of those heads in m[g], l[g], acc[g * hd].
+void tile_update(const KernelTable& kt, const float* qg, const KvSpan& kv, int64_t lo, int64_t hi,
+                 int64_t hk, int64_t group, int64_t hd, float scale, float* m, double* l,
+                 float* acc, float* scores, float* tmax) {
+  const int64_t nt = hi - lo, off = lo * kv.stride + hk * hd;
+  kt.attn_scores(qg, hd, group, kv.k + off, kv.stride, nt, hd, scale, scores, kTile, tmax);
+  for (int64_t g = 0; g < group; ++g) {
+    if (tmax[g] > m[g]) {
+      const float c =
+          m[g] == -std::numeric_limits<float>::infinity() ? 0.0f : std::exp(m[g] - tmax[g]);
+      float* a = acc + g * hd;
+      for (int64_t e = 0; e < hd; ++e) a[e] *= c;
+      l[g] *= c;
+      m[g] = tmax[g];
+    }
+    float* sg = scores + g * kTile;
+    l[g] += kt.exp_shift(sg, m[g], sg, nt);
+  }
+  kt.attn_accum(scores, kTile, group, kv.v + off, kv.stride, nt, hd, acc, hd);
+}
+
+// The split path (see kSplitMaxQueries): one work item per segment of keys, each with partial
+// states of every head, merged into st in segment order. Inside a segment the keys go by in
+// sub-tiles of about kSweepBytes of K and V for all the KV heads, so that the rows are read from
+// memory once, as a whole, and the other heads find them in cache.
+constexpr int64_t kSweepBytes = 96 << 10;
+
+// Rows [j0, j1) of K and V (contiguous) into L2.
+inline void prefetch_rows(const KvSpan& kv, int64_t j0, int64_t j1) {
+  if (j1 <= j0) return;
+  const char* kp = reinterpret_cast<const char*>(kv.k + j0 * kv.stride);
+  const char* vp = reinterpret_cast<const char*>(kv.v + j0 * kv.stride);
+  const int64_t bytes = (j1 - j0) * kv.stride * static_cast<int64_t>(sizeof(float));
+  for (int64_t b = 0; b < bytes; b += 64) {
+    __builtin_prefetch(kp + b, 0, 2);
+    __builtin_prefetch(vp + b, 0, 2);
+  }
+}
+
+void accumulate_split(const float* q, int64_t q_stride, const KvSpan& kv, const AttnMask& mask,
+                      const AttnDims& d, AttnState& st) {
+  const int64_t group = d.n_head / d.n_head_kv, hd = d.head_dim, n_q = st.n_q;
+  const int64_t seg_len =
+      std::max<int64_t>(1, (kv.n + kSplitSegments * kTile - 1) / (kSplitSegments * kTile)) * kTile;
+  const int64_t n_seg = (kv.n + seg_len - 1) / seg_len;
+  const int64_t row_bytes = 2 * d.n_head_kv * hd * static_cast<int64_t>(sizeof(float));
+  const int64_t sub = std::clamp<int64_t>(kSweepBytes / row_bytes / 4 * 4, 4, kTile);
+  const int64_t rows = n_q * d.n_head;  // state rows of one item
+  std::vector<float> pm(static_cast<size_t>(n_seg * rows));
+  std::vector<double> pl(pm.size());
+  std::vector<float> pacc(pm.size() * static_cast<size_t>(hd));
+  const KernelTable& kt = kernels();
+  auto item = [&](int it, int) {
+    std::vector<float> scores(static_cast<size_t>(group * kTile)), tmax(static_cast<size_t>(group));
+    const int64_t s0 = it * seg_len, s1 = std::min(kv.n, s0 + seg_len);
+    float* m = pm.data() + it * rows;
+    double* l = pl.data() + it * rows;
+    float* acc = pacc.data() + it * rows * hd;
+    std::fill(m, m + rows, -std::numeric_limits<float>::infinity());
+    std::fill(l, l + rows, 0.0);
+    std::fill(acc, acc + rows * hd, 0.0f);
+    for (int64_t j0 = s0; j0 < s1; j0 += kTile)
+      for (int64_t u0 = j0; u0 < std::min(s1, j0 + kTile); u0 += sub) {
+        const int64_t u1 = std::min({s1, j0 + kTile, u0 + sub});
+        // The next sub-tile's rows into L2 while this one is computed.
+        prefetch_rows(kv, u1, std::min(s1, u1 + sub));
+        for (int64_t hk = 0; hk < d.n_head_kv; ++hk)
+          for (int64_t i = 0; i < n_q; ++i) {
+            int64_t lo, hi;
+            visible_range(mask, i, kv.n, lo, hi);
+            lo = std::max(lo, u0);
+            hi = std::min(hi, u1);
+            if (lo >= hi) continue;
+            const int64_t r = i * d.n_head + hk * group;
+            tile_update(kt, q + i * q_stride + hk * group * hd, kv, lo, hi, hk, group, hd, d.scale,
+                        m + r, l + r, acc + r * hd, scores.data(), tmax.data());
+          }
+      }
+  };
+  if (n_q * d.n_head * kv.n * hd < kParallelMinWork)
+    for (int it = 0; it < static_cast<int>(n_seg); ++it) item(it, static_cast<int>(n_seg));
+  else
+    parallel_for_tasks(static_cast<int>(n_seg), item);
+
+  for (int64_t t = 0; t < rows; ++t) {
+    float* acc = st.acc.data() + t * hd;
+    for (int64_t sg = 0; sg < n_seg; ++sg) {
+      const size_t r = static_cast<size_t>(sg * rows + t);
+      const float m = pm[r];
+      if (m == -std::numeric_limits<float>::infinity()) continue;
+      if (m > st.m[t]) {
+        const float c =
+            st.m[t] == -std::numeric_limits<float>::infinity() ? 0.0f : std::exp(st.m[t] - m);
+        for (int64_t e = 0; e < hd; ++e) acc[e] *= c;
+        st.l[t] *= c;
+        st.m[t] = m;
+      }
+      const float f = std::exp(m - st.m[t]);
+      st.l[t] += pl[r] * f;
+      const float* pa = pacc.data() + static_cast<int64_t>(r) * hd;
+      for (int64_t e = 0; e < hd; ++e) acc[e] += f * pa[e];
     }
   }
 }
@@ -64,6 +163,10 @@ void attention_accumulate(const float* q, int64_t q_stride, const KvSpan& kv, co
   if (kv.n <= 0) return;
   const int64_t group = d.n_head / d.n_head_kv;
   const int64_t hd = d.head_dim;
+  if (st.n_q <= kSplitMaxQueries && kv.n >= kSplitMinKeys) {
+    accumulate_split(q, q_stride, kv, mask, d, st);
+    return;
+  }
   const int64_t n_qb = (st.n_q + kQBlock - 1) / kQBlock;
   const KernelTable& kt = kernels();
   auto run = [&](int64_t w0, int64_t w1) {
@@ -84,7 +187,6 @@ void attention_accumulate(const float* q, int64_t q_stride, const KvSpan& kv, co
         last = std::max(last, hi);
       }
       for (int64_t j0 = first / kTile * kTile; j0 < last; j0 += kTile) {
-        prefetch_rows(kv, j0 + kTile, std::min(last, j0 + 2 * kTile), hk0 * hd, (hk1 - hk0) * hd);
         for (int64_t hk = hk0; hk < hk1; ++hk) {
           for (int64_t i = i0; i < i1; ++i) {
             int64_t lo, hi;
@@ -92,27 +194,10 @@ void attention_accumulate(const float* q, int64_t q_stride, const KvSpan& kv, co
             lo = std::max(lo, j0);
             hi = std::min(hi, j0 + kTile);
             if (lo >= hi) continue;
-            const int64_t nt = hi - lo, off = lo * kv.stride + hk * hd;
             const int64_t t0 = i * d.n_head + hk * group;  // state row of the group's first head
-            kt.attn_scores(q + i * q_stride + hk * group * hd, hd, group, kv.k + off, kv.stride, nt,
-                           hd, d.scale, scores.data(), kTile, tmax.data());
-            for (int64_t g = 0; g < group; ++g) {
-              const size_t t = static_cast<size_t>(t0 + g);
-              float& m = st.m[t];
-              double& l = st.l[t];
-              if (tmax[g] > m) {
-                const float c =
-                    m == -std::numeric_limits<float>::infinity() ? 0.0f : std::exp(m - tmax[g]);
-                float* acc = st.acc.data() + (t0 + g) * hd;
-                for (int64_t e = 0; e < hd; ++e) acc[e] *= c;
-                l *= c;
-                m = tmax[g];
-              }
-              float* sg = scores.data() + g * kTile;
-              l += kt.exp_shift(sg, m, sg, nt);
-            }
-            kt.attn_accum(scores.data(), kTile, group, kv.v + off, kv.stride, nt, hd,
-                          st.acc.data() + t0 * hd, hd);
+            tile_update(kt, q + i * q_stride + hk * group * hd, kv, lo, hi, hk, group, hd, d.scale,
+                        st.m.data() + t0, st.l.data() + t0, st.acc.data() + t0 * hd, scores.data(),
+                        tmax.data());
           }
         }
       }

@@ -1,6 +1,7 @@
-// matmul(): prepares the input the kernel table wants (f32 rows, or rows quantized to ActQ8 for
-// the integer kernels), then splits the output rows over the thread pool. Types a table has no
-// kernel for are dequantized row by row with the reference dequantizer.
+// matmul() / matmul_group(): prepare the input the kernel table wants (f32 rows, or rows quantized
+// to ActQ8 for the integer kernels) once, then cut the output rows of every matrix into tasks that
+// the pool's threads claim dynamically. Types a table has no kernel for are dequantized row by row
+// with the reference dequantizer.
 #include "kernels/matmul.h"
 
 #include <algorithm>
@@ -17,6 +18,14 @@ namespace {
 
 constexpr int64_t kParallelMinWork = 1 << 16;
 constexpr int64_t kFallbackRows = 4;  // rows dequantized together, each reused by every token
+// Tasks per thread of one region: enough that a thread the OS takes away for a while holds back
+// only a small part of the work, few enough that claiming them (one atomic each) costs nothing.
+constexpr int64_t kTasksPerThread = 6;
+// Rows of a task are a multiple of the kernels' row tile, and a task holds at least this much
+// work (weight elements times tokens) so that small matrices are not cut finer than useful.
+constexpr int64_t kRowAlign = 4;
+constexpr int64_t kMinTaskWork = 1 << 14;
+constexpr int kMaxGroup = 8;
 
 // Rows [r0, r1) of a type without a direct kernel: dequantize a few rows, dot with every token.
 void fallback_rows(const KernelTable& k, const WeightMatrix& w, const float* x, int64_t n_tok,
@@ -39,6 +48,12 @@ struct ActBuffers {
   std::vector<float> d, s;
 };
 
+// One piece of work: rows [r0, r1) of matrix m.
+struct Task {
+  int m;
+  int64_t r0, r1;
+};
+
 }  // namespace
 
 void weight_row(const WeightMatrix& w, int64_t r, float* dst) {
@@ -47,15 +62,35 @@ void weight_row(const WeightMatrix& w, int64_t r, float* dst) {
 }
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tok, float* y) {
-  const int64_t n_in = w.n_in, n_out = w.n_out;
-  if (n_tok <= 0 || n_out <= 0) return;
+  const WeightMatrix* wp = &w;
+  matmul_group(&wp, &y, 1, x, n_tok);
+}
+
+void matmul_group(const WeightMatrix* const* w, float* const* y, int count, const float* x,
+                  int64_t n_tok) {
+  LC_CHECK(count >= 0);
+  if (count > kMaxGroup) {
+    matmul_group(w, y, kMaxGroup, x, n_tok);
+    matmul_group(w + kMaxGroup, y + kMaxGroup, count - kMaxGroup, x, n_tok);
+    return;
+  }
+  if (n_tok <= 0 || count == 0) return;
+  const int64_t n_in = w[0]->n_in;
   const KernelTable& k = kernels();
-  bool quantized_input = false;
-  const bool direct = k.has_matmul(w.type, &quantized_input);
-  const bool big = n_in * n_out * n_tok >= kParallelMinWork;
+  bool direct[kMaxGroup], qin[kMaxGroup];
+  bool any_qin = false;
+  int64_t work = 0;
+  for (int i = 0; i < count; ++i) {
+    LC_CHECK(w[i]->n_in == n_in);
+    direct[i] = k.has_matmul(w[i]->type, &qin[i]);
+    qin[i] = qin[i] && direct[i];
+    any_qin = any_qin || qin[i];
+    work += w[i]->n_out * n_in * n_tok;
+  }
+  const bool big = work >= kParallelMinWork;
 
   ActQ8 act;
-  if (direct && quantized_input) {
+  if (any_qin) {
     LC_CHECK(n_in % kActBlock == 0);
     thread_local ActBuffers tl_buf;
     ActBuffers& buf = tl_buf;  // the caller's buffers, also when workers fill them
@@ -74,17 +109,36 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tok, float* y) {
     act = ActQ8{buf.q.data(), buf.d.data(), buf.s.data(), n_in};
   }
 
-  auto rows = [&](int64_t r0, int64_t r1) {
-    if (direct)
-      k.matmul_rows(w, x, quantized_input ? &act : nullptr, n_tok, r0, r1, y);
+  auto rows = [&](int i, int64_t r0, int64_t r1) {
+    if (direct[i])
+      k.matmul_rows(*w[i], x, qin[i] ? &act : nullptr, n_tok, r0, r1, y[i]);
     else
-      fallback_rows(k, w, x, n_tok, r0, r1, y);
+      fallback_rows(k, *w[i], x, n_tok, r0, r1, y[i]);
   };
   // Waking threads costs microseconds: small products run on the calling thread.
-  if (!big)
-    rows(0, n_out);
-  else
-    parallel_for(n_out, rows);
+  const int threads = num_threads();
+  if (!big || threads == 1 || in_parallel_region()) {
+    for (int i = 0; i < count; ++i) rows(i, 0, w[i]->n_out);
+    return;
+  }
+
+  // Rows per task: the whole group's rows over threads * kTasksPerThread tasks, rounded up to the
+  // row tile, at least kMinTaskWork of work.
+  int64_t total_rows = 0;
+  for (int i = 0; i < count; ++i) total_rows += w[i]->n_out;
+  int64_t per = (total_rows + threads * kTasksPerThread - 1) / (threads * kTasksPerThread);
+  per = std::max(per, (kMinTaskWork + n_in * n_tok - 1) / (n_in * n_tok));
+  per = (per + kRowAlign - 1) / kRowAlign * kRowAlign;
+  thread_local std::vector<Task> tasks;
+  tasks.clear();
+  for (int i = 0; i < count; ++i)
+    for (int64_t r = 0; r < w[i]->n_out; r += per)
+      tasks.push_back(Task{i, r, std::min(w[i]->n_out, r + per)});
+  const Task* tk = tasks.data();
+  parallel_for_tasks(static_cast<int>(tasks.size()), [&](int t, int) {
+    const Task& task = tk[t];
+    rows(task.m, task.r0, task.r1);
+  });
 }
 
 }  // namespace lc

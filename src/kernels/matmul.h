@@ -24,6 +24,14 @@ struct WeightMatrix {
 // accumulation. Parallel over output rows.
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tok, float* y);
 
+// Several products with the same input in one parallel region: y[i] = w[i] x for i < count (every
+// w[i] has x's n_in; types may differ). The input is quantized once for all the matrices that want
+// it, and the rows of all the matrices are cut into tasks claimed dynamically by the pool's threads
+// (a thread held up by another process costs the others one small task, not half the work).
+// Results are the same numbers matmul() gives for each matrix alone.
+void matmul_group(const WeightMatrix* const* w, float* const* y, int count, const float* x,
+                  int64_t n_tok);
+
 // Dequantizes row r of w into dst (n_in floats).
 void weight_row(const WeightMatrix& w, int64_t r, float* dst);
 

@@ -42,6 +42,8 @@ void validate_context_memory(const ContextMemoryOptions& o, int64_t trained_ctx)
     if (o.repr_topk <= 0 || o.repr_topk > o.block_size)
       fail("--repr-topk ", o.repr_topk, " must be in 1..--block-size (", o.block_size, ")");
     if (o.index_group <= 0) fail("index group size must be positive, got ", o.index_group);
+    if (o.index_clusters <= 0) fail("index clusters must be positive, got ", o.index_clusters);
+    if (o.index_budget < 0) fail("index budget must be >= 0, got ", o.index_budget);
   }
   (void)trained_ctx;
 }
@@ -61,7 +63,7 @@ ContextMemory::~ContextMemory() = default;
 
 void ContextMemory::reset() {
   n_past_ = 0;
-  blocks_scored_ = searches_ = recall_hits_ = recall_total_ = 0;
+  blocks_scored_ = bounds_computed_ = searches_ = recall_hits_ = recall_total_ = 0;
   for (auto& L : layers_) {
     *L = Layer{};
     if (opt_.infllm) {
@@ -70,6 +72,8 @@ void ContextMemory::reset() {
       io.dim = dims_.attn.n_head * dims_.attn.head_dim;
       io.group_size = opt_.index_group;
       io.max_groups = opt_.index_max_groups;
+      io.max_clusters = opt_.index_clusters;
+      io.max_scored = opt_.index_budget;
       io.exact = opt_.exact_retrieval;
       L->index = std::make_unique<BlockIndex>(io);
     }
@@ -83,8 +87,9 @@ size_t ContextMemory::bytes_in_ram() const {
           L->ik.capacity() + L->iv.capacity() + L->ik_rot.capacity()) *
          sizeof(float);
     if (L->store) b += L->store->bytes_in_ram();
-    if (L->index) b += static_cast<size_t>(L->index->size() * dims_.attn.n_head *
-                                           dims_.attn.head_dim) * sizeof(float);
+    if (L->index)
+      b += static_cast<size_t>(L->index->size() * dims_.attn.n_head * dims_.attn.head_dim) *
+           sizeof(float);
   }
   return b;
 }
@@ -140,8 +145,8 @@ void ContextMemory::attend(int layer, const MemoryStep& step, float* q, const fl
   }
 }
 
-void ContextMemory::attend_block(Layer& L, const MemoryStep& step, int64_t t0, int64_t n,
-                                 float* q, const float* k, const float* v, float* out) {
+void ContextMemory::attend_block(Layer& L, const MemoryStep& step, int64_t t0, int64_t n, float* q,
+                                 const float* k, const float* v, float* out) {
   const AttnDims& d = dims_.attn;
   const int64_t hd = d.head_dim, kvw = d.n_head_kv * hd, qw = d.n_head * hd;
   const int64_t pos0 = step.pos0 + t0;
@@ -290,10 +295,12 @@ void ContextMemory::select_blocks(Layer& L, int64_t n_queries) {
     blocks_scored_ += nb;
   } else if (opt_.index_refresh <= 0 || n_queries > 1 || L.candidates.empty() ||
              L.since_refresh >= opt_.index_refresh) {
-    const int64_t n_cand =
-        opt_.index_refresh > 0 ? opt_.topk * std::max<int64_t>(1, opt_.index_candidates) : opt_.topk;
+    const int64_t n_cand = opt_.index_refresh > 0
+                               ? opt_.topk * std::max<int64_t>(1, opt_.index_candidates)
+                               : opt_.topk;
     L.candidates = L.index->top_k(q_bar_.data(), n_cand);
     blocks_scored_ += L.index->last_scored();
+    bounds_computed_ += L.index->last_bounds();
     L.cand_blocks = nb;
     L.since_refresh = 0;
     L.selected.assign(L.candidates.begin(),
@@ -301,7 +308,8 @@ void ContextMemory::select_blocks(Layer& L, int64_t n_queries) {
   } else {
     // Score the cached candidates and every block formed since they were chosen.
     std::vector<std::pair<float, int64_t>> sc;
-    for (int64_t id : L.candidates) sc.emplace_back(dot_f32(q_bar_.data(), L.index->repr(id), dim), id);
+    for (int64_t id : L.candidates)
+      sc.emplace_back(dot_f32(q_bar_.data(), L.index->repr(id), dim), id);
     for (int64_t id = L.cand_blocks; id < nb; ++id)
       sc.emplace_back(dot_f32(q_bar_.data(), L.index->repr(id), dim), id);
     blocks_scored_ += static_cast<int64_t>(sc.size());
@@ -319,7 +327,8 @@ void ContextMemory::select_blocks(Layer& L, int64_t n_queries) {
     const auto ref = L.index->top_k_exact(q_bar_.data(), opt_.topk);
     const float kth = dot_f32(q_bar_.data(), L.index->repr(ref.back()), dim);
     for (int64_t id : L.selected)
-      recall_hits_ += dot_f32(q_bar_.data(), L.index->repr(id), dim) >= kth - 1e-5f * std::fabs(kth);
+      recall_hits_ +=
+          dot_f32(q_bar_.data(), L.index->repr(id), dim) >= kth - 1e-5f * std::fabs(kth);
     recall_total_ += static_cast<int64_t>(ref.size());
   }
   std::sort(L.selected.begin(), L.selected.end());
@@ -335,7 +344,8 @@ std::string ContextMemory::stats_line() const {
              " reads from disk)");
     if (searches_ > 0)
       s += cat("; all layers: ", searches_, " searches, ", blocks_scored_ / searches_,
-               " representatives scored per search");
+               " representatives scored and ", bounds_computed_ / searches_,
+               " cluster scores per search");
     if (recall_total_ > 0) s += cat(", recall vs exact ", recall());
   }
   return s;

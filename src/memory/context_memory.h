@@ -23,23 +23,26 @@
 namespace lc {
 
 struct ContextMemoryOptions {
-  bool infllm = true;          // false: StreamingLLM (no blocks, evicted tokens are dropped)
-  int64_t n_init = 128;        // attention sinks
-  int64_t n_local = 4096;      // local window
-  int64_t block_size = 128;    // tokens per memory block
-  int64_t topk = 16;           // blocks retrieved per execution block
-  int64_t repr_topk = 4;       // representative tokens per block and head
-  int64_t exec_block = 512;    // most query tokens processed at once
-  bool exact_retrieval = false;  // score every block's representative (else two-level index)
-  int64_t index_group = 32;      // blocks per group of the two-level index
-  int64_t index_max_groups = 0;  // groups visited per search (0 = until exact)
+  bool infllm = true;             // false: StreamingLLM (no blocks, evicted tokens are dropped)
+  int64_t n_init = 128;           // attention sinks
+  int64_t n_local = 4096;         // local window
+  int64_t block_size = 128;       // tokens per memory block
+  int64_t topk = 16;              // blocks retrieved per execution block
+  int64_t repr_topk = 4;          // representative tokens per block and head
+  int64_t exec_block = 512;       // most query tokens processed at once
+  bool exact_retrieval = false;   // score every block's representative (else two-level index)
+  int64_t index_group = 32;       // members per cluster of the index before it splits
+  int64_t index_max_groups = 0;   // clusters visited per search (0 = no cap)
+  int64_t index_clusters = 1024;  // clusters of the index at most (bounds computed per search)
+  // Blocks scored per search after the cluster bounds (0 = no cap: the bound search is exact).
+  int64_t index_budget = 512;
   // Decoding reuses candidates: every `index_refresh` single-token steps (and for every multi-token
   // execution block) a full search keeps the best `index_candidates` * topk blocks; steps in
   // between score only those candidates and blocks formed since. 0 = full search every step.
   int64_t index_refresh = 0;
   int64_t index_candidates = 4;
-  bool measure_recall = false;   // also run exact search and count agreement (slow; measurements)
-  BlockStoreOptions store;       // tokens_per_block and row_floats are filled in
+  bool measure_recall = false;  // also run exact search and count agreement (slow; measurements)
+  BlockStoreOptions store;      // tokens_per_block and row_floats are filled in
 };
 
 // Checks the options against each other and the trained context; lc::Error naming the failed
@@ -86,7 +89,8 @@ class ContextMemory final : public KvMemory {
   ContextMemoryOptions opt_;
   int64_t n_past_ = 0;
   std::vector<std::unique_ptr<Layer>> layers_;
-  int64_t blocks_scored_ = 0, searches_ = 0, recall_hits_ = 0, recall_total_ = 0;
+  int64_t blocks_scored_ = 0, bounds_computed_ = 0, searches_ = 0, recall_hits_ = 0,
+          recall_total_ = 0;
   // scratch
   std::vector<float> q_loc_, q_glob_, q_bar_, mass_;
   AttnState state_;

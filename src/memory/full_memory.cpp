@@ -22,8 +22,8 @@ size_t FullMemory::bytes_in_ram() const {
   return b;
 }
 
-void FullMemory::attend(int layer, const MemoryStep& step, float* q, const float* k,
-                        const float* v, float* out) {
+void FullMemory::attend(int layer, const MemoryStep& step, float* q, const float* k, const float* v,
+                        float* out) {
   LC_CHECK(layer >= 0 && layer < dims_.n_layer && step.rope != nullptr);
   LC_CHECK(step.pos0 == n_past_);
   if (max_tokens_ > 0 && n_past_ + step.n > max_tokens_)

@@ -18,8 +18,8 @@ namespace lc {
 
 // What one forward step tells the memory.
 struct MemoryStep {
-  int64_t pos0 = 0;              // absolute position of the first new token
-  int64_t n = 0;                 // number of new tokens in this step
+  int64_t pos0 = 0;                 // absolute position of the first new token
+  int64_t n = 0;                    // number of new tokens in this step
   const RopeTable* rope = nullptr;  // table in effect for this step (may change between steps)
 };
 
@@ -45,7 +45,9 @@ class KvMemory {
   // session computes length-dependent RoPE tables (dynamic NTK, LongRoPE) for at most this length.
   virtual int64_t max_distance() const { return 0; }
   // A one-line account of the memory's state for diagnostics (tokens, blocks, retrieval...).
-  virtual std::string stats_line() const { return name() + ": " + std::to_string(n_past()) + " tokens"; }
+  virtual std::string stats_line() const {
+    return name() + ": " + std::to_string(n_past()) + " tokens";
+  }
 };
 
 struct MemoryDims {

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "model/model.h"
@@ -22,6 +23,20 @@ void grow(std::vector<float>& v, int64_t n) {
 void add_bias(float* y, const VecWeight& b, int64_t n_tok, int64_t width) {
   if (b.empty()) return;
   for (int64_t t = 0; t < n_tok; ++t) add_inplace(y + t * width, b.data(), width);
+}
+
+// Row-wise work over n tokens: split over the pool when there are enough rows to pay for it
+// (prefill), on the calling thread otherwise (decode).
+template <typename Fn>
+void per_token(int64_t n, int64_t width, const Fn& fn) {
+  constexpr int64_t kMinParallel = 1 << 15;  // elements
+  if (n < 2 || n * width < kMinParallel) {
+    for (int64_t t = 0; t < n; ++t) fn(t);
+    return;
+  }
+  parallel_for(n, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) fn(t);
+  });
 }
 
 // Copies columns [c0, c0 + w) of a [n, width] matrix into a dense [n, w] one.
@@ -55,8 +70,9 @@ void Model::forward(KvMemory& mem, const MemoryStep& step, const int32_t* tokens
 
   for (int il = 0; il < hp_.n_layer; ++il) {
     const LayerWeights& L = w_.layers[static_cast<size_t>(il)];
-    for (int64_t t = 0; t < n; ++t)
+    per_token(n, d, [&](int64_t t) {
       rmsnorm(ws.x.data() + t * d, L.attn_norm.data(), ws.h.data() + t * d, d, hp_.norm_eps);
+    });
     if (L.wqkv.data) {
       const int64_t w3 = dq + 2 * dkv;
       grow(ws.qkv, n * w3);
@@ -65,9 +81,9 @@ void Model::forward(KvMemory& mem, const MemoryStep& step, const int32_t* tokens
       split_cols(ws.qkv.data(), n, w3, dq, dkv, ws.k.data());
       split_cols(ws.qkv.data(), n, w3, dq + dkv, dkv, ws.v.data());
     } else {
-      matmul(L.wq, ws.h.data(), n, ws.q.data());
-      matmul(L.wk, ws.h.data(), n, ws.k.data());
-      matmul(L.wv, ws.h.data(), n, ws.v.data());
+      const WeightMatrix* m[3] = {&L.wq, &L.wk, &L.wv};
+      float* y[3] = {ws.q.data(), ws.k.data(), ws.v.data()};
+      matmul_group(m, y, 3, ws.h.data(), n);
     }
     add_bias(ws.q.data(), L.bq, n, dq);
     add_bias(ws.k.data(), L.bk, n, dkv);
@@ -75,24 +91,28 @@ void Model::forward(KvMemory& mem, const MemoryStep& step, const int32_t* tokens
 
     mem.attend(il, step, ws.q.data(), ws.k.data(), ws.v.data(), ws.att.data());
     matmul(L.wo, ws.att.data(), n, ws.h.data());
-    add_inplace(ws.x.data(), ws.h.data(), n * d);
+    per_token(n, d, [&](int64_t t) { add_inplace(ws.x.data() + t * d, ws.h.data() + t * d, d); });
 
-    for (int64_t t = 0; t < n; ++t)
+    per_token(n, d, [&](int64_t t) {
       rmsnorm(ws.x.data() + t * d, L.ffn_norm.data(), ws.h.data() + t * d, d, hp_.norm_eps);
+    });
     if (L.w_gate_up.data) {
       matmul(L.w_gate_up, ws.h.data(), n, ws.ffn_a.data());
-      for (int64_t t = 0; t < n; ++t) {
+      per_token(n, ff, [&](int64_t t) {
         float* row = ws.ffn_a.data() + t * 2 * ff;
         silu_mul(row, row + ff, ff);
         std::copy_n(row, ff, ws.ffn_b.data() + t * ff);
-      }
+      });
     } else {
-      matmul(L.w_gate, ws.h.data(), n, ws.ffn_b.data());
-      matmul(L.w_up, ws.h.data(), n, ws.ffn_a.data());
-      silu_mul(ws.ffn_b.data(), ws.ffn_a.data(), n * ff);
+      const WeightMatrix* m[2] = {&L.w_gate, &L.w_up};
+      float* y[2] = {ws.ffn_b.data(), ws.ffn_a.data()};
+      matmul_group(m, y, 2, ws.h.data(), n);
+      per_token(n, ff, [&](int64_t t) {
+        silu_mul(ws.ffn_b.data() + t * ff, ws.ffn_a.data() + t * ff, ff);
+      });
     }
     matmul(L.w_down, ws.ffn_b.data(), n, ws.h.data());
-    add_inplace(ws.x.data(), ws.h.data(), n * d);
+    per_token(n, d, [&](int64_t t) { add_inplace(ws.x.data() + t * d, ws.h.data() + t * d, d); });
   }
   mem.commit(step);
 
