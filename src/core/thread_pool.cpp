@@ -1,15 +1,19 @@
 // Persistent pool: n-1 worker threads plus the calling thread.
 //
 // A parallel region is published by writing the task description and bumping an atomic generation
-// counter (under the pool mutex, so sleeping workers cannot miss it). Workers spin briefly on the
-// generation before sleeping on a condition variable. Tasks are claimed from an atomic progress
-// word by the caller and whichever workers are awake; the caller returns once every task is claimed
-// and no claimed task is still running, without waiting for workers that have not woken up yet (a
-// descheduled worker costs the region nothing; see ThreadPool::run for why this is safe).
+// counter (under the pool mutex, so sleeping workers cannot miss it). Workers spin on the
+// generation for a while (see spin_microseconds) before sleeping on a condition variable. Tasks are
+// claimed from an atomic progress word by the caller and whichever workers are awake; the caller
+// returns once every task is claimed and no claimed task is still running, without waiting for
+// workers that have not woken up yet (a descheduled worker costs the region nothing; see
+// ThreadPool::run for why this is safe).
 #include "core/thread_pool.h"
+
+#include <sched.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -43,21 +47,44 @@ inline void cpu_relax() {
 #endif
 }
 
-// Iterations of cpu_relax() before a thread goes to sleep (tens of microseconds by default);
-// LONGCTX_SPIN overrides it (0: sleep at once, which suits a machine busy with other work).
-constexpr int kDefaultSpin = 300;
+// How long an idle thread spins for new work before it sleeps, in microseconds; LONGCTX_SPIN
+// overrides it (0: sleep at once). A decode step runs a few hundred short parallel regions; a
+// worker that went to sleep between two of them wakes up only after the caller did the region's
+// work alone, so threads stay awake across the gaps of a forward pass. While spinning, a thread
+// yields the CPU now and then, so that on a machine busy with other work it does not keep a
+// runnable thread (of this process or another) waiting.
+constexpr long kDefaultSpinUs = 1000;
+constexpr int kSpinCheck = 64;   // cpu_relax() calls between two looks at the clock
+constexpr int kYieldEvery = 16;  // clock looks between two sched_yield() calls
 
-int spin_iterations() {
-  static const int n = [] {
+long spin_microseconds() {
+  static const long n = [] {
     const char* env = std::getenv("LONGCTX_SPIN");
-    if (env == nullptr || *env == '\0') return kDefaultSpin;
+    if (env == nullptr || *env == '\0') return kDefaultSpinUs;
     char* end = nullptr;
     const long v = std::strtol(env, &end, 10);
-    if (end == env || *end != '\0' || v < 0 || v > 100000000)
-      fail("LONGCTX_SPIN must be an integer in 0..100000000, got '", env, "'");
-    return static_cast<int>(v);
+    if (end == env || *end != '\0' || v < 0 || v > 10000000)
+      fail("LONGCTX_SPIN must be a number of microseconds in 0..10000000, got '", env, "'");
+    return v;
   }();
   return n;
+}
+
+// Spins until done() or spin_us have passed; returns done().
+template <typename Done>
+bool spin_until(long spin_us, const Done& done) {
+  if (done()) return true;
+  if (spin_us <= 0) return false;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto limit = std::chrono::microseconds(spin_us);
+  for (int looks = 1;; ++looks) {
+    for (int i = 0; i < kSpinCheck; ++i) {
+      cpu_relax();
+      if (done()) return true;
+    }
+    if (std::chrono::steady_clock::now() - t0 >= limit) return done();
+    if (looks % kYieldEvery == 0) sched_yield();
+  }
 }
 
 int default_num_threads() {
@@ -146,10 +173,7 @@ class ThreadPool {
 
   // Spins briefly, then sleeps on cv_done_ until no worker runs a task of this region.
   void wait_until_idle() {
-    for (int i = 0; i < spin_; ++i) {
-      if (running_.load() == 0) return;
-      cpu_relax();
-    }
+    if (spin_until(spin_us_, [this] { return running_.load() == 0; })) return;
     std::unique_lock<std::mutex> lk(mu_);
     cv_done_.wait(lk, [this] { return running_.load() == 0; });
   }
@@ -182,11 +206,8 @@ class ThreadPool {
     ++t_region_depth;  // anything a worker runs is inside a region
     uint64_t seen = 0;
     for (;;) {
-      uint64_t g = generation_.load();
-      for (int i = 0; i < spin_ && g == seen; ++i) {
-        cpu_relax();
-        g = generation_.load();
-      }
+      uint64_t g = seen;
+      spin_until(spin_us_, [&] { return (g = generation_.load()) != seen; });
       if (g == seen) {
         std::unique_lock<std::mutex> lk(mu_);
         cv_work_.wait(lk, [&] { return generation_.load() != seen; });
@@ -204,7 +225,7 @@ class ThreadPool {
   }
 
   const int n_threads_;
-  const int spin_ = spin_iterations();
+  const long spin_us_ = spin_microseconds();
   std::vector<std::thread> workers_;
 
   std::mutex mu_;

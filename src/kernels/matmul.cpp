@@ -20,7 +20,9 @@ constexpr int64_t kParallelMinWork = 1 << 16;
 constexpr int64_t kFallbackRows = 4;  // rows dequantized together, each reused by every token
 // Tasks per thread of one region: enough that a thread the OS takes away for a while holds back
 // only a small part of the work, few enough that claiming them (one atomic each) costs nothing.
-constexpr int64_t kTasksPerThread = 6;
+// With many tokens every task reads all the activations again, so tasks are fewer and longer.
+constexpr int64_t kTasksPerThreadDecode = 6;
+constexpr int64_t kTasksPerThreadBatch = 3;
 // Rows of a task are a multiple of the kernels' row tile, and a task holds at least this much
 // work (weight elements times tokens) so that small matrices are not cut finer than useful.
 constexpr int64_t kRowAlign = 4;
@@ -122,11 +124,12 @@ void matmul_group(const WeightMatrix* const* w, float* const* y, int count, cons
     return;
   }
 
-  // Rows per task: the whole group's rows over threads * kTasksPerThread tasks, rounded up to the
+  // Rows per task: the whole group's rows over n_tasks tasks, rounded up to the
   // row tile, at least kMinTaskWork of work.
   int64_t total_rows = 0;
   for (int i = 0; i < count; ++i) total_rows += w[i]->n_out;
-  int64_t per = (total_rows + threads * kTasksPerThread - 1) / (threads * kTasksPerThread);
+  const int64_t n_tasks = threads * (n_tok == 1 ? kTasksPerThreadDecode : kTasksPerThreadBatch);
+  int64_t per = (total_rows + n_tasks - 1) / n_tasks;
   per = std::max(per, (kMinTaskWork + n_in * n_tok - 1) / (n_in * n_tok));
   per = (per + kRowAlign - 1) / kRowAlign * kRowAlign;
   thread_local std::vector<Task> tasks;
