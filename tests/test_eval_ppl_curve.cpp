@@ -2,6 +2,7 @@
 // same flags, {s}/{L}/{L0} substitution, k/m lengths, cells that cannot run, and clear errors.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -191,6 +192,50 @@ TEST(EvalPplCurve, BadInputGivesAClearError) {
     EXPECT_NE(out.find("error: "), std::string::npos) << c.args << "\n" << out;
     EXPECT_NE(out.find(c.message), std::string::npos) << c.args << "\n" << out;
   }
+}
+
+TEST(EvalPplCurve, ResumeKeepsFinishedCellsAndRunsTheRest) {
+  const std::string path = test::temp_dir() + "/resume.json";
+  std::remove(path.c_str());
+  std::string out;
+  // First run: two lengths; the file is created by --resume when missing.
+  ASSERT_EQ(
+      run_command(curve_cmd("--lengths 64,128 --config none --chunks 2 --resume " + path), &out), 0)
+      << out;
+  auto read = [&] {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return json::parse(ss.str());
+  };
+  const json first = read();
+  ASSERT_EQ(first["cells"].size(), 2u);
+  // Second run adds a length and a configuration: the two finished cells are kept as they were
+  // (their seconds too, which a re-run would change), the others are measured.
+  ASSERT_EQ(run_command(curve_cmd("--lengths 64,128,256 --config none,linear --chunks 2 "
+                                  "--resume " +
+                                  path),
+                        &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("2 of 6 cells already measured"), std::string::npos) << out;
+  const json second = read();
+  ASSERT_EQ(second["cells"].size(), 6u);
+  for (int64_t L : {64, 128}) {
+    EXPECT_EQ(cell(second, "none", L)["ppl"], cell(first, "none", L)["ppl"]);
+    EXPECT_EQ(cell(second, "none", L)["seconds"], cell(first, "none", L)["seconds"]);
+  }
+  for (const json& c : second["cells"]) EXPECT_EQ(c["status"], "ok") << c.dump();
+  expect_same(cell(second, "linear", 256), run_ppl("--ctx 256 --chunks 2 --rope-scaling linear "
+                                                   "--rope-scale 1"));
+  // Other settings: a clear error, the file left alone.
+  EXPECT_EQ(run_command(curve_cmd("--lengths 64 --config none --chunks 1 --resume " + path), &out),
+            1);
+  EXPECT_NE(out.find("chunks"), std::string::npos) << out;
+  EXPECT_EQ(read(), second);
+  std::ofstream(path) << "{\"not\": \"a curve\"}";
+  EXPECT_EQ(run_command(curve_cmd("--lengths 64 --config none --resume " + path), &out), 1);
+  EXPECT_NE(out.find("not a ppl-curve JSON file"), std::string::npos) << out;
 }
 
 TEST(EvalPplCurve, EvalIsAGroup) {

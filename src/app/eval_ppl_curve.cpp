@@ -364,6 +364,64 @@ void write_json(const std::string& path, const Run& run, bool complete) {
   if (!out.flush()) fail("error writing '", path, "' (disk full?)");
 }
 
+// --resume: copies the finished cells of an earlier run's JSON into `run` after checking that it
+// measured the same thing. Returns the number of cells kept. A missing file is a fresh start.
+size_t resume_from(const std::string& path, Run& run) {
+  std::ifstream in(path);
+  if (!in) {
+    if (std::filesystem::exists(path)) fail("--resume '", path, "' cannot be read");
+    return 0;
+  }
+  nlohmann::json old;
+  try {
+    old = nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    fail("--resume '", path, "' is not a ppl-curve JSON file: ", e.what());
+  }
+  if (!old.is_object() || !old.contains("cells") || !old["cells"].is_array() ||
+      !old.contains("configs"))
+    fail("--resume '", path, "' is not a ppl-curve JSON file (no configs or cells)");
+  const nlohmann::json now = run.to_json(false);
+  auto same = [&](const char* key, const nlohmann::json& a, const nlohmann::json& b) {
+    if (a != b)
+      fail("--resume '", path, "' was written with other settings: ", key, " is ", a.dump(),
+           " there and ", b.dump(), " now (start a new file or repeat the earlier flags)");
+  };
+  auto name = [](const nlohmann::json& v) {
+    return nlohmann::json(std::filesystem::path(v.get<std::string>()).filename().string());
+  };
+  try {
+    same("model", name(old.at("model")), name(now.at("model")));
+    same("file", name(old.at("file")), name(now.at("file")));
+    for (const char* key : {"n_tokens", "orig_ctx", "chunks"}) same(key, old.at(key), now.at(key));
+  } catch (const nlohmann::json::exception& e) {
+    fail("--resume '", path, "': a setting is missing: ", e.what());
+  }
+  size_t kept = 0;
+  try {
+    for (const auto& e : old["cells"]) {
+      if (e.at("status").get<std::string>() != "ok") continue;
+      for (Cell& c : run.cells) {
+        if (c.status != "pending" || run.configs[c.config].name != e.at("config") ||
+            c.length != e.at("ctx").get<int64_t>() || c.flags != e.at("flags"))
+          continue;
+        c.r.ppl = e.at("ppl").get<double>();
+        c.r.stderr_ppl = e.at("stderr").get<double>();
+        c.r.mean_nll = e.at("mean_nll").get<double>();
+        c.r.windows = e.at("windows").get<int64_t>();
+        c.r.tokens_scored = e.at("tokens_scored").get<int64_t>();
+        c.r.tokens_per_s = e.at("tokens_per_s").get<double>();
+        c.seconds = e.at("seconds").get<double>();
+        c.status = "ok";
+        ++kept;
+      }
+    }
+  } catch (const nlohmann::json::exception& e) {
+    fail("--resume '", path, "': a cell is malformed: ", e.what());
+  }
+  return kept;
+}
+
 // Progress on stderr: "cell i of n", windows, tok/s, elapsed and ETA. The ETA uses the measured
 // seconds per token at each length (attention makes long windows slower per token), else the
 // latest rate measured.
@@ -475,7 +533,8 @@ void register_eval_ppl_curve(CLI::App& eval) {
   struct Opts {
     ModelOptions mo;  // model, threads, batch, --hf-config and the KV-memory base flags
     std::string file, lengths = "512,1k,2k,4k", json, factors;
-    std::string svg;  // --svg (default: the JSON path with .svg)
+    std::string svg;     // --svg (default: the JSON path with .svg)
+    std::string resume;  // --resume: cells already measured in this JSON file are kept
     std::vector<std::string> configs;
     int64_t orig_ctx = 0, chunks = 0;
     bool markdown = false;
@@ -509,6 +568,10 @@ void register_eval_ppl_curve(CLI::App& eval) {
   cmd->add_option("--chunks", o->chunks, "evaluate at most this many windows per cell (0 = all)");
   cmd->add_option("--json", o->json,
                   "write every cell to this JSON file (rewritten after each cell)");
+  cmd->add_option("--resume", o->resume,
+                  "keep the finished cells of this JSON file from an earlier run with the same "
+                  "model, text, lengths, configurations and --chunks, run the others, and keep "
+                  "writing it (created when missing)");
   cmd->add_option("--svg", o->svg,
                   "write the perplexity curves (log-scaled length axis) to this SVG file, and a "
                   "PNG beside it when rsvg-convert is installed (default with --json: the JSON "
@@ -617,8 +680,15 @@ void register_eval_ppl_curve(CLI::App& eval) {
               << " tokens, trained context " << run.orig_ctx
               << (o->chunks > 0 ? cat(", at most ", o->chunks, " windows per cell") : "") << "\n";
 
+    const std::string out_path = o->json.empty() ? o->resume : o->json;
+    if (!o->resume.empty()) {
+      const size_t kept = resume_from(o->resume, run);
+      std::cerr << "ppl-curve: resuming " << o->resume << ": " << kept << " of " << run.cells.size()
+                << " cells already measured\n";
+    }
+
     CurveProgress prog(run);
-    FigureWriter figure(figure_path(o->svg, o->json));
+    FigureWriter figure(figure_path(o->svg, out_path));
     size_t failed = 0;
     for (size_t i = 0; i < run.cells.size(); ++i) {
       Cell& c = run.cells[i];
@@ -643,7 +713,7 @@ void register_eval_ppl_curve(CLI::App& eval) {
         c.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       }
       prog.done(i);
-      if (!o->json.empty()) write_json(o->json, run, i + 1 == run.cells.size());
+      if (!out_path.empty()) write_json(out_path, run, i + 1 == run.cells.size());
       if (figure.enabled())
         figure.write(results_figure_svg(run.to_json(i + 1 == run.cells.size())));
     }
