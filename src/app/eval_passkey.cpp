@@ -18,6 +18,7 @@
 #include "app/common.h"
 #include "app/eval_ppl_curve.h"
 #include "app/eval_results.h"
+#include "app/text_format.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "engine/generate.h"
@@ -63,24 +64,6 @@ struct Cell {
     return trials.empty() ? 0 : static_cast<double>(correct()) / static_cast<double>(trials.size());
   }
 };
-
-std::string duration(double secs) {
-  char buf[64];
-  const long long s = std::llround(std::max(0.0, secs));
-  if (secs < 60)
-    std::snprintf(buf, sizeof buf, "%.1fs", secs);
-  else if (s < 3600)
-    std::snprintf(buf, sizeof buf, "%lldm%02llds", s / 60, s % 60);
-  else
-    std::snprintf(buf, sizeof buf, "%lldh%02lldm", s / 3600, (s / 60) % 60);
-  return buf;
-}
-
-std::string percent(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.0f%%", v * 100);
-  return buf;
-}
 
 // Processors this process may run on (what `nproc` prints).
 int64_t nproc() {
@@ -289,7 +272,7 @@ void print_table(const Run& run, int64_t trials) {
         row.push_back("-");
         continue;
       }
-      row.push_back(percent(c.accuracy()));
+      row.push_back(format_percent(c.accuracy()));
       for (const Trial& t : c.trials) tok += t.tokens;
       n_tok += static_cast<int64_t>(c.trials.size());
       correct += c.correct();
@@ -298,7 +281,7 @@ void print_table(const Run& run, int64_t trials) {
       col_trials[di] += static_cast<int64_t>(c.trials.size());
     }
     row[1] = n_tok ? std::to_string((tok + n_tok / 2) / n_tok) : "-";
-    row.push_back(n ? percent(static_cast<double>(correct) / static_cast<double>(n)) : "-");
+    row.push_back(n ? format_percent(static_cast<double>(correct) / static_cast<double>(n)) : "-");
     all_correct += correct;
     all_trials += n;
     rows.push_back(row);
@@ -306,12 +289,12 @@ void print_table(const Run& run, int64_t trials) {
   if (run.lengths.size() > 1) {
     std::vector<std::string> row = {"mean", ""};
     for (size_t di = 0; di < run.depths.size(); ++di)
-      row.push_back(col_trials[di] ? percent(static_cast<double>(col_correct[di]) /
-                                             static_cast<double>(col_trials[di]))
+      row.push_back(col_trials[di] ? format_percent(static_cast<double>(col_correct[di]) /
+                                                    static_cast<double>(col_trials[di]))
                                    : "-");
-    row.push_back(all_trials
-                      ? percent(static_cast<double>(all_correct) / static_cast<double>(all_trials))
-                      : "-");
+    row.push_back(all_trials ? format_percent(static_cast<double>(all_correct) /
+                                              static_cast<double>(all_trials))
+                             : "-");
     rows.push_back(row);
   }
   std::vector<size_t> width(head.size(), 0);
@@ -330,7 +313,7 @@ void print_table(const Run& run, int64_t trials) {
   }
   if (all_trials)
     std::cout << "overall: " << all_correct << "/" << all_trials << " correct ("
-              << percent(static_cast<double>(all_correct) / static_cast<double>(all_trials))
+              << format_percent(static_cast<double>(all_correct) / static_cast<double>(all_trials))
               << ")\n";
 }
 
@@ -506,7 +489,7 @@ void run_passkey(const Opts& o) {
     run.seconds = earlier_seconds + elapsed();
     std::cerr << (tty ? "\r" : "") << "passkey: cell " << pi + 1 << "/" << pending.size()
               << ": length " << c.length << ", depth " << format_number(c.depth) << ": "
-              << c.correct() << "/" << c.trials.size() << " correct, " << duration(c.seconds)
+              << c.correct() << "/" << c.trials.size() << " correct, " << format_duration(c.seconds)
               << (tty ? "\033[K\n" : "\n") << std::flush;
     save();
   }
@@ -517,13 +500,13 @@ void run_passkey(const Opts& o) {
 
   print_table(run, o.trials);
   const double secs = elapsed();
-  std::cout << "total time " << duration(secs) << " (" << pending.size() << " cells, "
+  std::cout << "total time " << format_duration(secs) << " (" << pending.size() << " cells, "
             << prompt_tokens << " prompt tokens, "
             << (secs > 0 ? std::llround(static_cast<double>(prompt_tokens) / secs) : 0)
             << " tok/s)";
   if (pending.size() < run.cells.size())
     std::cout << "; " << run.cells.size() - pending.size() << " cells from " << o.resume
-              << ", all runs " << duration(run.seconds);
+              << ", all runs " << format_duration(run.seconds);
   std::cout << "\n";
 }
 

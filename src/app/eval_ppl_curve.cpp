@@ -19,6 +19,7 @@
 #include "app/common.h"
 #include "app/eval_results.h"
 #include "app/flag_string.h"
+#include "app/text_format.h"
 #include "core/error.h"
 #include "engine/perplexity.h"
 #include "model/arch/arch.h"
@@ -212,28 +213,8 @@ struct Cell {
   double seconds = 0;
 };
 
-std::string duration(double secs) {
-  char buf[64];
-  const long long s = std::llround(std::max(0.0, secs));
-  if (s >= 3600)
-    std::snprintf(buf, sizeof buf, "%lldh%02lldm", s / 3600, (s / 60) % 60);
-  else if (s >= 60)
-    std::snprintf(buf, sizeof buf, "%lldm%02llds", s / 60, s % 60);
-  else
-    std::snprintf(buf, sizeof buf, "%llds", s);
-  return buf;
-}
-
-// "3.391 ± 0.051": three significant digits before rounding kicks in for large values.
-std::string ppl_text(double ppl, double err) {
-  const int dec = ppl < 10 ? 3 : ppl < 100 ? 2 : ppl < 1000 ? 1 : 0;
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%.*f ± %.*f", dec, ppl, dec, err);
-  return buf;
-}
-
 std::string cell_text(const Cell& c) {
-  if (c.status == "ok") return ppl_text(c.r.ppl, c.r.stderr_ppl);
+  if (c.status == "ok") return format_ppl(c.r.ppl, c.r.stderr_ppl);
   if (c.status == "too_short") return "n/a (text too short)";
   if (c.status == "error") return "error";
   return "-";
@@ -480,7 +461,7 @@ class CurveProgress {
     char buf[160];
     std::snprintf(buf, sizeof buf, ": %lld/%lld windows, %.0f tok/s, %s elapsed, ETA %s",
                   static_cast<long long>(done), static_cast<long long>(total), tps,
-                  duration(elapsed()).c_str(), duration(eta(i, done)).c_str());
+                  format_duration(elapsed()).c_str(), format_duration(eta(i, done)).c_str());
     std::cerr << "\r" << head(i) << buf << "\033[K" << std::flush;
   }
 
@@ -492,15 +473,15 @@ class CurveProgress {
     }
     std::string what;
     if (c.status == "ok")
-      what = cat("ppl ", ppl_text(c.r.ppl, c.r.stderr_ppl), ", ", c.r.windows, " windows, ",
+      what = cat("ppl ", format_ppl(c.r.ppl, c.r.stderr_ppl), ", ", c.r.windows, " windows, ",
                  std::llround(c.r.tokens_per_s), " tok/s");
     else if (c.status == "too_short")
       what = cat("not run: the text has ", run_.n_tokens, " tokens, fewer than one window");
     else
       what = "failed: " + c.error;
-    std::cerr << (tty_ ? "\r" : "") << head(i) << ": " << what << "; " << duration(elapsed())
-              << " elapsed, ETA " << duration(eta(i, c.windows)) << (tty_ ? "\033[K\n" : "\n")
-              << std::flush;
+    std::cerr << (tty_ ? "\r" : "") << head(i) << ": " << what << "; " << format_duration(elapsed())
+              << " elapsed, ETA " << format_duration(eta(i, c.windows))
+              << (tty_ ? "\033[K\n" : "\n") << std::flush;
   }
 
  private:

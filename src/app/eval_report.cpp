@@ -11,6 +11,7 @@
 #include "app/common.h"
 #include "app/eval_results.h"
 #include "app/svg_plot.h"
+#include "app/text_format.h"
 #include "core/error.h"
 
 namespace lc::app {
@@ -63,35 +64,9 @@ std::string size_text(int64_t bytes) {
   return std::string(buf) + " (" + with_commas(bytes) + " bytes)";
 }
 
-std::string duration_text(double secs) {
-  char buf[64];
-  const long long s = std::llround(std::max(0.0, secs));
-  if (secs < 60)
-    std::snprintf(buf, sizeof buf, "%.1f s", secs);
-  else if (s < 3600)
-    std::snprintf(buf, sizeof buf, "%lld min %02lld s", s / 60, s % 60);
-  else
-    std::snprintf(buf, sizeof buf, "%lld h %02lld min", s / 3600, (s / 60) % 60);
-  return buf;
-}
-
-std::string percent(double a) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.0f%%", a * 100);
-  return buf;
-}
-
 std::string depth_text(double d) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.4g%%", d * 100);
-  return buf;
-}
-
-// "3.391 ± 0.051" with three significant digits for values under 10.
-std::string ppl_text(double ppl, double err) {
-  const int dec = ppl < 10 ? 3 : ppl < 100 ? 2 : ppl < 1000 ? 1 : 0;
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%.*f \xC2\xB1 %.*f", dec, ppl, dec, err);
   return buf;
 }
 
@@ -152,23 +127,27 @@ std::string passkey_section(const ReportInput& in, size_t index) {
       model_facts(str(j, "model_path", str(s, "model")), s.value("model_bytes", json()));
 
   // Mean prompt tokens per row, from the cells' "tokens" weighted by their trials.
-  std::vector<double> tok_sum(hm.lengths.size(), 0), tok_n(hm.lengths.size(), 0);
+  struct TokenMean {
+    double sum = 0, n = 0;
+  };
+  std::vector<TokenMean> tokens(hm.lengths.size());
   for (const json& c : j["cells"]) {
     if (!c.is_object() || !c.contains("length") || !c.contains("tokens")) continue;
     const auto it = std::find(hm.lengths.begin(), hm.lengths.end(), c["length"].get<int64_t>());
     if (it == hm.lengths.end()) continue;
     const double n = c.value("trials", 1.0);
-    tok_sum[static_cast<size_t>(it - hm.lengths.begin())] += c["tokens"].get<double>() * n;
-    tok_n[static_cast<size_t>(it - hm.lengths.begin())] += n;
+    TokenMean& t = tokens[static_cast<size_t>(it - hm.lengths.begin())];
+    t.sum += c["tokens"].get<double>() * n;
+    t.n += n;
   }
 
   std::string h = "<section class=\"result\" id=\"result-" + std::to_string(index + 1) + "\">\n";
   h += "<h2>" + std::to_string(index + 1) + ". Passkey retrieval: " + esc(model) +
        " <span class=\"kind\">passkey</span></h2>\n";
-  h += "<p class=\"source\">From <code>" + esc(in.path) + "</code>" +
-       (j.value("complete", true) ? std::string("") : std::string(" (partial run)")) +
-       (j.contains("seconds") ? ", run time " + duration_text(j["seconds"].get<double>()) : "") +
-       ".</p>\n";
+  h += "<p class=\"source\">From <code>" + esc(in.path) + "</code>";
+  if (!j.value("complete", true)) h += " (partial run)";
+  if (j.contains("seconds")) h += ", run time " + format_duration(j["seconds"].get<double>());
+  h += ".</p>\n";
   h += "<figure>" + inline_svg(passkey_heatmap_svg(hm)) +
        "<figcaption>Accuracy per prompt length (rows) and needle depth (columns).</figcaption>"
        "</figure>\n";
@@ -186,12 +165,12 @@ std::string passkey_section(const ReportInput& in, size_t index) {
     if (n == 0) return std::string("<td class=\"missing\">\xE2\x80\x93</td>");
     const double a = static_cast<double>(c) / static_cast<double>(n);
     return "<td style=\"background:" + accuracy_color(a) + ";color:" + accuracy_text_color(a) +
-           "\">" + percent(a) + " <small>" + std::to_string(c) + "/" + std::to_string(n) +
+           "\">" + format_percent(a) + " <small>" + std::to_string(c) + "/" + std::to_string(n) +
            "</small></td>";
   };
   for (size_t r = 0; r < hm.lengths.size(); ++r) {
     char tok[32] = "\xE2\x80\x93";
-    if (tok_n[r] > 0) std::snprintf(tok, sizeof tok, "%.0f", tok_sum[r] / tok_n[r]);
+    if (tokens[r].n > 0) std::snprintf(tok, sizeof tok, "%.0f", tokens[r].sum / tokens[r].n);
     h += "<tr><th>" + esc(length_label(hm.lengths[r])) + "</th><td>" + tok + "</td>";
     int64_t row_c = 0, row_n = 0;
     for (size_t c = 0; c < cols; ++c) {
@@ -275,7 +254,7 @@ std::string curve_section(const ReportInput& in, size_t index) {
       const json* c = find_cell(n, L);
       const std::string status = c ? str(*c, "status") : "";
       if (c && status == "ok") {
-        h += "<td>" + esc(ppl_text((*c)["ppl"].get<double>(), c->value("stderr", 0.0))) + "</td>";
+        h += "<td>" + esc(format_ppl((*c)["ppl"].get<double>(), c->value("stderr", 0.0))) + "</td>";
       } else if (c && (status == "too_short" || status == "error")) {
         const std::string reason = str(*c, "reason", status);
         h += std::string("<td class=\"missing\" title=\"") + esc(reason) + "\">" +
