@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-// The app layer is an executable, not a library: its figure code is compiled into this test.
-#include "app/eval_results.cpp"
-#include "app/svg_plot.cpp"
+#include "app/eval_results.h"
+#include "app/svg_plot.h"
+#include "core/error.h"
 
 namespace lc::app {
 namespace {
