@@ -116,6 +116,15 @@ std::vector<std::pair<std::string, std::string>> machine_rows(const json& j) {
   return rows;
 }
 
+// The model, settings and machine tables that close a result's section.
+std::string facts_footer(const std::string& model, const std::string& size,
+                         const std::vector<std::pair<std::string, std::string>>& settings,
+                         const json& j) {
+  return "<div class=\"facts-row\">\n" + facts_table("Model", {{"file", model}, {"size", size}}) +
+         facts_table("Settings", settings) + facts_table("Machine", machine_rows(j)) +
+         "</div>\n</section>\n";
+}
+
 // ---------------------------------------------------------------------------------------------
 // Passkey.
 
@@ -198,12 +207,7 @@ std::string passkey_section(const ReportInput& in, size_t index) {
     if (k != "model" && k != "model_bytes") settings.emplace_back(k, plain(v));
   settings.emplace_back("lengths (tokens)", plain(j["lengths"]));
   settings.emplace_back("depths", plain(j["depths"]));
-  h += "<div class=\"facts-row\">\n";
-  h += facts_table("Model", {{"file", model}, {"size", size}});
-  h += facts_table("Settings", settings);
-  h += facts_table("Machine", machine_rows(j));
-  h += "</div>\n</section>\n";
-  return h;
+  return h + facts_footer(model, size, settings, j);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -318,12 +322,7 @@ std::string curve_section(const ReportInput& in, size_t index) {
         k != "lengths" && k != "chunks" && k != "configs" && k != "cells" && k != "machine" &&
         !v.is_structured())
       settings.emplace_back(k, plain(v));
-  h += "<div class=\"facts-row\">\n";
-  h += facts_table("Model", {{"file", model}, {"size", size}});
-  h += facts_table("Settings", settings);
-  h += facts_table("Machine", machine_rows(j));
-  h += "</div>\n</section>\n";
-  return h;
+  return h + facts_footer(model, size, settings, j);
 }
 
 constexpr const char* kCss = R"(
