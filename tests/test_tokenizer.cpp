@@ -12,6 +12,7 @@
 #include "core/gguf.h"
 #include "model/tokenizer/pretokenize.h"
 #include "model/tokenizer/tokenizer.h"
+#include "model/tokenizer/tokenizer_impl.h"
 #include "support/paths.h"
 
 namespace {
@@ -178,6 +179,40 @@ TEST(Tokenizer, Stories260KOnceUponATime) {
   EXPECT_EQ(l.tok->token_to_piece(1, true), "<s>");
   EXPECT_THROW(l.tok->token_to_piece(512), lc::Error);
   EXPECT_THROW(l.tok->token_to_piece(-1), lc::Error);
+}
+
+// Long texts are merged in pieces cut where no merge can cross; the ids must equal those of
+// merging the whole text at once, for every cut position the chunk size leads to.
+TEST(Tokenizer, SpmLongTextsCutOnlyWhereNoMergeCrosses) {
+  const std::string pieces[] = {"Once upon a time",
+                                ", there was",
+                                " a little",
+                                "\n\n",
+                                "  ",
+                                "dog.",
+                                " \u00e9t\u00e9 ",
+                                "\xF0\x9F\x98\x80",
+                                "ab",
+                                "\t",
+                                "The grass is green.",
+                                " 1234 ",
+                                "don't",
+                                "\u4e2d\u6587"};
+  std::string text;
+  uint32_t x = 12345;
+  while (text.size() < 60000) {
+    x = x * 1664525u + 1013904223u;
+    text += pieces[(x >> 16) % (sizeof(pieces) / sizeof(pieces[0]))];
+  }
+  for (const char* name : {"models/vocab/ggml-vocab-llama-spm.gguf", "models/stories260K.gguf"}) {
+    const auto f = GgufFile::open(shared_path(name));
+    const auto whole = lc::tok::make_spm_tokenizer(*f, 0)->encode(text, true);
+    ASSERT_GT(whole.size(), 5000u) << name;
+    for (size_t chunk : {size_t{1}, size_t{7}, size_t{100}, size_t{4096}}) {
+      const auto cut = lc::tok::make_spm_tokenizer(*f, chunk)->encode(text, true);
+      EXPECT_EQ(cut, whole) << name << " chunk " << chunk;
+    }
+  }
 }
 
 TEST(Tokenizer, ByteFallbackAndStreaming) {

@@ -47,6 +47,7 @@ void run_generate(const GenOpts& o) {
     parse_special = true;
   }
   const std::vector<int32_t> ids = tok.encode(text, true, parse_special);
+  std::string().swap(text);  // a prompt file may be megabytes long
   const int64_t need = static_cast<int64_t>(ids.size()) + o.n_predict;
   if (o.ctx > 0 && need > o.ctx)
     fail("prompt (", ids.size(), " tokens) plus -n ", o.n_predict, " needs ", need,
@@ -102,8 +103,8 @@ void run_generate(const GenOpts& o) {
   std::cout << "\n";
   std::fprintf(stderr,
                "prompt: %lld tokens, %.1f tok/s | generated: %zu tokens, %.1f tok/s | stop: %s\n",
-               static_cast<long long>(r.n_prompt), r.prompt_tok_s(), r.tokens.size(),
-               r.gen_tok_s(), r.stop_reason.c_str());
+               static_cast<long long>(r.n_prompt), r.prompt_tok_s(), r.tokens.size(), r.gen_tok_s(),
+               r.stop_reason.c_str());
   if (o.mo.verbose) std::cerr << s.memory().stats_line() << "\n";
 }
 

@@ -43,7 +43,9 @@ class TokenizerBase : public Tokenizer {
   std::vector<bool> rstrip_;
 };
 
-std::unique_ptr<Tokenizer> make_spm_tokenizer(const GgufFile& f);
+// chunk_bytes: long texts are merged in pieces of about this many bytes, cut only where no merge
+// can cross (same result as whole; bounded memory). 0 = merge every text whole.
+std::unique_ptr<Tokenizer> make_spm_tokenizer(const GgufFile& f, size_t chunk_bytes = 4096);
 std::unique_ptr<Tokenizer> make_bpe_tokenizer(const GgufFile& f);
 
 }  // namespace lc::tok
