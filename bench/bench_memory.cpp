@@ -129,7 +129,7 @@ void bench_store(int64_t layers, size_t budget) {
     const int64_t nb = tokens / bs;
     std::mt19937 rng(5);
     Topics tp(dim, 400, rng);
-    std::vector<lc::BlockIndex> idx;
+    std::vector<std::unique_ptr<lc::BlockIndex>> idx;
     std::vector<std::unique_ptr<lc::BlockStore>> st;
     lc::BlockStoreOptions so;
     so.tokens_per_block = bs;
@@ -140,12 +140,12 @@ void bench_store(int64_t layers, size_t budget) {
     io.dim = dim;
     io.max_scored = 256;
     for (int64_t l = 0; l < layers; ++l) {
-      idx.emplace_back(io);
+      idx.push_back(std::make_unique<lc::BlockIndex>(io));
       st.push_back(std::make_unique<lc::BlockStore>(so));
       Stream s(tp, static_cast<unsigned>(100 + l));
       for (int64_t b = 0; b < nb; ++b) {
         s.next(r.data(), 0.6f);
-        idx.back().add(r.data());
+        idx.back()->add(r.data());
         st.back()->add(kv.data(), kv.data() + bs * row, bs);
       }
     }
@@ -169,7 +169,7 @@ void bench_store(int64_t layers, size_t budget) {
         std::vector<float> ql(q);
         for (int64_t e = 0; e < dim; ++e) ql[e] += noise[e];
         auto s0 = Clock::now();
-        auto sel = idx[static_cast<size_t>(l)].top_k(ql.data(), k);
+        auto sel = idx[static_cast<size_t>(l)]->top_k(ql.data(), k);
         search_us += us_since(s0);
         std::sort(sel.begin(), sel.end());
         st[static_cast<size_t>(l)]->pin(sel);

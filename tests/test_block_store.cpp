@@ -159,14 +159,12 @@ TEST_P(RoundTrip, EverySpillType) {
   // Only the newest block fits; the rest were written once each.
   EXPECT_EQ(s.writes_to_disk(), static_cast<int64_t>(ns.size()) - 1);
   EXPECT_LE(s.bytes_in_ram(), block_bytes());
-  size_t want_disk = 0;
-  for (size_t i = 0; i + 1 < ns.size(); ++i) {
-    const size_t elems = 2 * static_cast<size_t>(ns[i] * kRow);
-    want_disk += t == SpillType::F32   ? elems * 4
-                 : t == SpillType::F16 ? elems * 2
-                                       : elems / 32 * 34;
-  }
-  EXPECT_EQ(s.bytes_on_disk(), want_disk);
+  // Every record has the room of a full block, encoded in the spill type.
+  const size_t elems = 2 * static_cast<size_t>(kTok * kRow);
+  const size_t record = t == SpillType::F32   ? elems * 4
+                        : t == SpillType::F16 ? elems * 2
+                                              : elems / 32 * 34;
+  EXPECT_EQ(s.bytes_on_disk(), (ns.size() - 1) * record);
   EXPECT_FALSE(s.spill_path().empty());
 
   // The newest block never left RAM: exact whatever the spill type.
@@ -298,10 +296,58 @@ TEST(BlockStore, ExactAfterManyEvictionsF32) {
     expect_block(views[1], b.copies[static_cast<size_t>(c)], SpillType::F32, "c");
     ASSERT_LE(s.bytes_in_ram(), 3 * block_bytes());
   }
-  EXPECT_EQ(s.writes_to_disk(), 40);  // every block spilled once, none twice
-  size_t disk = 0;
-  for (int i = 0; i < 40; ++i) disk += block_bytes(1 + i % kTok);
-  EXPECT_EQ(s.bytes_on_disk(), disk);
+  EXPECT_EQ(s.writes_to_disk(), 40);                     // every block spilled once, none twice
+  EXPECT_EQ(s.bytes_on_disk(), 40 * block_bytes(kTok));  // full-block records
+}
+
+// A store without values holds K rows only; extend() grows a block in RAM or, once spilled,
+// reads it back and rewrites it into its own record; release() frees a block for good.
+TEST(BlockStore, PagesWithoutValuesGrowInPlace) {
+  BlockStoreOptions o = options(2);
+  o.values = false;
+  BlockStore s(o);
+  const size_t row_bytes = kRow * sizeof(float);
+  std::vector<std::vector<float>> want(6);
+  std::mt19937 rng(4);
+  std::normal_distribution<float> nd;
+  auto row = [&] {
+    std::vector<float> r(kRow);
+    for (float& x : r) x = nd(rng);
+    return r;
+  };
+  for (int64_t id = 0; id < 6; ++id) {
+    want[id] = row();
+    EXPECT_EQ(s.add(want[id].data(), nullptr, 1), id);
+  }
+  // The budget is 2 full blocks of K and V = 4 * kTok rows: all six one-row blocks fit.
+  EXPECT_EQ(s.bytes_in_ram(), 6 * row_bytes);
+  for (int round = 0; round < kTok - 1; ++round) {
+    for (int64_t id = 0; id < 6; ++id) {
+      const auto r = row();
+      s.extend(id, r.data(), 1);
+      want[id].insert(want[id].end(), r.begin(), r.end());
+    }
+    ASSERT_LE(s.bytes_in_ram(), 2 * block_bytes());
+  }
+  EXPECT_GT(s.writes_to_disk(), 0);
+  EXPECT_GT(s.reads_from_disk(), 0);
+  // One record per block, however often it was rewritten.
+  EXPECT_EQ(s.bytes_on_disk() % (kTok * row_bytes), 0u);
+  EXPECT_LE(s.bytes_on_disk(), 6 * kTok * row_bytes);
+  for (int64_t id = 0; id < 6; ++id) {
+    const auto v = s.pin({id});
+    ASSERT_EQ(v[0].n, kTok);
+    EXPECT_EQ(v[0].v, nullptr);
+    for (size_t e = 0; e < want[id].size(); ++e) ASSERT_EQ(v[0].k[e], want[id][e]) << id;
+  }
+  s.unpin_all();
+  s.release(0);
+  EXPECT_FALSE(s.is_resident(0));
+  const auto v = s.pin({5, 4}, false);
+  const auto w = s.pin({3}, /*keep_pinned=*/true);  // 5 and 4 stay pinned
+  EXPECT_EQ(v[0].k[0], want[5][0]);
+  EXPECT_EQ(w[0].k[0], want[3][0]);
+  EXPECT_TRUE(s.is_resident(5) && s.is_resident(4) && s.is_resident(3));
 }
 
 TEST(BlockStore, PrefetchThenPin) {

@@ -157,7 +157,8 @@ TEST(ContextMemory, BlockFormationSinksAndRemainder) {
   // Representatives (repr_topk 1) are one of the block's keys, per head (GQA: both heads read
   // the single KV head).
   for (int64_t b = 0; b < mem.stats(0).n_blocks; ++b) {
-    const float* r = mem.block_repr(0, b);
+    const std::vector<float> rv = mem.block_repr(0, b);
+    const float* r = rv.data();
     for (int h = 0; h < 2; ++h) {
       bool found = false;
       for (int64_t t = 2 + 3 * b; t < 5 + 3 * b; ++t)
@@ -339,7 +340,7 @@ TEST(BlockIndex, ExactModeAndUncappedSearchEqualBruteForce) {
     for (int64_t k : {1, 5, 16}) {
       // Brute force, ties to the lower id.
       std::vector<std::pair<float, int64_t>> all;
-      for (int64_t b = 0; b < n; ++b) all.emplace_back(dot_f32(q.data(), idx.repr(b), dim), b);
+      for (int64_t b = 0; b < n; ++b) all.emplace_back(dot_f32(q.data(), idx.repr(b).data(), dim), b);
       std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
         return a.first != b.first ? a.first > b.first : a.second < b.second;
       });

@@ -392,6 +392,34 @@ TEST(Ops, DotAxpyAddEveryIsa) {
   }
 }
 
+// Column-stored matrix times vector, against a double-precision loop; nothing past n is written.
+TEST(Ops, DotColumnsEveryIsa) {
+  std::mt19937 rng(13);
+  for (Isa isa : supported_isas()) {
+    const KernelTable& k = kernel_table(isa);
+    for (int64_t d : {1, 8, 64, 67}) {
+      for (int64_t n : {1, 7, 16, 31, 64, 100, 1000}) {
+        std::vector<std::vector<float>> cols;
+        std::vector<const float*> rows;
+        for (int64_t e = 0; e < d; ++e) cols.push_back(randn(n, rng));
+        for (const auto& c : cols) rows.push_back(c.data());
+        const auto q = randn(d, rng);
+        std::vector<float> out(static_cast<size_t>(n + 1), 7.0f);
+        k.dot_columns(rows.data(), q.data(), d, n, out.data());
+        for (int64_t c = 0; c < n; ++c) {
+          double ref = 0, mag = 0;
+          for (int64_t e = 0; e < d; ++e) {
+            ref += double(q[e]) * cols[e][c];
+            mag += std::fabs(double(q[e]) * cols[e][c]);
+          }
+          ASSERT_NEAR(out[c], ref, 1e-5 * mag + 1e-7) << isa_name(isa) << " d " << d << " n " << n;
+        }
+        EXPECT_EQ(out[n], 7.0f) << isa_name(isa);
+      }
+    }
+  }
+}
+
 TEST(Ops, RmsnormSiluSoftmaxEveryIsa) {
   std::mt19937 rng(12);
   for (Isa isa : supported_isas()) {

@@ -82,14 +82,6 @@ void ModelOptions::add_memory_options(CLI::App& cmd) {
   cmd.add_option("--index-probe", index_probe, "clusters visited per search (0 = no cap)")
       ->capture_default_str()
       ->group(g);
-  cmd.add_option("--index-refresh", index_refresh,
-                 "decoding steps between full block searches (0 = every step)")
-      ->capture_default_str()
-      ->group(g);
-  cmd.add_option("--index-candidates", index_candidates,
-                 "candidates kept between full searches, as a multiple of --topk")
-      ->capture_default_str()
-      ->group(g);
   cmd.add_flag("--measure-recall", measure_recall,
                "also run exact search and report the index's recall (slow)")
       ->group(g);
@@ -122,8 +114,6 @@ void configure_memory(const ModelOptions& o, Loaded& l) {
   c.index_group = o.index_group;
   c.index_max_groups = o.index_probe;
   c.measure_recall = o.measure_recall;
-  c.index_refresh = o.index_refresh;
-  c.index_candidates = o.index_candidates;
   c.index_budget = o.index_budget;
   c.index_clusters = o.index_clusters;
   if (o.index_probe < 0) fail("--index-probe must be >= 0, got ", o.index_probe);

@@ -25,7 +25,7 @@ struct ModelOptions {
   // KV-memory parameters (-1 / "" = derived from the trained context)
   int64_t n_init = -1, n_local = -1, block_size = -1, topk = -1, repr_topk = -1, exec_block = -1;
   std::string mem_budget, spill_dir, spill_type = "f16", retrieval = "index";
-  int64_t index_group = 32, index_probe = 0, index_refresh = 0, index_candidates = 4;
+  int64_t index_group = 32, index_probe = 0;
   int64_t index_budget = 512, index_clusters = 1024;
   bool measure_recall = false;
   bool verbose = false;

@@ -56,6 +56,9 @@ struct KernelTable {
   // --- element-wise and row ops (see ops.h) ---
   float (*dot_f32)(const float* a, const float* b, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);
+  // out[c] = sum_e q[e] * rows[e][c] for c < n, e < d (a matrix stored by column: one pass
+  // scores n vectors of d floats laid out dimension by dimension).
+  void (*dot_columns)(const float* const* rows, const float* q, int64_t d, int64_t n, float* out);
   void (*add_inplace)(float* x, const float* y, int64_t n);
   void (*rmsnorm)(const float* x, const float* w, float* y, int64_t n, float eps);
   void (*silu_mul)(float* a, const float* b, int64_t n);

@@ -12,6 +12,9 @@ namespace lc {
 float dot_f32(const float* a, const float* b, int64_t n) { return kernels().dot_f32(a, b, n); }
 
 void axpy(float a, const float* x, float* y, int64_t n) { kernels().axpy(a, x, y, n); }
+void dot_columns(const float* const* rows, const float* q, int64_t d, int64_t n, float* out) {
+  kernels().dot_columns(rows, q, d, n, out);
+}
 
 void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
   kernels().rmsnorm(x, w, y, n, eps);

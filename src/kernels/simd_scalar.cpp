@@ -25,6 +25,11 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void dot_columns(const float* const* rows, const float* q, int64_t d, int64_t n, float* out) {
+  for (int64_t c = 0; c < n; ++c) out[c] = 0.0f;
+  for (int64_t e = 0; e < d; ++e) axpy(q[e], rows[e], out, n);
+}
+
 void add_inplace(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
@@ -97,8 +102,8 @@ void attn_accum(const float* p, int64_t ns, int64_t n_heads, const float* v, int
 }
 
 const KernelTable kTable = {
-    Isa::Scalar, quantize_act_ref, has_matmul,      matmul_rows, dot,       axpy,       add_inplace,
-    rmsnorm,     silu_mul,         softmax_inplace, attn_scores, exp_shift, attn_accum,
+    Isa::Scalar, quantize_act_ref, has_matmul, matmul_rows,     dot,         axpy,      dot_columns,
+    add_inplace, rmsnorm,          silu_mul,   softmax_inplace, attn_scores, exp_shift, attn_accum,
 };
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <utility>
 
 #include "core/error.h"
@@ -19,8 +20,19 @@ bool better(const Scored& a, const Scored& b) {
   return a.first != b.first ? a.first > b.first : a.second < b.second;
 }
 
-// The k best in a heap whose top is the worst kept; `heap` is caller-owned scratch.
-struct TopK {
+float dist2(const float* a, const float* b, int64_t d) {
+  float s = 0;
+  for (int64_t e = 0; e < d; ++e) {
+    const float t = a[e] - b[e];
+    s += t * t;
+  }
+  return s;
+}
+
+}  // namespace
+
+// The k best in a heap whose top is the worst kept; the heap is the index's scratch.
+struct BlockIndex::Top {
   std::vector<Scored>& heap;
   size_t k;
   void push(float s, int64_t id) {
@@ -38,46 +50,78 @@ struct TopK {
   float kth() const {
     return full() ? heap.front().first : -std::numeric_limits<float>::infinity();
   }
-  std::vector<int64_t> sorted() const {
+  std::vector<int64_t> sorted(std::vector<float>* scores) const {
     std::sort(heap.begin(), heap.end(), better);
     std::vector<int64_t> ids(heap.size());
-    for (size_t i = 0; i < heap.size(); ++i) ids[i] = heap[i].second;
+    if (scores) scores->resize(heap.size());
+    for (size_t i = 0; i < heap.size(); ++i) {
+      ids[i] = heap[i].second;
+      if (scores) (*scores)[i] = heap[i].first;
+    }
     return ids;
   }
 };
 
-float dist2(const float* a, const float* b, int64_t d) {
-  float s = 0;
-  for (int64_t e = 0; e < d; ++e) {
-    const float t = a[e] - b[e];
-    s += t * t;
-  }
-  return s;
-}
-
-}  // namespace
-
 BlockIndex::BlockIndex(const BlockIndexOptions& opt) : opt_(opt) {
-  LC_CHECK(opt_.dim > 0 && opt_.group_size > 0 && opt_.max_clusters > 0);
+  LC_CHECK(opt_.dim > 0 && opt_.group_size > 0 && opt_.max_clusters > 0 && opt_.page_reps > 0);
+  BlockStoreOptions po = opt_.pages;
+  po.tokens_per_block = opt_.page_reps;
+  po.row_floats = opt_.dim;
+  po.values = false;
+  po.spill_type = SpillType::F32;
+  pages_ = std::make_unique<BlockStore>(po);
 }
+
+BlockIndex::~BlockIndex() = default;
 
 void BlockIndex::clear() {
   n_ = 0;
-  reprs_.clear();
   clusters_.clear();
+  cap_ = 0;
   mean_.clear();
-  mn_.clear();
-  mx_.clear();
-  mid_.clear();
-  half_.clear();
+  lo_.clear();
+  hi_.clear();
+  mean_norm_.clear();
+  pages_->clear();
+}
+
+size_t BlockIndex::bytes_in_ram() const {
+  size_t b = 3 * static_cast<size_t>(cap_ * opt_.dim) * sizeof(float) +
+             mean_norm_.capacity() * sizeof(float) + clusters_.capacity() * sizeof(Cluster);
+  for (const Cluster& cl : clusters_)
+    b += cl.ids.capacity() * sizeof(int32_t) + cl.pages.capacity() * sizeof(int64_t);
+  return b + pages_->bytes_in_ram();
+}
+
+int64_t BlockIndex::new_cluster() {
+  const int64_t c = clusters();
+  if (c == cap_) {  // widen the [dim][cap] arrays
+    const int64_t cap = std::max<int64_t>(16, 2 * cap_);
+    for (auto* v : {&mean_, &lo_, &hi_}) {
+      std::vector<float> w(static_cast<size_t>(cap * opt_.dim), 0.0f);
+      for (int64_t e = 0; e < opt_.dim; ++e)
+        std::copy_n(v->data() + e * cap_, cap_, w.data() + e * cap);
+      v->swap(w);
+    }
+    cap_ = cap;
+  }
+  clusters_.emplace_back();
+  clusters_.back().split_at = opt_.group_size;
+  mean_norm_.push_back(0.0f);
+  return c;
 }
 
 int64_t BlockIndex::nearest(const float* x) const {
-  const int64_t d = opt_.dim;
+  // |x - m|^2 = |x|^2 - 2 x.m + |m|^2: the x.m of every cluster in one pass by dimension.
+  const int64_t nc = clusters();
+  tmp_.resize(static_cast<size_t>(nc));
+  rows_.resize(static_cast<size_t>(opt_.dim));
+  for (int64_t e = 0; e < opt_.dim; ++e) rows_[static_cast<size_t>(e)] = soa(mean_, e);
+  dot_columns(rows_.data(), x, opt_.dim, nc, tmp_.data());
   int64_t best = 0;
   float best_d = std::numeric_limits<float>::infinity();
-  for (int64_t c = 0; c < clusters(); ++c) {
-    const float t = dist2(x, mean_.data() + c * d, d);
+  for (int64_t c = 0; c < nc; ++c) {
+    const float t = mean_norm_[static_cast<size_t>(c)] - 2.0f * tmp_[static_cast<size_t>(c)];
     if (t < best_d) {
       best_d = t;
       best = c;
@@ -86,54 +130,100 @@ int64_t BlockIndex::nearest(const float* x) const {
   return best;
 }
 
-void BlockIndex::refresh_box(int64_t c) {
-  const int64_t d = opt_.dim;
-  const Cluster& cl = clusters_[static_cast<size_t>(c)];
-  float* mn = mn_.data() + c * d;
-  float* mx = mx_.data() + c * d;
-  std::fill(mn, mn + d, std::numeric_limits<float>::infinity());
-  std::fill(mx, mx + d, -std::numeric_limits<float>::infinity());
-  for (int64_t id : cl.ids) {
-    const float* r = repr(id);
-    for (int64_t e = 0; e < d; ++e) {
-      mn[e] = std::min(mn[e], r[e]);
-      mx[e] = std::max(mx[e], r[e]);
-    }
+void BlockIndex::append(int64_t c, int32_t id, const float* r) {
+  const int64_t d = opt_.dim, P = opt_.page_reps;
+  Cluster& cl = clusters_[static_cast<size_t>(c)];
+  const int64_t m = cl.size(), fill = m % P;
+  if (fill == 0) {
+    cl.pages.push_back(pages_->add(r, nullptr, 1));
+  } else {
+    pages_->extend(cl.pages.back(), r, 1);  // the last page, one representative longer
   }
-  const float inv = 1.0f / static_cast<float>(cl.ids.size());
+  cl.ids.push_back(id);
+  const float inv = 1.0f / static_cast<float>(m + 1);
+  float norm = 0;
   for (int64_t e = 0; e < d; ++e) {
-    mid_[c * d + e] = 0.5f * (mn[e] + mx[e]);
-    half_[c * d + e] = 0.5f * (mx[e] - mn[e]);
-    mean_[c * d + e] = cl.sum[e] * inv;
+    float& mean = soa(mean_, e)[c];
+    float& lo = soa(lo_, e)[c];
+    float& hi = soa(hi_, e)[c];
+    if (m == 0) {
+      mean = lo = hi = r[e];
+    } else {
+      mean += (r[e] - mean) * inv;
+      lo = std::min(lo, r[e]);
+      hi = std::max(hi, r[e]);
+    }
+    norm += mean * mean;
   }
+  mean_norm_[static_cast<size_t>(c)] = norm;
+}
+
+void BlockIndex::write_members(int64_t c, const std::vector<int32_t>& ids, const float* reps) {
+  const int64_t d = opt_.dim, P = opt_.page_reps, m = static_cast<int64_t>(ids.size());
+  Cluster& cl = clusters_[static_cast<size_t>(c)];
+  LC_CHECK(cl.pages.empty() && m > 0);
+  cl.ids = ids;
+  for (int64_t i = 0; i < m; i += P)
+    cl.pages.push_back(pages_->add(reps + i * d, nullptr, std::min(P, m - i)));
+  float norm = 0;
+  for (int64_t e = 0; e < d; ++e) {
+    double sum = 0;
+    float lo = reps[e], hi = reps[e];
+    for (int64_t i = 0; i < m; ++i) {
+      const float x = reps[i * d + e];
+      sum += x;
+      lo = std::min(lo, x);
+      hi = std::max(hi, x);
+    }
+    const float mean = static_cast<float>(sum / static_cast<double>(m));
+    soa(mean_, e)[c] = mean;
+    soa(lo_, e)[c] = lo;
+    soa(hi_, e)[c] = hi;
+    norm += mean * mean;
+  }
+  mean_norm_[static_cast<size_t>(c)] = norm;
+}
+
+void BlockIndex::gather(int64_t c, std::vector<float>& reps) const {
+  const Cluster& cl = clusters_[static_cast<size_t>(c)];
+  reps.resize(static_cast<size_t>(cl.size() * opt_.dim));
+  pages_->pin_into(cl.pages.data(), static_cast<int64_t>(cl.pages.size()), false, views_);
+  float* out = reps.data();
+  for (const BlockView& v : views_) out = std::copy_n(v.k, v.n * opt_.dim, out);
+  pages_->unpin_all();
 }
 
 // Splits cluster c in two with 2-means seeded by two far-apart members. Leaves c alone when its
 // members cannot be separated (all equal).
 void BlockIndex::split(int64_t c) {
   const int64_t d = opt_.dim;
-  std::vector<int64_t> ids = std::move(clusters_[static_cast<size_t>(c)].ids);
-  clusters_[static_cast<size_t>(c)].ids.clear();
+  std::vector<float> reps;
+  gather(c, reps);
+  const std::vector<int32_t> ids = clusters_[static_cast<size_t>(c)].ids;
+  const size_t m = ids.size();
+  auto rep = [&](size_t i) { return reps.data() + i * static_cast<size_t>(d); };
+  std::vector<float> mean(static_cast<size_t>(d));
+  for (int64_t e = 0; e < d; ++e) mean[static_cast<size_t>(e)] = soa(mean_, e)[c];
   auto farthest = [&](const float* from) {
-    int64_t best = ids[0];
+    size_t best = 0;
     float bd = -1;
-    for (int64_t id : ids) {
-      const float t = dist2(from, repr(id), d);
+    for (size_t i = 0; i < m; ++i) {
+      const float t = dist2(from, rep(i), d);
       if (t > bd) {
         bd = t;
-        best = id;
+        best = i;
       }
     }
     return best;
   };
-  const int64_t a = farthest(mean_.data() + c * d), b = farthest(repr(a));
-  std::vector<float> ca(repr(a), repr(a) + d), cb(repr(b), repr(b) + d);
-  std::vector<uint8_t> side(ids.size(), 0);
+  const size_t a = farthest(mean.data()), b = farthest(rep(a));
+  std::vector<float> ca(rep(a), rep(a) + d), cb(rep(b), rep(b) + d);
+  std::vector<uint8_t> side(m, 0);
   for (int iter = 0; iter < 4; ++iter) {
     std::vector<double> sa(static_cast<size_t>(d), 0.0), sb(static_cast<size_t>(d), 0.0);
     int64_t na = 0, nb = 0;
-    for (size_t i = 0; i < ids.size(); ++i) {
-      const float* r = repr(ids[i]);
+    for (size_t i = 0; i < m; ++i) {
+      const float* r = rep(i);
       side[i] = dist2(r, cb.data(), d) < dist2(r, ca.data(), d) ? 1 : 0;
       auto& s = side[i] ? sb : sa;
       for (int64_t e = 0; e < d; ++e) s[static_cast<size_t>(e)] += r[e];
@@ -145,112 +235,119 @@ void BlockIndex::split(int64_t c) {
       cb[static_cast<size_t>(e)] = static_cast<float>(sb[static_cast<size_t>(e)] / nb);
     }
   }
-  Cluster A, B;
-  A.split_at = B.split_at = opt_.group_size;
-  A.sum.assign(static_cast<size_t>(d), 0.0f);
-  B.sum.assign(static_cast<size_t>(d), 0.0f);
-  for (size_t i = 0; i < ids.size(); ++i) {
-    Cluster& t = side[i] ? B : A;
-    t.ids.push_back(ids[i]);
-    const float* r = repr(ids[i]);
-    for (int64_t e = 0; e < d; ++e) t.sum[static_cast<size_t>(e)] += r[e];
+  std::vector<int32_t> ida, idb;
+  std::vector<float> ra, rb;
+  for (size_t i = 0; i < m; ++i) {
+    (side[i] ? idb : ida).push_back(ids[i]);
+    auto& r = side[i] ? rb : ra;
+    r.insert(r.end(), rep(i), rep(i) + d);
   }
-  if (A.ids.empty() || B.ids.empty()) {  // inseparable: keep it whole
-    clusters_[static_cast<size_t>(c)].ids = std::move(ids);
-    return;
-  }
-  clusters_[static_cast<size_t>(c)] = std::move(A);
-  clusters_.push_back(std::move(B));
-  const size_t rows = clusters_.size() * static_cast<size_t>(d);
-  for (auto* v : {&mean_, &mn_, &mx_, &mid_, &half_}) v->resize(rows);
-  refresh_box(c);
-  refresh_box(clusters() - 1);
+  if (ida.empty() || idb.empty()) return;  // inseparable: keep it whole
+  for (int64_t p : clusters_[static_cast<size_t>(c)].pages) pages_->release(p);
+  clusters_[static_cast<size_t>(c)].pages.clear();
+  clusters_[static_cast<size_t>(c)].split_at = opt_.group_size;
+  write_members(c, ida, ra.data());
+  const int64_t nb = new_cluster();
+  write_members(nb, idb, rb.data());
 }
 
-void BlockIndex::add(const float* repr_in) {
-  const int64_t d = opt_.dim;
-  reprs_.insert(reprs_.end(), repr_in, repr_in + d);
-  const int64_t id = n_++;
-  const float* r = repr(id);
-  if (clusters_.empty()) {
-    clusters_.push_back(
-        Cluster{{}, std::vector<float>(static_cast<size_t>(d), 0.0f), opt_.group_size});
-    for (auto* v : {&mean_, &mn_, &mx_, &mid_, &half_}) v->assign(static_cast<size_t>(d), 0.0f);
-    std::copy_n(r, d, mn_.data());
-    std::copy_n(r, d, mx_.data());
-  }
-  const int64_t c = nearest(r);
+void BlockIndex::add(const float* r) {
+  LC_CHECK(n_ < std::numeric_limits<int32_t>::max());
+  const int32_t id = static_cast<int32_t>(n_++);
+  const int64_t c = clusters_.empty() ? new_cluster() : nearest(r);
+  append(c, id, r);
   Cluster& cl = clusters_[static_cast<size_t>(c)];
-  cl.ids.push_back(id);
-  float* mn = mn_.data() + c * d;
-  float* mx = mx_.data() + c * d;
-  const float inv = 1.0f / static_cast<float>(cl.ids.size());
-  for (int64_t e = 0; e < d; ++e) {
-    cl.sum[static_cast<size_t>(e)] += r[e];
-    mn[e] = std::min(mn[e], r[e]);
-    mx[e] = std::max(mx[e], r[e]);
-    mid_[c * d + e] = 0.5f * (mn[e] + mx[e]);
-    half_[c * d + e] = 0.5f * (mx[e] - mn[e]);
-    mean_[c * d + e] = cl.sum[static_cast<size_t>(e)] * inv;
-  }
-  const int64_t size = static_cast<int64_t>(cl.ids.size());
   // Split when over capacity (a cluster that could not be split waits until it doubles).
-  if (size > cl.split_at && clusters() < opt_.max_clusters) {
-    cl.split_at = 2 * size;
+  if (cl.size() > cl.split_at && clusters() < opt_.max_clusters) {
+    cl.split_at = 2 * cl.size();
     split(c);
   }
 }
 
-std::vector<int64_t> BlockIndex::top_k_exact(const float* q, int64_t k) const {
+std::vector<float> BlockIndex::repr(int64_t id) const {
+  const int64_t d = opt_.dim;
+  for (const Cluster& cl : clusters_) {
+    const auto it = std::find(cl.ids.begin(), cl.ids.end(), static_cast<int32_t>(id));
+    if (it == cl.ids.end()) continue;
+    const int64_t i = it - cl.ids.begin();
+    const int64_t page = cl.pages[static_cast<size_t>(i / opt_.page_reps)];
+    pages_->pin_into(&page, 1, false, views_);
+    const float* r = views_[0].k + (i % opt_.page_reps) * d;
+    std::vector<float> out(r, r + d);
+    pages_->unpin_all();
+    return out;
+  }
+  fail("block index: no block ", id, " (", n_, " blocks)");
+}
+
+int64_t BlockIndex::score_members(int64_t c, const float* q, Top& top, bool keep_pinned) const {
+  const Cluster& cl = clusters_[static_cast<size_t>(c)];
+  const int64_t d = opt_.dim;
+  pages_->pin_into(cl.pages.data(), static_cast<int64_t>(cl.pages.size()), keep_pinned, views_);
+  size_t i = 0;
+  for (const BlockView& v : views_)
+    for (int64_t r = 0; r < v.n; ++r, ++i) top.push(dot_f32(q, v.k + r * d, d), cl.ids[i]);
+  return cl.size();
+}
+
+std::vector<int64_t> BlockIndex::top_k_exact(const float* q, int64_t k,
+                                             std::vector<float>* scores) const {
   heap_.clear();
-  TopK top{heap_, static_cast<size_t>(std::max<int64_t>(k, 0))};
-  if (k > 0)
-    for (int64_t b = 0; b < n_; ++b) top.push(dot_f32(q, repr(b), opt_.dim), b);
+  Top top{heap_, static_cast<size_t>(std::max<int64_t>(k, 0))};
+  if (k > 0) {
+    for (int64_t c = 0; c < clusters(); ++c) score_members(c, q, top, false);
+    pages_->unpin_all();
+  }
   last_scored_ = n_;
   last_bounds_ = 0;
-  return top.sorted();
+  return top.sorted(scores);
 }
 
 std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k) const {
   if (k <= 0) return {};
   if (opt_.exact || n_ <= k || n_ <= 2 * opt_.group_size) return top_k_exact(q, k);
   const int64_t d = opt_.dim, nc = clusters();
-  absq_.resize(static_cast<size_t>(d));
-  for (int64_t e = 0; e < d; ++e) absq_[static_cast<size_t>(e)] = std::fabs(q[e]);
-  // Clusters are visited in order of their mean's score (the likeliest home of the best
-  // blocks); a cluster whose bound cannot beat the current k-th score is skipped.
+  // Every cluster's mean score and bound sum_d max(q_d lo_d, q_d hi_d), by dimension.
+  scores_.resize(static_cast<size_t>(nc));
   bounds_.resize(static_cast<size_t>(nc));
-  for (int64_t c = 0; c < nc; ++c)
-    bounds_[static_cast<size_t>(c)] = {dot_f32(q, mean_.data() + c * d, d), c};
-  int64_t n_bounds = 0;
-  auto ubound = [&](int64_t c) {
-    ++n_bounds;
-    return dot_f32(q, mid_.data() + c * d, d) + dot_f32(absq_.data(), half_.data() + c * d, d);
-  };
-  // With a budget only the best `probe` clusters by mean score can be visited: order just those.
+  rows_.resize(static_cast<size_t>(d));
+  for (int64_t e = 0; e < d; ++e) rows_[static_cast<size_t>(e)] = soa(mean_, e);
+  dot_columns(rows_.data(), q, d, nc, scores_.data());
+  for (int64_t e = 0; e < d; ++e)
+    rows_[static_cast<size_t>(e)] = q[e] >= 0 ? soa(hi_, e) : soa(lo_, e);
+  dot_columns(rows_.data(), q, d, nc, bounds_.data());
+  // Clusters are visited in order of their mean's score (the likeliest home of the best blocks);
+  // with a budget only the best `probe` of them can be visited: order just those.
   int64_t probe = nc;
   if (opt_.max_groups > 0) probe = std::min(probe, opt_.max_groups);
   if (opt_.max_scored > 0) probe = std::min(probe, 2 * opt_.max_scored / opt_.group_size + 8);
-  if (probe < nc) std::nth_element(bounds_.begin(), bounds_.begin() + probe, bounds_.end(), better);
-  std::sort(bounds_.begin(), bounds_.begin() + probe, better);
+  order_.resize(static_cast<size_t>(nc));
+  std::iota(order_.begin(), order_.end(), 0);
+  const auto by_score = [&](int32_t a, int32_t b) {
+    return better({scores_[static_cast<size_t>(a)], a}, {scores_[static_cast<size_t>(b)], b});
+  };
+  if (probe < nc) std::nth_element(order_.begin(), order_.begin() + probe, order_.end(), by_score);
+  std::sort(order_.begin(), order_.begin() + probe, by_score);
   heap_.clear();
-  TopK top{heap_, static_cast<size_t>(k)};
+  Top top{heap_, static_cast<size_t>(k)};
   int64_t scored = 0, visited = 0;
   for (int64_t i = 0; i < nc; ++i) {
-    const int64_t c = bounds_[static_cast<size_t>(i)].second;
+    const int64_t c = order_[static_cast<size_t>(i)];
     if (top.full()) {
       if (i >= probe) break;
       if (opt_.max_groups > 0 && visited >= opt_.max_groups) break;
       if (opt_.max_scored > 0 && scored >= opt_.max_scored) break;
-      if (ubound(c) <= top.kth()) continue;  // no member can enter the top k
+      // No member can enter the top k (the margin covers the bound's own rounding).
+      const float bound = bounds_[static_cast<size_t>(c)];
+      if (bound + 1e-5f * (std::fabs(bound) + std::fabs(top.kth())) < top.kth()) continue;
     }
-    for (int64_t id : clusters_[static_cast<size_t>(c)].ids) top.push(dot_f32(q, repr(id), d), id);
-    scored += static_cast<int64_t>(clusters_[static_cast<size_t>(c)].ids.size());
+    scored += score_members(c, q, top, true);
     ++visited;
   }
+  pages_->unpin_all();
   last_scored_ = scored;
-  last_bounds_ = nc + 2 * n_bounds;  // in dot products
-  return top.sorted();
+  last_bounds_ = 2 * nc;  // in dot products
+  return top.sorted(nullptr);
 }
 
 }  // namespace lc

@@ -5,20 +5,32 @@
 // joins the cluster with the nearest mean (L2), and a cluster that outgrows `group_size` members
 // is split in two by a few 2-means steps, until there are `max_clusters` clusters (after that
 // clusters only grow). Every cluster keeps the per-dimension minimum and maximum of its members,
-// which bound any member's score from above: sum_d max(q_d * min_d, q_d * max_d)
-// = q . mid + |q| . half (mid, half: centre and half-width of the box). Clusters are visited in
-// order of decreasing bound, their members scored exactly; the search stops when the next bound
-// cannot beat the current k-th score (then the result IS the exact top-k), or when `max_scored`
-// blocks were scored / `max_groups` clusters visited (approximate, bounded work).
+// which bound any member's score from above: sum_d max(q_d * min_d, q_d * max_d). Clusters are
+// visited in order of their mean's score, their members scored exactly; a cluster whose bound
+// cannot beat the current k-th score is skipped; the search stops when every cluster was visited
+// or skipped (then the result IS the exact top-k), or when `max_scored` blocks were scored /
+// `max_groups` clusters visited (approximate, bounded work).
 //
-// Work per search: max_clusters bounds (two dot products each) + at most about max_scored member
-// scores, whatever the number of blocks; per add: one distance per cluster (+ a split now and
-// then, O(group_size) distances).
+// Storage. What the search reads for every query is in RAM, laid out by dimension so that one
+// pass of vector multiply-adds scores all clusters: means, minima and maxima ([dim][clusters]).
+// The representatives themselves are read only for the clusters a search visits: each cluster's
+// members fill pages of `page_reps` representatives, kept in a BlockStore (RAM under the page
+// budget, least recently used pages in its spill file). A cluster's last page may be partly
+// filled: a new member extends it (BlockStore::extend; a spilled page is read back and later
+// rewritten in place). RAM therefore holds a few bytes per block (its id in its cluster's list)
+// plus a fixed amount per cluster, not dim floats per block.
+//
+// Work per search: max_clusters means and bounds (SIMD, by dimension) + at most about max_scored
+// member scores, whatever the number of blocks; per add: one distance per cluster (+ a split now
+// and then, O(group_size) distances, while clusters are fewer than max_clusters).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <utility>
 #include <vector>
+
+#include "memory/block_store.h"
 
 namespace lc {
 
@@ -30,48 +42,70 @@ struct BlockIndexOptions {
   int64_t max_scored = 0;       // most blocks scored per search (0 = no cap); the cluster that
                                 // crosses it is finished, and at least k are always scored
   bool exact = false;           // score every block (reference)
+  int64_t page_reps = 8;        // representatives per page
+  // Where full pages live: mem_budget bounds their bytes in RAM (0 = never spill), spill_dir and
+  // max_spill_bytes as for blocks. Pages are stored as f32 whatever spill_type says (the search
+  // must read back exactly what the cluster bounds were computed from).
+  BlockStoreOptions pages;
 };
 
 class BlockIndex {
  public:
   explicit BlockIndex(const BlockIndexOptions& opt);
+  ~BlockIndex();
 
   void add(const float* repr);  // block id = insertion order
   int64_t size() const { return n_; }
-  const float* repr(int64_t id) const { return reprs_.data() + id * opt_.dim; }
+
+  // The block's representative (finds its cluster and page: for tests and inspection, not fast).
+  std::vector<float> repr(int64_t id) const;
 
   // The ids of the k best blocks, sorted by decreasing score (all blocks when k >= size()).
-  // Allocation-free after warm-up except for the returned vector.
+  // With `scores`, also their scores.
   std::vector<int64_t> top_k(const float* q, int64_t k) const;
-  std::vector<int64_t> top_k_exact(const float* q, int64_t k) const;
+  std::vector<int64_t> top_k_exact(const float* q, int64_t k,
+                                   std::vector<float>* scores = nullptr) const;
 
   // Work of the last search (for measurements and tests): representatives scored, and cluster
-  // bounds computed (each costs about two representative scores).
+  // scores computed (means and bounds, in dot products of dim).
   int64_t last_scored() const { return last_scored_; }
   int64_t last_bounds() const { return last_bounds_; }
   int64_t clusters() const { return static_cast<int64_t>(clusters_.size()); }
+  size_t bytes_in_ram() const;  // cluster summaries, member lists, resident pages
+  const BlockStore& page_store() const { return *pages_; }
   void clear();
 
  private:
   struct Cluster {
-    std::vector<int64_t> ids;
-    std::vector<float> sum;  // of the members' representatives (for the mean)
-    int64_t split_at = 0;    // split when it has more members than this
+    std::vector<int32_t> ids;    // members in page order
+    std::vector<int64_t> pages;  // page ids in pages_: members [i * page_reps, (i+1) * page_reps)
+    int64_t split_at = 0;        // split when it has more members than this
+    int64_t size() const { return static_cast<int64_t>(ids.size()); }
   };
+  float* soa(std::vector<float>& v, int64_t e) { return v.data() + e * cap_; }
+  const float* soa(const std::vector<float>& v, int64_t e) const { return v.data() + e * cap_; }
+  int64_t new_cluster();
   int64_t nearest(const float* x) const;
-  void refresh_box(int64_t c);
+  void append(int64_t c, int32_t id, const float* r);  // member, pages and summary
+  void write_members(int64_t c, const std::vector<int32_t>& ids, const float* reps);
+  void gather(int64_t c, std::vector<float>& reps) const;  // every member's representative
+  struct Top;
+  int64_t score_members(int64_t c, const float* q, Top& top, bool keep_pinned) const;
   void split(int64_t c);
 
   BlockIndexOptions opt_;
   int64_t n_ = 0;
-  std::vector<float> reprs_;  // [n, dim]
   std::vector<Cluster> clusters_;
-  std::vector<float> mean_;        // [clusters, dim]
-  std::vector<float> mn_, mx_;     // [clusters, dim] box of the members
-  std::vector<float> mid_, half_;  // [clusters, dim] (mn + mx) / 2, (mx - mn) / 2
+  int64_t cap_ = 0;                    // columns allocated in the [dim][cap] arrays
+  std::vector<float> mean_, lo_, hi_;  // [dim][cap]
+  std::vector<float> mean_norm_;       // |mean|^2 per cluster (nearest-mean search)
+  std::unique_ptr<BlockStore> pages_;  // searches pin pages: logically const
   // scratch (searches are logically const)
-  mutable std::vector<float> absq_;
-  mutable std::vector<std::pair<float, int64_t>> bounds_, heap_;
+  mutable std::vector<float> scores_, bounds_, tmp_;
+  mutable std::vector<int32_t> order_;
+  mutable std::vector<const float*> rows_;
+  mutable std::vector<std::pair<float, int64_t>> heap_;
+  mutable std::vector<BlockView> views_;
   mutable int64_t last_scored_ = 0, last_bounds_ = 0;
 };
 

@@ -18,7 +18,6 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
-#include <list>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -67,6 +66,9 @@ const BlockStoreOptions& validated(const BlockStoreOptions& opt) {
   if (opt.tokens_per_block <= 0) {
     fail("block store: tokens per block must be positive, got ", opt.tokens_per_block);
   }
+  if (opt.tokens_per_block > 65535) {
+    fail("block store: at most 65535 tokens per block, got ", opt.tokens_per_block);
+  }
   if (opt.row_floats <= 0)
     fail("block store: K/V row width must be positive, got ", opt.row_floats);
   if (opt.spill_type == SpillType::Q8_0 && opt.row_floats % 32 != 0) {
@@ -93,26 +95,40 @@ const BlockStoreOptions& validated(const BlockStoreOptions& opt) {
 }
 
 constexpr size_t kMaxSpareBuffers = 4;  // freed block buffers kept for reuse (outside the budget)
+constexpr uint32_t kNoSlot = 0xFFFFFFFFu;
 
 }  // namespace
 
 struct BlockStore::Impl {
-  enum class State : uint8_t { Resident, Cold, Loading };
+  enum class State : uint8_t { Resident, Cold, Loading, Released };
+  enum Flag : uint8_t { kPinned = 1, kDirty = 2 };  // dirty: the record on disk is out of date
+  // 12 bytes a block: a million-token context has hundreds of thousands of them, nearly all cold.
   struct Block {
-    int64_t n = 0;
-    std::vector<float> data;  // K rows then V rows while Resident
-    int64_t offset = -1;      // in the spill file; -1 until written
+    uint32_t rec = kNoSlot;   // record number in the spill file (fixed-size records); none yet
+    uint32_t slot = kNoSlot;  // into slots while Resident or Loading
+    uint16_t n = 0;
     State state = State::Resident;
-    bool pinned = false;
+    uint8_t flags = 0;
+    bool pinned() const { return flags & kPinned; }
+  };
+  static_assert(sizeof(Block) == 12);
+  // What only a Resident or Loading block needs; resident unpinned blocks form the LRU list
+  // (least recently used at head), linked through their slots.
+  struct Slot {
+    std::vector<float> data;  // K rows then V rows (K only without values)
+    int64_t id = -1;
+    uint32_t prev = kNoSlot, next = kNoSlot;
     bool in_lru = false;
     uint64_t prefetch_gen = 0;  // the prefetch() call that loaded it; 0 = none
-    std::list<int64_t>::iterator lru_pos;
   };
 
   explicit Impl(const BlockStoreOptions& o)
       : opt(validated(o)),
         row_floats(static_cast<size_t>(o.row_floats)),
-        spill(o.spill_dir, tensor_type_of(o.spill_type), o.row_floats, o.max_spill_bytes) {}
+        rows(o.values ? 2 : 1),
+        spill(o.spill_dir, tensor_type_of(o.spill_type), o.row_floats, o.values ? 2 : 1,
+              o.max_spill_bytes),
+        record_bytes(spill.block_bytes(o.tokens_per_block)) {}
 
   ~Impl() {
     {
@@ -124,13 +140,40 @@ struct BlockStore::Impl {
     if (worker.joinable()) worker.join();
   }
 
-  size_t floats_of(int64_t n) const { return 2 * static_cast<size_t>(n) * row_floats; }
+  size_t floats_of(int64_t n) const { return rows * static_cast<size_t>(n) * row_floats; }
   size_t bytes_of(int64_t n) const { return floats_of(n) * sizeof(float); }
   bool over_budget(size_t extra) const {
     return opt.mem_budget != 0 && bytes_in_ram + extra > opt.mem_budget;
   }
+  uint64_t offset_of(const Block& b) const { return uint64_t{b.rec} * record_bytes; }
 
   // --- helpers; the caller holds mu ---
+
+  Block& block(int64_t id) { return blocks[static_cast<size_t>(id)]; }
+  Slot& slot_of(int64_t id) { return slots[block(id).slot]; }
+
+  uint32_t new_slot(int64_t id) {
+    uint32_t s;
+    if (!free_slots.empty()) {
+      s = free_slots.back();
+      free_slots.pop_back();
+    } else {
+      slots.emplace_back();
+      s = static_cast<uint32_t>(slots.size() - 1);
+    }
+    slots[s].id = id;
+    return s;
+  }
+
+  void free_slot(Block& b) {
+    Slot& sl = slots[b.slot];
+    LC_CHECK(!sl.in_lru);
+    give_buffer(std::move(sl.data));
+    sl.prefetch_gen = 0;
+    sl.id = -1;
+    free_slots.push_back(b.slot);
+    b.slot = kNoSlot;
+  }
 
   std::vector<float> take_buffer(int64_t n) {
     std::vector<float> buf;
@@ -153,52 +196,79 @@ struct BlockStore::Impl {
     }
   }
 
-  void lru_push(int64_t id) {
-    Block& b = blocks[static_cast<size_t>(id)];
-    LC_CHECK(!b.in_lru);
-    b.lru_pos = lru.insert(lru.end(), id);
-    b.in_lru = true;
+  bool lru_empty() const { return lru_head == kNoSlot; }
+  int64_t lru_front() const { return slots[lru_head].id; }
+
+  void lru_push(int64_t id) {  // as most recently used
+    const uint32_t s = block(id).slot;
+    Slot& sl = slots[s];
+    LC_CHECK(!sl.in_lru);
+    sl.prev = lru_tail;
+    sl.next = kNoSlot;
+    (lru_tail == kNoSlot ? lru_head : slots[lru_tail].next) = s;
+    lru_tail = s;
+    sl.in_lru = true;
   }
 
   void lru_remove(int64_t id) {
-    Block& b = blocks[static_cast<size_t>(id)];
-    if (!b.in_lru) return;
-    lru.erase(b.lru_pos);
-    b.in_lru = false;
+    const uint32_t s = block(id).slot;
+    if (s == kNoSlot) return;
+    Slot& sl = slots[s];
+    if (!sl.in_lru) return;
+    (sl.prev == kNoSlot ? lru_head : slots[sl.prev].next) = sl.next;
+    (sl.next == kNoSlot ? lru_tail : slots[sl.next].prev) = sl.prev;
+    sl.prev = sl.next = kNoSlot;
+    sl.in_lru = false;
   }
 
-  // Moves a resident unpinned block to the cold tier, writing it first if it never was.
-  // On a write error the block stays resident.
-  void evict(int64_t id) {
-    Block& b = blocks[static_cast<size_t>(id)];
-    LC_CHECK(b.state == State::Resident && !b.pinned);
-    if (b.offset < 0) {
-      b.offset = static_cast<int64_t>(spill.append(b.data.data(), b.n, encode_scratch));
+  // Writes the block's data to its record (a new one the first time), if the disk copy is
+  // missing or out of date.
+  void write_back(int64_t id) {
+    Block& b = block(id);
+    const float* data = slot_of(id).data.data();
+    if (b.rec == kNoSlot) {
+      const uint64_t off = spill.append(data, b.n, encode_scratch, opt.tokens_per_block);
+      LC_CHECK(off % record_bytes == 0 && off / record_bytes < kNoSlot);
+      b.rec = static_cast<uint32_t>(off / record_bytes);
+      ++writes;
+    } else if (b.flags & kDirty) {
+      spill.write_at(offset_of(b), data, b.n, encode_scratch);
       ++writes;
     }
+    b.flags &= static_cast<uint8_t>(~kDirty);
+  }
+
+  // Moves a resident unpinned block to the cold tier, writing it first when needed.
+  // On a write error the block stays resident.
+  void evict(int64_t id) {
+    Block& b = block(id);
+    LC_CHECK(b.state == State::Resident && !b.pinned());
+    write_back(id);
     lru_remove(id);
-    give_buffer(std::move(b.data));
+    free_slot(b);
     b.state = State::Cold;
     bytes_in_ram -= bytes_of(b.n);
   }
 
   // Evicts least recently used blocks until `extra` more bytes fit, or nothing is left to evict.
   void evict_for(size_t extra) {
-    while (over_budget(extra) && !lru.empty()) evict(lru.front());
+    while (over_budget(extra) && !lru_empty()) evict(lru_front());
   }
 
   // Reads a cold block back on the calling thread.
   void load_now(int64_t id) {
-    Block& b = blocks[static_cast<size_t>(id)];
-    LC_CHECK(b.state == State::Cold && b.offset >= 0);
-    std::vector<float> buf = take_buffer(b.n);
+    LC_CHECK(block(id).state == State::Cold && block(id).rec != kNoSlot);
+    const int64_t n = block(id).n;
+    std::vector<float> buf = take_buffer(n);
     try {
-      spill.read(static_cast<uint64_t>(b.offset), b.n, buf.data(), read_scratch);
+      spill.read(offset_of(block(id)), n, buf.data(), read_scratch);
     } catch (...) {
       give_buffer(std::move(buf));
       throw;
     }
-    b.data = std::move(buf);
+    Block& b = block(id);
+    b.slot = new_slot(id);
+    slots[b.slot].data = std::move(buf);
     b.state = State::Resident;
     bytes_in_ram += bytes_of(b.n);
     ++reads;
@@ -206,8 +276,8 @@ struct BlockStore::Impl {
 
   void unpin_locked() {
     for (int64_t id : pinned) {
-      Block& b = blocks[static_cast<size_t>(id)];
-      b.pinned = false;
+      Block& b = block(id);
+      b.flags &= static_cast<uint8_t>(~kPinned);
       if (b.state == State::Resident) lru_push(id);
     }
     pinned.clear();
@@ -222,11 +292,10 @@ struct BlockStore::Impl {
     const size_t need = bytes_in_ram + bytes - opt.mem_budget;
     size_t found = 0;
     victims.clear();
-    for (auto it = lru.begin(); it != lru.end() && found < need; ++it) {
-      const Block& b = blocks[static_cast<size_t>(*it)];
-      if (b.prefetch_gen == gen) continue;
-      victims.push_back(*it);
-      found += bytes_of(b.n);
+    for (uint32_t s = lru_head; s != kNoSlot && found < need; s = slots[s].next) {
+      if (slots[s].prefetch_gen == gen) continue;
+      victims.push_back(slots[s].id);
+      found += bytes_of(block(slots[s].id).n);
     }
     if (found < need) return false;
     for (int64_t id : victims) evict(id);
@@ -249,8 +318,8 @@ struct BlockStore::Impl {
   // Loading (pin() waits for it, clear() waits for every load).
   void prefetch_one(std::unique_lock<std::mutex>& lk, int64_t id, uint64_t gen) {
     if (static_cast<size_t>(id) >= blocks.size()) return;  // cleared meanwhile
-    if (blocks[static_cast<size_t>(id)].state != State::Cold) return;
-    const int64_t n = blocks[static_cast<size_t>(id)].n;
+    if (block(id).state != State::Cold) return;
+    const int64_t n = block(id).n;
     const size_t bytes = bytes_of(n);
     std::vector<float> buf;
     try {
@@ -259,9 +328,8 @@ struct BlockStore::Impl {
     } catch (...) {
       return;  // a hint: pin() redoes the work and reports errors
     }
-    Block& b = blocks[static_cast<size_t>(id)];
-    const uint64_t offset = static_cast<uint64_t>(b.offset);
-    b.state = State::Loading;
+    const uint64_t offset = offset_of(block(id));
+    block(id).state = State::Loading;
     bytes_in_ram += bytes;
     ++loading;
 
@@ -274,14 +342,16 @@ struct BlockStore::Impl {
     }
     lk.lock();
 
-    Block& done = blocks[static_cast<size_t>(id)];  // clear() waits for loads, so still there
+    Block& done = block(id);  // clear() waits for loads, so still there
     --loading;
     if (ok) {
-      done.data = std::move(buf);
+      done.slot = new_slot(id);
+      Slot& sl = slots[done.slot];
+      sl.data = std::move(buf);
+      sl.prefetch_gen = gen;
       done.state = State::Resident;
-      done.prefetch_gen = gen;
       ++reads;
-      if (!done.pinned) lru_push(id);
+      if (!done.pinned()) lru_push(id);
     } else {
       give_buffer(std::move(buf));
       done.state = State::Cold;
@@ -291,12 +361,16 @@ struct BlockStore::Impl {
 
   const BlockStoreOptions opt;
   const size_t row_floats;
+  const size_t rows;  // 2: K and V rows; 1: K only
   SpillFile spill;
+  const size_t record_bytes;  // every block's record holds tokens_per_block tokens
 
   mutable std::mutex mu;
   std::condition_variable cv;  // a load finished, the queue changed, or stop
-  std::deque<Block> blocks;    // by id; a deque so references survive add()
-  std::list<int64_t> lru;      // resident unpinned blocks, least recently used first
+  std::deque<Block> blocks;    // by id; a deque so growth never copies (or doubles) them all
+  std::vector<Slot> slots;     // data of Resident blocks (Loading ones keep theirs in the worker)
+  std::vector<uint32_t> free_slots;
+  uint32_t lru_head = kNoSlot, lru_tail = kNoSlot;
   std::vector<int64_t> pinned;
   size_t bytes_in_ram = 0;
   int64_t reads = 0;
@@ -321,31 +395,35 @@ BlockStore::~BlockStore() = default;
 
 int64_t BlockStore::add(const float* k, const float* v, int64_t n) {
   Impl& s = *impl_;
-  LC_CHECK(k != nullptr && v != nullptr);
+  LC_CHECK(k != nullptr && (v != nullptr) == s.opt.values);
   LC_CHECK(n > 0 && n <= s.opt.tokens_per_block);
   std::lock_guard<std::mutex> lk(s.mu);
   const size_t half = static_cast<size_t>(n) * s.row_floats;
   const size_t bytes = s.bytes_of(n);
   s.evict_for(bytes);
 
+  const int64_t id = static_cast<int64_t>(s.blocks.size());
   Impl::Block b;
-  b.n = n;
+  b.n = static_cast<uint16_t>(n);
   if (!s.over_budget(bytes)) {
-    b.data = s.take_buffer(n);
-    std::memcpy(b.data.data(), k, half * sizeof(float));
-    std::memcpy(b.data.data() + half, v, half * sizeof(float));
+    std::vector<float> data = s.take_buffer(n);
+    std::memcpy(data.data(), k, half * sizeof(float));
+    if (v) std::memcpy(data.data() + half, v, half * sizeof(float));
+    b.slot = s.new_slot(id);
+    s.slots[b.slot].data = std::move(data);
   } else {
     // Pinned blocks fill the budget (or the block alone exceeds it): straight to disk.
-    s.staging.resize(2 * half);
+    s.staging.resize(s.floats_of(n));
     std::memcpy(s.staging.data(), k, half * sizeof(float));
-    std::memcpy(s.staging.data() + half, v, half * sizeof(float));
-    b.offset = static_cast<int64_t>(s.spill.append(s.staging.data(), n, s.encode_scratch));
+    if (v) std::memcpy(s.staging.data() + half, v, half * sizeof(float));
+    const uint64_t off =
+        s.spill.append(s.staging.data(), n, s.encode_scratch, s.opt.tokens_per_block);
+    b.rec = static_cast<uint32_t>(off / s.record_bytes);
     ++s.writes;
     b.state = Impl::State::Cold;
   }
-  const int64_t id = static_cast<int64_t>(s.blocks.size());
   const bool resident = b.state == Impl::State::Resident;
-  s.blocks.push_back(std::move(b));
+  s.blocks.push_back(b);
   if (resident) {
     s.bytes_in_ram += bytes;
     s.lru_push(id);
@@ -353,16 +431,55 @@ int64_t BlockStore::add(const float* k, const float* v, int64_t n) {
   return id;
 }
 
-std::vector<BlockView> BlockStore::pin(const std::vector<int64_t>& ids) {
+void BlockStore::extend(int64_t id, const float* k, int64_t n) {
+  Impl& s = *impl_;
+  LC_CHECK(!s.opt.values && k != nullptr && n > 0);
+  std::unique_lock<std::mutex> lk(s.mu);
+  s.check_id(id);
+  LC_CHECK(!s.block(id).pinned() && s.block(id).state != Impl::State::Released);
+  LC_CHECK(s.block(id).n + n <= s.opt.tokens_per_block);
+  s.cv.wait(lk, [&] { return s.block(id).state != Impl::State::Loading; });
+  const size_t more = s.bytes_of(n);
+  if (s.block(id).state == Impl::State::Cold) {
+    s.evict_for(s.bytes_of(s.block(id).n) + more);
+    s.load_now(id);
+  } else {
+    s.lru_remove(id);
+    s.evict_for(more);
+  }
+  Impl::Block& b = s.block(id);
+  std::vector<float>& data = s.slots[b.slot].data;
+  const size_t old = data.size();
+  data.resize(old + static_cast<size_t>(n) * s.row_floats);  // within the reserved capacity
+  std::memcpy(data.data() + old, k, static_cast<size_t>(n) * s.row_floats * sizeof(float));
+  b.n = static_cast<uint16_t>(b.n + n);
+  if (b.rec != kNoSlot) b.flags |= Impl::kDirty;
+  s.bytes_in_ram += more;
+  s.lru_push(id);
+}
+
+std::vector<BlockView> BlockStore::pin(const std::vector<int64_t>& ids, bool keep_pinned) {
+  std::vector<BlockView> views;
+  pin_into(ids.data(), static_cast<int64_t>(ids.size()), keep_pinned, views);
+  return views;
+}
+
+void BlockStore::pin_into(const int64_t* ids, int64_t n_ids, bool keep_pinned,
+                          std::vector<BlockView>& views) {
   Impl& s = *impl_;
   std::unique_lock<std::mutex> lk(s.mu);
-  for (int64_t id : ids) s.check_id(id);
-  s.unpin_locked();
+  for (int64_t i = 0; i < n_ids; ++i) {
+    s.check_id(ids[i]);
+    LC_CHECK(s.block(ids[i]).state != Impl::State::Released);
+  }
+  if (!keep_pinned) s.unpin_locked();
+  const size_t first_new = s.pinned.size();
   size_t need = 0;
-  for (int64_t id : ids) {
-    Impl::Block& b = s.blocks[static_cast<size_t>(id)];
-    if (b.pinned) continue;  // repeated id
-    b.pinned = true;
+  for (int64_t i = 0; i < n_ids; ++i) {
+    const int64_t id = ids[i];
+    Impl::Block& b = s.block(id);
+    if (b.pinned()) continue;  // repeated id, or pinned before
+    b.flags |= Impl::kPinned;
     s.pinned.push_back(id);
     s.cv.wait(lk, [&] { return b.state != Impl::State::Loading; });
     if (b.state == Impl::State::Resident) {
@@ -372,21 +489,22 @@ std::vector<BlockView> BlockStore::pin(const std::vector<int64_t>& ids) {
     }
   }
   s.evict_for(need);
-  for (int64_t id : s.pinned) {
+  for (size_t i = first_new; i < s.pinned.size(); ++i) {
     // The lock was released while waiting above: the prefetch worker may have started loading a
     // block checked earlier. Wait for it, then read whatever is still cold.
-    Impl::Block& b = s.blocks[static_cast<size_t>(id)];
+    const int64_t id = s.pinned[i];
+    Impl::Block& b = s.block(id);
     s.cv.wait(lk, [&] { return b.state != Impl::State::Loading; });
     if (b.state == Impl::State::Cold) s.load_now(id);
   }
-  std::vector<BlockView> views;
-  views.reserve(ids.size());
-  for (int64_t id : ids) {
-    const Impl::Block& b = s.blocks[static_cast<size_t>(id)];
-    const float* base = b.data.data();
-    views.push_back(BlockView{base, base + static_cast<size_t>(b.n) * s.row_floats, b.n});
+  views.clear();
+  views.reserve(static_cast<size_t>(n_ids));
+  for (int64_t i = 0; i < n_ids; ++i) {
+    const Impl::Block& b = s.block(ids[i]);
+    const float* base = s.slots[b.slot].data.data();
+    const float* v = s.opt.values ? base + static_cast<size_t>(b.n) * s.row_floats : nullptr;
+    views.push_back(BlockView{base, v, b.n});
   }
-  return views;
 }
 
 void BlockStore::unpin_all() {
@@ -394,6 +512,21 @@ void BlockStore::unpin_all() {
   std::lock_guard<std::mutex> lk(s.mu);
   s.unpin_locked();
   s.evict_for(0);
+}
+
+void BlockStore::release(int64_t id) {
+  Impl& s = *impl_;
+  std::unique_lock<std::mutex> lk(s.mu);
+  s.check_id(id);
+  Impl::Block& b = s.block(id);
+  LC_CHECK(!b.pinned());
+  s.cv.wait(lk, [&] { return b.state != Impl::State::Loading; });
+  if (b.state == Impl::State::Resident) {
+    s.lru_remove(id);
+    s.free_slot(b);
+    s.bytes_in_ram -= s.bytes_of(b.n);
+  }
+  b.state = Impl::State::Released;
 }
 
 void BlockStore::prefetch(const std::vector<int64_t>& ids) {
@@ -404,8 +537,7 @@ void BlockStore::prefetch(const std::vector<int64_t>& ids) {
   s.queue.clear();
   ++s.gen;
   for (int64_t id : ids) {
-    if (s.blocks[static_cast<size_t>(id)].state == Impl::State::Cold)
-      s.queue.emplace_back(id, s.gen);
+    if (s.block(id).state == Impl::State::Cold) s.queue.emplace_back(id, s.gen);
   }
   if (s.queue.empty()) return;
   if (!s.worker.joinable()) s.worker = std::thread([&s] { s.worker_loop(); });
@@ -460,7 +592,9 @@ void BlockStore::clear() {
   s.queue.clear();
   s.cv.wait(lk, [&] { return s.loading == 0; });
   s.blocks.clear();
-  s.lru.clear();
+  s.slots.clear();
+  s.free_slots.clear();
+  s.lru_head = s.lru_tail = kNoSlot;
   s.pinned.clear();
   s.bytes_in_ram = 0;
   s.spill.reset();

@@ -7,8 +7,9 @@
 // least recently used unpinned blocks (recency = when a block was added, pinned or prefetched).
 // Pinned blocks are never evicted: when the pinned set alone is larger than the budget, RAM
 // temporarily exceeds it, and the excess is evicted on the next add / pin / unpin_all. A block is
-// written to the spill file at most once (blocks are immutable); evicting an already-spilled block
-// only frees RAM.
+// written to the spill file once, into a record sized for tokens_per_block tokens (blocks are
+// immutable, except that extend() lets a block of a K-only store grow: it is then rewritten into
+// the same record); evicting a block whose disk copy is current only frees RAM.
 //
 // Spill file: created on the first eviction in spill_dir (default $TMPDIR, else /tmp; when
 // mem_budget > 0 the constructor already checks that it is a writable directory) with
@@ -41,6 +42,7 @@ struct BlockStoreOptions {
   SpillType spill_type = SpillType::F16;
   size_t max_spill_bytes = 0;  // quota on the spill file size (--spill-max); 0 = none. Reaching it
                                // is reported like a full disk ("No space left on device").
+  bool values = true;          // false: blocks hold K rows only (add's v is null, views' v null)
 };
 
 // A block's keys and values as f32 rows: k[t * row_floats + e], v likewise.
@@ -62,11 +64,22 @@ class BlockStore {
   // be created or written (names the path and the OS error, e.g. disk full).
   int64_t add(const float* k, const float* v, int64_t n);
 
+  // Appends n rows to an unpinned block of a store without values (the block stays under
+  // tokens_per_block rows): it is read back if cold, and its disk copy, if any, is rewritten in
+  // place when it is evicted next. For the block index's pages, which grow one row at a time.
+  void extend(int64_t id, const float* k, int64_t n);
+
   // Makes the blocks resident (reading them back from disk when needed) and pins them until the
-  // next call to pin() or unpin_all(). Returned views are valid while pinned. ids may repeat.
+  // next call to pin() without keep_pinned, or unpin_all(); keep_pinned adds them to the blocks
+  // pinned already. Returned views are valid while pinned. ids may repeat.
   // lc::Error if a block cannot be read back (or an eviction cannot be written).
-  std::vector<BlockView> pin(const std::vector<int64_t>& ids);
+  std::vector<BlockView> pin(const std::vector<int64_t>& ids, bool keep_pinned = false);
+  void pin_into(const int64_t* ids, int64_t n, bool keep_pinned, std::vector<BlockView>& views);
   void unpin_all();  // also evicts down to the budget, so it may throw like add()
+
+  // The block is never needed again: its RAM is freed and it is never written (an unpinned block;
+  // pinning it afterwards is a programming error).
+  void release(int64_t id);
 
   // Hint: these blocks are likely needed soon; reads them in the background where possible.
   // A prefetch may evict least recently used unpinned blocks (never pinned ones, nor blocks of the

@@ -23,10 +23,6 @@ struct ContextMemory::Layer {
   std::unique_ptr<BlockStore> store;
   std::unique_ptr<BlockIndex> index;
   std::vector<int64_t> selected;
-  // Candidate cache for decoding (see ContextMemoryOptions::index_refresh).
-  std::vector<int64_t> candidates;
-  int64_t cand_blocks = 0;  // number of blocks when the candidates were chosen
-  int64_t since_refresh = 0;
 };
 
 void validate_context_memory(const ContextMemoryOptions& o, int64_t trained_ctx) {
@@ -53,8 +49,12 @@ ContextMemory::ContextMemory(const MemoryDims& dims, const ContextMemoryOptions&
   validate_context_memory(opt_, 0);
   opt_.store.tokens_per_block = opt_.block_size;
   opt_.store.row_floats = dims_.attn.n_head_kv * dims_.attn.head_dim;
-  if (opt_.store.mem_budget > 0)
-    opt_.store.mem_budget = std::max<size_t>(1, opt_.store.mem_budget / dims_.n_layer);
+  if (opt_.store.mem_budget > 0) {
+    // Per layer; an eighth of it for the index's pages of representatives, the rest for blocks.
+    const size_t per_layer = std::max<size_t>(2, opt_.store.mem_budget / dims_.n_layer);
+    index_budget_bytes_ = per_layer / 8 + 1;
+    opt_.store.mem_budget = per_layer - index_budget_bytes_;
+  }
   for (int l = 0; l < dims_.n_layer; ++l) layers_.push_back(std::make_unique<Layer>());
   reset();
 }
@@ -75,6 +75,8 @@ void ContextMemory::reset() {
       io.max_clusters = opt_.index_clusters;
       io.max_scored = opt_.index_budget;
       io.exact = opt_.exact_retrieval;
+      io.pages = opt_.store;
+      io.pages.mem_budget = index_budget_bytes_;
       L->index = std::make_unique<BlockIndex>(io);
     }
   }
@@ -87,9 +89,7 @@ size_t ContextMemory::bytes_in_ram() const {
           L->ik.capacity() + L->iv.capacity() + L->ik_rot.capacity()) *
          sizeof(float);
     if (L->store) b += L->store->bytes_in_ram();
-    if (L->index)
-      b += static_cast<size_t>(L->index->size() * dims_.attn.n_head * dims_.attn.head_dim) *
-           sizeof(float);
+    if (L->index) b += L->index->bytes_in_ram();
   }
   return b;
 }
@@ -104,7 +104,7 @@ ContextMemory::LayerStats ContextMemory::stats(int layer) const {
   return s;
 }
 
-const float* ContextMemory::block_repr(int layer, int64_t id) const {
+std::vector<float> ContextMemory::block_repr(int layer, int64_t id) const {
   return layers_.at(static_cast<size_t>(layer))->index->repr(id);
 }
 
@@ -293,42 +293,22 @@ void ContextMemory::select_blocks(Layer& L, int64_t n_queries) {
   if (opt_.exact_retrieval) {
     L.selected = L.index->top_k_exact(q_bar_.data(), opt_.topk);
     blocks_scored_ += nb;
-  } else if (opt_.index_refresh <= 0 || n_queries > 1 || L.candidates.empty() ||
-             L.since_refresh >= opt_.index_refresh) {
-    const int64_t n_cand = opt_.index_refresh > 0
-                               ? opt_.topk * std::max<int64_t>(1, opt_.index_candidates)
-                               : opt_.topk;
-    L.candidates = L.index->top_k(q_bar_.data(), n_cand);
+  } else {
+    L.selected = L.index->top_k(q_bar_.data(), opt_.topk);
     blocks_scored_ += L.index->last_scored();
     bounds_computed_ += L.index->last_bounds();
-    L.cand_blocks = nb;
-    L.since_refresh = 0;
-    L.selected.assign(L.candidates.begin(),
-                      L.candidates.begin() + std::min<int64_t>(opt_.topk, L.candidates.size()));
-  } else {
-    // Score the cached candidates and every block formed since they were chosen.
-    std::vector<std::pair<float, int64_t>> sc;
-    for (int64_t id : L.candidates)
-      sc.emplace_back(dot_f32(q_bar_.data(), L.index->repr(id), dim), id);
-    for (int64_t id = L.cand_blocks; id < nb; ++id)
-      sc.emplace_back(dot_f32(q_bar_.data(), L.index->repr(id), dim), id);
-    blocks_scored_ += static_cast<int64_t>(sc.size());
-    const int64_t k = std::min<int64_t>(opt_.topk, static_cast<int64_t>(sc.size()));
-    std::partial_sort(sc.begin(), sc.begin() + k, sc.end(), [](const auto& a, const auto& b) {
-      return a.first != b.first ? a.first > b.first : a.second < b.second;
-    });
-    L.selected.clear();
-    for (int64_t i = 0; i < k; ++i) L.selected.push_back(sc[static_cast<size_t>(i)].second);
-    ++L.since_refresh;
   }
   if (opt_.measure_recall) {
     // A returned block counts as a hit when it scores at least the exact k-th score (repeated
     // text gives blocks with identical representatives: ties are not misses).
-    const auto ref = L.index->top_k_exact(q_bar_.data(), opt_.topk);
-    const float kth = dot_f32(q_bar_.data(), L.index->repr(ref.back()), dim);
-    for (int64_t id : L.selected)
-      recall_hits_ +=
-          dot_f32(q_bar_.data(), L.index->repr(id), dim) >= kth - 1e-5f * std::fabs(kth);
+    std::vector<float> ref_scores;
+    const auto ref = L.index->top_k_exact(q_bar_.data(), opt_.topk, &ref_scores);
+    const float kth = ref_scores.back();
+    for (int64_t id : L.selected) {
+      const bool in_ref = std::find(ref.begin(), ref.end(), id) != ref.end();
+      recall_hits_ += in_ref || dot_f32(q_bar_.data(), L.index->repr(id).data(), dim) >=
+                                    kth - 1e-5f * std::fabs(kth);
+    }
     recall_total_ += static_cast<int64_t>(ref.size());
   }
   std::sort(L.selected.begin(), L.selected.end());
@@ -339,9 +319,12 @@ std::string ContextMemory::stats_line() const {
   std::string s = cat(name(), ": ", n_past_, " tokens; layer 0: ", L.n_init, " sinks, ", L.n,
                       " in window/remainder");
   if (opt_.infllm) {
+    const BlockStore& pages = L.index->page_store();
     s += cat(", ", L.index->size(), " blocks (", L.store->bytes_in_ram() >> 20, " MiB in RAM, ",
              L.store->bytes_on_disk() >> 20, " MiB spilled, ", L.store->reads_from_disk(),
-             " reads from disk)");
+             " reads from disk), index ", L.index->clusters(), " clusters (",
+             L.index->bytes_in_ram() >> 10, " KiB in RAM, ", pages.bytes_on_disk() >> 10,
+             " KiB spilled, ", pages.reads_from_disk(), " page reads)");
     if (searches_ > 0)
       s += cat("; all layers: ", searches_, " searches, ", blocks_scored_ / searches_,
                " representatives scored and ", bounds_computed_ / searches_,

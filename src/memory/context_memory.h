@@ -36,13 +36,10 @@ struct ContextMemoryOptions {
   int64_t index_clusters = 1024;  // clusters of the index at most (bounds computed per search)
   // Blocks scored per search after the cluster bounds (0 = no cap: the bound search is exact).
   int64_t index_budget = 512;
-  // Decoding reuses candidates: every `index_refresh` single-token steps (and for every multi-token
-  // execution block) a full search keeps the best `index_candidates` * topk blocks; steps in
-  // between score only those candidates and blocks formed since. 0 = full search every step.
-  int64_t index_refresh = 0;
-  int64_t index_candidates = 4;
   bool measure_recall = false;  // also run exact search and count agreement (slow; measurements)
-  BlockStoreOptions store;      // tokens_per_block and row_floats are filled in
+  // tokens_per_block and row_floats are filled in; mem_budget (all layers) is shared: per layer,
+  // an eighth for the index's pages of representatives, the rest for blocks.
+  BlockStoreOptions store;
 };
 
 // Checks the options against each other and the trained context; lc::Error naming the failed
@@ -70,7 +67,7 @@ class ContextMemory final : public KvMemory {
     std::vector<int64_t> last_selected;  // block ids used by the last execution block
   };
   LayerStats stats(int layer) const;
-  const float* block_repr(int layer, int64_t id) const;
+  std::vector<float> block_repr(int layer, int64_t id) const;
   const BlockStore& store(int layer) const;
   int64_t blocks_scored() const { return blocks_scored_; }
   int64_t searches() const { return searches_; }
@@ -88,6 +85,7 @@ class ContextMemory final : public KvMemory {
   MemoryDims dims_;
   ContextMemoryOptions opt_;
   int64_t n_past_ = 0;
+  size_t index_budget_bytes_ = 0;  // per layer, for the index's pages (0 = no limit)
   std::vector<std::unique_ptr<Layer>> layers_;
   int64_t blocks_scored_ = 0, bounds_computed_ = 0, searches_ = 0, recall_hits_ = 0,
           recall_total_ = 0;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -19,10 +20,12 @@ std::string os_error(int err) { return std::strerror(err); }
 
 }  // namespace
 
-SpillFile::SpillFile(std::string dir, TensorType type, int64_t row_floats, size_t max_bytes)
+SpillFile::SpillFile(std::string dir, TensorType type, int64_t row_floats, int rows_per_token,
+                     size_t max_bytes)
     : dir_(resolve_dir(dir)),
       type_(type),
       row_floats_(row_floats),
+      rows_per_token_(rows_per_token),
       row_bytes_(static_cast<size_t>(row_bytes(tensor_type_info(type), row_floats))),
       max_bytes_(max_bytes) {}
 
@@ -55,23 +58,33 @@ void SpillFile::create() {
   size_ = 0;
 }
 
-uint64_t SpillFile::append(const float* kv, int64_t n, std::vector<uint8_t>& scratch) {
-  const size_t bytes = block_bytes(n);
+uint64_t SpillFile::append(const float* kv, int64_t n, std::vector<uint8_t>& scratch,
+                           int64_t reserve_n) {
+  const size_t bytes = block_bytes(std::max(n, reserve_n));
   if (fd_ < 0) create();
   if (max_bytes_ != 0 && size_ + bytes > max_bytes_) {
     fail("cannot write ", bytes, " bytes to the spill file '", path_, "': ", os_error(ENOSPC),
          " (the spill quota --spill-max of ", max_bytes_, " bytes would be exceeded; ", size_,
          " bytes used); raise --spill-max or --mem-budget");
   }
+  const uint64_t offset = size_;
+  write_at(offset, kv, n, scratch);
+  size_ += bytes;
+  return offset;
+}
+
+void SpillFile::write_at(uint64_t offset, const float* kv, int64_t n,
+                         std::vector<uint8_t>& scratch) {
+  LC_CHECK(fd_ >= 0);
+  const size_t bytes = block_bytes(n);
   const uint8_t* src;
   if (type_ == TensorType::F32) {
     src = reinterpret_cast<const uint8_t*>(kv);
   } else {
     if (scratch.size() < bytes) scratch.resize(bytes);
-    quantize_row_ref(type_, kv, scratch.data(), 2 * n * row_floats_);
+    quantize_row_ref(type_, kv, scratch.data(), rows_per_token_ * n * row_floats_);
     src = scratch.data();
   }
-  const uint64_t offset = size_;
   size_t done = 0;
   while (done < bytes) {
     const ssize_t w = ::pwrite(fd_, src + done, bytes - done, static_cast<off_t>(offset + done));
@@ -84,8 +97,6 @@ uint64_t SpillFile::append(const float* kv, int64_t n, std::vector<uint8_t>& scr
     }
     done += static_cast<size_t>(w);
   }
-  size_ += bytes;
-  return offset;
 }
 
 void SpillFile::read(uint64_t offset, int64_t n, float* kv, std::vector<uint8_t>& scratch) const {
@@ -113,7 +124,8 @@ void SpillFile::read(uint64_t offset, int64_t n, float* kv, std::vector<uint8_t>
     }
     done += static_cast<size_t>(r);
   }
-  if (type_ != TensorType::F32) dequantize_row_ref(type_, dst, kv, 2 * n * row_floats_);
+  if (type_ != TensorType::F32)
+    dequantize_row_ref(type_, dst, kv, rows_per_token_ * n * row_floats_);
 }
 
 void SpillFile::reset() {

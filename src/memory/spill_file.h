@@ -1,5 +1,6 @@
 // The cold tier of the block store: one append-only spill file of immutable blocks, each stored
-// once (K rows then V rows) in a spill element type and read back as f32 with pread.
+// once (K rows then V rows, or K rows only) in a spill element type and read back as f32 with
+// pread.
 //
 // The file is created lazily (mkstemp under the spill directory) on the first append and unlinked
 // at once, so it never outlives the process, whatever way the process ends. Every OS failure is an
@@ -17,21 +18,29 @@ namespace lc {
 
 class SpillFile {
  public:
-  // row_floats: floats per token row; max_bytes: quota on the file size (0 = none).
-  SpillFile(std::string dir, TensorType type, int64_t row_floats, size_t max_bytes);
+  // row_floats: floats per token row; rows_per_token: 2 (K and V) or 1; max_bytes: quota on the
+  // file size (0 = none).
+  SpillFile(std::string dir, TensorType type, int64_t row_floats, int rows_per_token,
+            size_t max_bytes);
   ~SpillFile();
   SpillFile(const SpillFile&) = delete;
   SpillFile& operator=(const SpillFile&) = delete;
 
-  // Bytes one block of n tokens takes on disk (K and V).
-  size_t block_bytes(int64_t n) const { return 2 * static_cast<size_t>(n) * row_bytes_; }
+  // Bytes one block of n tokens takes on disk.
+  size_t block_bytes(int64_t n) const {
+    return static_cast<size_t>(rows_per_token_) * static_cast<size_t>(n) * row_bytes_;
+  }
 
-  // Appends a block of n tokens (kv: 2 * n * row_floats floats, K rows then V rows) and returns
-  // its offset. scratch is reused to encode. On error nothing is counted as written (a failed
-  // append's bytes are overwritten by the next one).
-  uint64_t append(const float* kv, int64_t n, std::vector<uint8_t>& scratch);
+  // Appends a block of n tokens (kv: rows_per_token * n * row_floats floats) and returns
+  // its offset; the record takes the room of max(n, reserve_n) tokens, so that the block can be
+  // rewritten there longer (write_at). scratch is reused to encode. On error nothing is counted
+  // as written (a failed append's bytes are overwritten by the next one).
+  uint64_t append(const float* kv, int64_t n, std::vector<uint8_t>& scratch, int64_t reserve_n = 0);
+  // Rewrites the record at offset (from append, reserved for at least n tokens).
+  void write_at(uint64_t offset, const float* kv, int64_t n, std::vector<uint8_t>& scratch);
 
-  // Reads back the block of n tokens at offset into kv (2 * n * row_floats floats). Thread-safe
+  // Reads back the block of n tokens at offset into kv (rows_per_token * n * row_floats floats).
+  // Thread-safe
   // with respect to other reads and to appends (pread / pwrite on disjoint ranges).
   void read(uint64_t offset, int64_t n, float* kv, std::vector<uint8_t>& scratch) const;
 
@@ -49,6 +58,7 @@ class SpillFile {
   std::string dir_;
   TensorType type_;
   int64_t row_floats_;
+  int rows_per_token_;
   size_t row_bytes_;
   size_t max_bytes_;
   int fd_ = -1;
