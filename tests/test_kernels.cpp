@@ -415,6 +415,26 @@ TEST(Ops, DotColumnsEveryIsa) {
           ASSERT_NEAR(out[c], ref, 1e-5 * mag + 1e-7) << isa_name(isa) << " d " << d << " n " << n;
         }
         EXPECT_EQ(out[n], 7.0f) << isa_name(isa);
+        // Half precision: the same against the rounded matrix.
+        std::vector<std::vector<uint16_t>> hcols;
+        std::vector<const uint16_t*> hrows;
+        for (const auto& c : cols) {
+          hcols.emplace_back();
+          for (float x : c) hcols.back().push_back(lc::f32_to_fp16(x));
+        }
+        for (const auto& c : hcols) hrows.push_back(c.data());
+        k.dot_columns_f16(hrows.data(), q.data(), d, n, out.data());
+        for (int64_t c = 0; c < n; ++c) {
+          double ref = 0, mag = 0;
+          for (int64_t e = 0; e < d; ++e) {
+            const double x = lc::fp16_to_f32(hcols[e][c]);
+            ref += double(q[e]) * x;
+            mag += std::fabs(double(q[e]) * x);
+          }
+          ASSERT_NEAR(out[c], ref, 1e-5 * mag + 1e-7)
+              << isa_name(isa) << " f16 d " << d << " n " << n;
+        }
+        EXPECT_EQ(out[n], 7.0f) << isa_name(isa);
       }
     }
   }

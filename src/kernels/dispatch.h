@@ -59,6 +59,9 @@ struct KernelTable {
   // out[c] = sum_e q[e] * rows[e][c] for c < n, e < d (a matrix stored by column: one pass
   // scores n vectors of d floats laid out dimension by dimension).
   void (*dot_columns)(const float* const* rows, const float* q, int64_t d, int64_t n, float* out);
+  // The same with the matrix in IEEE half precision.
+  void (*dot_columns_f16)(const uint16_t* const* rows, const float* q, int64_t d, int64_t n,
+                          float* out);
   void (*add_inplace)(float* x, const float* y, int64_t n);
   void (*rmsnorm)(const float* x, const float* w, float* y, int64_t n, float eps);
   void (*silu_mul)(float* a, const float* b, int64_t n);

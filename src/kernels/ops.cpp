@@ -15,6 +15,10 @@ void axpy(float a, const float* x, float* y, int64_t n) { kernels().axpy(a, x, y
 void dot_columns(const float* const* rows, const float* q, int64_t d, int64_t n, float* out) {
   kernels().dot_columns(rows, q, d, n, out);
 }
+void dot_columns_f16(const uint16_t* const* rows, const float* q, int64_t d, int64_t n,
+                     float* out) {
+  kernels().dot_columns_f16(rows, q, d, n, out);
+}
 
 void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
   kernels().rmsnorm(x, w, y, n, eps);

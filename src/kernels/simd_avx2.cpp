@@ -4,6 +4,7 @@
 // Integer matmul: weights unpacked to signed int8 (simd_x86_matmul.h); VPMADDUBSW wants u8 x s8,
 // so each product uses |w| and the activation with w's sign moved onto it (no overflow: 2 * 128 *
 // 127 < 32768). Block results are scaled in f32.
+#include "core/fp16.h"
 #include "kernels/dispatch.h"
 
 #if defined(__x86_64__)
@@ -141,6 +142,35 @@ LC_TARGET void dot_columns(const float* const* rows, const float* q, int64_t d, 
     for (int64_t e = 0; e < d; ++e)
       a = _mm256_fmadd_ps(_mm256_set1_ps(q[e]), _mm256_maskload_ps(rows[e] + c, m), a);
     _mm256_maskstore_ps(out + c, m, a);
+  }
+}
+
+LC_TARGET inline __m256 load8_f16(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+LC_TARGET void dot_columns_f16(const uint16_t* const* rows, const float* q, int64_t d, int64_t n,
+                               float* out) {
+  int64_t c = 0;
+  for (; c + 32 <= n; c += 32) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t e = 0; e < d; ++e) {
+      const __m256 qe = _mm256_set1_ps(q[e]);
+      const uint16_t* r = rows[e] + c;
+      a0 = _mm256_fmadd_ps(qe, load8_f16(r), a0);
+      a1 = _mm256_fmadd_ps(qe, load8_f16(r + 8), a1);
+      a2 = _mm256_fmadd_ps(qe, load8_f16(r + 16), a2);
+      a3 = _mm256_fmadd_ps(qe, load8_f16(r + 24), a3);
+    }
+    _mm256_storeu_ps(out + c, a0);
+    _mm256_storeu_ps(out + c + 8, a1);
+    _mm256_storeu_ps(out + c + 16, a2);
+    _mm256_storeu_ps(out + c + 24, a3);
+  }
+  for (; c < n; ++c) {
+    float a = 0;
+    for (int64_t e = 0; e < d; ++e) a += q[e] * fp16_to_f32(rows[e][c]);
+    out[c] = a;
   }
 }
 
@@ -498,8 +528,9 @@ bool matvec_q(const WeightMatrix&, const ActQ8&, int64_t, int64_t, float*) { ret
 #include "kernels/simd_x86_matmul.h"
 
 const KernelTable kTable = {
-    Isa::Avx2,   quantize_act, has_matmul, matmul_rows,     vdot,        axpy,      dot_columns,
-    add_inplace, rmsnorm,      silu_mul,   softmax_inplace, attn_scores, exp_shift, attn_accum,
+    Isa::Avx2, quantize_act,    has_matmul,      matmul_rows, vdot,
+    axpy,      dot_columns,     dot_columns_f16, add_inplace, rmsnorm,
+    silu_mul,  softmax_inplace, attn_scores,     exp_shift,   attn_accum,
 };
 
 }  // namespace

@@ -188,6 +188,38 @@ LC_TARGET void dot_columns(const float* const* rows, const float* q, int64_t d, 
   }
 }
 
+LC_TARGET inline __m512 load16_f16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+LC_TARGET void dot_columns_f16(const uint16_t* const* rows, const float* q, int64_t d, int64_t n,
+                               float* out) {
+  int64_t c = 0;
+  for (; c + 64 <= n; c += 64) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t e = 0; e < d; ++e) {
+      const __m512 qe = _mm512_set1_ps(q[e]);
+      const uint16_t* r = rows[e] + c;
+      a0 = _mm512_fmadd_ps(qe, load16_f16(r), a0);
+      a1 = _mm512_fmadd_ps(qe, load16_f16(r + 16), a1);
+      a2 = _mm512_fmadd_ps(qe, load16_f16(r + 32), a2);
+      a3 = _mm512_fmadd_ps(qe, load16_f16(r + 48), a3);
+    }
+    _mm512_storeu_ps(out + c, a0);
+    _mm512_storeu_ps(out + c + 16, a1);
+    _mm512_storeu_ps(out + c + 32, a2);
+    _mm512_storeu_ps(out + c + 48, a3);
+  }
+  for (; c < n; c += 16) {
+    const __mmask16 m = lanes(n - c);
+    __m512 a = _mm512_setzero_ps();
+    for (int64_t e = 0; e < d; ++e)
+      a = _mm512_fmadd_ps(_mm512_set1_ps(q[e]),
+                          _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, rows[e] + c)), a);
+    _mm512_mask_storeu_ps(out + c, m, a);
+  }
+}
+
 LC_TARGET void add_inplace(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 m = lanes(n - i);
@@ -965,8 +997,9 @@ LC_TARGET bool matvec_q(const WeightMatrix& w, const ActQ8& a, int64_t r0, int64
 #include "kernels/simd_x86_matmul.h"
 
 const KernelTable kTable = {
-    Isa::Avx512, quantize_act, has_matmul, matmul_rows,     vdot,        axpy,      dot_columns,
-    add_inplace, rmsnorm,      silu_mul,   softmax_inplace, attn_scores, exp_shift, attn_accum,
+    Isa::Avx512, quantize_act,    has_matmul,      matmul_rows, vdot,
+    axpy,        dot_columns,     dot_columns_f16, add_inplace, rmsnorm,
+    silu_mul,    softmax_inplace, attn_scores,     exp_shift,   attn_accum,
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/fp16.h"
 #include "kernels/dispatch.h"
 
 namespace lc {
@@ -28,6 +29,13 @@ void axpy(float a, const float* x, float* y, int64_t n) {
 void dot_columns(const float* const* rows, const float* q, int64_t d, int64_t n, float* out) {
   for (int64_t c = 0; c < n; ++c) out[c] = 0.0f;
   for (int64_t e = 0; e < d; ++e) axpy(q[e], rows[e], out, n);
+}
+
+void dot_columns_f16(const uint16_t* const* rows, const float* q, int64_t d, int64_t n,
+                     float* out) {
+  for (int64_t c = 0; c < n; ++c) out[c] = 0.0f;
+  for (int64_t e = 0; e < d; ++e)
+    for (int64_t c = 0; c < n; ++c) out[c] += q[e] * fp16_to_f32(rows[e][c]);
 }
 
 void add_inplace(float* x, const float* y, int64_t n) {
@@ -102,8 +110,9 @@ void attn_accum(const float* p, int64_t ns, int64_t n_heads, const float* v, int
 }
 
 const KernelTable kTable = {
-    Isa::Scalar, quantize_act_ref, has_matmul, matmul_rows,     dot,         axpy,      dot_columns,
-    add_inplace, rmsnorm,          silu_mul,   softmax_inplace, attn_scores, exp_shift, attn_accum,
+    Isa::Scalar, quantize_act_ref, has_matmul,      matmul_rows, dot,
+    axpy,        dot_columns,      dot_columns_f16, add_inplace, rmsnorm,
+    silu_mul,    softmax_inplace,  attn_scores,     exp_shift,   attn_accum,
 };
 
 }  // namespace

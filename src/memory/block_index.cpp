@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/fp16.h"
 #include "kernels/ops.h"
 
 namespace lc {
@@ -79,14 +80,13 @@ void BlockIndex::clear() {
   clusters_.clear();
   cap_ = 0;
   mean_.clear();
-  lo_.clear();
-  hi_.clear();
+  box_.clear();
   mean_norm_.clear();
   pages_->clear();
 }
 
 size_t BlockIndex::bytes_in_ram() const {
-  size_t b = 3 * static_cast<size_t>(cap_ * opt_.dim) * sizeof(float) +
+  size_t b = mean_.capacity() * sizeof(uint16_t) + box_.capacity() * sizeof(float) +
              mean_norm_.capacity() * sizeof(float) + clusters_.capacity() * sizeof(Cluster);
   for (const Cluster& cl : clusters_)
     b += cl.ids.capacity() * sizeof(int32_t) + cl.pages.capacity() * sizeof(int64_t);
@@ -95,16 +95,15 @@ size_t BlockIndex::bytes_in_ram() const {
 
 int64_t BlockIndex::new_cluster() {
   const int64_t c = clusters();
-  if (c == cap_) {  // widen the [dim][cap] arrays
+  if (c == cap_) {  // widen the [dim][cap] means
     const int64_t cap = std::max<int64_t>(16, 2 * cap_);
-    for (auto* v : {&mean_, &lo_, &hi_}) {
-      std::vector<float> w(static_cast<size_t>(cap * opt_.dim), 0.0f);
-      for (int64_t e = 0; e < opt_.dim; ++e)
-        std::copy_n(v->data() + e * cap_, cap_, w.data() + e * cap);
-      v->swap(w);
-    }
+    std::vector<uint16_t> w(static_cast<size_t>(cap * opt_.dim), 0);
+    for (int64_t e = 0; e < opt_.dim; ++e)
+      std::copy_n(mean_.data() + e * cap_, cap_, w.data() + e * cap);
+    mean_.swap(w);
     cap_ = cap;
   }
+  box_.resize(static_cast<size_t>((c + 1) * 2 * opt_.dim));
   clusters_.emplace_back();
   clusters_.back().split_at = opt_.group_size;
   mean_norm_.push_back(0.0f);
@@ -116,8 +115,8 @@ int64_t BlockIndex::nearest(const float* x) const {
   const int64_t nc = clusters();
   tmp_.resize(static_cast<size_t>(nc));
   rows_.resize(static_cast<size_t>(opt_.dim));
-  for (int64_t e = 0; e < opt_.dim; ++e) rows_[static_cast<size_t>(e)] = soa(mean_, e);
-  dot_columns(rows_.data(), x, opt_.dim, nc, tmp_.data());
+  for (int64_t e = 0; e < opt_.dim; ++e) rows_[static_cast<size_t>(e)] = mean_row(e);
+  dot_columns_f16(rows_.data(), x, opt_.dim, nc, tmp_.data());
   int64_t best = 0;
   float best_d = std::numeric_limits<float>::infinity();
   for (int64_t c = 0; c < nc; ++c) {
@@ -142,17 +141,21 @@ void BlockIndex::append(int64_t c, int32_t id, const float* r) {
   cl.ids.push_back(id);
   const float inv = 1.0f / static_cast<float>(m + 1);
   float norm = 0;
+  float* lo = box(c);
+  float* hi = lo + d;
   for (int64_t e = 0; e < d; ++e) {
-    float& mean = soa(mean_, e)[c];
-    float& lo = soa(lo_, e)[c];
-    float& hi = soa(hi_, e)[c];
+    uint16_t& mh = mean_row(e)[c];
+    float mean = r[e];
     if (m == 0) {
-      mean = lo = hi = r[e];
+      lo[e] = hi[e] = r[e];
     } else {
+      mean = fp16_to_f32(mh);
       mean += (r[e] - mean) * inv;
-      lo = std::min(lo, r[e]);
-      hi = std::max(hi, r[e]);
+      lo[e] = std::min(lo[e], r[e]);
+      hi[e] = std::max(hi[e], r[e]);
     }
+    mh = f32_to_fp16(mean);
+    mean = fp16_to_f32(mh);
     norm += mean * mean;
   }
   mean_norm_[static_cast<size_t>(c)] = norm;
@@ -166,19 +169,19 @@ void BlockIndex::write_members(int64_t c, const std::vector<int32_t>& ids, const
   for (int64_t i = 0; i < m; i += P)
     cl.pages.push_back(pages_->add(reps + i * d, nullptr, std::min(P, m - i)));
   float norm = 0;
+  float* lo = box(c);
+  float* hi = lo + d;
   for (int64_t e = 0; e < d; ++e) {
     double sum = 0;
-    float lo = reps[e], hi = reps[e];
+    lo[e] = hi[e] = reps[e];
     for (int64_t i = 0; i < m; ++i) {
       const float x = reps[i * d + e];
       sum += x;
-      lo = std::min(lo, x);
-      hi = std::max(hi, x);
+      lo[e] = std::min(lo[e], x);
+      hi[e] = std::max(hi[e], x);
     }
-    const float mean = static_cast<float>(sum / static_cast<double>(m));
-    soa(mean_, e)[c] = mean;
-    soa(lo_, e)[c] = lo;
-    soa(hi_, e)[c] = hi;
+    mean_row(e)[c] = f32_to_fp16(static_cast<float>(sum / static_cast<double>(m)));
+    const float mean = fp16_to_f32(mean_row(e)[c]);
     norm += mean * mean;
   }
   mean_norm_[static_cast<size_t>(c)] = norm;
@@ -203,7 +206,7 @@ void BlockIndex::split(int64_t c) {
   const size_t m = ids.size();
   auto rep = [&](size_t i) { return reps.data() + i * static_cast<size_t>(d); };
   std::vector<float> mean(static_cast<size_t>(d));
-  for (int64_t e = 0; e < d; ++e) mean[static_cast<size_t>(e)] = soa(mean_, e)[c];
+  for (int64_t e = 0; e < d; ++e) mean[static_cast<size_t>(e)] = fp16_to_f32(mean_row(e)[c]);
   auto farthest = [&](const float* from) {
     size_t best = 0;
     float bd = -1;
@@ -303,50 +306,73 @@ std::vector<int64_t> BlockIndex::top_k_exact(const float* q, int64_t k,
   return top.sorted(scores);
 }
 
+float BlockIndex::bound(int64_t c, const float* q) const {
+  // sum_d max(q_d lo_d, q_d hi_d) >= q . r for every member r.
+  const int64_t d = opt_.dim;
+  const float* lo = box(c);
+  const float* hi = lo + d;
+  float s = 0;
+  for (int64_t e = 0; e < d; ++e) s += std::max(q[e] * lo[e], q[e] * hi[e]);
+  return s;
+}
+
 std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k) const {
   if (k <= 0) return {};
   if (opt_.exact || n_ <= k || n_ <= 2 * opt_.group_size) return top_k_exact(q, k);
   const int64_t d = opt_.dim, nc = clusters();
-  // Every cluster's mean score and bound sum_d max(q_d lo_d, q_d hi_d), by dimension.
+  // Every cluster's mean score, in one pass by dimension.
   scores_.resize(static_cast<size_t>(nc));
-  bounds_.resize(static_cast<size_t>(nc));
   rows_.resize(static_cast<size_t>(d));
-  for (int64_t e = 0; e < d; ++e) rows_[static_cast<size_t>(e)] = soa(mean_, e);
-  dot_columns(rows_.data(), q, d, nc, scores_.data());
-  for (int64_t e = 0; e < d; ++e)
-    rows_[static_cast<size_t>(e)] = q[e] >= 0 ? soa(hi_, e) : soa(lo_, e);
-  dot_columns(rows_.data(), q, d, nc, bounds_.data());
+  for (int64_t e = 0; e < d; ++e) rows_[static_cast<size_t>(e)] = mean_row(e);
+  dot_columns_f16(rows_.data(), q, d, nc, scores_.data());
   // Clusters are visited in order of their mean's score (the likeliest home of the best blocks);
-  // with a budget only the best `probe` of them can be visited: order just those.
+  // with a budget only the best `probe` of them can be visited: keep just those (a heap of
+  // `probe`), then order them.
   int64_t probe = nc;
   if (opt_.max_groups > 0) probe = std::min(probe, opt_.max_groups);
   if (opt_.max_scored > 0) probe = std::min(probe, 2 * opt_.max_scored / opt_.group_size + 8);
-  order_.resize(static_cast<size_t>(nc));
-  std::iota(order_.begin(), order_.end(), 0);
-  const auto by_score = [&](int32_t a, int32_t b) {
-    return better({scores_[static_cast<size_t>(a)], a}, {scores_[static_cast<size_t>(b)], b});
+  using Ranked = std::pair<float, int32_t>;
+  const auto first = [](const Ranked& a, const Ranked& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
   };
-  if (probe < nc) std::nth_element(order_.begin(), order_.begin() + probe, order_.end(), by_score);
-  std::sort(order_.begin(), order_.begin() + probe, by_score);
+  best_.clear();
+  for (int32_t c = 0; c < nc; ++c) {
+    const Ranked x{scores_[static_cast<size_t>(c)], c};
+    if (static_cast<int64_t>(best_.size()) < probe) {
+      best_.push_back(x);
+      std::push_heap(best_.begin(), best_.end(), first);
+    } else if (first(x, best_.front())) {
+      std::pop_heap(best_.begin(), best_.end(), first);
+      best_.back() = x;
+      std::push_heap(best_.begin(), best_.end(), first);
+    }
+  }
+  std::sort(best_.begin(), best_.end(), first);
   heap_.clear();
   Top top{heap_, static_cast<size_t>(k)};
-  int64_t scored = 0, visited = 0;
-  for (int64_t i = 0; i < nc; ++i) {
-    const int64_t c = order_[static_cast<size_t>(i)];
+  int64_t scored = 0, visited = 0, n_bounds = 0;
+  for (const Ranked& r : best_) {
+    const int64_t c = r.second;
     if (top.full()) {
-      if (i >= probe) break;
       if (opt_.max_groups > 0 && visited >= opt_.max_groups) break;
       if (opt_.max_scored > 0 && scored >= opt_.max_scored) break;
       // No member can enter the top k (the margin covers the bound's own rounding).
-      const float bound = bounds_[static_cast<size_t>(c)];
-      if (bound + 1e-5f * (std::fabs(bound) + std::fabs(top.kth())) < top.kth()) continue;
+      const float b = bound(c, q);
+      ++n_bounds;
+      if (b + 1e-5f * (std::fabs(b) + std::fabs(top.kth())) < top.kth()) continue;
     }
     scored += score_members(c, q, top, true);
     ++visited;
   }
+  if (!top.full()) {  // the probed clusters held fewer than k blocks: take from the others
+    std::vector<uint8_t> seen(static_cast<size_t>(nc), 0);
+    for (const Ranked& r : best_) seen[static_cast<size_t>(r.second)] = 1;
+    for (int64_t c = 0; c < nc && !top.full(); ++c)
+      if (!seen[static_cast<size_t>(c)]) scored += score_members(c, q, top, true);
+  }
   pages_->unpin_all();
   last_scored_ = scored;
-  last_bounds_ = 2 * nc;  // in dot products
+  last_bounds_ = nc / 2 + 2 * n_bounds;  // in dot products of dim (half-precision means: half)
   return top.sorted(nullptr);
 }
 

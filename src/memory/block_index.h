@@ -11,8 +11,10 @@
 // or skipped (then the result IS the exact top-k), or when `max_scored` blocks were scored /
 // `max_groups` clusters visited (approximate, bounded work).
 //
-// Storage. What the search reads for every query is in RAM, laid out by dimension so that one
-// pass of vector multiply-adds scores all clusters: means, minima and maxima ([dim][clusters]).
+// Storage. What the search reads for every query is in RAM: the cluster means in half precision
+// (they only order the visits), laid out by dimension so that one pass of vector multiply-adds
+// scores all clusters ([dim][clusters]), and each cluster's box (f32 minima and maxima, together),
+// read only for the clusters the search reaches.
 // The representatives themselves are read only for the clusters a search visits: each cluster's
 // members fill pages of `page_reps` representatives, kept in a BlockStore (RAM under the page
 // budget, least recently used pages in its spill file). A cluster's last page may be partly
@@ -82,8 +84,11 @@ class BlockIndex {
     int64_t split_at = 0;        // split when it has more members than this
     int64_t size() const { return static_cast<int64_t>(ids.size()); }
   };
-  float* soa(std::vector<float>& v, int64_t e) { return v.data() + e * cap_; }
-  const float* soa(const std::vector<float>& v, int64_t e) const { return v.data() + e * cap_; }
+  uint16_t* mean_row(int64_t e) { return mean_.data() + e * cap_; }
+  const uint16_t* mean_row(int64_t e) const { return mean_.data() + e * cap_; }
+  float* box(int64_t c) { return box_.data() + c * 2 * opt_.dim; }  // minima, then maxima
+  const float* box(int64_t c) const { return box_.data() + c * 2 * opt_.dim; }
+  float bound(int64_t c, const float* q) const;
   int64_t new_cluster();
   int64_t nearest(const float* x) const;
   void append(int64_t c, int32_t id, const float* r);  // member, pages and summary
@@ -96,14 +101,15 @@ class BlockIndex {
   BlockIndexOptions opt_;
   int64_t n_ = 0;
   std::vector<Cluster> clusters_;
-  int64_t cap_ = 0;                    // columns allocated in the [dim][cap] arrays
-  std::vector<float> mean_, lo_, hi_;  // [dim][cap]
+  int64_t cap_ = 0;                    // columns allocated in mean_
+  std::vector<uint16_t> mean_;         // [dim][cap] half precision
+  std::vector<float> box_;             // [clusters][2 * dim]: minima then maxima
   std::vector<float> mean_norm_;       // |mean|^2 per cluster (nearest-mean search)
   std::unique_ptr<BlockStore> pages_;  // searches pin pages: logically const
   // scratch (searches are logically const)
-  mutable std::vector<float> scores_, bounds_, tmp_;
-  mutable std::vector<int32_t> order_;
-  mutable std::vector<const float*> rows_;
+  mutable std::vector<float> scores_, tmp_;
+  mutable std::vector<std::pair<float, int32_t>> best_;
+  mutable std::vector<const uint16_t*> rows_;
   mutable std::vector<std::pair<float, int64_t>> heap_;
   mutable std::vector<BlockView> views_;
   mutable int64_t last_scored_ = 0, last_bounds_ = 0;
