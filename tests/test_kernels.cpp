@@ -415,6 +415,21 @@ TEST(Ops, DotColumnsEveryIsa) {
           ASSERT_NEAR(out[c], ref, 1e-5 * mag + 1e-7) << isa_name(isa) << " d " << d << " n " << n;
         }
         EXPECT_EQ(out[n], 7.0f) << isa_name(isa);
+        // Rows: the transposed matrix, row by row.
+        std::vector<float> a(static_cast<size_t>(n * d));
+        for (int64_t c = 0; c < n; ++c)
+          for (int64_t e = 0; e < d; ++e) a[c * d + e] = cols[e][c];
+        std::fill(out.begin(), out.end(), 7.0f);
+        k.dot_rows(a.data(), n, d, q.data(), out.data());
+        for (int64_t c = 0; c < n; ++c) {
+          double ref = 0, mag = 0;
+          for (int64_t e = 0; e < d; ++e) {
+            ref += double(q[e]) * cols[e][c];
+            mag += std::fabs(double(q[e]) * cols[e][c]);
+          }
+          ASSERT_NEAR(out[c], ref, 1e-5 * mag + 1e-7) << isa_name(isa) << " rows d " << d;
+        }
+        EXPECT_EQ(out[n], 7.0f) << isa_name(isa);
         // Half precision: the same against the rounded matrix.
         std::vector<std::vector<uint16_t>> hcols;
         std::vector<const uint16_t*> hrows;

@@ -99,6 +99,7 @@ void run(const Opts& o) {
     if (prog) prog->finish();
     L.prefill_s = now_s() - t0;
     L.tok = argmax(L.s->last_logits());
+    L.s->memory().reset_stats();  // the figures below are about decoding
     ls.push_back(std::move(L));
   }
   for (int r = 0; r < o.rounds; ++r) {
@@ -138,6 +139,8 @@ void run(const Opts& o) {
                 L.prefill_s, median(L.wall_ms), median(L.wall_ms) / base_wall, median(L.cpu_ms),
                 median(L.cpu_ms) / base_cpu,
                 static_cast<double>(L.s->memory().bytes_in_ram()) / (1 << 20));
+  for (const Length& L : ls)
+    std::printf("%10lld %s\n", static_cast<long long>(L.n), L.s->memory().stats_line().c_str());
   std::printf(
       "(medians of %d interleaved rounds of %lld tokens; ratios to the first length; "
       "CPU time counts all threads)\n",

@@ -59,6 +59,8 @@ struct KernelTable {
   // out[c] = sum_e q[e] * rows[e][c] for c < n, e < d (a matrix stored by column: one pass
   // scores n vectors of d floats laid out dimension by dimension).
   void (*dot_columns)(const float* const* rows, const float* q, int64_t d, int64_t n, float* out);
+  // out[i] = dot(a + i * d, q) for i < n (rows of d floats, one after another).
+  void (*dot_rows)(const float* a, int64_t n, int64_t d, const float* q, float* out);
   // The same with the matrix in IEEE half precision.
   void (*dot_columns_f16)(const uint16_t* const* rows, const float* q, int64_t d, int64_t n,
                           float* out);

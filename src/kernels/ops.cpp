@@ -15,6 +15,9 @@ void axpy(float a, const float* x, float* y, int64_t n) { kernels().axpy(a, x, y
 void dot_columns(const float* const* rows, const float* q, int64_t d, int64_t n, float* out) {
   kernels().dot_columns(rows, q, d, n, out);
 }
+void dot_rows(const float* a, int64_t n, int64_t d, const float* q, float* out) {
+  kernels().dot_rows(a, n, d, q, out);
+}
 void dot_columns_f16(const uint16_t* const* rows, const float* q, int64_t d, int64_t n,
                      float* out) {
   kernels().dot_columns_f16(rows, q, d, n, out);

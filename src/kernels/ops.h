@@ -19,6 +19,8 @@ float dot_f32(const float* a, const float* b, int64_t n);
 void axpy(float a, const float* x, float* y, int64_t n);
 // out[c] = sum_e q[e] * rows[e][c] for c < n, e < d.
 void dot_columns(const float* const* rows, const float* q, int64_t d, int64_t n, float* out);
+// out[i] = dot(a + i * d, q) for i < n.
+void dot_rows(const float* a, int64_t n, int64_t d, const float* q, float* out);
 void dot_columns_f16(const uint16_t* const* rows, const float* q, int64_t d, int64_t n, float* out);
 // log-sum-exp of a row (numerically stable).
 double log_sum_exp(const float* x, int64_t n);

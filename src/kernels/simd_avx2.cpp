@@ -145,6 +145,10 @@ LC_TARGET void dot_columns(const float* const* rows, const float* q, int64_t d, 
   }
 }
 
+LC_TARGET void dot_rows(const float* a, int64_t n, int64_t d, const float* q, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = vdot(a + i * d, q, d);
+}
+
 LC_TARGET inline __m256 load8_f16(const uint16_t* p) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
@@ -528,9 +532,9 @@ bool matvec_q(const WeightMatrix&, const ActQ8&, int64_t, int64_t, float*) { ret
 #include "kernels/simd_x86_matmul.h"
 
 const KernelTable kTable = {
-    Isa::Avx2, quantize_act,    has_matmul,      matmul_rows, vdot,
-    axpy,      dot_columns,     dot_columns_f16, add_inplace, rmsnorm,
-    silu_mul,  softmax_inplace, attn_scores,     exp_shift,   attn_accum,
+    Isa::Avx2,       quantize_act, has_matmul,      matmul_rows, vdot,    axpy,
+    dot_columns,     dot_rows,     dot_columns_f16, add_inplace, rmsnorm, silu_mul,
+    softmax_inplace, attn_scores,  exp_shift,       attn_accum,
 };
 
 }  // namespace

@@ -188,6 +188,28 @@ LC_TARGET void dot_columns(const float* const* rows, const float* q, int64_t d, 
   }
 }
 
+// Four rows at a time share the loads of q; one reduction per row.
+LC_TARGET void dot_rows(const float* a, int64_t n, int64_t d, const float* q, float* out) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float* r = a + i * d;
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (int64_t e = 0; e < d; e += 16) {
+      const __mmask16 m = lanes(d - e);
+      const __m512 qe = _mm512_maskz_loadu_ps(m, q + e);
+      s0 = _mm512_fmadd_ps(qe, _mm512_maskz_loadu_ps(m, r + e), s0);
+      s1 = _mm512_fmadd_ps(qe, _mm512_maskz_loadu_ps(m, r + d + e), s1);
+      s2 = _mm512_fmadd_ps(qe, _mm512_maskz_loadu_ps(m, r + 2 * d + e), s2);
+      s3 = _mm512_fmadd_ps(qe, _mm512_maskz_loadu_ps(m, r + 3 * d + e), s3);
+    }
+    out[i] = hsum(s0);
+    out[i + 1] = hsum(s1);
+    out[i + 2] = hsum(s2);
+    out[i + 3] = hsum(s3);
+  }
+  for (; i < n; ++i) out[i] = vdot(a + i * d, q, d);
+}
+
 LC_TARGET inline __m512 load16_f16(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
@@ -997,9 +1019,9 @@ LC_TARGET bool matvec_q(const WeightMatrix& w, const ActQ8& a, int64_t r0, int64
 #include "kernels/simd_x86_matmul.h"
 
 const KernelTable kTable = {
-    Isa::Avx512, quantize_act,    has_matmul,      matmul_rows, vdot,
-    axpy,        dot_columns,     dot_columns_f16, add_inplace, rmsnorm,
-    silu_mul,    softmax_inplace, attn_scores,     exp_shift,   attn_accum,
+    Isa::Avx512,     quantize_act, has_matmul,      matmul_rows, vdot,    axpy,
+    dot_columns,     dot_rows,     dot_columns_f16, add_inplace, rmsnorm, silu_mul,
+    softmax_inplace, attn_scores,  exp_shift,       attn_accum,
 };
 
 }  // namespace

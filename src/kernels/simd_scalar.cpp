@@ -31,6 +31,10 @@ void dot_columns(const float* const* rows, const float* q, int64_t d, int64_t n,
   for (int64_t e = 0; e < d; ++e) axpy(q[e], rows[e], out, n);
 }
 
+void dot_rows(const float* a, int64_t n, int64_t d, const float* q, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = dot(a + i * d, q, d);
+}
+
 void dot_columns_f16(const uint16_t* const* rows, const float* q, int64_t d, int64_t n,
                      float* out) {
   for (int64_t c = 0; c < n; ++c) out[c] = 0.0f;
@@ -110,9 +114,9 @@ void attn_accum(const float* p, int64_t ns, int64_t n_heads, const float* v, int
 }
 
 const KernelTable kTable = {
-    Isa::Scalar, quantize_act_ref, has_matmul,      matmul_rows, dot,
-    axpy,        dot_columns,      dot_columns_f16, add_inplace, rmsnorm,
-    silu_mul,    softmax_inplace,  attn_scores,     exp_shift,   attn_accum,
+    Isa::Scalar,     quantize_act_ref, has_matmul,      matmul_rows, dot,     axpy,
+    dot_columns,     dot_rows,         dot_columns_f16, add_inplace, rmsnorm, silu_mul,
+    softmax_inplace, attn_scores,      exp_shift,       attn_accum,
 };
 
 }  // namespace

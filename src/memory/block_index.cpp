@@ -287,9 +287,12 @@ int64_t BlockIndex::score_members(int64_t c, const float* q, Top& top, bool keep
   const Cluster& cl = clusters_[static_cast<size_t>(c)];
   const int64_t d = opt_.dim;
   pages_->pin_into(cl.pages.data(), static_cast<int64_t>(cl.pages.size()), keep_pinned, views_);
+  tmp_.resize(static_cast<size_t>(opt_.page_reps));
   size_t i = 0;
-  for (const BlockView& v : views_)
-    for (int64_t r = 0; r < v.n; ++r, ++i) top.push(dot_f32(q, v.k + r * d, d), cl.ids[i]);
+  for (const BlockView& v : views_) {
+    dot_rows(v.k, v.n, d, q, tmp_.data());
+    for (int64_t r = 0; r < v.n; ++r, ++i) top.push(tmp_[static_cast<size_t>(r)], cl.ids[i]);
+  }
   return cl.size();
 }
 
@@ -306,14 +309,10 @@ std::vector<int64_t> BlockIndex::top_k_exact(const float* q, int64_t k,
   return top.sorted(scores);
 }
 
-float BlockIndex::bound(int64_t c, const float* q) const {
-  // sum_d max(q_d lo_d, q_d hi_d) >= q . r for every member r.
+float BlockIndex::bound(int64_t c) const {
+  // sum_d max(q_d lo_d, q_d hi_d) = max(q, 0) . hi + min(q, 0) . lo >= q . r for every member r.
   const int64_t d = opt_.dim;
-  const float* lo = box(c);
-  const float* hi = lo + d;
-  float s = 0;
-  for (int64_t e = 0; e < d; ++e) s += std::max(q[e] * lo[e], q[e] * hi[e]);
-  return s;
+  return dot_f32(q_pos_.data(), box(c) + d, d) + dot_f32(q_neg_.data(), box(c), d);
 }
 
 std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k) const {
@@ -325,51 +324,76 @@ std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k) const {
   rows_.resize(static_cast<size_t>(d));
   for (int64_t e = 0; e < d; ++e) rows_[static_cast<size_t>(e)] = mean_row(e);
   dot_columns_f16(rows_.data(), q, d, nc, scores_.data());
+  q_pos_.resize(static_cast<size_t>(d));
+  q_neg_.resize(static_cast<size_t>(d));
+  for (int64_t e = 0; e < d; ++e) {
+    q_pos_[static_cast<size_t>(e)] = std::max(q[e], 0.0f);
+    q_neg_[static_cast<size_t>(e)] = std::min(q[e], 0.0f);
+  }
   // Clusters are visited in order of their mean's score (the likeliest home of the best blocks);
-  // with a budget only the best `probe` of them can be visited: keep just those (a heap of
-  // `probe`), then order them.
+  // with a budget only the best `probe` of them can be visited, and a search usually stops after
+  // a few: they are taken one at a time, best first, from maxima over groups of 64 scores (about
+  // 150 comparisons each, no sorting). Without a budget all may be visited: sorted once.
   int64_t probe = nc;
   if (opt_.max_groups > 0) probe = std::min(probe, opt_.max_groups);
   if (opt_.max_scored > 0) probe = std::min(probe, 2 * opt_.max_scored / opt_.group_size + 8);
-  using Ranked = std::pair<float, int32_t>;
-  const auto first = [](const Ranked& a, const Ranked& b) {
-    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  constexpr int64_t G = 64;
+  const float gone = -std::numeric_limits<float>::infinity();
+  const int64_t n_groups = (nc + G - 1) / G;
+  auto group_max = [&](int64_t g) {
+    float m = gone;
+    for (int64_t c = g * G; c < std::min(nc, (g + 1) * G); ++c)
+      m = std::max(m, scores_[static_cast<size_t>(c)]);
+    return m;
   };
-  best_.clear();
-  for (int32_t c = 0; c < nc; ++c) {
-    const Ranked x{scores_[static_cast<size_t>(c)], c};
-    if (static_cast<int64_t>(best_.size()) < probe) {
-      best_.push_back(x);
-      std::push_heap(best_.begin(), best_.end(), first);
-    } else if (first(x, best_.front())) {
-      std::pop_heap(best_.begin(), best_.end(), first);
-      best_.back() = x;
-      std::push_heap(best_.begin(), best_.end(), first);
-    }
+  const bool sorted = probe > 2 * G;
+  if (sorted) {
+    order_.resize(static_cast<size_t>(nc));
+    std::iota(order_.begin(), order_.end(), 0);
+    std::sort(order_.begin(), order_.end(), [&](int32_t a, int32_t b) {
+      const float sa = scores_[static_cast<size_t>(a)], sb = scores_[static_cast<size_t>(b)];
+      return sa != sb ? sa > sb : a < b;
+    });
+  } else {
+    gmax_.resize(static_cast<size_t>(n_groups));
+    for (int64_t g = 0; g < n_groups; ++g) gmax_[static_cast<size_t>(g)] = group_max(g);
   }
-  std::sort(best_.begin(), best_.end(), first);
+  // The next best cluster not taken yet (the lowest id among equal scores), or -1.
+  auto take = [&](int64_t i) -> int64_t {
+    if (sorted) return order_[static_cast<size_t>(i)];
+    int64_t g = 0;
+    for (int64_t h = 1; h < n_groups; ++h)
+      if (gmax_[static_cast<size_t>(h)] > gmax_[static_cast<size_t>(g)]) g = h;
+    const float m = gmax_[static_cast<size_t>(g)];
+    if (m == gone) return -1;
+    int64_t c = g * G;
+    while (scores_[static_cast<size_t>(c)] != m) ++c;
+    scores_[static_cast<size_t>(c)] = gone;
+    gmax_[static_cast<size_t>(g)] = group_max(g);
+    return c;
+  };
+  taken_.assign(static_cast<size_t>(nc), 0);
   heap_.clear();
   Top top{heap_, static_cast<size_t>(k)};
   int64_t scored = 0, visited = 0, n_bounds = 0;
-  for (const Ranked& r : best_) {
-    const int64_t c = r.second;
+  for (int64_t i = 0; i < probe; ++i) {
+    const int64_t c = take(i);
+    if (c < 0) break;
+    taken_[static_cast<size_t>(c)] = 1;
     if (top.full()) {
       if (opt_.max_groups > 0 && visited >= opt_.max_groups) break;
       if (opt_.max_scored > 0 && scored >= opt_.max_scored) break;
       // No member can enter the top k (the margin covers the bound's own rounding).
-      const float b = bound(c, q);
+      const float b = bound(c);
       ++n_bounds;
       if (b + 1e-5f * (std::fabs(b) + std::fabs(top.kth())) < top.kth()) continue;
     }
     scored += score_members(c, q, top, true);
     ++visited;
   }
-  if (!top.full()) {  // the probed clusters held fewer than k blocks: take from the others
-    std::vector<uint8_t> seen(static_cast<size_t>(nc), 0);
-    for (const Ranked& r : best_) seen[static_cast<size_t>(r.second)] = 1;
-    for (int64_t c = 0; c < nc && !top.full(); ++c)
-      if (!seen[static_cast<size_t>(c)]) scored += score_members(c, q, top, true);
-  }
+  // The probed clusters held fewer than k blocks: take from the others.
+  for (int64_t c = 0; c < nc && !top.full(); ++c)
+    if (!taken_[static_cast<size_t>(c)]) scored += score_members(c, q, top, true);
   pages_->unpin_all();
   last_scored_ = scored;
   last_bounds_ = nc / 2 + 2 * n_bounds;  // in dot products of dim (half-precision means: half)

@@ -44,7 +44,7 @@ struct BlockIndexOptions {
   int64_t max_scored = 0;       // most blocks scored per search (0 = no cap); the cluster that
                                 // crosses it is finished, and at least k are always scored
   bool exact = false;           // score every block (reference)
-  int64_t page_reps = 8;        // representatives per page
+  int64_t page_reps = 16;       // representatives per page
   // Where full pages live: mem_budget bounds their bytes in RAM (0 = never spill), spill_dir and
   // max_spill_bytes as for blocks. Pages are stored as f32 whatever spill_type says (the search
   // must read back exactly what the cluster bounds were computed from).
@@ -88,7 +88,7 @@ class BlockIndex {
   const uint16_t* mean_row(int64_t e) const { return mean_.data() + e * cap_; }
   float* box(int64_t c) { return box_.data() + c * 2 * opt_.dim; }  // minima, then maxima
   const float* box(int64_t c) const { return box_.data() + c * 2 * opt_.dim; }
-  float bound(int64_t c, const float* q) const;
+  float bound(int64_t c) const;  // for the query split into q_pos_ and q_neg_
   int64_t new_cluster();
   int64_t nearest(const float* x) const;
   void append(int64_t c, int32_t id, const float* r);  // member, pages and summary
@@ -107,8 +107,10 @@ class BlockIndex {
   std::vector<float> mean_norm_;       // |mean|^2 per cluster (nearest-mean search)
   std::unique_ptr<BlockStore> pages_;  // searches pin pages: logically const
   // scratch (searches are logically const)
-  mutable std::vector<float> scores_, tmp_;
-  mutable std::vector<std::pair<float, int32_t>> best_;
+  mutable std::vector<float> scores_, tmp_, q_pos_, q_neg_;
+  mutable std::vector<float> gmax_;     // maxima of groups of 64 cluster scores
+  mutable std::vector<int32_t> order_;  // clusters by score (searches without a budget)
+  mutable std::vector<uint8_t> taken_;
   mutable std::vector<const uint16_t*> rows_;
   mutable std::vector<std::pair<float, int64_t>> heap_;
   mutable std::vector<BlockView> views_;

@@ -1,7 +1,9 @@
 #include "memory/context_memory.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <numeric>
 
@@ -9,6 +11,16 @@
 #include "kernels/ops.h"
 
 namespace lc {
+
+namespace {
+
+double now_us() {
+  return std::chrono::duration<double, std::micro>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
 
 struct ContextMemory::Layer {
   // Remainder: tokens that are not sinks and not in a block yet, oldest first; rows [off, off + n)
@@ -63,7 +75,7 @@ ContextMemory::~ContextMemory() = default;
 
 void ContextMemory::reset() {
   n_past_ = 0;
-  blocks_scored_ = bounds_computed_ = searches_ = recall_hits_ = recall_total_ = 0;
+  reset_stats();
   for (auto& L : layers_) {
     *L = Layer{};
     if (opt_.infllm) {
@@ -193,9 +205,13 @@ void ContextMemory::attend_block(Layer& L, const MemoryStep& step, int64_t t0, i
         q_bar_.assign(static_cast<size_t>(qw), 0.0f);
         for (int64_t i = 0; i < n; ++i)
           for (int64_t e = 0; e < qw; ++e) q_bar_[e] += q_glob_[i * qw + e];
+        const double t_search = now_us();
         select_blocks(L, n);
+        search_us_ += now_us() - t_search;
       }
+      const double t_fetch = now_us();
       const std::vector<BlockView> views = L.store->pin(L.selected);
+      fetch_us_ += now_us() - t_fetch;
       for (const BlockView& bv : views)
         attention_accumulate(q_glob_.data(), qw, KvSpan{bv.k, bv.v, bv.n, kvw}, AttnMask{}, d,
                              state_);
@@ -220,7 +236,9 @@ void ContextMemory::attend_block(Layer& L, const MemoryStep& step, int64_t t0, i
     float* sc = L.score.data() + L.off * d.n_head;
     for (size_t i = 0; i < mass_.size(); ++i) sc[i] += mass_[i];
   }
+  const double t_form = now_us();
   form_blocks(L);
+  form_us_ += now_us() - t_form;
 }
 
 void ContextMemory::form_blocks(Layer& L) {
@@ -325,15 +343,28 @@ std::string ContextMemory::stats_line() const {
              " reads from disk), index ", L.index->clusters(), " clusters (",
              L.index->bytes_in_ram() >> 10, " KiB in RAM, ", pages.bytes_on_disk() >> 10,
              " KiB spilled, ", pages.reads_from_disk(), " page reads)");
-    if (searches_ > 0)
+    if (searches_ > 0) {
       s += cat("; all layers: ", searches_, " searches, ", blocks_scored_ / searches_,
                " representatives scored and ", bounds_computed_ / searches_,
                " cluster scores per search");
+      char buf[160];
+      std::snprintf(buf, sizeof buf,
+                    "; us per search %.2f, block fetch %.2f, block forming %.2f (per layer step)",
+                    search_us_ / static_cast<double>(searches_),
+                    fetch_us_ / static_cast<double>(searches_),
+                    form_us_ / static_cast<double>(searches_));
+      s += buf;
+    }
     if (recall_total_ > 0) s += cat(", recall vs exact ", recall());
   }
   return s;
 }
 
 void ContextMemory::commit(const MemoryStep& step) { n_past_ += step.n; }
+
+void ContextMemory::reset_stats() {
+  blocks_scored_ = bounds_computed_ = searches_ = recall_hits_ = recall_total_ = 0;
+  search_us_ = fetch_us_ = form_us_ = 0;
+}
 
 }  // namespace lc

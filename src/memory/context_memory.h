@@ -59,6 +59,7 @@ class ContextMemory final : public KvMemory {
   int64_t n_past() const override { return n_past_; }
   size_t bytes_in_ram() const override;
   std::string stats_line() const override;
+  void reset_stats() override;
   int64_t max_distance() const override { return opt_.n_local + opt_.n_init + opt_.exec_block; }
 
   // Inspection for tests and measurements.
@@ -89,6 +90,7 @@ class ContextMemory final : public KvMemory {
   std::vector<std::unique_ptr<Layer>> layers_;
   int64_t blocks_scored_ = 0, bounds_computed_ = 0, searches_ = 0, recall_hits_ = 0,
           recall_total_ = 0;
+  double search_us_ = 0, fetch_us_ = 0, form_us_ = 0;  // wall time (measurements)
   // scratch
   std::vector<float> q_loc_, q_glob_, q_bar_, mass_;
   AttnState state_;

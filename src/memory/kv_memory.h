@@ -48,6 +48,8 @@ class KvMemory {
   virtual std::string stats_line() const {
     return name() + ": " + std::to_string(n_past()) + " tokens";
   }
+  // Restarts the counters stats_line() averages (searches, timings), keeping the contents.
+  virtual void reset_stats() {}
 };
 
 struct MemoryDims {
