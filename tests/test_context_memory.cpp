@@ -340,7 +340,8 @@ TEST(BlockIndex, ExactModeAndUncappedSearchEqualBruteForce) {
     for (int64_t k : {1, 5, 16}) {
       // Brute force, ties to the lower id.
       std::vector<std::pair<float, int64_t>> all;
-      for (int64_t b = 0; b < n; ++b) all.emplace_back(dot_f32(q.data(), idx.repr(b).data(), dim), b);
+      for (int64_t b = 0; b < n; ++b)
+        all.emplace_back(dot_f32(q.data(), idx.repr(b).data(), dim), b);
       std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
         return a.first != b.first ? a.first > b.first : a.second < b.second;
       });
@@ -355,6 +356,47 @@ TEST(BlockIndex, ExactModeAndUncappedSearchEqualBruteForce) {
   BlockIndex small(io);
   for (int64_t b = 0; b < 3; ++b) small.add(data.data() + b * dim);
   EXPECT_EQ(small.top_k(data.data(), 10).size(), 3u);
+}
+
+// Repeated text gives blocks with equal representatives: such a cluster costs one score however
+// large it grows, so a small budget still reaches the one block that differs (the needle), and
+// the result equals exact search (ties to the lower id) with and without the budget.
+TEST(BlockIndex, RepeatedRepresentativesCostOneScorePerCluster) {
+  std::mt19937 rng(8);
+  const int64_t dim = 32, period = 7, n = 4000, needle = 2345;
+  std::vector<std::vector<float>> phase;
+  for (int64_t p = 0; p < period; ++p) phase.push_back(randv(static_cast<size_t>(dim), rng));
+  std::vector<float> odd = randv(static_cast<size_t>(dim), rng);
+  BlockIndexOptions io;
+  io.dim = dim;
+  io.max_scored = 64;
+  BlockIndexOptions ex = io;
+  ex.exact = true;
+  BlockIndexOptions uncapped = io;
+  uncapped.max_scored = 0;
+  BlockIndex idx(io), exact(ex), full(uncapped);
+  for (int64_t b = 0; b < n; ++b) {
+    const float* r = b == needle ? odd.data() : phase[static_cast<size_t>(b % period)].data();
+    idx.add(r);
+    exact.add(r);
+    full.add(r);
+  }
+  EXPECT_LE(idx.clusters(), period + 2);  // equal representatives cannot be split apart
+  for (int trial = 0; trial < 20; ++trial) {
+    auto q = randv(static_cast<size_t>(dim), rng);
+    if (trial % 2 == 0)  // half the queries look for the needle
+      for (int64_t e = 0; e < dim; ++e)
+        q[static_cast<size_t>(e)] += 3.0f * odd[static_cast<size_t>(e)];
+    for (int64_t k : {1, 5, 14}) {
+      const auto ref = exact.top_k(q.data(), k);
+      EXPECT_EQ(idx.top_k(q.data(), k), ref) << trial << " k " << k;
+      EXPECT_LE(idx.last_scored(), 2 * (period + 2));
+      EXPECT_EQ(full.top_k(q.data(), k), ref);
+      if (trial % 2 == 0) {
+        EXPECT_EQ(ref[0], needle);
+      }
+    }
+  }
 }
 
 TEST(BlockIndex, BudgetedSearchHasHighRecallAndBoundedWork) {

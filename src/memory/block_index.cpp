@@ -138,6 +138,10 @@ void BlockIndex::append(int64_t c, int32_t id, const float* r) {
   } else {
     pages_->extend(cl.pages.back(), r, 1);  // the last page, one representative longer
   }
+  if (m > 0 && cl.point) {
+    const float* lo = box(c);
+    for (int64_t e = 0; e < d && cl.point; ++e) cl.point = r[e] == lo[e];
+  }
   cl.ids.push_back(id);
   const float inv = 1.0f / static_cast<float>(m + 1);
   float norm = 0;
@@ -166,6 +170,7 @@ void BlockIndex::write_members(int64_t c, const std::vector<int32_t>& ids, const
   Cluster& cl = clusters_[static_cast<size_t>(c)];
   LC_CHECK(cl.pages.empty() && m > 0);
   cl.ids = ids;
+  cl.point = true;
   for (int64_t i = 0; i < m; i += P)
     cl.pages.push_back(pages_->add(reps + i * d, nullptr, std::min(P, m - i)));
   float norm = 0;
@@ -180,6 +185,7 @@ void BlockIndex::write_members(int64_t c, const std::vector<int32_t>& ids, const
       lo[e] = std::min(lo[e], x);
       hi[e] = std::max(hi[e], x);
     }
+    cl.point = cl.point && lo[e] == hi[e];
     mean_row(e)[c] = f32_to_fp16(static_cast<float>(sum / static_cast<double>(m)));
     const float mean = fp16_to_f32(mean_row(e)[c]);
     norm += mean * mean;
@@ -286,8 +292,17 @@ std::vector<float> BlockIndex::repr(int64_t id) const {
 int64_t BlockIndex::score_members(int64_t c, const float* q, Top& top, bool keep_pinned) const {
   const Cluster& cl = clusters_[static_cast<size_t>(c)];
   const int64_t d = opt_.dim;
-  pages_->pin_into(cl.pages.data(), static_cast<int64_t>(cl.pages.size()), keep_pinned, views_);
   tmp_.resize(static_cast<size_t>(opt_.page_reps));
+  if (cl.point && cl.size() > 1) {
+    // Equal representatives score alike and ties go to the lower id: the first k members (ids
+    // grow along the list) are all that can enter the top k. One score.
+    pages_->pin_into(cl.pages.data(), 1, keep_pinned, views_);
+    dot_rows(views_[0].k, 1, d, q, tmp_.data());
+    const size_t n = std::min(cl.ids.size(), top.k);
+    for (size_t i = 0; i < n; ++i) top.push(tmp_[0], cl.ids[i]);
+    return 1;
+  }
+  pages_->pin_into(cl.pages.data(), static_cast<int64_t>(cl.pages.size()), keep_pinned, views_);
   size_t i = 0;
   for (const BlockView& v : views_) {
     dot_rows(v.k, v.n, d, q, tmp_.data());

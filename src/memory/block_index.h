@@ -82,6 +82,7 @@ class BlockIndex {
     std::vector<int32_t> ids;    // members in page order
     std::vector<int64_t> pages;  // page ids in pages_: members [i * page_reps, (i+1) * page_reps)
     int64_t split_at = 0;        // split when it has more members than this
+    bool point = true;           // every member has the same representative (repeated text)
     int64_t size() const { return static_cast<int64_t>(ids.size()); }
   };
   uint16_t* mean_row(int64_t e) { return mean_.data() + e * cap_; }
