@@ -110,7 +110,7 @@ int64_t BlockIndex::new_cluster() {
   return c;
 }
 
-int64_t BlockIndex::nearest(const float* x) const {
+int64_t BlockIndex::nearest(const float* x, float* dist2) const {
   // |x - m|^2 = |x|^2 - 2 x.m + |m|^2: the x.m of every cluster in one pass by dimension.
   const int64_t nc = clusters();
   tmp_.resize(static_cast<size_t>(nc));
@@ -126,6 +126,9 @@ int64_t BlockIndex::nearest(const float* x) const {
       best = c;
     }
   }
+  float xx = 0;
+  for (int64_t e = 0; e < opt_.dim; ++e) xx += x[e] * x[e];
+  *dist2 = std::max(0.0f, best_d + xx);
   return best;
 }
 
@@ -190,6 +193,13 @@ void BlockIndex::write_members(int64_t c, const std::vector<int32_t>& ids, const
     const float mean = fp16_to_f32(mean_row(e)[c]);
     norm += mean * mean;
   }
+  double sq = 0;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t e = 0; e < d; ++e) {
+      const double t = reps[i * d + e] - fp16_to_f32(mean_row(e)[c]);
+      sq += t * t;
+    }
+  cl.spread = static_cast<float>(sq / static_cast<double>(m));
   mean_norm_[static_cast<size_t>(c)] = norm;
 }
 
@@ -263,7 +273,23 @@ void BlockIndex::split(int64_t c) {
 void BlockIndex::add(const float* r) {
   LC_CHECK(n_ < std::numeric_limits<int32_t>::max());
   const int32_t id = static_cast<int32_t>(n_++);
-  const int64_t c = clusters_.empty() ? new_cluster() : nearest(r);
+  int64_t c = 0;
+  if (clusters_.empty()) {
+    c = new_cluster();
+  } else {
+    float d2 = 0;
+    c = nearest(r, &d2);
+    Cluster& near = clusters_[static_cast<size_t>(c)];
+    float rr = 0;
+    for (int64_t e = 0; e < opt_.dim; ++e) rr += r[e] * r[e];
+    // (the margin covers the half-precision means)
+    if (opt_.outlier > 0 && clusters() < opt_.max_clusters && near.size() >= 2 &&
+        d2 > opt_.outlier * near.spread + 1e-5f * rr) {
+      c = new_cluster();
+    } else {
+      near.spread += (d2 - near.spread) / static_cast<float>(near.size() + 1);
+    }
+  }
   append(c, id, r);
   Cluster& cl = clusters_[static_cast<size_t>(c)];
   // Split when over capacity (a cluster that could not be split waits until it doubles).

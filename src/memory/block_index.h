@@ -44,7 +44,11 @@ struct BlockIndexOptions {
   int64_t max_scored = 0;       // most blocks scored per search (0 = no cap); the cluster that
                                 // crosses it is finished, and at least k are always scored
   bool exact = false;           // score every block (reference)
-  int64_t page_reps = 16;       // representatives per page
+  // A new block farther from its nearest mean than sqrt(outlier) times that cluster's RMS radius
+  // starts a cluster of its own (while there are fewer than max_clusters): an unusual block (a
+  // needle in repeated text) then has a mean of its own instead of hiding in a crowd. 0 = off.
+  float outlier = 16.0f;
+  int64_t page_reps = 16;  // representatives per page
   // Where full pages live: mem_budget bounds their bytes in RAM (0 = never spill), spill_dir and
   // max_spill_bytes as for blocks. Pages are stored as f32 whatever spill_type says (the search
   // must read back exactly what the cluster bounds were computed from).
@@ -83,6 +87,7 @@ class BlockIndex {
     std::vector<int64_t> pages;  // page ids in pages_: members [i * page_reps, (i+1) * page_reps)
     int64_t split_at = 0;        // split when it has more members than this
     bool point = true;           // every member has the same representative (repeated text)
+    float spread = 0;            // mean squared distance of members to the mean (when joining)
     int64_t size() const { return static_cast<int64_t>(ids.size()); }
   };
   uint16_t* mean_row(int64_t e) { return mean_.data() + e * cap_; }
@@ -91,7 +96,7 @@ class BlockIndex {
   const float* box(int64_t c) const { return box_.data() + c * 2 * opt_.dim; }
   float bound(int64_t c) const;  // for the query split into q_pos_ and q_neg_
   int64_t new_cluster();
-  int64_t nearest(const float* x) const;
+  int64_t nearest(const float* x, float* dist2) const;
   void append(int64_t c, int32_t id, const float* r);  // member, pages and summary
   void write_members(int64_t c, const std::vector<int32_t>& ids, const float* reps);
   void gather(int64_t c, std::vector<float>& reps) const;  // every member's representative
