@@ -34,8 +34,8 @@ TEST(Cli, InfoJson) {
 }
 
 TEST(Cli, InfoOnTokenizerOnlyFile) {
-  const auto j = run_json("info " + shared_path("models/vocab/ggml-vocab-deepseek-coder.gguf") +
-                          " --json");
+  const auto j =
+      run_json("info " + shared_path("models/vocab/ggml-vocab-deepseek-coder.gguf") + " --json");
   EXPECT_FALSE(j["has_weights"].get<bool>());
   EXPECT_EQ(j["tokenizer"]["model"], "gpt2");
 }
@@ -104,8 +104,7 @@ TEST(Cli, BadInputGivesAClearErrorNotACrash) {
       {"generate -m " + kStories + " -p hi -n 5 --rope-scaling bogus", "bogus"},
       {"generate -m " + kStories + " -p hi -n 5 --rope-scale -2", "-2"},
       {"ppl -m " + kStories + " -f " + dir + "/missing.txt", "missing.txt"},
-      {"generate -m " + shared_path("models/vocab/ggml-vocab-gpt-2.gguf") + " -p hi",
-       "no weights"},
+      {"generate -m " + shared_path("models/vocab/ggml-vocab-gpt-2.gguf") + " -p hi", "no weights"},
   };
   for (const auto& c : cases) {
     std::string out;
@@ -116,8 +115,37 @@ TEST(Cli, BadInputGivesAClearErrorNotACrash) {
   }
 }
 
+// Decode cost against context: one session per length, rounds interleaved; the JSON carries the
+// medians, the ratios to the first length and the memory's own account of each context.
+TEST(Cli, BenchContextJson) {
+  const auto j = run_json("bench-context -m " + kStories +
+                          " --lengths 300,1k --ctx-train 512 --memory infllm -n 8 --rounds 3 "
+                          "--json -t 1");
+  ASSERT_EQ(j.size(), 2u);
+  EXPECT_EQ(j[0]["context"], 300);
+  EXPECT_EQ(j[1]["context"], 1024);
+  EXPECT_DOUBLE_EQ(j[0]["ratio_to_first"].get<double>(), 1.0);
+  for (const auto& r : j) {
+    EXPECT_GT(r["decode_ms_per_token"].get<double>(), 0.0);
+    EXPECT_EQ(r["rounds_ms_per_token"].size(), 3u);
+    EXPECT_NE(r["memory_stats"].get<std::string>().find("infllm"), std::string::npos);
+  }
+  // 1,024 tokens (+ 24 decoded) with a 256-token window: blocks were formed and searched.
+  EXPECT_NE(j[1]["memory_stats"].get<std::string>().find("searches"), std::string::npos);
+  std::string out;
+  EXPECT_EQ(run_command(longctx_binary() + " bench-context -m " + kStories + " --lengths 1k -f " +
+                            kStories + ".missing",
+                        &out),
+            1);
+  EXPECT_NE(out.find(".missing"), std::string::npos) << out;
+  EXPECT_EQ(run_command(longctx_binary() + " bench-context -m " + kStories + " --rounds 0", &out),
+            1);
+  EXPECT_NE(out.find("--rounds"), std::string::npos) << out;
+}
+
 TEST(Cli, EveryCommandHasHelp) {
-  for (const char* cmd : {"info", "tokenize", "generate", "ppl", "sample-text"}) {
+  for (const char* cmd :
+       {"info", "tokenize", "generate", "ppl", "sample-text", "bench", "bench-context"}) {
     std::string out;
     EXPECT_EQ(run_command(longctx_binary() + " " + cmd + " --help", &out), 0) << cmd;
     EXPECT_NE(out.find("Usage"), std::string::npos) << out;

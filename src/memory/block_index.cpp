@@ -77,6 +77,7 @@ BlockIndex::~BlockIndex() = default;
 
 void BlockIndex::clear() {
   n_ = 0;
+  typical_d2_ = 0;
   clusters_.clear();
   cap_ = 0;
   mean_.clear();
@@ -283,8 +284,10 @@ void BlockIndex::add(const float* r) {
     float rr = 0;
     for (int64_t e = 0; e < opt_.dim; ++e) rr += r[e] * r[e];
     // (the margin covers the half-precision means)
+    typical_d2_ += (d2 - typical_d2_) / static_cast<double>(n_);
+    const float floor = 0.25f * static_cast<float>(typical_d2_);
     if (opt_.outlier > 0 && clusters() < opt_.max_clusters && near.size() >= 2 &&
-        d2 > opt_.outlier * near.spread + 1e-5f * rr) {
+        d2 > opt_.outlier * std::max(near.spread, floor) + 1e-5f * rr) {
       c = new_cluster();
     } else {
       near.spread += (d2 - near.spread) / static_cast<float>(near.size() + 1);
@@ -293,7 +296,9 @@ void BlockIndex::add(const float* r) {
   append(c, id, r);
   Cluster& cl = clusters_[static_cast<size_t>(c)];
   // Split when over capacity (a cluster that could not be split waits until it doubles).
-  if (cl.size() > cl.split_at && clusters() < opt_.max_clusters) {
+  const int64_t split_cap =
+      opt_.outlier > 0 ? std::max<int64_t>(1, opt_.max_clusters * 7 / 8) : opt_.max_clusters;
+  if (cl.size() > cl.split_at && clusters() < split_cap) {
     cl.split_at = 2 * cl.size();
     split(c);
   }

@@ -45,8 +45,10 @@ struct BlockIndexOptions {
                                 // crosses it is finished, and at least k are always scored
   bool exact = false;           // score every block (reference)
   // A new block farther from its nearest mean than sqrt(outlier) times that cluster's RMS radius
-  // starts a cluster of its own (while there are fewer than max_clusters): an unusual block (a
-  // needle in repeated text) then has a mean of its own instead of hiding in a crowd. 0 = off.
+  // (at least half the typical distance of a new block to its nearest mean, so that small
+  // variations of repeated text do not count) starts a cluster of its own: an unusual block (a
+  // needle in repeated text) then has a mean of its own instead of hiding in a crowd. Splits stop
+  // at 7/8 of max_clusters; the last eighth is kept for such blocks. 0 = off.
   float outlier = 16.0f;
   int64_t page_reps = 16;  // representatives per page
   // Where full pages live: mem_budget bounds their bytes in RAM (0 = never spill), spill_dir and
@@ -106,6 +108,7 @@ class BlockIndex {
 
   BlockIndexOptions opt_;
   int64_t n_ = 0;
+  double typical_d2_ = 0;  // mean squared distance of new blocks to their nearest mean
   std::vector<Cluster> clusters_;
   int64_t cap_ = 0;                    // columns allocated in mean_
   std::vector<uint16_t> mean_;         // [dim][cap] half precision

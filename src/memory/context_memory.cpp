@@ -210,7 +210,8 @@ void ContextMemory::attend_block(Layer& L, const MemoryStep& step, int64_t t0, i
         search_us_ += now_us() - t_search;
       }
       const double t_fetch = now_us();
-      const std::vector<BlockView> views = L.store->pin(L.selected);
+      L.store->pin_into(L.selected.data(), static_cast<int64_t>(L.selected.size()), false, views_);
+      const std::vector<BlockView>& views = views_;
       fetch_us_ += now_us() - t_fetch;
       for (const BlockView& bv : views)
         attention_accumulate(q_glob_.data(), qw, KvSpan{bv.k, bv.v, bv.n, kvw}, AttnMask{}, d,
@@ -343,6 +344,9 @@ std::string ContextMemory::stats_line() const {
              " reads from disk), index ", L.index->clusters(), " clusters (",
              L.index->bytes_in_ram() >> 10, " KiB in RAM, ", pages.bytes_on_disk() >> 10,
              " KiB spilled, ", pages.reads_from_disk(), " page reads)");
+    if (reads0_ >= 0)
+      s += cat("; since the stats were reset: ", L.store->reads_from_disk() - reads0_,
+               " block reads and ", pages.reads_from_disk() - page_reads0_, " page reads");
     if (searches_ > 0) {
       s += cat("; all layers: ", searches_, " searches, ", blocks_scored_ / searches_,
                " representatives scored and ", bounds_computed_ / searches_,
@@ -365,6 +369,11 @@ void ContextMemory::commit(const MemoryStep& step) { n_past_ += step.n; }
 void ContextMemory::reset_stats() {
   blocks_scored_ = bounds_computed_ = searches_ = recall_hits_ = recall_total_ = 0;
   search_us_ = fetch_us_ = form_us_ = 0;
+  reads0_ = page_reads0_ = -1;
+  if (opt_.infllm && !layers_.empty() && layers_[0]->store && n_past_ > 0) {
+    reads0_ = layers_[0]->store->reads_from_disk();
+    page_reads0_ = layers_[0]->index->page_store().reads_from_disk();
+  }
 }
 
 }  // namespace lc

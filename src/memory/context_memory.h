@@ -91,9 +91,11 @@ class ContextMemory final : public KvMemory {
   int64_t blocks_scored_ = 0, bounds_computed_ = 0, searches_ = 0, recall_hits_ = 0,
           recall_total_ = 0;
   double search_us_ = 0, fetch_us_ = 0, form_us_ = 0;  // wall time (measurements)
+  int64_t reads0_ = -1, page_reads0_ = -1;  // layer 0's disk reads at reset_stats() (after use)
   // scratch
   std::vector<float> q_loc_, q_glob_, q_bar_, mass_;
   AttnState state_;
+  std::vector<BlockView> views_;
 };
 
 }  // namespace lc
