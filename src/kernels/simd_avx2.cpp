@@ -117,54 +117,29 @@ LC_TARGET void axpy(float a, const float* x, float* y, int64_t n) {
   }
 }
 
-// Four accumulators of 8 columns stay in registers over all d dimensions.
-LC_TARGET void dot_columns(const float* const* rows, const float* q, int64_t d, int64_t n,
-                           float* out) {
-  int64_t c = 0;
-  for (; c + 32 <= n; c += 32) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (int64_t e = 0; e < d; ++e) {
-      const __m256 qe = _mm256_set1_ps(q[e]);
-      const float* r = rows[e] + c;
-      a0 = _mm256_fmadd_ps(qe, _mm256_loadu_ps(r), a0);
-      a1 = _mm256_fmadd_ps(qe, _mm256_loadu_ps(r + 8), a1);
-      a2 = _mm256_fmadd_ps(qe, _mm256_loadu_ps(r + 16), a2);
-      a3 = _mm256_fmadd_ps(qe, _mm256_loadu_ps(r + 24), a3);
-    }
-    _mm256_storeu_ps(out + c, a0);
-    _mm256_storeu_ps(out + c + 8, a1);
-    _mm256_storeu_ps(out + c + 16, a2);
-    _mm256_storeu_ps(out + c + 24, a3);
-  }
-  for (; c < n; c += 8) {
-    const __m256i m = lanes(n - c);
-    __m256 a = _mm256_setzero_ps();
-    for (int64_t e = 0; e < d; ++e)
-      a = _mm256_fmadd_ps(_mm256_set1_ps(q[e]), _mm256_maskload_ps(rows[e] + c, m), a);
-    _mm256_maskstore_ps(out + c, m, a);
-  }
-}
-
-LC_TARGET void dot_rows(const float* a, int64_t n, int64_t d, const float* q, float* out) {
-  for (int64_t i = 0; i < n; ++i) out[i] = vdot(a + i * d, q, d);
-}
-
-LC_TARGET inline __m256 load8_f16(const uint16_t* p) {
+// Columns of f32 or of half precision, 8 at a time.
+LC_TARGET inline __m256 load_cols(const float* p) { return _mm256_loadu_ps(p); }
+LC_TARGET inline __m256 load_cols(const uint16_t* p) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
+inline float col_value(float x) { return x; }
+inline float col_value(uint16_t x) { return fp16_to_f32(x); }
 
-LC_TARGET void dot_columns_f16(const uint16_t* const* rows, const float* q, int64_t d, int64_t n,
-                               float* out) {
+// Four accumulators of 8 columns stay in registers over all d dimensions; the last columns one
+// by one.
+template <typename T>
+LC_TARGET void dot_columns_t(const T* const* rows, const float* q, int64_t d, int64_t n,
+                             float* out) {
   int64_t c = 0;
   for (; c + 32 <= n; c += 32) {
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     for (int64_t e = 0; e < d; ++e) {
       const __m256 qe = _mm256_set1_ps(q[e]);
-      const uint16_t* r = rows[e] + c;
-      a0 = _mm256_fmadd_ps(qe, load8_f16(r), a0);
-      a1 = _mm256_fmadd_ps(qe, load8_f16(r + 8), a1);
-      a2 = _mm256_fmadd_ps(qe, load8_f16(r + 16), a2);
-      a3 = _mm256_fmadd_ps(qe, load8_f16(r + 24), a3);
+      const T* r = rows[e] + c;
+      a0 = _mm256_fmadd_ps(qe, load_cols(r), a0);
+      a1 = _mm256_fmadd_ps(qe, load_cols(r + 8), a1);
+      a2 = _mm256_fmadd_ps(qe, load_cols(r + 16), a2);
+      a3 = _mm256_fmadd_ps(qe, load_cols(r + 24), a3);
     }
     _mm256_storeu_ps(out + c, a0);
     _mm256_storeu_ps(out + c + 8, a1);
@@ -173,9 +148,23 @@ LC_TARGET void dot_columns_f16(const uint16_t* const* rows, const float* q, int6
   }
   for (; c < n; ++c) {
     float a = 0;
-    for (int64_t e = 0; e < d; ++e) a += q[e] * fp16_to_f32(rows[e][c]);
+    for (int64_t e = 0; e < d; ++e) a += q[e] * col_value(rows[e][c]);
     out[c] = a;
   }
+}
+
+LC_TARGET void dot_columns(const float* const* rows, const float* q, int64_t d, int64_t n,
+                           float* out) {
+  dot_columns_t(rows, q, d, n, out);
+}
+
+LC_TARGET void dot_columns_f16(const uint16_t* const* rows, const float* q, int64_t d, int64_t n,
+                               float* out) {
+  dot_columns_t(rows, q, d, n, out);
+}
+
+LC_TARGET void dot_rows(const float* a, int64_t n, int64_t d, const float* q, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = vdot(a + i * d, q, d);
 }
 
 LC_TARGET void add_inplace(float* x, const float* y, int64_t n) {

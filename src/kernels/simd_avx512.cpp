@@ -160,19 +160,32 @@ LC_TARGET void axpy(float a, const float* x, float* y, int64_t n) {
   }
 }
 
+// Columns of f32 or of half precision, 16 at a time (masked: the first m lanes).
+LC_TARGET inline __m512 load_cols(const float* p) { return _mm512_loadu_ps(p); }
+LC_TARGET inline __m512 load_cols(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+LC_TARGET inline __m512 load_cols(const float* p, __mmask16 m) {
+  return _mm512_maskz_loadu_ps(m, p);
+}
+LC_TARGET inline __m512 load_cols(const uint16_t* p, __mmask16 m) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+
 // Four accumulators of 16 columns stay in registers over all d dimensions.
-LC_TARGET void dot_columns(const float* const* rows, const float* q, int64_t d, int64_t n,
-                           float* out) {
+template <typename T>
+LC_TARGET void dot_columns_t(const T* const* rows, const float* q, int64_t d, int64_t n,
+                             float* out) {
   int64_t c = 0;
   for (; c + 64 <= n; c += 64) {
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     for (int64_t e = 0; e < d; ++e) {
       const __m512 qe = _mm512_set1_ps(q[e]);
-      const float* r = rows[e] + c;
-      a0 = _mm512_fmadd_ps(qe, _mm512_loadu_ps(r), a0);
-      a1 = _mm512_fmadd_ps(qe, _mm512_loadu_ps(r + 16), a1);
-      a2 = _mm512_fmadd_ps(qe, _mm512_loadu_ps(r + 32), a2);
-      a3 = _mm512_fmadd_ps(qe, _mm512_loadu_ps(r + 48), a3);
+      const T* r = rows[e] + c;
+      a0 = _mm512_fmadd_ps(qe, load_cols(r), a0);
+      a1 = _mm512_fmadd_ps(qe, load_cols(r + 16), a1);
+      a2 = _mm512_fmadd_ps(qe, load_cols(r + 32), a2);
+      a3 = _mm512_fmadd_ps(qe, load_cols(r + 48), a3);
     }
     _mm512_storeu_ps(out + c, a0);
     _mm512_storeu_ps(out + c + 16, a1);
@@ -183,9 +196,19 @@ LC_TARGET void dot_columns(const float* const* rows, const float* q, int64_t d, 
     const __mmask16 m = lanes(n - c);
     __m512 a = _mm512_setzero_ps();
     for (int64_t e = 0; e < d; ++e)
-      a = _mm512_fmadd_ps(_mm512_set1_ps(q[e]), _mm512_maskz_loadu_ps(m, rows[e] + c), a);
+      a = _mm512_fmadd_ps(_mm512_set1_ps(q[e]), load_cols(rows[e] + c, m), a);
     _mm512_mask_storeu_ps(out + c, m, a);
   }
+}
+
+LC_TARGET void dot_columns(const float* const* rows, const float* q, int64_t d, int64_t n,
+                           float* out) {
+  dot_columns_t(rows, q, d, n, out);
+}
+
+LC_TARGET void dot_columns_f16(const uint16_t* const* rows, const float* q, int64_t d, int64_t n,
+                               float* out) {
+  dot_columns_t(rows, q, d, n, out);
 }
 
 // Four rows at a time share the loads of q; one reduction per row.
@@ -208,38 +231,6 @@ LC_TARGET void dot_rows(const float* a, int64_t n, int64_t d, const float* q, fl
     out[i + 3] = hsum(s3);
   }
   for (; i < n; ++i) out[i] = vdot(a + i * d, q, d);
-}
-
-LC_TARGET inline __m512 load16_f16(const uint16_t* p) {
-  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-
-LC_TARGET void dot_columns_f16(const uint16_t* const* rows, const float* q, int64_t d, int64_t n,
-                               float* out) {
-  int64_t c = 0;
-  for (; c + 64 <= n; c += 64) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (int64_t e = 0; e < d; ++e) {
-      const __m512 qe = _mm512_set1_ps(q[e]);
-      const uint16_t* r = rows[e] + c;
-      a0 = _mm512_fmadd_ps(qe, load16_f16(r), a0);
-      a1 = _mm512_fmadd_ps(qe, load16_f16(r + 16), a1);
-      a2 = _mm512_fmadd_ps(qe, load16_f16(r + 32), a2);
-      a3 = _mm512_fmadd_ps(qe, load16_f16(r + 48), a3);
-    }
-    _mm512_storeu_ps(out + c, a0);
-    _mm512_storeu_ps(out + c + 16, a1);
-    _mm512_storeu_ps(out + c + 32, a2);
-    _mm512_storeu_ps(out + c + 48, a3);
-  }
-  for (; c < n; c += 16) {
-    const __mmask16 m = lanes(n - c);
-    __m512 a = _mm512_setzero_ps();
-    for (int64_t e = 0; e < d; ++e)
-      a = _mm512_fmadd_ps(_mm512_set1_ps(q[e]),
-                          _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, rows[e] + c)), a);
-    _mm512_mask_storeu_ps(out + c, m, a);
-  }
 }
 
 LC_TARGET void add_inplace(float* x, const float* y, int64_t n) {
