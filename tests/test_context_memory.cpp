@@ -361,6 +361,32 @@ TEST(BlockIndex, ExactModeAndUncappedSearchEqualBruteForce) {
 // Repeated text gives blocks with equal representatives: such a cluster costs one score however
 // large it grows, so a small budget still reaches the one block that differs (the needle), and
 // the result equals exact search (ties to the lower id) with and without the budget.
+// A budget too small for one decoding step's blocks or index pages is reported with the size
+// that would fit; a sufficient one is not.
+TEST(ContextMemory, BudgetWarningNamesTheSizeThatFits) {
+  MemoryDims dims;
+  dims.n_layer = 5;
+  dims.attn.n_head = 8;
+  dims.attn.n_head_kv = 4;
+  dims.attn.head_dim = 8;
+  ContextMemoryOptions o;
+  o.block_size = 16;
+  o.topk = 14;
+  o.index_budget = 512;
+  o.store.mem_budget = 0;
+  EXPECT_EQ(budget_warning(o, dims), "");  // unlimited
+  o.store.mem_budget = 16u << 20;
+  EXPECT_EQ(budget_warning(o, dims), "");
+  o.store.mem_budget = 100u << 10;
+  const std::string w = budget_warning(o, dims);
+  EXPECT_NE(w.find("--mem-budget 100 KiB"), std::string::npos) << w;
+  EXPECT_NE(w.find("of the 14 blocks"), std::string::npos) << w;
+  EXPECT_NE(w.find("about 6 MiB"), std::string::npos) << w;
+  const BudgetShare s = share_budget(16u << 20, 5);
+  EXPECT_EQ(s.blocks + s.pages, (16u << 20) / 5);
+  EXPECT_EQ(s.pages, (16u << 20) / 5 / 8 + 1);
+}
+
 TEST(BlockIndex, RepeatedRepresentativesCostOneScorePerCluster) {
   std::mt19937 rng(8);
   const int64_t dim = 32, period = 7, n = 4000, needle = 2345;

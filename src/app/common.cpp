@@ -157,6 +157,18 @@ Loaded load_model(const ModelOptions& o) {
   l.session.batch = o.batch;
   l.trained_ctx = trained_context(o, l);
   configure_memory(o, l);
+  {
+    const HParams& hp = m.hparams();
+    MemoryDims dims;
+    dims.n_layer = static_cast<int>(hp.n_layer);
+    dims.attn.n_head = hp.n_head;
+    dims.attn.n_head_kv = hp.n_head_kv;
+    dims.attn.head_dim = hp.head_dim;
+    if (l.session.memory.policy == "infllm") {
+      const std::string w = budget_warning(l.session.memory.ctx, dims);
+      if (!w.empty()) std::cerr << "warning: " << w << "\n";
+    }
+  }
   if (o.verbose) {
     const HParams& hp = m.hparams();
     std::cerr << "model: " << o.model << " (" << hp.arch << ", " << hp.n_layer << " layers, dim "

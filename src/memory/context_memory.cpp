@@ -37,6 +37,36 @@ struct ContextMemory::Layer {
   std::vector<int64_t> selected;
 };
 
+BudgetShare share_budget(size_t mem_budget, int n_layer) {
+  if (mem_budget == 0) return {};
+  const size_t per_layer = std::max<size_t>(2, mem_budget / static_cast<size_t>(n_layer));
+  BudgetShare s;
+  s.pages = per_layer / 8 + 1;
+  s.blocks = per_layer - s.pages;
+  return s;
+}
+
+std::string budget_warning(const ContextMemoryOptions& o, const MemoryDims& dims) {
+  if (!o.infllm || o.store.mem_budget == 0) return "";
+  const BudgetShare s = share_budget(o.store.mem_budget, dims.n_layer);
+  const size_t block =
+      2 * static_cast<size_t>(o.block_size * dims.attn.n_head_kv * dims.attn.head_dim) *
+      sizeof(float);
+  const size_t step = static_cast<size_t>(o.topk) * block;
+  const size_t scored = static_cast<size_t>(o.index_budget > 0 ? o.index_budget : 512) *
+                        static_cast<size_t>(dims.attn.n_head * dims.attn.head_dim) * sizeof(float);
+  const size_t need = static_cast<size_t>(dims.n_layer) * std::max(step + step / 7, 8 * scored);
+  if (s.blocks >= step && s.pages >= scored) return "";
+  const size_t b = o.store.mem_budget;
+  return cat("--mem-budget ", b >= (size_t{1} << 20) ? b >> 20 : b >> 10,
+             b >= (size_t{1} << 20) ? " MiB" : " KiB", " holds ", s.blocks / block, " of the ",
+             o.topk, " blocks each layer reads per step and ", s.pages >> 10, " of the ",
+             scored >> 10,
+             " KiB of representatives a search may score: decoding will read them "
+             "back from disk at every step; about ",
+             (need >> 20) + 1, " MiB keeps one step in RAM");
+}
+
 void validate_context_memory(const ContextMemoryOptions& o, int64_t trained_ctx) {
   if (o.n_local <= 0) fail("--n-local must be positive, got ", o.n_local);
   if (o.n_init < 0) fail("--n-init must be >= 0, got ", o.n_init);
@@ -63,9 +93,9 @@ ContextMemory::ContextMemory(const MemoryDims& dims, const ContextMemoryOptions&
   opt_.store.row_floats = dims_.attn.n_head_kv * dims_.attn.head_dim;
   if (opt_.store.mem_budget > 0) {
     // Per layer; an eighth of it for the index's pages of representatives, the rest for blocks.
-    const size_t per_layer = std::max<size_t>(2, opt_.store.mem_budget / dims_.n_layer);
-    index_budget_bytes_ = per_layer / 8 + 1;
-    opt_.store.mem_budget = per_layer - index_budget_bytes_;
+    const BudgetShare share = share_budget(opt_.store.mem_budget, dims_.n_layer);
+    index_budget_bytes_ = share.pages;
+    opt_.store.mem_budget = share.blocks;
   }
   for (int l = 0; l < dims_.n_layer; ++l) layers_.push_back(std::make_unique<Layer>());
   reset();
