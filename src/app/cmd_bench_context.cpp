@@ -34,22 +34,6 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-double cpu_s() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-int32_t argmax(const std::vector<float>& v) {
-  return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
-}
-
 struct Length {
   int64_t n = 0;
   std::unique_ptr<Session> s;
@@ -104,10 +88,10 @@ void run(const Opts& o) {
   }
   for (int r = 0; r < o.rounds; ++r) {
     for (Length& L : ls) {
-      const double w0 = now_s(), c0 = cpu_s();
+      const double w0 = now_s(), c0 = cpu_seconds();
       for (int64_t i = 0; i < o.n_gen; ++i) L.tok = argmax(L.s->eval(&L.tok, 1));
       L.wall_ms.push_back(1e3 * (now_s() - w0) / static_cast<double>(o.n_gen));
-      L.cpu_ms.push_back(1e3 * (cpu_s() - c0) / static_cast<double>(o.n_gen));
+      L.cpu_ms.push_back(1e3 * (cpu_seconds() - c0) / static_cast<double>(o.n_gen));
     }
     std::fprintf(stderr, "bench-context: round %d/%d done\n", r + 1, o.rounds);
   }

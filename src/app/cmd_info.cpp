@@ -83,8 +83,8 @@ void run_info(const std::string& path, const std::string& hf_config, const RopeO
     return;
   }
 
-  std::cout << "file:            " << path << " (GGUF v" << f.version() << ", "
-            << f.file_size() << " bytes)\n";
+  std::cout << "file:            " << path << " (GGUF v" << f.version() << ", " << f.file_size()
+            << " bytes)\n";
   std::cout << "architecture:    " << hp.arch << (spec ? "" : " (not supported for inference)")
             << (hp.name.empty() ? "" : "  name: " + hp.name) << "\n";
   if (m.has_weights()) {

@@ -58,10 +58,10 @@ void register_ppl(CLI::App& root) {
       std::cout << j.dump() << "\n";
       return;
     }
-    std::printf("ppl = %.4f +/- %.5f  (%lld windows of %lld tokens, %lld tokens scored, %.0f tok/s)\n",
-                r.ppl, r.stderr_ppl, static_cast<long long>(r.windows),
-                static_cast<long long>(o->ctx), static_cast<long long>(r.tokens_scored),
-                r.tokens_per_s);
+    std::printf(
+        "ppl = %.4f +/- %.5f  (%lld windows of %lld tokens, %lld tokens scored, %.0f tok/s)\n",
+        r.ppl, r.stderr_ppl, static_cast<long long>(r.windows), static_cast<long long>(o->ctx),
+        static_cast<long long>(r.tokens_scored), r.tokens_per_s);
   });
 }
 

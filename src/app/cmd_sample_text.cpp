@@ -38,7 +38,7 @@ void register_sample_text(CLI::App& root) {
     Loaded l = load_model(o->mo);
     const Model& m = *l.model;
     const Tokenizer& tok = m.tokenizer();
-    const int64_t max_doc = o->max_doc > 0 ? o->max_doc
+    const int64_t max_doc = o->max_doc > 0                ? o->max_doc
                             : m.hparams().n_ctx_train > 0 ? m.hparams().n_ctx_train
                                                           : 512;
     std::ofstream out(o->out, std::ios::binary);

@@ -36,7 +36,8 @@ void register_tokenize(CLI::App& root) {
       std::cout << j.dump() << "\n";
       return;
     }
-    for (int32_t id : ids) std::cout << id << "\t" << valid_utf8(tok.token_to_piece(id, true)) << "\n";
+    for (int32_t id : ids)
+      std::cout << id << "\t" << valid_utf8(tok.token_to_piece(id, true)) << "\n";
     std::cerr << ids.size() << " tokens\n";
   });
 }

@@ -1,7 +1,9 @@
 #include "app/common.h"
 
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -185,6 +187,23 @@ void warn_context(const Loaded& l, int64_t requested_ctx) {
   if (requested_ctx <= 0 || l.session.memory.policy != "full") return;
   if (auto w = rope_context_warning(l.session.rope, l.trained_ctx, requested_ctx))
     std::cerr << "warning: " << *w << "\n";
+}
+
+double median(std::vector<double> v) {
+  LC_CHECK(!v.empty());
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+int32_t argmax(const std::vector<float>& v) {
+  return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
 }
 
 std::string read_file(const std::string& path) {

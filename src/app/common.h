@@ -57,6 +57,13 @@ void warn_context(const Loaded& l, int64_t requested_ctx);
 // Reads a whole file; lc::Error naming it when it cannot be read.
 std::string read_file(const std::string& path);
 
+// Measurement helpers shared by the benchmarks.
+double median(std::vector<double> v);  // of a non-empty list
+// CPU time of every thread of this process: on a machine shared with other work, wall time
+// includes the time the OS gave to others, CPU time does not.
+double cpu_seconds();
+int32_t argmax(const std::vector<float>& v);  // the greedy token
+
 // A one-line progress display on stderr ("\r" updates on a terminal, a line every 10% otherwise).
 class Progress {
  public:

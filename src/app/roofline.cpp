@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "app/common.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/matmul.h"
@@ -19,13 +20,6 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-double median(std::vector<double> v) {
-  LC_CHECK(!v.empty());
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 int64_t matrix_params(const WeightMatrix& w) { return w.data ? w.n_in * w.n_out : 0; }
