@@ -8,7 +8,9 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "engine/memory_config.h"
 #include "kernels/attention.h"
+#include "kernels/kv_type.h"
 #include "kernels/rotary.h"
 #include "memory/full_memory.h"
 
@@ -205,6 +207,194 @@ TEST(FullMemory, LimitIsAnError) {
   std::vector<float> q(20), k(20), v(20), out(20);
   MemoryStep s{0, 5, &t};
   EXPECT_THROW(mem.attend(0, s, q.data(), k.data(), v.data(), out.data()), Error);
+}
+
+// ---------------------------------------------------------------------------------------------
+// KV cache types.
+
+// max |a - b| / max |b|.
+double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num = std::max(num, std::fabs(double(a[i]) - b[i]));
+    den = std::max(den, std::fabs(double(b[i])));
+  }
+  return num / den;
+}
+
+// What f16 / q8_0 storage may cost against f32, in max_rel_diff of attention outputs.
+double kv_tolerance(KvType t) { return t == KvType::F32 ? 1e-4 : t == KvType::F16 ? 2e-3 : 2e-2; }
+
+TEST(KvType, NamesParseAndBytes) {
+  for (KvType t : {KvType::F32, KvType::F16, KvType::Q8_0})
+    EXPECT_EQ(kv_type_from_name(kv_type_name(t)), t);
+  EXPECT_EQ(kv_type_from_name("F16"), KvType::F16);
+  EXPECT_EQ(kv_bytes(KvType::F32, 64), 256u);
+  EXPECT_EQ(kv_bytes(KvType::F16, 64), 128u);
+  EXPECT_EQ(kv_bytes(KvType::Q8_0, 64), 68u);
+  try {
+    kv_type_from_name("q4_0");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("--kv-type 'q4_0'"), std::string::npos) << m;
+    EXPECT_NE(m.find("f32, f16 or q8_0"), std::string::npos) << m;
+  }
+}
+
+// Attention over keys / values stored as f16 or q8_0 against the same inputs in f32, on the
+// prefill path and on the decode (key-segment) path.
+TEST(KvType, F16AndQ8_0AttentionCloseToF32) {
+  std::mt19937 rng(5);
+  AttnDims d{8, 2, 64, 0.125f};
+  const int64_t qs = 8 * 64, ks = 2 * 64, n_kv = 900;
+  const auto k = randv(n_kv * ks, rng), v = randv(n_kv * ks, rng);
+  for (int64_t n_q : {1, 4, 40}) {
+    const auto q = randv(n_q * qs, rng);
+    AttnMask mask;
+    mask.diag = n_kv - n_q;
+    AttnState st;
+    st.reset(n_q, d.n_head, d.head_dim);
+    attention_accumulate(q.data(), qs, KvSpan{k.data(), v.data(), n_kv, ks}, mask, d, st);
+    std::vector<float> want(n_q * qs);
+    attention_finish(st, want.data(), qs);
+    for (KvType t : {KvType::F16, KvType::Q8_0}) {
+      std::vector<uint8_t> kb(kv_bytes(t, n_kv * ks)), vb(kb.size());
+      kv_from_f32(t, k.data(), kb.data(), n_kv * ks);
+      kv_from_f32(t, v.data(), vb.data(), n_kv * ks);
+      st.reset(n_q, d.n_head, d.head_dim);
+      attention_accumulate(q.data(), qs, KvSpan{kb.data(), vb.data(), n_kv, ks, t}, mask, d, st);
+      std::vector<float> out(n_q * qs);
+      attention_finish(st, out.data(), qs);
+      const double diff = max_rel_diff(out, want);
+      EXPECT_LT(diff, kv_tolerance(t)) << kv_type_name(t) << " n_q " << n_q;
+      EXPECT_GT(diff, 0.0) << kv_type_name(t);  // the values really were rounded
+    }
+  }
+}
+
+// The same steps through a FullMemory of each type and an f32 one (RoPE, several steps).
+TEST(KvType, FullMemoryOfEachTypeCloseToF32) {
+  std::mt19937 rng(17);
+  MemoryDims md;
+  md.n_layer = 2;
+  md.attn = AttnDims{4, 2, 32, 1.0f / std::sqrt(32.0f)};
+  RopeTable rt = make_table(10000, 1, 1);
+  rt.dim = 32;
+  rt.inv_freq.clear();
+  for (int i = 0; i < 16; ++i) rt.inv_freq.push_back(std::pow(10000.0f, -2.0f * i / 32));
+  const int64_t kw = 64, qw = 128;
+  const std::vector<int64_t> steps = {300, 1, 1, 7, 1};
+  int64_t total = 0;
+  for (int64_t n : steps) total += n;
+  const auto q = randv(total * qw, rng), k = randv(total * kw, rng), v = randv(total * kw, rng);
+  auto run = [&](KvType t, size_t* bytes) {
+    FullMemory mem(md, 0, t);
+    EXPECT_EQ(mem.kv_type(), t);
+    std::vector<float> outs, out;
+    int64_t pos = 0;
+    for (int64_t n : steps) {
+      MemoryStep st{pos, n, &rt};
+      for (int layer = 0; layer < md.n_layer; ++layer) {
+        std::vector<float> ql(q.begin() + pos * qw, q.begin() + (pos + n) * qw);
+        out.assign(n * qw, 0.0f);
+        mem.attend(layer, st, ql.data(), k.data() + pos * kw, v.data() + pos * kw, out.data());
+        outs.insert(outs.end(), out.begin(), out.end());
+      }
+      mem.commit(st);
+      pos += n;
+    }
+    *bytes = mem.bytes_in_ram();
+    return outs;
+  };
+  size_t b32 = 0, b16 = 0, b8 = 0;
+  const auto r32 = run(KvType::F32, &b32), r16 = run(KvType::F16, &b16),
+             r8 = run(KvType::Q8_0, &b8);
+  EXPECT_LT(max_rel_diff(r16, r32), kv_tolerance(KvType::F16));
+  EXPECT_LT(max_rel_diff(r8, r32), kv_tolerance(KvType::Q8_0));
+  // Real bytes: the same growth of the stored vectors, in 4, 2 and 34/32 bytes per element.
+  EXPECT_GE(b32, size_t(2 * md.n_layer * total * kw * 4));
+  EXPECT_EQ(b16 * 2, b32);
+  EXPECT_EQ(b8 * 128, b32 * 34);
+}
+
+// Re-rotation when the table changes (dynamic NTK): keys stored as f16 / q8_0 go to f32, are
+// rotated and stored again. Tables t1 -> t2 -> t3 against a memory that used t3 throughout;
+// the first step is longer than one re-rotation pass (256 rows).
+TEST(KvType, FullMemoryReRotatesStoredKeysOfEveryType) {
+  std::mt19937 rng(29);
+  MemoryDims md;
+  md.n_layer = 1;
+  md.attn = AttnDims{4, 2, 32, 1.0f / std::sqrt(32.0f)};
+  auto table = [](float base, float factor, float attn) {
+    RopeTable t;
+    t.dim = 32;
+    t.attn_factor = attn;
+    for (int i = 0; i < 16; ++i) t.inv_freq.push_back(std::pow(base, -2.0f * i / 32) / factor);
+    return t;
+  };
+  const RopeTable t1 = table(10000, 1, 1), t2 = table(20000, 1.5f, 1.05f),
+                  t3 = table(40000, 2, 1.1f);
+  const int64_t n1 = 300, n2 = 2, n3 = 3, n = n1 + n2 + n3, kw = 64, qw = 128;
+  const auto q = randv(n * qw, rng), k = randv(n * kw, rng), v = randv(n * kw, rng);
+  auto run = [&](KvType t, const RopeTable& a, const RopeTable& b, const RopeTable& c) {
+    FullMemory mem(md, 0, t);
+    std::vector<float> qa = q, out(n3 * qw);
+    std::vector<float> scratch(n1 * qw);
+    MemoryStep s1{0, n1, &a}, s2{n1, n2, &b}, s3{n1 + n2, n3, &c};
+    mem.attend(0, s1, qa.data(), k.data(), v.data(), scratch.data());
+    mem.commit(s1);
+    mem.attend(0, s2, qa.data() + n1 * qw, k.data() + n1 * kw, v.data() + n1 * kw, scratch.data());
+    mem.commit(s2);
+    mem.attend(0, s3, qa.data() + (n1 + n2) * qw, k.data() + (n1 + n2) * kw,
+               v.data() + (n1 + n2) * kw, out.data());
+    return out;
+  };
+  const auto ref = run(KvType::F32, t3, t3, t3);
+  // Without re-rotation the keys would be far off: the tables differ a lot.
+  ASSERT_GT(max_rel_diff(run(KvType::F32, t1, t1, t1), ref), 0.05);
+  for (KvType t : {KvType::F32, KvType::F16, KvType::Q8_0}) {
+    SCOPED_TRACE(kv_type_name(t));
+    const auto got = run(t, t1, t2, t3);
+    EXPECT_LT(max_rel_diff(got, ref), kv_tolerance(t));
+    // Against the same type with t3 throughout: both round (differently), hence twice the bound.
+    EXPECT_LT(max_rel_diff(got, run(t, t3, t3, t3)), 2 * kv_tolerance(t));
+  }
+}
+
+TEST(KvType, Q8_0NeedsHeadDimMultipleOf32AndOtherPoliciesRefuseIt) {
+  MemoryDims md;
+  md.n_layer = 1;
+  md.attn = AttnDims{2, 1, 16, 0.25f};
+  try {
+    FullMemory mem(md, 0, KvType::Q8_0);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("head dim is 16"), std::string::npos) << m;
+    EXPECT_NE(m.find("--kv-type f16"), std::string::npos) << m;
+  }
+  EXPECT_NO_THROW(FullMemory(md, 0, KvType::F16));
+  md.attn.head_dim = 64;
+  EXPECT_NO_THROW(FullMemory(md, 0, KvType::Q8_0));
+
+  MemoryConfig c;
+  c.kv_type = KvType::F16;
+  EXPECT_EQ(make_memory(md, c)->name(), "full");
+  EXPECT_EQ(describe_memory(c), "full (f16 KV)");
+  c.max_ctx = 100;
+  EXPECT_EQ(describe_memory(c), "full (f16 KV, up to 100 tokens)");
+  for (const char* policy : {"streaming", "infllm"}) {
+    c.policy = policy;
+    try {
+      make_memory(md, c);
+      FAIL() << "no error for " << policy;
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("--kv-type f16 applies to --memory full only"), std::string::npos) << m;
+      EXPECT_NE(m.find(policy), std::string::npos) << m;
+    }
+  }
 }
 
 TEST(Rotary, RotationMatchesComplexMultiplication) {

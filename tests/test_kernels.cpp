@@ -17,6 +17,7 @@
 #include "core/thread_pool.h"
 #include "kernels/attention.h"
 #include "kernels/dispatch.h"
+#include "kernels/kv_type.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "kernels/quant.h"
@@ -578,6 +579,162 @@ TEST(AttentionTiles, ScoresAndAccumEveryIsaEveryHeadDim) {
             }
             EXPECT_EQ(acc[h * acc_hs + hd], acc0[h * acc_hs + hd]);  // gap between heads
           }
+        }
+      }
+    }
+  }
+}
+
+// Rows of random keys / values stored as F16 or Q8_0, and the same numbers in f32 (exact).
+struct StoredRows {
+  std::vector<uint16_t> f16;
+  std::vector<BlockQ8_0> q8;
+  std::vector<float> f32;  // what the stored rows hold
+};
+
+StoredRows stored_rows(KvType t, const std::vector<float>& x) {
+  StoredRows r;
+  const int64_t n = static_cast<int64_t>(x.size());
+  if (t == KvType::F16) {
+    r.f16.resize(x.size());
+    kv_from_f32(t, x.data(), r.f16.data(), n);
+    r.f32.resize(x.size());
+    kv_to_f32(t, r.f16.data(), r.f32.data(), n);
+  } else {
+    r.q8.resize(x.size() / 32);
+    kv_from_f32(t, x.data(), r.q8.data(), n);
+    r.f32.resize(x.size());
+    kv_to_f32(t, r.q8.data(), r.f32.data(), n);
+  }
+  return r;
+}
+
+// The F16 and Q8_0 tiles of every ISA against references in double computed from the stored
+// numbers, the way the f32 tiles are tested above (Q8_0: head dims that are multiples of 32).
+TEST(AttentionTiles, F16AndQ8_0ScoresAndAccumEveryIsa) {
+  std::mt19937 rng(23);
+  for (KvType t : {KvType::F16, KvType::Q8_0}) {
+    const std::vector<int64_t> hds = t == KvType::F16
+                                         ? std::vector<int64_t>{8, 16, 24, 40, 64, 80, 128, 256}
+                                         : std::vector<int64_t>{32, 64, 96, 128, 256};
+    for (int64_t hd : hds) {
+      for (int64_t n : {1, 5, 16, 17, 33, 128}) {
+        for (int64_t nh : {1, 3, 4, 6}) {
+          // Rows of 3 heads (+ 32 elements between rows), the tile reading the second head.
+          const int64_t stride = 3 * hd + 32, q_hs = hd + 3, ns = n + 2, off = hd;
+          const auto q = randn(nh * q_hs, rng), p = randn(nh * ns, rng);
+          const StoredRows kv = stored_rows(t, randn(n * stride, rng));
+          const float* kf = kv.f32.data() + off;  // the stored numbers, in f32
+          for (Isa isa : supported_isas()) {
+            SCOPED_TRACE(std::string(kv_type_name(t)) + " " + isa_name(isa) + " hd " +
+                         std::to_string(hd) + " n " + std::to_string(n) + " heads " +
+                         std::to_string(nh));
+            const KernelTable& k = kernel_table(isa);
+            std::vector<float> s(nh * ns, 9.0f), mx(nh, 0.0f);
+            const float scale = 0.3f;
+            if (t == KvType::F16)
+              k.attn_scores_f16(q.data(), q_hs, nh, kv.f16.data() + off, stride, n, hd, scale,
+                                s.data(), ns, mx.data());
+            else
+              k.attn_scores_q8_0(q.data(), q_hs, nh, kv.q8.data() + off / 32, stride / 32, n, hd,
+                                 scale, s.data(), ns, mx.data());
+            for (int64_t h = 0; h < nh; ++h) {
+              float ref_max = -INFINITY;
+              for (int64_t j = 0; j < n; ++j) {
+                double ref = 0, mag = 0;
+                for (int64_t e = 0; e < hd; ++e) {
+                  ref += double(q[h * q_hs + e]) * kf[j * stride + e];
+                  mag += std::fabs(double(q[h * q_hs + e]) * kf[j * stride + e]);
+                }
+                ASSERT_NEAR(s[h * ns + j], ref * scale, 1e-6 * mag * scale) << h << " " << j;
+                ref_max = std::max(ref_max, s[h * ns + j]);
+              }
+              EXPECT_EQ(mx[h], ref_max);
+              EXPECT_EQ(s[h * ns + n], 9.0f);  // nothing past n is written
+            }
+
+            const int64_t acc_hs = hd + 1;
+            auto acc = randn(nh * acc_hs, rng);
+            const auto acc0 = acc;
+            if (t == KvType::F16)
+              k.attn_accum_f16(p.data(), ns, nh, kv.f16.data() + off, stride, n, hd, acc.data(),
+                               acc_hs);
+            else
+              k.attn_accum_q8_0(p.data(), ns, nh, kv.q8.data() + off / 32, stride / 32, n, hd,
+                                acc.data(), acc_hs);
+            for (int64_t h = 0; h < nh; ++h) {
+              for (int64_t e = 0; e < hd; ++e) {
+                double ref = acc0[h * acc_hs + e], mag = std::fabs(ref);
+                for (int64_t j = 0; j < n; ++j) {
+                  ref += double(p[h * ns + j]) * kf[j * stride + e];
+                  mag += std::fabs(double(p[h * ns + j]) * kf[j * stride + e]);
+                }
+                ASSERT_NEAR(acc[h * acc_hs + e], ref, 1e-6 * mag) << h << " " << e;
+              }
+              EXPECT_EQ(acc[h * acc_hs + hd], acc0[h * acc_hs + hd]);  // gap between heads
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// The whole tiled kernel over F16 / Q8_0 spans, on every ISA, for prefill shapes and for the
+// decode (key-segment) path: the same numbers as the f32 kernel on the stored values converted to
+// f32, and the same on every ISA as on the scalar table.
+TEST(AttentionTiles, F16AndQ8_0SpansMatchF32OnTheStoredNumbersEveryIsa) {
+  IsaGuard guard;
+  std::mt19937 rng(37);
+  for (KvType t : {KvType::F16, KvType::Q8_0}) {
+    for (int64_t hd : {8, 32, 64, 128}) {
+      if (t == KvType::Q8_0 && hd % 32 != 0) continue;
+      for (int64_t n_q : {1, 3, 19}) {
+        AttnDims d{8, 2, hd, 1.0f / std::sqrt(float(hd))};
+        const int64_t n_kv = 700, qs = d.n_head * hd, ks = d.n_head_kv * hd;
+        const auto q = randn(n_q * qs, rng);
+        const StoredRows kr = stored_rows(t, randn(n_kv * ks, rng));
+        const StoredRows vr = stored_rows(t, randn(n_kv * ks, rng));
+        const void* kp = t == KvType::F16 ? static_cast<const void*>(kr.f16.data()) : kr.q8.data();
+        const void* vp = t == KvType::F16 ? static_cast<const void*>(vr.f16.data()) : vr.q8.data();
+        AttnMask mask;
+        mask.diag = n_kv - n_q;
+        mask.window = 500;
+        std::vector<float> ref_mass;
+        for (Isa isa : supported_isas()) {
+          SCOPED_TRACE(std::string(kv_type_name(t)) + " " + isa_name(isa) + " hd " +
+                       std::to_string(hd) + " n_q " + std::to_string(n_q));
+          set_isa(isa);
+          AttnState st;
+          // f32 kernel on the stored numbers.
+          st.reset(n_q, d.n_head, hd);
+          attention_accumulate(q.data(), qs, KvSpan{kr.f32.data(), vr.f32.data(), n_kv, ks}, mask,
+                               d, st);
+          std::vector<float> want(n_q * qs);
+          attention_finish(st, want.data(), qs);
+          // The stored span, in two pieces (one softmax).
+          const int64_t cut = 160;
+          const size_t cut_bytes = kv_bytes(t, cut * ks);
+          AttnMask m2 = mask;
+          m2.diag = mask.diag - cut;
+          st.reset(n_q, d.n_head, hd);
+          attention_accumulate(q.data(), qs, KvSpan{kp, vp, cut, ks, t}, mask, d, st);
+          attention_accumulate(q.data(), qs,
+                               KvSpan{static_cast<const char*>(kp) + cut_bytes,
+                                      static_cast<const char*>(vp) + cut_bytes, n_kv - cut, ks, t},
+                               m2, d, st);
+          std::vector<float> out(n_q * qs), mass(n_kv * d.n_head, 0.0f);
+          attention_finish(st, out.data(), qs);
+          for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], want[i], 1e-5) << i;
+          st.reset(n_q, d.n_head, hd);
+          const KvSpan whole{kp, vp, n_kv, ks, t};
+          attention_accumulate(q.data(), qs, whole, mask, d, st);
+          attention_key_mass(q.data(), qs, whole, mask, d, st, mass.data());
+          if (isa == Isa::Scalar) {
+            ref_mass = mass;
+            continue;
+          }
+          for (size_t i = 0; i < mass.size(); ++i) ASSERT_NEAR(mass[i], ref_mass[i], 1e-5);
         }
       }
     }

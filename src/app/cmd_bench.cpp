@@ -222,7 +222,8 @@ void run_bench(const BenchOpts& o) {
                           {"weight_mb_per_token", static_cast<double>(wbytes) / (1 << 20)},
                           {"repeat", o.repeat},
                           {"threads", num_threads()},
-                          {"memory", describe_memory(l.session.memory)}};
+                          {"memory", describe_memory(l.session.memory)},
+                          {"kv_type", kv_type_name(l.session.memory.kv_type)}};
       if (lim) {
         j["roofline"] = limits_json(*lim);
         j["decode_frac_of_dram"] = r.decode_gb_s / lim->dram_gb_s;
@@ -254,8 +255,10 @@ void run_bench(const BenchOpts& o) {
       std::printf("%9lld %6lld CPU time (all threads): prefill %.2f s, decode %.2f ms per token\n",
                   static_cast<long long>(r.n_prompt), static_cast<long long>(r.n_gen),
                   r.prefill_cpu_s, 1e3 * r.decode_cpu_s / static_cast<double>(r.n_gen));
-  std::printf("(medians of %d runs; decode GB/s counts the weights only, not the KV cache)\n",
-              o.repeat);
+  std::printf(
+      "(medians of %d runs; KV cache %s, KV MiB as stored; decode GB/s counts the weights only, "
+      "not the KV cache)\n",
+      o.repeat, kv_type_name(l.session.memory.kv_type));
 }
 
 }  // namespace

@@ -46,6 +46,11 @@ void ModelOptions::add_memory_options(CLI::App& cmd) {
   cmd.add_option("--memory", memory, "KV memory policy: full, streaming, infllm")
       ->capture_default_str()
       ->group(g);
+  cmd.add_option("--kv-type", kv_type,
+                 "KV cache type of --memory full: f32, f16 (half the bytes), q8_0 (head dim a "
+                 "multiple of 32)")
+      ->capture_default_str()
+      ->group(g);
   cmd.add_option("--ctx-train", ctx_train,
                  "the model's trained context, when the file's context_length is wrong (defaults "
                  "of the memory policies derive from it)")
@@ -100,6 +105,8 @@ void configure_memory(const ModelOptions& o, Loaded& l) {
   mc.policy = o.memory;
   if (mc.policy != "full" && mc.policy != "streaming" && mc.policy != "infllm")
     fail("unknown --memory '", mc.policy, "' (expected: full, streaming, infllm)");
+  mc.kv_type = kv_type_from_name(o.kv_type);
+  check_kv_type(mc);
   if (o.ctx_train < 0) fail("--ctx-train must be positive, got ", o.ctx_train);
   ContextMemoryOptions& c = mc.ctx;
   c = default_context_memory(trained_context(o, l));

@@ -21,7 +21,8 @@ struct ModelOptions {
   int threads = 0;
   int64_t batch = 512;
   std::string memory = "full";
-  int64_t ctx_train = 0;  // --ctx-train: the trained context when the file's is wrong
+  std::string kv_type = "f32";  // --kv-type: storage of the full memory's keys and values
+  int64_t ctx_train = 0;        // --ctx-train: the trained context when the file's is wrong
   // KV-memory parameters (-1 / "" = derived from the trained context)
   int64_t n_init = -1, n_local = -1, block_size = -1, topk = -1, repr_topk = -1, exec_block = -1;
   std::string mem_budget, spill_dir, spill_type = "f16", retrieval = "index";

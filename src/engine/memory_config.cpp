@@ -25,8 +25,12 @@ ContextMemoryOptions default_context_memory(int64_t L) {
 }
 
 std::string describe_memory(const MemoryConfig& c) {
-  if (c.policy == "full")
-    return c.max_ctx > 0 ? cat("full (up to ", c.max_ctx, " tokens)") : std::string("full");
+  if (c.policy == "full") {
+    const std::string kv =
+        c.kv_type == KvType::F32 ? std::string() : cat(kv_type_name(c.kv_type), " KV");
+    if (c.max_ctx <= 0) return kv.empty() ? std::string("full") : cat("full (", kv, ")");
+    return cat("full (", kv.empty() ? "" : kv + ", ", "up to ", c.max_ctx, " tokens)");
+  }
   const ContextMemoryOptions& o = c.ctx;
   std::string s =
       cat(c.policy, ": n_init ", o.n_init, ", n_local ", o.n_local, ", exec_block ", o.exec_block);
@@ -71,8 +75,16 @@ size_t parse_bytes(const std::string& text, const std::string& flag) {
   return static_cast<size_t>(std::llround(v * mul));
 }
 
+void check_kv_type(const MemoryConfig& c) {
+  if (c.kv_type != KvType::F32 && c.policy != "full")
+    fail("--kv-type ", kv_type_name(c.kv_type), " applies to --memory full only; --memory ",
+         c.policy, " stores its keys and values as f32 (leave --kv-type at f32; --spill-type sets ",
+         "the type of spilled infllm blocks)");
+}
+
 std::unique_ptr<KvMemory> make_memory(const MemoryDims& dims, const MemoryConfig& c) {
-  if (c.policy == "full") return std::make_unique<FullMemory>(dims, c.max_ctx);
+  check_kv_type(c);
+  if (c.policy == "full") return std::make_unique<FullMemory>(dims, c.max_ctx, c.kv_type);
   if (c.policy == "streaming" || c.policy == "infllm") {
     ContextMemoryOptions o = c.ctx;
     o.infllm = c.policy == "infllm";

@@ -5,15 +5,17 @@
 #include <memory>
 #include <string>
 
+#include "kernels/kv_type.h"
 #include "memory/context_memory.h"
 #include "memory/kv_memory.h"
 
 namespace lc {
 
 struct MemoryConfig {
-  std::string policy = "full";  // full | streaming | infllm
-  int64_t max_ctx = 0;          // full: most tokens it may hold (0 = unlimited)
-  ContextMemoryOptions ctx;     // streaming / infllm
+  std::string policy = "full";   // full | streaming | infllm
+  int64_t max_ctx = 0;           // full: most tokens it may hold (0 = unlimited)
+  KvType kv_type = KvType::F32;  // full: storage of keys and values (streaming / infllm: f32 only)
+  ContextMemoryOptions ctx;      // streaming / infllm
 };
 
 // Defaults from the trained context L (ALGORITHMS.md 1.6): the reference configuration for
@@ -27,6 +29,10 @@ std::string describe_memory(const MemoryConfig& c);
 // Parses "512M", "2G", "100000" (bytes); lc::Error naming `flag` on a bad value.
 size_t parse_bytes(const std::string& text, const std::string& flag);
 
+// lc::Error for an unknown policy, or a kv_type other than F32 with streaming / infllm.
 std::unique_ptr<KvMemory> make_memory(const MemoryDims& dims, const MemoryConfig& c);
+
+// lc::Error when the policy does not support c.kv_type (streaming / infllm store f32 only).
+void check_kv_type(const MemoryConfig& c);
 
 }  // namespace lc

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/dispatch.h"
+#include "kernels/quant_blocks.h"
 
 namespace lc {
 
@@ -38,13 +39,48 @@ inline void visible_range(const AttnMask& m, int64_t i, int64_t n, int64_t& lo, 
   if (hi < lo) hi = lo;
 }
 
+// Scores of keys [lo, lo + nt) of KV head hk against the `group` query heads at qg (head_dim
+// apart), by the kernel of the span's storage type: s[g * kTile + j], maxima in tmax[g].
+void span_scores(const KernelTable& kt, const float* qg, const KvSpan& kv, int64_t lo, int64_t nt,
+                 int64_t hk, int64_t group, int64_t hd, float scale, float* s, float* tmax) {
+  const int64_t off = lo * kv.stride + hk * hd;  // element offset of the first row's head
+  switch (kv.type) {
+    case KvType::F32:
+      return kt.attn_scores(qg, hd, group, static_cast<const float*>(kv.k) + off, kv.stride, nt, hd,
+                            scale, s, kTile, tmax);
+    case KvType::F16:
+      return kt.attn_scores_f16(qg, hd, group, static_cast<const uint16_t*>(kv.k) + off, kv.stride,
+                                nt, hd, scale, s, kTile, tmax);
+    case KvType::Q8_0:
+      return kt.attn_scores_q8_0(qg, hd, group, static_cast<const BlockQ8_0*>(kv.k) + off / kQK,
+                                 kv.stride / kQK, nt, hd, scale, s, kTile, tmax);
+  }
+}
+
+// acc[g * hd + e] += sum_j p[g * kTile + j] * value (lo + j, head hk)[e] for g < group, j < nt.
+void span_accum(const KernelTable& kt, const float* p, const KvSpan& kv, int64_t lo, int64_t nt,
+                int64_t hk, int64_t group, int64_t hd, float* acc) {
+  const int64_t off = lo * kv.stride + hk * hd;
+  switch (kv.type) {
+    case KvType::F32:
+      return kt.attn_accum(p, kTile, group, static_cast<const float*>(kv.v) + off, kv.stride, nt,
+                           hd, acc, hd);
+    case KvType::F16:
+      return kt.attn_accum_f16(p, kTile, group, static_cast<const uint16_t*>(kv.v) + off, kv.stride,
+                               nt, hd, acc, hd);
+    case KvType::Q8_0:
+      return kt.attn_accum_q8_0(p, kTile, group, static_cast<const BlockQ8_0*>(kv.v) + off / kQK,
+                                kv.stride / kQK, nt, hd, acc, hd);
+  }
+}
+
 // Keys [lo, hi) (inside one tile) for the `group` query heads that share KV head hk, one query
 // (qg: its first head of the group); running state of those heads in m[g], l[g], acc[g * hd].
 void tile_update(const KernelTable& kt, const float* qg, const KvSpan& kv, int64_t lo, int64_t hi,
                  int64_t hk, int64_t group, int64_t hd, float scale, float* m, double* l,
                  float* acc, float* scores, float* tmax) {
-  const int64_t nt = hi - lo, off = lo * kv.stride + hk * hd;
-  kt.attn_scores(qg, hd, group, kv.k + off, kv.stride, nt, hd, scale, scores, kTile, tmax);
+  const int64_t nt = hi - lo;
+  span_scores(kt, qg, kv, lo, nt, hk, group, hd, scale, scores, tmax);
   for (int64_t g = 0; g < group; ++g) {
     if (tmax[g] > m[g]) {
       const float c =
@@ -57,7 +93,7 @@ void tile_update(const KernelTable& kt, const float* qg, const KvSpan& kv, int64
     float* sg = scores + g * kTile;
     l[g] += kt.exp_shift(sg, m[g], sg, nt);
   }
-  kt.attn_accum(scores, kTile, group, kv.v + off, kv.stride, nt, hd, acc, hd);
+  span_accum(kt, scores, kv, lo, nt, hk, group, hd, acc);
 }
 
 // The split path (see kSplitMaxQueries): one work item per segment of keys, each with partial
@@ -69,9 +105,10 @@ constexpr int64_t kSweepBytes = 96 << 10;
 // Rows [j0, j1) of K and V (contiguous) into L2.
 inline void prefetch_rows(const KvSpan& kv, int64_t j0, int64_t j1) {
   if (j1 <= j0) return;
-  const char* kp = reinterpret_cast<const char*>(kv.k + j0 * kv.stride);
-  const char* vp = reinterpret_cast<const char*>(kv.v + j0 * kv.stride);
-  const int64_t bytes = (j1 - j0) * kv.stride * static_cast<int64_t>(sizeof(float));
+  const int64_t row = static_cast<int64_t>(kv_bytes(kv.type, kv.stride));
+  const char* kp = static_cast<const char*>(kv.k) + j0 * row;
+  const char* vp = static_cast<const char*>(kv.v) + j0 * row;
+  const int64_t bytes = (j1 - j0) * row;
   for (int64_t b = 0; b < bytes; b += 64) {
     __builtin_prefetch(kp + b, 0, 2);
     __builtin_prefetch(vp + b, 0, 2);
@@ -84,7 +121,7 @@ void accumulate_split(const float* q, int64_t q_stride, const KvSpan& kv, const 
   const int64_t seg_len =
       std::max<int64_t>(1, (kv.n + kSplitSegments * kTile - 1) / (kSplitSegments * kTile)) * kTile;
   const int64_t n_seg = (kv.n + seg_len - 1) / seg_len;
-  const int64_t row_bytes = 2 * d.n_head_kv * hd * static_cast<int64_t>(sizeof(float));
+  const int64_t row_bytes = 2 * static_cast<int64_t>(kv_bytes(kv.type, d.n_head_kv * hd));
   const int64_t sub = std::clamp<int64_t>(kSweepBytes / row_bytes / 4 * 4, 4, kTile);
   const int64_t rows = n_q * d.n_head;  // state rows of one item
   std::vector<float> pm(static_cast<size_t>(n_seg * rows));
@@ -161,6 +198,7 @@ void attention_accumulate(const float* q, int64_t q_stride, const KvSpan& kv, co
   LC_CHECK(st.n_head == d.n_head && st.head_dim == d.head_dim);
   LC_CHECK(d.n_head % d.n_head_kv == 0);
   if (kv.n <= 0) return;
+  if (kv.type == KvType::Q8_0) LC_CHECK(d.head_dim % kQK == 0 && kv.stride % kQK == 0);
   const int64_t group = d.n_head / d.n_head_kv;
   const int64_t hd = d.head_dim;
   if (st.n_q <= kSplitMaxQueries && kv.n >= kSplitMinKeys) {
@@ -227,6 +265,7 @@ void attention_key_mass(const float* q, int64_t q_stride, const KvSpan& kv, cons
                         const AttnDims& d, const AttnState& st, float* probs) {
   const int64_t group = d.n_head / d.n_head_kv;
   const int64_t hd = d.head_dim;
+  if (kv.type == KvType::Q8_0) LC_CHECK(hd % kQK == 0 && kv.stride % kQK == 0);
   const KernelTable& kt = kernels();
   // Parallel over KV heads, so that each task owns the probs columns of its query heads.
   parallel_for(d.n_head_kv, [&](int64_t g0, int64_t g1) {
@@ -237,9 +276,9 @@ void attention_key_mass(const float* q, int64_t q_stride, const KvSpan& kv, cons
         visible_range(mask, i, kv.n, lo, hi);
         const int64_t t0 = i * d.n_head + hk * group;
         for (int64_t j0 = lo; j0 < hi; j0 += kTile) {
-          const int64_t nt = std::min(kTile, hi - j0), off = j0 * kv.stride + hk * hd;
-          kt.attn_scores(q + i * q_stride + hk * group * hd, hd, group, kv.k + off, kv.stride, nt,
-                         hd, d.scale, scores.data(), kTile, tmax.data());
+          const int64_t nt = std::min(kTile, hi - j0);
+          span_scores(kt, q + i * q_stride + hk * group * hd, kv, j0, nt, hk, group, hd, d.scale,
+                      scores.data(), tmax.data());
           for (int64_t g = 0; g < group; ++g) {
             const size_t t = static_cast<size_t>(t0 + g);
             if (st.l[t] <= 0) continue;

@@ -7,6 +7,8 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/kv_type.h"
+
 namespace lc {
 
 struct AttnDims {
@@ -16,12 +18,15 @@ struct AttnDims {
   float scale = 1.0f;  // logit scale, usually 1/sqrt(head_dim)
 };
 
-// Keys and values of n tokens; token j's head h starts at k + j * stride + h * head_dim.
+// Keys and values of n tokens stored as `type` (kv_type.h); token j's head h starts at element
+// j * stride + h * head_dim of k (and of v). For Q8_0, head_dim and stride are multiples of 32 (the
+// blocks lie inside a head) and element e is in block e / 32 of k.
 struct KvSpan {
-  const float* k = nullptr;
-  const float* v = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
   int64_t n = 0;
-  int64_t stride = 0;
+  int64_t stride = 0;  // in elements
+  KvType type = KvType::F32;
 };
 
 // Key j is visible to query i iff  j <= i + diag  and (window <= 0 or j > i + diag - window).

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "kernels/matmul.h"
+#include "kernels/quant_blocks.h"
 
 namespace lc {
 
@@ -79,6 +80,22 @@ struct KernelTable {
   // acc[h * acc_hs + e] += sum_j p[h * ns + j] * v[j * stride + e] for h < n_heads, e < head_dim.
   void (*attn_accum)(const float* p, int64_t ns, int64_t n_heads, const float* v, int64_t stride,
                      int64_t n, int64_t head_dim, float* acc, int64_t acc_hs);
+
+  // --- the same two tiles over keys / values stored as KvType::F16 or Q8_0 (kv_type.h) ---
+  // Numbers as if each row were first converted to f32 (exact for both types), then as above.
+  // F16: k / v point at key 0's head, key j's at + j * stride (stride in elements).
+  void (*attn_scores_f16)(const float* q, int64_t q_hs, int64_t n_heads, const uint16_t* k,
+                          int64_t stride, int64_t n, int64_t head_dim, float scale, float* s,
+                          int64_t ns, float* mx);
+  void (*attn_accum_f16)(const float* p, int64_t ns, int64_t n_heads, const uint16_t* v,
+                         int64_t stride, int64_t n, int64_t head_dim, float* acc, int64_t acc_hs);
+  // Q8_0: head_dim a multiple of 32; k / v point at the first block of key 0's head, key j's at
+  // + j * stride (stride in blocks).
+  void (*attn_scores_q8_0)(const float* q, int64_t q_hs, int64_t n_heads, const BlockQ8_0* k,
+                           int64_t stride, int64_t n, int64_t head_dim, float scale, float* s,
+                           int64_t ns, float* mx);
+  void (*attn_accum_q8_0)(const float* p, int64_t ns, int64_t n_heads, const BlockQ8_0* v,
+                          int64_t stride, int64_t n, int64_t head_dim, float* acc, int64_t acc_hs);
 };
 
 // The table in use. Chosen on first call: LONGCTX_ISA=scalar|avx2|avx512 if set (lc::Error if the

@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "kernels/quant_blocks.h"
+#include "kernels/simd_kv.h"
 
 #define LC_TARGET __attribute__((target("avx2,fma,f16c")))
 
@@ -521,9 +522,26 @@ bool matvec_q(const WeightMatrix&, const ActQ8&, int64_t, int64_t, float*) { ret
 #include "kernels/simd_x86_matmul.h"
 
 const KernelTable kTable = {
-    Isa::Avx2,       quantize_act, has_matmul,      matmul_rows, vdot,    axpy,
-    dot_columns,     dot_rows,     dot_columns_f16, add_inplace, rmsnorm, silu_mul,
-    softmax_inplace, attn_scores,  exp_shift,       attn_accum,
+    Isa::Avx2,
+    quantize_act,
+    has_matmul,
+    matmul_rows,
+    vdot,
+    axpy,
+    dot_columns,
+    dot_rows,
+    dot_columns_f16,
+    add_inplace,
+    rmsnorm,
+    silu_mul,
+    softmax_inplace,
+    attn_scores,
+    exp_shift,
+    attn_accum,
+    kv_avx2::attn_scores_f16,
+    kv_avx2::attn_accum_f16,
+    kv_avx2::attn_scores_q8_0,
+    kv_avx2::attn_accum_q8_0,
 };
 
 }  // namespace

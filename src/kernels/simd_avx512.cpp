@@ -29,6 +29,7 @@
 
 #include "core/error.h"
 #include "kernels/quant_blocks.h"
+#include "kernels/simd_kv.h"
 
 #define LC_TARGET \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
@@ -1010,9 +1011,26 @@ LC_TARGET bool matvec_q(const WeightMatrix& w, const ActQ8& a, int64_t r0, int64
 #include "kernels/simd_x86_matmul.h"
 
 const KernelTable kTable = {
-    Isa::Avx512,     quantize_act, has_matmul,      matmul_rows, vdot,    axpy,
-    dot_columns,     dot_rows,     dot_columns_f16, add_inplace, rmsnorm, silu_mul,
-    softmax_inplace, attn_scores,  exp_shift,       attn_accum,
+    Isa::Avx512,
+    quantize_act,
+    has_matmul,
+    matmul_rows,
+    vdot,
+    axpy,
+    dot_columns,
+    dot_rows,
+    dot_columns_f16,
+    add_inplace,
+    rmsnorm,
+    silu_mul,
+    softmax_inplace,
+    attn_scores,
+    exp_shift,
+    attn_accum,
+    kv_avx512::attn_scores_f16,
+    kv_avx512::attn_accum_f16,
+    kv_avx512::attn_scores_q8_0,
+    kv_avx512::attn_accum_q8_0,
 };
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "core/fp16.h"
 #include "kernels/dispatch.h"
@@ -113,10 +114,64 @@ void attn_accum(const float* p, int64_t ns, int64_t n_heads, const float* v, int
     for (int64_t j = 0; j < n; ++j) axpy(p[h * ns + j], v + j * stride, acc + h * acc_hs, hd);
 }
 
+// Half-precision and Q8_0 rows: each key / value row of the tile is converted to f32 once (exact),
+// then used as by the f32 tiles above.
+void row_f16(const uint16_t* x, int64_t hd, float* y) {
+  for (int64_t e = 0; e < hd; ++e) y[e] = fp16_to_f32(x[e]);
+}
+
+void row_q8_0(const BlockQ8_0* x, int64_t hd, float* y) {
+  for (int64_t b = 0; b < hd / kQK; ++b) {
+    const float d = fp16_to_f32(x[b].d);
+    for (int i = 0; i < kQK; ++i) y[b * kQK + i] = static_cast<float>(x[b].qs[i]) * d;
+  }
+}
+
+template <typename T, void (*Row)(const T*, int64_t, float*)>
+void scores_conv(const float* q, int64_t q_hs, int64_t n_heads, const T* k, int64_t stride,
+                 int64_t n, int64_t hd, float scale, float* s, int64_t ns, float* mx) {
+  std::vector<float> row(static_cast<size_t>(hd));
+  for (int64_t h = 0; h < n_heads; ++h) mx[h] = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < n; ++j) {
+    Row(k + j * stride, hd, row.data());
+    for (int64_t h = 0; h < n_heads; ++h) {
+      s[h * ns + j] = dot(q + h * q_hs, row.data(), hd) * scale;
+      mx[h] = std::max(mx[h], s[h * ns + j]);
+    }
+  }
+}
+
+template <typename T, void (*Row)(const T*, int64_t, float*)>
+void accum_conv(const float* p, int64_t ns, int64_t n_heads, const T* v, int64_t stride, int64_t n,
+                int64_t hd, float* acc, int64_t acc_hs) {
+  std::vector<float> row(static_cast<size_t>(hd));
+  for (int64_t j = 0; j < n; ++j) {
+    Row(v + j * stride, hd, row.data());
+    for (int64_t h = 0; h < n_heads; ++h) axpy(p[h * ns + j], row.data(), acc + h * acc_hs, hd);
+  }
+}
+
 const KernelTable kTable = {
-    Isa::Scalar,     quantize_act_ref, has_matmul,      matmul_rows, dot,     axpy,
-    dot_columns,     dot_rows,         dot_columns_f16, add_inplace, rmsnorm, silu_mul,
-    softmax_inplace, attn_scores,      exp_shift,       attn_accum,
+    Isa::Scalar,
+    quantize_act_ref,
+    has_matmul,
+    matmul_rows,
+    dot,
+    axpy,
+    dot_columns,
+    dot_rows,
+    dot_columns_f16,
+    add_inplace,
+    rmsnorm,
+    silu_mul,
+    softmax_inplace,
+    attn_scores,
+    exp_shift,
+    attn_accum,
+    scores_conv<uint16_t, row_f16>,
+    accum_conv<uint16_t, row_f16>,
+    scores_conv<BlockQ8_0, row_q8_0>,
+    accum_conv<BlockQ8_0, row_q8_0>,
 };
 
 }  // namespace

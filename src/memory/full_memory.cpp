@@ -1,25 +1,100 @@
 #include "memory/full_memory.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace lc {
 
-FullMemory::FullMemory(const MemoryDims& dims, int64_t max_tokens)
-    : dims_(dims), max_tokens_(max_tokens), layers_(static_cast<size_t>(dims.n_layer)) {}
+namespace {
+// Stored keys re-rotated per pass when the table changes (bounds the f32 copy of f16 / q8_0 keys).
+constexpr int64_t kRerotateRows = 256;
+
+size_t rows_bytes(const std::vector<float>& a, const std::vector<uint16_t>& b,
+                  const std::vector<BlockQ8_0>& c) {
+  return a.capacity() * sizeof(float) + b.capacity() * sizeof(uint16_t) +
+         c.capacity() * sizeof(BlockQ8_0);
+}
+}  // namespace
+
+FullMemory::FullMemory(const MemoryDims& dims, int64_t max_tokens, KvType kv_type)
+    : dims_(dims),
+      max_tokens_(max_tokens),
+      type_(kv_type),
+      layers_(static_cast<size_t>(dims.n_layer)) {
+  if (type_ == KvType::Q8_0 && dims.attn.head_dim % kQK != 0)
+    fail(
+        "--kv-type q8_0 needs a head dim that is a multiple of 32 (its blocks of 32 values lie "
+        "inside one head), but this model's head dim is ",
+        dims.attn.head_dim, "; use --kv-type f16");
+}
 
 void FullMemory::reset() {
   n_past_ = 0;
   for (auto& l : layers_) {
-    l.k.clear();
-    l.v.clear();
+    for (Rows* r : {&l.k, &l.v}) {
+      r->f32.clear();
+      r->f16.clear();
+      r->q8.clear();
+    }
     l.table = RopeTable{};
   }
 }
 
 size_t FullMemory::bytes_in_ram() const {
   size_t b = 0;
-  for (const auto& l : layers_) b += (l.k.capacity() + l.v.capacity()) * sizeof(float);
+  for (const auto& l : layers_)
+    b += rows_bytes(l.k.f32, l.k.f16, l.k.q8) + rows_bytes(l.v.f32, l.v.f16, l.v.q8);
   return b;
+}
+
+void* FullMemory::at(Rows& r, int64_t elem) const {
+  switch (type_) {
+    case KvType::F32:
+      return r.f32.data() + elem;
+    case KvType::F16:
+      return r.f16.data() + elem;
+    case KvType::Q8_0:
+      return r.q8.data() + elem / kQK;
+  }
+  return nullptr;
+}
+
+void FullMemory::append(Rows& r, const float* x, int64_t n) const {
+  int64_t old = 0;
+  switch (type_) {
+    case KvType::F32:
+      old = static_cast<int64_t>(r.f32.size());
+      r.f32.resize(static_cast<size_t>(old + n));
+      break;
+    case KvType::F16:
+      old = static_cast<int64_t>(r.f16.size());
+      r.f16.resize(static_cast<size_t>(old + n));
+      break;
+    case KvType::Q8_0:
+      old = static_cast<int64_t>(r.q8.size()) * kQK;
+      r.q8.resize(static_cast<size_t>((old + n) / kQK));
+      break;
+  }
+  kv_from_f32(type_, x, at(r, old), n);
+}
+
+void FullMemory::rerotate(Layer& L, const RopeTable& delta) {
+  const AttnDims& d = dims_.attn;
+  const int64_t kv_w = d.n_head_kv * d.head_dim;
+  if (type_ == KvType::F32) {
+    rope_apply(delta, L.k.f32.data(), n_past_, kv_w, d.n_head_kv, d.head_dim, 0);
+    return;
+  }
+  // Stored in f16 / q8_0: to f32, rotate, back (a pass of rows at a time).
+  for (int64_t j0 = 0; j0 < n_past_; j0 += kRerotateRows) {
+    const int64_t n = std::min(kRerotateRows, n_past_ - j0);
+    scratch_.resize(static_cast<size_t>(n * kv_w));
+    void* p = at(L.k, j0 * kv_w);
+    kv_to_f32(type_, p, scratch_.data(), n * kv_w);
+    rope_apply(delta, scratch_.data(), n, kv_w, d.n_head_kv, d.head_dim, j0);
+    kv_from_f32(type_, scratch_.data(), p, n * kv_w);
+  }
 }
 
 void FullMemory::attend(int layer, const MemoryStep& step, float* q, const float* k, const float* v,
@@ -41,17 +116,18 @@ void FullMemory::attend(int layer, const MemoryStep& step, float* q, const float
     RopeTable delta = rt;
     for (size_t i = 0; i < delta.inv_freq.size(); ++i) delta.inv_freq[i] -= L.table.inv_freq[i];
     delta.attn_factor = rt.attn_factor / L.table.attn_factor;
-    rope_apply(delta, L.k.data(), n_past_, kv_w, d.n_head_kv, d.head_dim, 0);
+    rerotate(L, delta);
   }
   L.table = rt;
 
-  const size_t old = L.k.size();
-  L.k.insert(L.k.end(), k, k + step.n * kv_w);
-  L.v.insert(L.v.end(), v, v + step.n * kv_w);
-  rope_apply(rt, L.k.data() + old, step.n, kv_w, d.n_head_kv, d.head_dim, step.pos0);
+  // New keys are rotated in f32, then stored in the memory's type.
+  scratch_.assign(k, k + step.n * kv_w);
+  rope_apply(rt, scratch_.data(), step.n, kv_w, d.n_head_kv, d.head_dim, step.pos0);
+  append(L.k, scratch_.data(), step.n * kv_w);
+  append(L.v, v, step.n * kv_w);
   rope_apply(rt, q, step.n, q_w, d.n_head, d.head_dim, step.pos0);
 
-  KvSpan span{L.k.data(), L.v.data(), n_past_ + step.n, kv_w};
+  KvSpan span{at(L.k, 0), at(L.v, 0), n_past_ + step.n, kv_w, type_};
   AttnMask mask;
   mask.diag = n_past_;  // query i (absolute n_past + i) sees keys 0..n_past + i
   state_.reset(step.n, d.n_head, d.head_dim);

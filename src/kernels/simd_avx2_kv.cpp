@@ -1,0 +1,219 @@
+// AVX2 attention tiles over keys and values stored as F16 or Q8_0 (KvType): rows are converted to
+// f32 in registers as they are loaded (F16: VCVTPH2PS; Q8_0: sign-extend, convert, times the
+// block's scale; both exact), then used as by the f32 tiles of simd_avx2.cpp (one query head at a
+// time, 8 keys per score step). Only reached through the AVX2 table once dispatch.cpp checked the
+// CPU.
+#include "kernels/simd_kv.h"
+
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#define LC_TARGET __attribute__((target("avx2,fma,f16c")))
+
+namespace lc::kv_avx2 {
+namespace {
+
+// Lane mask for the first n (< 8 taken as is, >= 8 all) of 8 floats, for maskload / maskstore.
+LC_TARGET inline __m256i lanes(int64_t n) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(n, 8))), idx);
+}
+
+LC_TARGET inline float hsum(__m256 v) {
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_movehdup_ps(h));
+  return _mm_cvtss_f32(h);
+}
+
+LC_TARGET inline float hmax(__m256 v) {
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_movehdup_ps(h));
+  return _mm_cvtss_f32(h);
+}
+
+// Lane j of the result is the sum of the 8 lanes of v[j].
+LC_TARGET inline __m256 reduce8(const __m256* v) {
+  const __m256 h01 = _mm256_hadd_ps(v[0], v[1]), h23 = _mm256_hadd_ps(v[2], v[3]);
+  const __m256 h45 = _mm256_hadd_ps(v[4], v[5]), h67 = _mm256_hadd_ps(v[6], v[7]);
+  const __m256 a = _mm256_hadd_ps(h01, h23), b = _mm256_hadd_ps(h45, h67);
+  return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+}
+
+// Row loaders. A row (one head of one key) is `units` units of kW registers of 8 elements:
+// load(j, u, out) converts unit u of row j; mask(u) gives the valid lanes of the unit's last
+// register (the others are full).
+struct F16Rows {
+  static constexpr int kW = 1;
+  const uint16_t* p;
+  int64_t stride, units, tail_n;  // tail_n: elements of the last unit (1..8)
+  F16Rows(const uint16_t* p_, int64_t stride_, int64_t hd)
+      : p(p_), stride(stride_), units((hd + 7) / 8), tail_n(hd - 8 * ((hd + 7) / 8 - 1)) {}
+  LC_TARGET __m256i mask(int64_t u) const {
+    return u == units - 1 ? lanes(tail_n) : _mm256_set1_epi32(-1);
+  }
+  LC_TARGET void load(int64_t j, int64_t u, __m256* out) const {
+    const uint16_t* x = p + j * stride + 8 * u;
+    if (u == units - 1 && tail_n < 8) {  // no masked 16-bit loads in AVX2
+      alignas(16) uint16_t t[8] = {};
+      std::memcpy(t, x, static_cast<size_t>(tail_n) * sizeof(uint16_t));
+      out[0] = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(t)));
+      return;
+    }
+    out[0] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x)));
+  }
+};
+
+struct Q8Rows {
+  static constexpr int kW = 4;
+  const BlockQ8_0* p;
+  int64_t stride, units;
+  Q8Rows(const BlockQ8_0* p_, int64_t stride_, int64_t hd)
+      : p(p_), stride(stride_), units(hd / kQK) {}
+  LC_TARGET __m256i mask(int64_t) const { return _mm256_set1_epi32(-1); }
+  LC_TARGET void load(int64_t j, int64_t u, __m256* out) const {
+    const BlockQ8_0& b = p[j * stride + u];
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(b.d));
+    for (int w = 0; w < 4; ++w) {
+      const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.qs + 8 * w));
+      out[w] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
+    }
+  }
+};
+
+template <class Rows>
+LC_TARGET inline __m256i reg_mask(const Rows& r, int64_t u, int w) {
+  return w == Rows::kW - 1 ? r.mask(u) : _mm256_set1_epi32(-1);
+}
+
+// One query head against 8 keys at a time (8 accumulators), then one key at a time.
+template <class Rows>
+LC_TARGET float scores1(const float* q, const Rows& r, int64_t n, float scale, float* s) {
+  constexpr int W = Rows::kW;
+  const __m256 vs = _mm256_set1_ps(scale);
+  __m256 vmax = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    __m256 acc[8];
+    for (int jj = 0; jj < 8; ++jj) acc[jj] = _mm256_setzero_ps();
+    for (int64_t u = 0; u < r.units; ++u) {
+      __m256 qv[W];
+      for (int w = 0; w < W; ++w)
+        qv[w] = _mm256_maskload_ps(q + 8 * (W * u + w), reg_mask(r, u, w));
+      for (int jj = 0; jj < 8; ++jj) {
+        __m256 kv[W];
+        r.load(j + jj, u, kv);
+        for (int w = 0; w < W; ++w) acc[jj] = _mm256_fmadd_ps(qv[w], kv[w], acc[jj]);
+      }
+    }
+    const __m256 res = _mm256_mul_ps(reduce8(acc), vs);
+    _mm256_storeu_ps(s + j, res);
+    vmax = _mm256_max_ps(vmax, res);
+  }
+  float mx = hmax(vmax);
+  for (; j < n; ++j) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t u = 0; u < r.units; ++u) {
+      __m256 kv[W];
+      r.load(j, u, kv);
+      for (int w = 0; w < W; ++w)
+        acc =
+            _mm256_fmadd_ps(_mm256_maskload_ps(q + 8 * (W * u + w), reg_mask(r, u, w)), kv[w], acc);
+    }
+    s[j] = hsum(acc) * scale;
+    mx = std::max(mx, s[j]);
+  }
+  return mx;
+}
+
+// U units of one head's acc (from unit u0) in registers while every row goes past.
+template <int U, class Rows>
+LC_TARGET void accum_units(const float* p, const Rows& r, int64_t u0, int64_t n, float* acc) {
+  constexpr int W = Rows::kW * U;
+  __m256 a[W];
+  __m256i m[W];
+  float* base = acc + 8 * Rows::kW * u0;
+  for (int i = 0; i < W; ++i) {
+    m[i] = reg_mask(r, u0 + i / Rows::kW, i % Rows::kW);
+    a[i] = _mm256_maskload_ps(base + 8 * i, m[i]);
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    const __m256 pj = _mm256_set1_ps(p[j]);
+    __m256 vv[W];
+    for (int u = 0; u < U; ++u) r.load(j, u0 + u, vv + u * Rows::kW);
+    for (int i = 0; i < W; ++i) a[i] = _mm256_fmadd_ps(pj, vv[i], a[i]);
+  }
+  for (int i = 0; i < W; ++i) _mm256_maskstore_ps(base + 8 * i, m[i], a[i]);
+}
+
+// Up to 32 dims of acc per pass (4 registers).
+template <class Rows>
+LC_TARGET void accum1(const float* p, const Rows& r, int64_t n, float* acc) {
+  constexpr int64_t per_pass = 4 / Rows::kW;
+  for (int64_t u0 = 0; u0 < r.units; u0 += per_pass) {
+    if constexpr (per_pass == 1) {
+      accum_units<1>(p, r, u0, n, acc);
+    } else {
+      switch (std::min(per_pass, r.units - u0)) {
+        case 1:
+          accum_units<1>(p, r, u0, n, acc);
+          break;
+        case 2:
+          accum_units<2>(p, r, u0, n, acc);
+          break;
+        case 3:
+          accum_units<3>(p, r, u0, n, acc);
+          break;
+        default:
+          accum_units<4>(p, r, u0, n, acc);
+          break;
+      }
+    }
+  }
+}
+
+template <class Rows>
+LC_TARGET void scores_all(const float* q, int64_t q_hs, int64_t n_heads, const Rows& r, int64_t n,
+                          float scale, float* s, int64_t ns, float* mx) {
+  for (int64_t h = 0; h < n_heads; ++h) mx[h] = scores1(q + h * q_hs, r, n, scale, s + h * ns);
+}
+
+template <class Rows>
+LC_TARGET void accum_all(const float* p, int64_t ns, int64_t n_heads, const Rows& r, int64_t n,
+                         float* acc, int64_t acc_hs) {
+  for (int64_t h = 0; h < n_heads; ++h) accum1(p + h * ns, r, n, acc + h * acc_hs);
+}
+
+}  // namespace
+
+LC_TARGET void attn_scores_f16(const float* q, int64_t q_hs, int64_t n_heads, const uint16_t* k,
+                               int64_t stride, int64_t n, int64_t hd, float scale, float* s,
+                               int64_t ns, float* mx) {
+  scores_all(q, q_hs, n_heads, F16Rows(k, stride, hd), n, scale, s, ns, mx);
+}
+
+LC_TARGET void attn_accum_f16(const float* p, int64_t ns, int64_t n_heads, const uint16_t* v,
+                              int64_t stride, int64_t n, int64_t hd, float* acc, int64_t acc_hs) {
+  accum_all(p, ns, n_heads, F16Rows(v, stride, hd), n, acc, acc_hs);
+}
+
+LC_TARGET void attn_scores_q8_0(const float* q, int64_t q_hs, int64_t n_heads, const BlockQ8_0* k,
+                                int64_t stride, int64_t n, int64_t hd, float scale, float* s,
+                                int64_t ns, float* mx) {
+  scores_all(q, q_hs, n_heads, Q8Rows(k, stride, hd), n, scale, s, ns, mx);
+}
+
+LC_TARGET void attn_accum_q8_0(const float* p, int64_t ns, int64_t n_heads, const BlockQ8_0* v,
+                               int64_t stride, int64_t n, int64_t hd, float* acc, int64_t acc_hs) {
+  accum_all(p, ns, n_heads, Q8Rows(v, stride, hd), n, acc, acc_hs);
+}
+
+}  // namespace lc::kv_avx2
+
+#endif
