@@ -358,9 +358,6 @@ TEST(BlockIndex, ExactModeAndUncappedSearchEqualBruteForce) {
   EXPECT_EQ(small.top_k(data.data(), 10).size(), 3u);
 }
 
-// Repeated text gives blocks with equal representatives: such a cluster costs one score however
-// large it grows, so a small budget still reaches the one block that differs (the needle), and
-// the result equals exact search (ties to the lower id) with and without the budget.
 // A budget too small for one decoding step's blocks or index pages is reported with the size
 // that would fit; a sufficient one is not.
 TEST(ContextMemory, BudgetWarningNamesTheSizeThatFits) {
@@ -387,6 +384,9 @@ TEST(ContextMemory, BudgetWarningNamesTheSizeThatFits) {
   EXPECT_EQ(s.pages, (16u << 20) / 5 / 8 + 1);
 }
 
+// Repeated text gives blocks with equal representatives: such a cluster costs one score however
+// large it grows, so a small budget still reaches the one block that differs (the needle), and
+// the result equals exact search (ties to the lower id) with and without the budget.
 TEST(BlockIndex, RepeatedRepresentativesCostOneScorePerCluster) {
   std::mt19937 rng(8);
   const int64_t dim = 32, period = 7, n = 4000, needle = 2345;
@@ -461,6 +461,39 @@ TEST(BlockIndex, BudgetedSearchHasHighRecallAndBoundedWork) {
       EXPECT_LE(work, max_work * 3 / 2) << "work must not grow with the blocks";
     }
   }
+}
+
+// A needle that differs from ordinary blocks in a few dimensions only is not far enough to start
+// a cluster of its own: it joins ordinary blocks, whose mean hides it from a query about those
+// dimensions. The budgeted search still finds it (clusters are also taken by their most
+// query-like reach, not only by their mean).
+TEST(BlockIndex, NeedleHiddenInACrowdIsFoundWithinBudget) {
+  std::mt19937 rng(13);
+  const int64_t dim = 64, n = 16384, k = 5;
+  auto data = topic_blocks(n, dim, rng);
+  BlockIndexOptions io;
+  io.dim = dim;
+  io.max_scored = 512;  // the memory's defaults
+  int found = 0, trials = 0;
+  for (int64_t needle : {1000, 7000, 12345}) {
+    BlockIndex idx(io);
+    std::vector<float> r(data.begin() + needle * dim, data.begin() + (needle + 1) * dim);
+    r[3] += 6.0f;
+    r[17] += 6.0f;
+    for (int64_t b = 0; b < n; ++b) idx.add(b == needle ? r.data() : data.data() + b * dim);
+    for (int trial = 0; trial < 10; ++trial) {
+      auto q = randv(static_cast<size_t>(dim), rng, 0.05f);
+      q[3] += 1.0f;
+      q[17] += 1.0f;
+      const auto ref = idx.top_k_exact(q.data(), k);
+      ASSERT_EQ(ref[0], needle) << "the needle is the best block by construction";
+      const auto got = idx.top_k(q.data(), k);
+      found += std::count(got.begin(), got.end(), needle) > 0;
+      ++trials;
+      EXPECT_LE(idx.last_scored(), io.max_scored + 8 * io.group_size);
+    }
+  }
+  EXPECT_EQ(found, trials);
 }
 
 }  // namespace

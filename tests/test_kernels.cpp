@@ -394,6 +394,36 @@ TEST(Ops, DotAxpyAddEveryIsa) {
 }
 
 // Column-stored matrix times vector, against a double-precision loop; nothing past n is written.
+// Byte tiles: exact integer sums on every ISA, extreme bytes included (255 x -128 everywhere).
+TEST(Ops, DotTilesEveryIsa) {
+  std::mt19937 rng(17);
+  for (Isa isa : supported_isas()) {
+    const KernelTable& k = kernel_table(isa);
+    for (int64_t k4 : {1, 2, 16, 33}) {
+      for (int64_t tiles : {1, 3}) {
+        for (int extreme = 0; extreme < 2; ++extreme) {
+          std::vector<uint8_t> a(static_cast<size_t>(tiles * k4 * 256));
+          std::vector<int8_t> q(static_cast<size_t>(k4 * 4));
+          for (auto& x : a) x = extreme ? 255 : static_cast<uint8_t>(rng());
+          for (auto& x : q) x = extreme ? -128 : static_cast<int8_t>(rng());
+          std::vector<int32_t> out(static_cast<size_t>(tiles * 64 + 1), 7);
+          k.dot_tiles_u8s8(a.data(), q.data(), k4, tiles, out.data());
+          for (int64_t c = 0; c < tiles * 64; ++c) {
+            int64_t ref = 0;
+            for (int64_t e = 0; e < k4 * 4; ++e)
+              ref += int64_t{a[static_cast<size_t>((c / 64) * k4 * 256 + (e / 4) * 256 +
+                                                   (c % 64) * 4 + e % 4)]} *
+                     q[static_cast<size_t>(e)];
+            ASSERT_EQ(out[static_cast<size_t>(c)], ref)
+                << isa_name(isa) << " k4 " << k4 << " column " << c;
+          }
+          EXPECT_EQ(out[static_cast<size_t>(tiles * 64)], 7) << isa_name(isa);
+        }
+      }
+    }
+  }
+}
+
 TEST(Ops, DotColumnsEveryIsa) {
   std::mt19937 rng(13);
   for (Isa isa : supported_isas()) {

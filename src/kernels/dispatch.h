@@ -65,6 +65,9 @@ struct KernelTable {
   // The same with the matrix in IEEE half precision.
   void (*dot_columns_f16)(const uint16_t* const* rows, const float* q, int64_t d, int64_t n,
                           float* out);
+  // Integer column scores of byte tiles (ops.h: dot_tiles_u8s8).
+  void (*dot_tiles_u8s8)(const uint8_t* a, const int8_t* q, int64_t k4, int64_t n_tiles,
+                         int32_t* out);
   void (*add_inplace)(float* x, const float* y, int64_t n);
   void (*rmsnorm)(const float* x, const float* w, float* y, int64_t n, float eps);
   void (*silu_mul)(float* a, const float* b, int64_t n);

@@ -164,6 +164,37 @@ LC_TARGET void dot_columns_f16(const uint16_t* const* rows, const float* q, int6
   dot_columns_t(rows, q, d, n, out);
 }
 
+// Four columns' 16 bytes widened to 16 bits and multiplied by the query quad x, pairs added
+// (exact): [c, c, c+1, c+1 | c+2, c+2, c+3, c+3].
+LC_TARGET inline __m256i quad_products(const uint8_t* p, __m256i x) {
+  return _mm256_madd_epi16(
+      _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), x);
+}
+
+// 16 columns at a time; the two pairs of each column are added at the end.
+LC_TARGET void dot_tiles_u8s8(const uint8_t* a, const int8_t* q, int64_t k4, int64_t n_tiles,
+                              int32_t* out) {
+  for (int64_t t = 0; t < n_tiles; ++t, a += k4 * 256, out += 64)
+    for (int64_t c = 0; c < 64; c += 16) {
+      __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+      for (int64_t g = 0; g < k4; ++g) {
+        int32_t quad;
+        std::memcpy(&quad, q + 4 * g, 4);
+        const __m256i x = _mm256_cvtepi8_epi16(_mm_set1_epi32(quad));  // q0..q3, four times
+        const uint8_t* p = a + g * 256 + c * 4;
+        s0 = _mm256_add_epi32(s0, quad_products(p, x));
+        s1 = _mm256_add_epi32(s1, quad_products(p + 16, x));
+        s2 = _mm256_add_epi32(s2, quad_products(p + 32, x));
+        s3 = _mm256_add_epi32(s3, quad_products(p + 48, x));
+      }
+      // hadd: [c, c+1, c+4, c+5 | c+2, c+3, c+6, c+7]; the permute puts the columns in order.
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c),
+                          _mm256_permute4x64_epi64(_mm256_hadd_epi32(s0, s1), 0xD8));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c + 8),
+                          _mm256_permute4x64_epi64(_mm256_hadd_epi32(s2, s3), 0xD8));
+    }
+}
+
 LC_TARGET void dot_rows(const float* a, int64_t n, int64_t d, const float* q, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = vdot(a + i * d, q, d);
 }
@@ -531,6 +562,7 @@ const KernelTable kTable = {
     dot_columns,
     dot_rows,
     dot_columns_f16,
+    dot_tiles_u8s8,
     add_inplace,
     rmsnorm,
     silu_mul,

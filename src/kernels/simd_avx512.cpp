@@ -212,6 +212,27 @@ LC_TARGET void dot_columns_f16(const uint16_t* const* rows, const float* q, int6
   dot_columns_t(rows, q, d, n, out);
 }
 
+// One VNNI instruction scores 16 columns on 4 k; four accumulators cover 64 columns (a tile).
+LC_TARGET void dot_tiles_u8s8(const uint8_t* a, const int8_t* q, int64_t k4, int64_t n_tiles,
+                              int32_t* out) {
+  for (int64_t t = 0; t < n_tiles; ++t, out += 64) {
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t g = 0; g < k4; ++g, a += 256) {
+      int32_t quad;
+      std::memcpy(&quad, q + 4 * g, 4);
+      const __m512i x = _mm512_set1_epi32(quad);
+      a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(a), x);
+      a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(a + 64), x);
+      a2 = _mm512_dpbusd_epi32(a2, _mm512_loadu_si512(a + 128), x);
+      a3 = _mm512_dpbusd_epi32(a3, _mm512_loadu_si512(a + 192), x);
+    }
+    _mm512_storeu_si512(out, a0);
+    _mm512_storeu_si512(out + 16, a1);
+    _mm512_storeu_si512(out + 32, a2);
+    _mm512_storeu_si512(out + 48, a3);
+  }
+}
+
 // Four rows at a time share the loads of q; one reduction per row.
 LC_TARGET void dot_rows(const float* a, int64_t n, int64_t d, const float* q, float* out) {
   int64_t i = 0;
@@ -1020,6 +1041,7 @@ const KernelTable kTable = {
     dot_columns,
     dot_rows,
     dot_columns_f16,
+    dot_tiles_u8s8,
     add_inplace,
     rmsnorm,
     silu_mul,

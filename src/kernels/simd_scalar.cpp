@@ -43,6 +43,16 @@ void dot_columns_f16(const uint16_t* const* rows, const float* q, int64_t d, int
     for (int64_t c = 0; c < n; ++c) out[c] += q[e] * fp16_to_f32(rows[e][c]);
 }
 
+void dot_tiles_u8s8(const uint8_t* a, const int8_t* q, int64_t k4, int64_t n_tiles, int32_t* out) {
+  for (int64_t t = 0; t < n_tiles; ++t, a += k4 * 256, out += 64)
+    for (int64_t c = 0; c < 64; ++c) {
+      int32_t s = 0;
+      for (int64_t g = 0; g < k4; ++g)
+        for (int64_t j = 0; j < 4; ++j) s += a[g * 256 + c * 4 + j] * q[g * 4 + j];
+      out[c] = s;
+    }
+}
+
 void add_inplace(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
@@ -161,6 +171,7 @@ const KernelTable kTable = {
     dot_columns,
     dot_rows,
     dot_columns_f16,
+    dot_tiles_u8s8,
     add_inplace,
     rmsnorm,
     silu_mul,

@@ -63,6 +63,63 @@ struct BlockIndex::Top {
   }
 };
 
+// Clusters best first by one score each, taken one at a time. With few to take: from maxima over
+// groups of 64 scores (about 150 comparisons per take, no sorting); with many: from one sort.
+// Equal scores go to the lower cluster id.
+struct BlockIndex::Queue {
+  static constexpr int64_t G = 64;
+  static constexpr float gone = -std::numeric_limits<float>::infinity();
+  std::vector<float> score;  // per cluster; filled by the caller
+  std::vector<float> gmax;
+  std::vector<int32_t> order;
+  size_t next = 0;
+  bool sorted = false;
+
+  float group_max(int64_t g) const {
+    const int64_t n = static_cast<int64_t>(score.size());
+    float m = gone;
+    for (int64_t c = g * G; c < std::min(n, (g + 1) * G); ++c)
+      m = std::max(m, score[static_cast<size_t>(c)]);
+    return m;
+  }
+  void start(bool sort) {
+    const int64_t n = static_cast<int64_t>(score.size());
+    sorted = sort;
+    next = 0;
+    if (sorted) {
+      order.resize(static_cast<size_t>(n));
+      std::iota(order.begin(), order.end(), 0);
+      std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+        const float sa = score[static_cast<size_t>(a)], sb = score[static_cast<size_t>(b)];
+        return sa != sb ? sa > sb : a < b;
+      });
+    } else {
+      gmax.resize(static_cast<size_t>((n + G - 1) / G));
+      for (size_t g = 0; g < gmax.size(); ++g) gmax[g] = group_max(static_cast<int64_t>(g));
+    }
+  }
+  // The best cluster not taken yet, or -1 when all were.
+  int64_t take(const std::vector<uint8_t>& taken) {
+    if (sorted) {
+      while (next < order.size() && taken[static_cast<size_t>(order[next])]) ++next;
+      return next < order.size() ? order[next++] : -1;
+    }
+    size_t g = 0;
+    for (size_t h = 1; h < gmax.size(); ++h)
+      if (gmax[h] > gmax[g]) g = h;
+    if (gmax.empty() || gmax[g] == gone) return -1;
+    int64_t c = static_cast<int64_t>(g) * G;
+    while (score[static_cast<size_t>(c)] != gmax[g]) ++c;
+    drop(c);
+    return c;
+  }
+  void drop(int64_t c) {  // taken elsewhere
+    if (sorted || score[static_cast<size_t>(c)] == gone) return;
+    score[static_cast<size_t>(c)] = gone;
+    gmax[static_cast<size_t>(c / G)] = group_max(c / G);
+  }
+};
+
 BlockIndex::BlockIndex(const BlockIndexOptions& opt) : opt_(opt) {
   LC_CHECK(opt_.dim > 0 && opt_.group_size > 0 && opt_.max_clusters > 0 && opt_.page_reps > 0);
   BlockStoreOptions po = opt_.pages;
@@ -71,6 +128,9 @@ BlockIndex::BlockIndex(const BlockIndexOptions& opt) : opt_(opt) {
   po.values = false;
   po.spill_type = SpillType::F32;
   pages_ = std::make_unique<BlockStore>(po);
+  k4_ = (opt_.dim + 3) / 4;
+  scale_m_.assign(static_cast<size_t>(opt_.dim), 0.0f);
+  scale_r_.assign(static_cast<size_t>(opt_.dim), 0.0f);
 }
 
 BlockIndex::~BlockIndex() = default;
@@ -81,14 +141,19 @@ void BlockIndex::clear() {
   clusters_.clear();
   cap_ = 0;
   mean_.clear();
+  mean8_.clear();
+  reach8_.clear();
+  std::fill(scale_m_.begin(), scale_m_.end(), 0.0f);
+  std::fill(scale_r_.begin(), scale_r_.end(), 0.0f);
   box_.clear();
   mean_norm_.clear();
   pages_->clear();
 }
 
 size_t BlockIndex::bytes_in_ram() const {
-  size_t b = mean_.capacity() * sizeof(uint16_t) + box_.capacity() * sizeof(float) +
-             mean_norm_.capacity() * sizeof(float) + clusters_.capacity() * sizeof(Cluster);
+  size_t b = mean_.capacity() * sizeof(uint16_t) + mean8_.capacity() + reach8_.capacity() +
+             box_.capacity() * sizeof(float) + mean_norm_.capacity() * sizeof(float) +
+             clusters_.capacity() * sizeof(Cluster);
   for (const Cluster& cl : clusters_)
     b += cl.ids.capacity() * sizeof(int32_t) + cl.pages.capacity() * sizeof(int64_t);
   return b + pages_->bytes_in_ram();
@@ -96,13 +161,15 @@ size_t BlockIndex::bytes_in_ram() const {
 
 int64_t BlockIndex::new_cluster() {
   const int64_t c = clusters();
-  if (c == cap_) {  // widen the [dim][cap] means
-    const int64_t cap = std::max<int64_t>(16, 2 * cap_);
+  if (c == cap_) {  // widen the [dim][cap] means; the tiles grow at their end
+    const int64_t cap = std::max<int64_t>(64, 2 * cap_);
     std::vector<uint16_t> w(static_cast<size_t>(cap * opt_.dim), 0);
     for (int64_t e = 0; e < opt_.dim; ++e)
       std::copy_n(mean_.data() + e * cap_, cap_, w.data() + e * cap);
     mean_.swap(w);
     cap_ = cap;
+    mean8_.resize(static_cast<size_t>(cap / 64 * k4_ * 256), 0);
+    reach8_.resize(mean8_.size(), 0);
   }
   box_.resize(static_cast<size_t>((c + 1) * 2 * opt_.dim));
   clusters_.emplace_back();
@@ -167,6 +234,49 @@ void BlockIndex::append(int64_t c, int32_t id, const float* r) {
     norm += mean * mean;
   }
   mean_norm_[static_cast<size_t>(c)] = norm;
+  quantize(c);
+}
+
+float BlockIndex::reach(int64_t c, int64_t e) const {
+  const float m = fp16_to_f32(mean_row(e)[c]);
+  const float* lo = box(c);
+  return std::max({lo[opt_.dim + e] - m, m - lo[e], 0.0f});
+}
+
+void BlockIndex::put_mean8(int64_t c, int64_t e) {
+  const float s = scale_m_[static_cast<size_t>(e)];
+  const float m = fp16_to_f32(mean_row(e)[c]);
+  const float v = s > 0 ? std::clamp(std::round(m / s), -127.0f, 127.0f) : 0.0f;
+  mean8_[tile_at(c, e)] = static_cast<uint8_t>(static_cast<int>(v) + 128);
+}
+
+void BlockIndex::put_reach8(int64_t c, int64_t e) {
+  const float s = scale_r_[static_cast<size_t>(e)];
+  const float v = s > 0 ? std::min(std::ceil(reach(c, e) / s), 255.0f) : 0.0f;
+  reach8_[tile_at(c, e)] = static_cast<uint8_t>(v);
+}
+
+void BlockIndex::quantize(int64_t c) {
+  for (int64_t e = 0; e < opt_.dim; ++e) {
+    // A value beyond its dimension's range widens the range by half again, and the dimension's
+    // bytes of every cluster are recomputed from the means and boxes (rare once a few blocks came).
+    float& sm = scale_m_[static_cast<size_t>(e)];
+    const float m = std::fabs(fp16_to_f32(mean_row(e)[c]));
+    if (m > 127.0f * sm) {
+      sm = 1.5f * m / 127.0f;
+      for (int64_t o = 0; o < clusters(); ++o) put_mean8(o, e);
+    } else {
+      put_mean8(c, e);
+    }
+    float& sr = scale_r_[static_cast<size_t>(e)];
+    const float r = reach(c, e);
+    if (r > 255.0f * sr) {
+      sr = 1.5f * r / 255.0f;
+      for (int64_t o = 0; o < clusters(); ++o) put_reach8(o, e);
+    } else {
+      put_reach8(c, e);
+    }
+  }
 }
 
 void BlockIndex::write_members(int64_t c, const std::vector<int32_t>& ids, const float* reps) {
@@ -202,6 +312,7 @@ void BlockIndex::write_members(int64_t c, const std::vector<int32_t>& ids, const
     }
   cl.spread = static_cast<float>(sq / static_cast<double>(m));
   mean_norm_[static_cast<size_t>(c)] = norm;
+  quantize(c);
 }
 
 void BlockIndex::gather(int64_t c, std::vector<float>& reps) const {
@@ -365,66 +476,70 @@ std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k) const {
   if (k <= 0) return {};
   if (opt_.exact || n_ <= k || n_ <= 2 * opt_.group_size) return top_k_exact(q, k);
   const int64_t d = opt_.dim, nc = clusters();
-  // Every cluster's mean score, in one pass by dimension.
-  scores_.resize(static_cast<size_t>(nc));
-  rows_.resize(static_cast<size_t>(d));
-  for (int64_t e = 0; e < d; ++e) rows_[static_cast<size_t>(e)] = mean_row(e);
-  dot_columns_f16(rows_.data(), q, d, nc, scores_.data());
+  // Two scores per cluster, from bytes (each a pass of integer multiply-adds over all clusters):
+  // its mean's score q.m, and an optimistic one q.m + |q|.r (r: the largest distance of a member
+  // from the mean in each dimension; no member scores higher). The mean ranks a crowd by what most
+  // of its members are like; the optimistic score ranks a cluster by its most query-like member
+  // even where the others hide it from the mean (a needle that joined a few ordinary blocks).
+  queues_.resize(2);
+  Queue& by_mean = queues_[0];
+  Queue& by_reach = queues_[1];
+  by_mean.score.resize(static_cast<size_t>(nc));
+  by_reach.score.resize(static_cast<size_t>(nc));
+  const int64_t tiles = (nc + 63) / 64;
+  dots_.resize(static_cast<size_t>(tiles * 64));
+  q8_.assign(static_cast<size_t>(k4_ * 4), 0);
+  tmp_.resize(static_cast<size_t>(d));
+  // The query with the dimension scales folded in, to bytes: returns the unit of one byte.
+  auto query_bytes = [&](bool of_reach) {
+    float top = 0;
+    for (int64_t e = 0; e < d; ++e) {
+      const size_t i = static_cast<size_t>(e);
+      tmp_[i] = of_reach ? std::fabs(q[e]) * scale_r_[i] : q[e] * scale_m_[i];
+      top = std::max(top, std::fabs(tmp_[i]));
+    }
+    const float unit = top / 127.0f;
+    int32_t sum = 0;
+    for (int64_t e = 0; e < d && unit > 0; ++e) {
+      q8_[static_cast<size_t>(e)] =
+          static_cast<int8_t>(std::round(tmp_[static_cast<size_t>(e)] / unit));
+      sum += q8_[static_cast<size_t>(e)];
+    }
+    return std::make_pair(unit, sum);
+  };
+  const auto [unit_m, sum_m] = query_bytes(false);
+  dot_tiles_u8s8(mean8_.data(), q8_.data(), k4_, tiles, dots_.data());
+  for (int64_t c = 0; c < nc; ++c)  // the mean bytes are offset by 128
+    by_mean.score[static_cast<size_t>(c)] =
+        unit_m * static_cast<float>(dots_[static_cast<size_t>(c)] - 128 * sum_m);
+  const float unit_r = query_bytes(true).first;  // (reach bytes have no offset)
+  dot_tiles_u8s8(reach8_.data(), q8_.data(), k4_, tiles, dots_.data());
+  for (int64_t c = 0; c < nc; ++c)
+    by_reach.score[static_cast<size_t>(c)] =
+        by_mean.score[static_cast<size_t>(c)] +
+        unit_r * static_cast<float>(dots_[static_cast<size_t>(c)]);
   q_pos_.resize(static_cast<size_t>(d));
   q_neg_.resize(static_cast<size_t>(d));
   for (int64_t e = 0; e < d; ++e) {
     q_pos_[static_cast<size_t>(e)] = std::max(q[e], 0.0f);
     q_neg_[static_cast<size_t>(e)] = std::min(q[e], 0.0f);
   }
-  // Clusters are visited in order of their mean's score (the likeliest home of the best blocks);
-  // with a budget only the best `probe` of them can be visited, and a search usually stops after
-  // a few: they are taken one at a time, best first, from maxima over groups of 64 scores (about
-  // 150 comparisons each, no sorting). Without a budget all may be visited: sorted once.
+  // With a budget only `probe` clusters can be visited, taken in turn from the two orders; a
+  // search usually stops after a few. Without a budget all may be visited.
   int64_t probe = nc;
   if (opt_.max_groups > 0) probe = std::min(probe, opt_.max_groups);
   if (opt_.max_scored > 0) probe = std::min(probe, 2 * opt_.max_scored / opt_.group_size + 8);
-  constexpr int64_t G = 64;
-  const float gone = -std::numeric_limits<float>::infinity();
-  const int64_t n_groups = (nc + G - 1) / G;
-  auto group_max = [&](int64_t g) {
-    float m = gone;
-    for (int64_t c = g * G; c < std::min(nc, (g + 1) * G); ++c)
-      m = std::max(m, scores_[static_cast<size_t>(c)]);
-    return m;
-  };
-  const bool sorted = probe > 2 * G;
-  if (sorted) {
-    order_.resize(static_cast<size_t>(nc));
-    std::iota(order_.begin(), order_.end(), 0);
-    std::sort(order_.begin(), order_.end(), [&](int32_t a, int32_t b) {
-      const float sa = scores_[static_cast<size_t>(a)], sb = scores_[static_cast<size_t>(b)];
-      return sa != sb ? sa > sb : a < b;
-    });
-  } else {
-    gmax_.resize(static_cast<size_t>(n_groups));
-    for (int64_t g = 0; g < n_groups; ++g) gmax_[static_cast<size_t>(g)] = group_max(g);
-  }
-  // The next best cluster not taken yet (the lowest id among equal scores), or -1.
-  auto take = [&](int64_t i) -> int64_t {
-    if (sorted) return order_[static_cast<size_t>(i)];
-    int64_t g = 0;
-    for (int64_t h = 1; h < n_groups; ++h)
-      if (gmax_[static_cast<size_t>(h)] > gmax_[static_cast<size_t>(g)]) g = h;
-    const float m = gmax_[static_cast<size_t>(g)];
-    if (m == gone) return -1;
-    int64_t c = g * G;
-    while (scores_[static_cast<size_t>(c)] != m) ++c;
-    scores_[static_cast<size_t>(c)] = gone;
-    gmax_[static_cast<size_t>(g)] = group_max(g);
-    return c;
-  };
+  const bool sorted = probe > 2 * Queue::G;
+  by_mean.start(sorted);
+  by_reach.start(sorted);
   taken_.assign(static_cast<size_t>(nc), 0);
   heap_.clear();
   Top top{heap_, static_cast<size_t>(k)};
   int64_t scored = 0, visited = 0, n_bounds = 0;
   for (int64_t i = 0; i < probe; ++i) {
-    const int64_t c = take(i);
+    const int64_t c = queues_[static_cast<size_t>(i % 2)].take(taken_);
     if (c < 0) break;
+    queues_[static_cast<size_t>(1 - i % 2)].drop(c);
     taken_[static_cast<size_t>(c)] = 1;
     if (top.full()) {
       if (opt_.max_groups > 0 && visited >= opt_.max_groups) break;
@@ -442,7 +557,7 @@ std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k) const {
     if (!taken_[static_cast<size_t>(c)]) scored += score_members(c, q, top, true);
   pages_->unpin_all();
   last_scored_ = scored;
-  last_bounds_ = nc / 2 + 2 * n_bounds;  // in dot products of dim (half-precision means: half)
+  last_bounds_ = nc / 2 + 2 * n_bounds;  // in dot products of dim (a byte pass: a quarter each)
   return top.sorted(nullptr);
 }
 

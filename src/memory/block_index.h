@@ -6,15 +6,19 @@
 // is split in two by a few 2-means steps, until there are `max_clusters` clusters (after that
 // clusters only grow). Every cluster keeps the per-dimension minimum and maximum of its members,
 // which bound any member's score from above: sum_d max(q_d * min_d, q_d * max_d). Clusters are
-// visited in order of their mean's score, their members scored exactly; a cluster whose bound
-// cannot beat the current k-th score is skipped; the search stops when every cluster was visited
-// or skipped (then the result IS the exact top-k), or when `max_scored` blocks were scored /
-// `max_groups` clusters visited (approximate, bounded work).
+// visited taking turns from two orders, their members scored exactly: by their mean's score (a
+// crowd of similar blocks), and by an optimistic score q.m + |q|.r, r the per-dimension reach of
+// the members from the mean (a cluster holding one block much more query-like than the rest, which
+// the mean hides). A cluster whose bound cannot beat the current k-th score is skipped; the search
+// stops when every cluster was visited or skipped (then the result IS the exact top-k), or when
+// `max_scored` blocks were scored / `max_groups` clusters visited (approximate, bounded work).
 //
-// Storage. What the search reads for every query is in RAM: the cluster means in half precision
-// (they only order the visits), laid out by dimension so that one pass of vector multiply-adds
-// scores all clusters ([dim][clusters]), and each cluster's box (f32 minima and maxima, together),
-// read only for the clusters the search reaches.
+// Storage. What the search reads for every query is in RAM: the cluster means and reaches as
+// bytes (a scale per dimension), in tiles of 64 clusters, so that one pass of integer
+// multiply-adds (VNNI where present) scores all clusters, and each cluster's box (f32 minima and
+// maxima, together), read only for the clusters the search reaches. The byte scores only order
+// the visits; members are scored exactly. The means are also kept in half precision, by
+// dimension, for placing new blocks.
 // The representatives themselves are read only for the clusters a search visits: each cluster's
 // members fill pages of `page_reps` representatives, kept in a BlockStore (RAM under the page
 // budget, least recently used pages in its spill file). A cluster's last page may be partly
@@ -22,9 +26,10 @@
 // rewritten in place). RAM therefore holds a few bytes per block (its id in its cluster's list)
 // plus a fixed amount per cluster, not dim floats per block.
 //
-// Work per search: max_clusters means and bounds (SIMD, by dimension) + at most about max_scored
-// member scores, whatever the number of blocks; per add: one distance per cluster (+ a split now
-// and then, O(group_size) distances, while clusters are fewer than max_clusters).
+// Work per search: 2 x max_clusters byte scores (SIMD), a few bounds and
+// at most about max_scored member scores, whatever the number of blocks; per add: one distance per
+// cluster (+ a split now and then, O(group_size) distances, while clusters are fewer than
+// max_clusters).
 #pragma once
 
 #include <cstdint>
@@ -94,6 +99,14 @@ class BlockIndex {
   };
   uint16_t* mean_row(int64_t e) { return mean_.data() + e * cap_; }
   const uint16_t* mean_row(int64_t e) const { return mean_.data() + e * cap_; }
+  // Byte (c, e) of a tiled [clusters x dim] matrix (kernels/ops.h: dot_tiles_u8s8).
+  size_t tile_at(int64_t c, int64_t e) const {
+    return static_cast<size_t>((c / 64) * k4_ * 256 + (e / 4) * 256 + (c % 64) * 4 + e % 4);
+  }
+  float reach(int64_t c, int64_t e) const;  // max |member - mean| in dimension e
+  void put_mean8(int64_t c, int64_t e);
+  void put_reach8(int64_t c, int64_t e);
+  void quantize(int64_t c);  // cluster c's mean and reach bytes (rescaling a dimension if needed)
   float* box(int64_t c) { return box_.data() + c * 2 * opt_.dim; }  // minima, then maxima
   const float* box(int64_t c) const { return box_.data() + c * 2 * opt_.dim; }
   float bound(int64_t c) const;  // for the query split into q_pos_ and q_neg_
@@ -110,15 +123,23 @@ class BlockIndex {
   int64_t n_ = 0;
   double typical_d2_ = 0;  // mean squared distance of new blocks to their nearest mean
   std::vector<Cluster> clusters_;
-  int64_t cap_ = 0;                    // columns allocated in mean_
-  std::vector<uint16_t> mean_;         // [dim][cap] half precision
+  int64_t cap_ = 0;             // columns allocated in mean_ (a multiple of 64)
+  std::vector<uint16_t> mean_;  // [dim][cap] half precision
+  // The scores that order the visits, from bytes: mean_e ~ scale_m_[e] * (mean8 - 128) and
+  // reach_e ~ scale_r_[e] * reach8 (rounded up), in tiles of 64 clusters (dot_tiles_u8s8). A scale
+  // only grows (the dimension's bytes are then recomputed).
+  int64_t k4_ = 0;  // dim / 4 rounded up
+  std::vector<uint8_t> mean8_, reach8_;
+  std::vector<float> scale_m_, scale_r_;
   std::vector<float> box_;             // [clusters][2 * dim]: minima then maxima
   std::vector<float> mean_norm_;       // |mean|^2 per cluster (nearest-mean search)
   std::unique_ptr<BlockStore> pages_;  // searches pin pages: logically const
   // scratch (searches are logically const)
-  mutable std::vector<float> scores_, tmp_, q_pos_, q_neg_;
-  mutable std::vector<float> gmax_;     // maxima of groups of 64 cluster scores
-  mutable std::vector<int32_t> order_;  // clusters by score (searches without a budget)
+  mutable std::vector<float> tmp_, q_pos_, q_neg_;
+  mutable std::vector<int8_t> q8_;
+  mutable std::vector<int32_t> dots_;
+  struct Queue;                        // clusters best first by one of their scores
+  mutable std::vector<Queue> queues_;  // by mean score, by optimistic score
   mutable std::vector<uint8_t> taken_;
   mutable std::vector<const uint16_t*> rows_;
   mutable std::vector<std::pair<float, int64_t>> heap_;
