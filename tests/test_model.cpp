@@ -51,7 +51,8 @@ TEST(Golden, Stories260KGreedyIndependentOfBatch) {
 }
 
 TEST(Golden, PasskeyLlamaTinyGreedy) {
-  for (const char* file : {"models/passkey-llama-tiny.gguf", "models/passkey-llama-tiny-f16.gguf"}) {
+  for (const char* file :
+       {"models/passkey-llama-tiny.gguf", "models/passkey-llama-tiny-f16.gguf"}) {
     auto m = Model::load(test::shared_path(file));
     const auto j = load_json(test::shared_path("reference/passkey-llama-tiny-greedy.json"));
     ASSERT_FALSE(j["cases"].empty());
@@ -116,23 +117,23 @@ TEST_P(TinyArch, RunsAndChunkedPrefillMatchesTokenByToken) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Archs, TinyArch,
-    ::testing::Values(ArchCase{"llama", false, TensorType::F32, false},
-                      ArchCase{"llama", false, TensorType::F16, true},
-                      ArchCase{"llama", false, TensorType::Q8_0, false},
-                      ArchCase{"llama", false, TensorType::Q4_0, false},
-                      ArchCase{"qwen2", false, TensorType::F32, false},
-                      ArchCase{"qwen2", false, TensorType::BF16, true},
-                      ArchCase{"phi3", true, TensorType::F32, false},
-                      ArchCase{"phi3", false, TensorType::F16, false},
-                      ArchCase{"internlm2", false, TensorType::F32, false},
-                      ArchCase{"internlm2", true, TensorType::Q8_0, false}),
-    [](const auto& info) {
-      const ArchCase& c = info.param;
-      return c.arch + (c.fused ? "_fused_" : "_") +
-             std::string(tensor_type_info(c.type).name) + (c.tied ? "_tied" : "");
-    });
+INSTANTIATE_TEST_SUITE_P(Archs, TinyArch,
+                         ::testing::Values(ArchCase{"llama", false, TensorType::F32, false},
+                                           ArchCase{"llama", false, TensorType::F16, true},
+                                           ArchCase{"llama", false, TensorType::Q8_0, false},
+                                           ArchCase{"llama", false, TensorType::Q4_0, false},
+                                           ArchCase{"qwen2", false, TensorType::F32, false},
+                                           ArchCase{"qwen2", false, TensorType::BF16, true},
+                                           ArchCase{"phi3", true, TensorType::F32, false},
+                                           ArchCase{"phi3", false, TensorType::F16, false},
+                                           ArchCase{"internlm2", false, TensorType::F32, false},
+                                           ArchCase{"internlm2", true, TensorType::Q8_0, false}),
+                         [](const auto& info) {
+                           const ArchCase& c = info.param;
+                           return c.arch + (c.fused ? "_fused_" : "_") +
+                                  std::string(tensor_type_info(c.type).name) +
+                                  (c.tied ? "_tied" : "");
+                         });
 
 TEST(ModelLoad, TokenizerOnlyFileLoadsWithoutWeights) {
   auto m = Model::load(test::shared_path("models/vocab/ggml-vocab-gpt-2.gguf"));
@@ -157,8 +158,7 @@ TEST(ModelLoad, MissingTensorIsNamed) {
     Model::load(dir + "/bad.gguf");
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("missing tensor 'blk.1.attn_k.weight'"),
-              std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("missing tensor 'blk.1.attn_k.weight'"), std::string::npos)
         << e.what();
   }
 }

@@ -1,6 +1,7 @@
 // Two error channels (see README "Errors"):
-//  - lc::Error: bad input (files, configs, requests, flags). Thrown inside the library, caught by the
-//    app layer and shown to the user; the message names the problem so a user can act on it.
+//  - lc::Error: bad input (files, configs, requests, flags). Thrown inside the library, caught
+//    by the app layer and shown to the user; the message names the problem so a user can act
+//    on it.
 //  - LC_CHECK: a broken internal invariant. Always on; throws lc::InternalError with file/line.
 #pragma once
 
@@ -36,8 +37,8 @@ template <typename... Args>
 
 }  // namespace lc
 
-#define LC_CHECK(cond)                                                                       \
-  do {                                                                                       \
-    if (!(cond))                                                                             \
+#define LC_CHECK(cond)                                                                         \
+  do {                                                                                         \
+    if (!(cond))                                                                               \
       throw ::lc::InternalError(::lc::cat(__FILE__, ":", __LINE__, ": check failed: " #cond)); \
   } while (0)

@@ -40,9 +40,10 @@ inline uint16_t f32_to_fp16(float f) {
   const uint32_t x = bits_from_f32(f);
   const uint32_t sign = (x >> 16) & 0x8000u;
   const uint32_t absx = x & 0x7fffffffu;
-  if (absx >= 0x7f800000u) return static_cast<uint16_t>(sign | 0x7c00u | (absx > 0x7f800000u ? 0x200u : 0));
+  if (absx >= 0x7f800000u)
+    return static_cast<uint16_t>(sign | 0x7c00u | (absx > 0x7f800000u ? 0x200u : 0));
   if (absx >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow -> inf
-  if (absx < 0x38800000u) {                                              // subnormal or zero
+  if (absx < 0x38800000u) {                                               // subnormal or zero
     if (absx < 0x33000000u) return static_cast<uint16_t>(sign);
     const uint32_t e = absx >> 23;
     const uint32_t m = (absx & 0x7fffffu) | 0x800000u;
@@ -62,7 +63,8 @@ inline float bf16_to_f32(uint16_t h) { return f32_from_bits(static_cast<uint32_t
 
 inline uint16_t f32_to_bf16(float f) {
   uint32_t x = bits_from_f32(f);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet NaN
+  if ((x & 0x7fffffffu) > 0x7f800000u)
+    return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet NaN
   x += 0x7fffu + ((x >> 16) & 1u);
   return static_cast<uint16_t>(x >> 16);
 }

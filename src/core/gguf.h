@@ -1,9 +1,9 @@
 // GGUF (versions 2 and 3) reader and writer.
 //
 // The reader maps the file and validates everything before handing out pointers: magic, version,
-// counts, string lengths, value types, nesting depth, tensor dimensions (no overflow), tensor types,
-// alignment, data ranges inside the file and not overlapping. Every problem is an lc::Error whose
-// message names the file, the byte offset and the problem.
+// counts, string lengths, value types, nesting depth, tensor dimensions (no overflow), tensor
+// types, alignment, data ranges inside the file and not overlapping. Every problem is an lc::Error
+// whose message names the file, the byte offset and the problem.
 #pragma once
 
 #include <cstdint>
@@ -66,7 +66,7 @@ struct GgufTensor {
   std::string name;
   std::vector<int64_t> ne;  // ne[0] is the innermost (row) dimension, as in ggml
   TensorType type = TensorType::F32;
-  uint64_t offset = 0;       // relative to the start of the data section
+  uint64_t offset = 0;  // relative to the start of the data section
   uint64_t nbytes = 0;
   const uint8_t* data = nullptr;  // points into the mapping (valid while the GgufFile lives)
 
@@ -120,8 +120,8 @@ class GgufFile {
   uint64_t alignment_ = 32;
   const uint8_t* base_ = nullptr;
   uint64_t size_ = 0;
-  void* map_ = nullptr;             // mmap region (when opened from a file)
-  std::vector<uint8_t> owned_;      // image (when parsed from bytes)
+  void* map_ = nullptr;         // mmap region (when opened from a file)
+  std::vector<uint8_t> owned_;  // image (when parsed from bytes)
   std::vector<std::pair<std::string, GgufValue>> kv_;
   std::map<std::string, size_t, std::less<>> kv_index_;
   std::vector<GgufTensor> tensors_;

@@ -43,6 +43,8 @@ const TensorTypeInfo& tensor_type_info(TensorType t);
 std::optional<TensorType> tensor_type_from_name(std::string_view name);  // "q8_0", "F16", ...
 
 // Bytes needed for a row of n elements (n must be a multiple of the block size).
-inline int64_t row_bytes(const TensorTypeInfo& ti, int64_t n) { return n / ti.block_size * ti.type_size; }
+inline int64_t row_bytes(const TensorTypeInfo& ti, int64_t n) {
+  return n / ti.block_size * ti.type_size;
+}
 
 }  // namespace lc

@@ -13,8 +13,7 @@ PplResult perplexity(Session& s, const std::vector<int32_t>& tokens, const PplOp
   if (ctx < 4) fail("--ctx must be at least 4, got ", ctx);
   const int64_t n_tok = static_cast<int64_t>(tokens.size());
   int64_t n_win = n_tok / ctx;
-  if (n_win == 0)
-    fail("the text has ", n_tok, " tokens, fewer than one window of --ctx ", ctx);
+  if (n_win == 0) fail("the text has ", n_tok, " tokens, fewer than one window of --ctx ", ctx);
   if (opt.max_windows > 0 && n_win > opt.max_windows) n_win = opt.max_windows;
 
   const Tokenizer& tok = s.model().tokenizer();
@@ -58,8 +57,8 @@ PplResult perplexity(Session& s, const std::vector<int32_t>& tokens, const PplOp
   r.mean_nll = nll / static_cast<double>(count);
   r.ppl = std::exp(r.mean_nll);
   double var = nll2 / static_cast<double>(count) - r.mean_nll * r.mean_nll;
-  r.stderr_ppl = (var > 0 && count > 1) ? r.ppl * std::sqrt(var / static_cast<double>(count - 1))
-                                        : 0.0;
+  r.stderr_ppl =
+      (var > 0 && count > 1) ? r.ppl * std::sqrt(var / static_cast<double>(count - 1)) : 0.0;
   r.tokens_per_s = secs > 0 ? static_cast<double>(n_win * ctx) / secs : 0;
   return r;
 }

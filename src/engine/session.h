@@ -14,9 +14,9 @@
 namespace lc {
 
 struct SessionOptions {
-  RopeSettings rope;           // RoPE in effect (usually the model's, possibly overridden)
-  MemoryConfig memory;          // KV memory policy and its parameters
-  int64_t batch = 512;          // prompt tokens per forward step (chunked prefill)
+  RopeSettings rope;    // RoPE in effect (usually the model's, possibly overridden)
+  MemoryConfig memory;  // KV memory policy and its parameters
+  int64_t batch = 512;  // prompt tokens per forward step (chunked prefill)
 };
 
 class Session {
