@@ -18,35 +18,16 @@
 
 #include "core/error.h"
 #include "kernels/quant_blocks.h"
+#include "kernels/simd_avx2_util.h"
 #include "kernels/simd_kv.h"
-
-#define LC_TARGET __attribute__((target("avx2,fma,f16c")))
 
 namespace lc {
 namespace {
 
+using namespace simd256;  // NOLINT(google-build-using-namespace): the shared helpers
+
 // ---------------------------------------------------------------------------------------------
 // Helpers.
-
-// Lane mask for the first n (< 8 taken as is, >= 8 all) of 8 floats, for maskload / maskstore.
-LC_TARGET inline __m256i lanes(int64_t n) {
-  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(n, 8))), idx);
-}
-
-LC_TARGET inline float hsum(__m256 v) {
-  __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  h = _mm_add_ss(h, _mm_movehdup_ps(h));
-  return _mm_cvtss_f32(h);
-}
-
-LC_TARGET inline float hmax(__m256 v) {
-  __m128 h = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-  h = _mm_max_ss(h, _mm_movehdup_ps(h));
-  return _mm_cvtss_f32(h);
-}
 
 LC_TARGET inline double hsum_pd(__m256d v) {
   __m128d h = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
@@ -79,14 +60,6 @@ LC_TARGET inline __m256 exp256(__m256 x) {
   y = _mm256_blendv_ps(y, _mm256_set1_ps(std::numeric_limits<float>::infinity()),
                        _mm256_cmp_ps(x, _mm256_set1_ps(88.0f), _CMP_GT_OQ));
   return y;
-}
-
-// Lane j of the result is the sum of the 8 lanes of v[j].
-LC_TARGET inline __m256 reduce8(const __m256* v) {
-  const __m256 h01 = _mm256_hadd_ps(v[0], v[1]), h23 = _mm256_hadd_ps(v[2], v[3]);
-  const __m256 h45 = _mm256_hadd_ps(v[4], v[5]), h67 = _mm256_hadd_ps(v[6], v[7]);
-  const __m256 a = _mm256_hadd_ps(h01, h23), b = _mm256_hadd_ps(h45, h67);
-  return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
 }
 
 // ---------------------------------------------------------------------------------------------

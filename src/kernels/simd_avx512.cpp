@@ -29,54 +29,16 @@
 
 #include "core/error.h"
 #include "kernels/quant_blocks.h"
+#include "kernels/simd_avx512_util.h"
 #include "kernels/simd_kv.h"
-
-#define LC_TARGET \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 
 namespace lc {
 namespace {
 
+using namespace simd512;  // NOLINT(google-build-using-namespace): the shared helpers
+
 // ---------------------------------------------------------------------------------------------
 // Helpers.
-
-LC_TARGET inline __mmask16 lanes(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
-}
-
-// Halves and horizontal reductions.
-LC_TARGET inline __m256 lo256(__m512 v) { return _mm512_extractf32x8_ps(v, 0); }
-LC_TARGET inline __m256 hi256(__m512 v) { return _mm512_extractf32x8_ps(v, 1); }
-LC_TARGET inline __m256 fold256(__m512 v) { return _mm256_add_ps(lo256(v), hi256(v)); }
-LC_TARGET inline float hsum(__m512 v) {
-  const __m256 a = fold256(v);
-  __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  h = _mm_add_ss(h, _mm_movehdup_ps(h));
-  return _mm_cvtss_f32(h);
-}
-LC_TARGET inline float hmax(__m512 v) {
-  const __m256 a = _mm256_max_ps(lo256(v), hi256(v));
-  __m128 h = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-  h = _mm_max_ss(h, _mm_movehdup_ps(h));
-  return _mm_cvtss_f32(h);
-}
-LC_TARGET inline double hsum_pd(__m512d v) {
-  const __m512 f = _mm512_castpd_ps(v);
-  const __m256d a = _mm256_add_pd(_mm256_castps_pd(lo256(f)), _mm256_castps_pd(hi256(f)));
-  __m128d h = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
-  h = _mm_add_sd(h, _mm_unpackhi_pd(h, h));
-  return _mm_cvtsd_f64(h);
-}
-LC_TARGET inline int hsum_epi32(__m512i v) {
-  const __m256i a =
-      _mm256_add_epi32(_mm512_extracti32x8_epi32(v, 0), _mm512_extracti32x8_epi32(v, 1));
-  __m128i h = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
-  h = _mm_hadd_epi32(h, h);
-  h = _mm_hadd_epi32(h, h);
-  return _mm_cvtsi128_si32(h);
-}
 
 // exp(x) to about 2 ulp: x = n ln2 + r, |r| <= ln2 / 2, degree-7 Taylor polynomial, 2^n by scalef
 // (which also gives the subnormal range and the overflow to +inf). NaN stays NaN; -inf gives 0.
@@ -96,38 +58,6 @@ LC_TARGET inline __m512 exp512(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
   return _mm512_scalef_ps(p, n);
-}
-
-// u[m] holds two 8-lane partial sums: key 2m in its low half, key 2m + 1 in its high half.
-// Returns the 16 totals in key order.
-LC_TARGET inline __m512 reduce_pairs(const __m512* u) {
-  __m512 w[4], z[2];
-  for (int p = 0; p < 4; ++p) {
-    const __m512 a = u[2 * p], b = u[2 * p + 1];
-    w[p] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
-  }
-  for (int p = 0; p < 2; ++p) {
-    const __m512 a = w[2 * p], b = w[2 * p + 1];
-    z[p] = _mm512_add_ps(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
-                         _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
-  }
-  const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(z[0], z[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                 _mm512_shuffle_ps(z[0], z[1], _MM_SHUFFLE(3, 1, 3, 1)));
-  // Lane 4c + e of r holds key c + 4e.
-  const __m512i idx = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
-  return _mm512_permutexvar_ps(idx, r);
-}
-
-// Lane j of the result is the sum of the 16 lanes of v[j].
-LC_TARGET inline __m512 reduce16(const __m512* v) {
-  __m512 u[8];
-  for (int p = 0; p < 8; ++p) {
-    const __m512 a = v[2 * p], b = v[2 * p + 1];
-    u[p] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
-                         _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
-  }
-  return reduce_pairs(u);
 }
 
 LC_TARGET inline __m512 pair256(const float* a, const float* b) {

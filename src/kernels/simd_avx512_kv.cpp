@@ -16,54 +16,12 @@
 #include <algorithm>
 #include <limits>
 
-#define LC_TARGET \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+#include "kernels/simd_avx512_util.h"
 
 namespace lc::kv_avx512 {
 namespace {
 
-LC_TARGET inline __mmask16 lanes(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
-}
-
-LC_TARGET inline float hmax(__m512 v) {
-  const __m256 a = _mm256_max_ps(_mm512_extractf32x8_ps(v, 0), _mm512_extractf32x8_ps(v, 1));
-  __m128 h = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-  h = _mm_max_ss(h, _mm_movehdup_ps(h));
-  return _mm_cvtss_f32(h);
-}
-
-// u[m] holds two 8-lane partial sums: key 2m in its low half, key 2m + 1 in its high half.
-// Returns the 16 totals in key order (as in simd_avx512.cpp).
-LC_TARGET inline __m512 reduce_pairs(const __m512* u) {
-  __m512 w[4], z[2];
-  for (int p = 0; p < 4; ++p) {
-    const __m512 a = u[2 * p], b = u[2 * p + 1];
-    w[p] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
-  }
-  for (int p = 0; p < 2; ++p) {
-    const __m512 a = w[2 * p], b = w[2 * p + 1];
-    z[p] = _mm512_add_ps(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
-                         _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
-  }
-  const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(z[0], z[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                 _mm512_shuffle_ps(z[0], z[1], _MM_SHUFFLE(3, 1, 3, 1)));
-  const __m512i idx = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
-  return _mm512_permutexvar_ps(idx, r);
-}
-
-// Lane j of the result is the sum of the 16 lanes of v[j].
-LC_TARGET inline __m512 reduce16(const __m512* v) {
-  __m512 u[8];
-  for (int p = 0; p < 8; ++p) {
-    const __m512 a = v[2 * p], b = v[2 * p + 1];
-    u[p] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
-                         _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
-  }
-  return reduce_pairs(u);
-}
+using namespace simd512;  // NOLINT(google-build-using-namespace): the shared helpers
 
 // Rows ahead of use that the tiles prefetch (see kAttnAhead in simd_avx512.cpp).
 constexpr int64_t kAhead = 24;
