@@ -563,6 +563,48 @@ TEST(Ops, ExpShiftAccuracyEveryIsa) {
 // ---------------------------------------------------------------------------------------------
 // Attention.
 
+// The shapes of one tile test: nh query heads (q_hs apart), n keys of hd elements (stride apart),
+// score / probability rows ns apart, accumulator rows acc_hs apart.
+struct TileShape {
+  int64_t hd, n, nh, stride, q_hs, ns, acc_hs;
+};
+
+// Scores s (rows ns apart) and their maxima mx against a double reference from the keys kf in
+// f32; nothing is written past n.
+void expect_scores(const TileShape& t, const std::vector<float>& q, const float* kf, float scale,
+                   const std::vector<float>& s, const std::vector<float>& mx) {
+  for (int64_t h = 0; h < t.nh; ++h) {
+    float ref_max = -INFINITY;
+    for (int64_t j = 0; j < t.n; ++j) {
+      double ref = 0, mag = 0;
+      for (int64_t e = 0; e < t.hd; ++e) {
+        ref += double(q[h * t.q_hs + e]) * kf[j * t.stride + e];
+        mag += std::fabs(double(q[h * t.q_hs + e]) * kf[j * t.stride + e]);
+      }
+      ASSERT_NEAR(s[h * t.ns + j], ref * scale, 1e-6 * mag * scale) << h << " " << j;
+      ref_max = std::max(ref_max, s[h * t.ns + j]);
+    }
+    EXPECT_EQ(mx[h], ref_max);
+    EXPECT_EQ(s[h * t.ns + t.n], 9.0f);  // nothing past n is written
+  }
+}
+
+// acc = acc0 + p . values (vf in f32) against a double reference; the gap between heads is kept.
+void expect_accum(const TileShape& t, const std::vector<float>& p, const float* vf,
+                  const std::vector<float>& acc0, const std::vector<float>& acc) {
+  for (int64_t h = 0; h < t.nh; ++h) {
+    for (int64_t e = 0; e < t.hd; ++e) {
+      double ref = acc0[h * t.acc_hs + e], mag = std::fabs(ref);
+      for (int64_t j = 0; j < t.n; ++j) {
+        ref += double(p[h * t.ns + j]) * vf[j * t.stride + e];
+        mag += std::fabs(double(p[h * t.ns + j]) * vf[j * t.stride + e]);
+      }
+      ASSERT_NEAR(acc[h * t.acc_hs + e], ref, 1e-6 * mag) << h << " " << e;
+    }
+    EXPECT_EQ(acc[h * t.acc_hs + t.hd], acc0[h * t.acc_hs + t.hd]);  // gap between heads
+  }
+}
+
 TEST(AttentionTiles, ScoresAndAccumEveryIsaEveryHeadDim) {
   std::mt19937 rng(21);
   for (Isa isa : supported_isas()) {
@@ -579,36 +621,14 @@ TEST(AttentionTiles, ScoresAndAccumEveryIsaEveryHeadDim) {
           const float scale = 0.3f;
           k.attn_scores(q.data(), q_hs, nh, kv.data(), stride, n, hd, scale, s.data(), ns,
                         mx.data());
-          for (int64_t h = 0; h < nh; ++h) {
-            float ref_max = -INFINITY;
-            for (int64_t j = 0; j < n; ++j) {
-              double ref = 0, mag = 0;
-              for (int64_t e = 0; e < hd; ++e) {
-                ref += double(q[h * q_hs + e]) * kv[j * stride + e];
-                mag += std::fabs(double(q[h * q_hs + e]) * kv[j * stride + e]);
-              }
-              ASSERT_NEAR(s[h * ns + j], ref * scale, 1e-6 * mag * scale) << h << " " << j;
-              ref_max = std::max(ref_max, s[h * ns + j]);
-            }
-            EXPECT_EQ(mx[h], ref_max);
-            EXPECT_EQ(s[h * ns + n], 9.0f);  // nothing past n is written
-          }
+          const TileShape ts{hd, n, nh, stride, q_hs, ns, hd + 1};
+          expect_scores(ts, q, kv.data(), scale, s, mx);
 
           const int64_t acc_hs = hd + 1;
           auto acc = randn(nh * acc_hs, rng);
           const auto acc0 = acc;
           k.attn_accum(p.data(), ns, nh, kv.data(), stride, n, hd, acc.data(), acc_hs);
-          for (int64_t h = 0; h < nh; ++h) {
-            for (int64_t e = 0; e < hd; ++e) {
-              double ref = acc0[h * acc_hs + e], mag = std::fabs(ref);
-              for (int64_t j = 0; j < n; ++j) {
-                ref += double(p[h * ns + j]) * kv[j * stride + e];
-                mag += std::fabs(double(p[h * ns + j]) * kv[j * stride + e]);
-              }
-              ASSERT_NEAR(acc[h * acc_hs + e], ref, 1e-6 * mag) << h << " " << e;
-            }
-            EXPECT_EQ(acc[h * acc_hs + hd], acc0[h * acc_hs + hd]);  // gap between heads
-          }
+          expect_accum(ts, p, kv.data(), acc0, acc);
         }
       }
     }
@@ -668,20 +688,8 @@ TEST(AttentionTiles, F16AndQ8_0ScoresAndAccumEveryIsa) {
             else
               k.attn_scores_q8_0(q.data(), q_hs, nh, kv.q8.data() + off / 32, stride / 32, n, hd,
                                  scale, s.data(), ns, mx.data());
-            for (int64_t h = 0; h < nh; ++h) {
-              float ref_max = -INFINITY;
-              for (int64_t j = 0; j < n; ++j) {
-                double ref = 0, mag = 0;
-                for (int64_t e = 0; e < hd; ++e) {
-                  ref += double(q[h * q_hs + e]) * kf[j * stride + e];
-                  mag += std::fabs(double(q[h * q_hs + e]) * kf[j * stride + e]);
-                }
-                ASSERT_NEAR(s[h * ns + j], ref * scale, 1e-6 * mag * scale) << h << " " << j;
-                ref_max = std::max(ref_max, s[h * ns + j]);
-              }
-              EXPECT_EQ(mx[h], ref_max);
-              EXPECT_EQ(s[h * ns + n], 9.0f);  // nothing past n is written
-            }
+            const TileShape ts{hd, n, nh, stride, q_hs, ns, hd + 1};
+            expect_scores(ts, q, kf, scale, s, mx);
 
             const int64_t acc_hs = hd + 1;
             auto acc = randn(nh * acc_hs, rng);
@@ -692,17 +700,7 @@ TEST(AttentionTiles, F16AndQ8_0ScoresAndAccumEveryIsa) {
             else
               k.attn_accum_q8_0(p.data(), ns, nh, kv.q8.data() + off / 32, stride / 32, n, hd,
                                 acc.data(), acc_hs);
-            for (int64_t h = 0; h < nh; ++h) {
-              for (int64_t e = 0; e < hd; ++e) {
-                double ref = acc0[h * acc_hs + e], mag = std::fabs(ref);
-                for (int64_t j = 0; j < n; ++j) {
-                  ref += double(p[h * ns + j]) * kf[j * stride + e];
-                  mag += std::fabs(double(p[h * ns + j]) * kf[j * stride + e]);
-                }
-                ASSERT_NEAR(acc[h * acc_hs + e], ref, 1e-6 * mag) << h << " " << e;
-              }
-              EXPECT_EQ(acc[h * acc_hs + hd], acc0[h * acc_hs + hd]);  // gap between heads
-            }
+            expect_accum(ts, p, kf, acc0, acc);
           }
         }
       }

@@ -60,10 +60,6 @@ LC_TARGET inline __m512 exp512(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
-LC_TARGET inline __m512 pair256(const float* a, const float* b) {
-  return _mm512_insertf32x8(_mm512_zextps256_ps512(_mm256_loadu_ps(a)), _mm256_loadu_ps(b), 1);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Row ops.
 
@@ -259,34 +255,6 @@ LC_TARGET void softmax_inplace(float* x, int64_t n) {
 // ---------------------------------------------------------------------------------------------
 // Attention tiles.
 
-// head_dim 8: two keys per register, 16 keys per reduction.
-LC_TARGET float scores_hd8(const float* q, const float* k, int64_t stride, int64_t n, float scale,
-                           float* s) {
-  const __m512 q2 = _mm512_broadcast_f32x8(_mm256_loadu_ps(q));
-  const __m512 vs = _mm512_set1_ps(scale);
-  __m512 vmax = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  int64_t j = 0;
-  for (; j + 16 <= n; j += 16) {
-    __m512 u[8];
-    for (int p = 0; p < 8; ++p)
-      u[p] = _mm512_mul_ps(q2, pair256(k + (j + 2 * p) * stride, k + (j + 2 * p + 1) * stride));
-    const __m512 r = _mm512_mul_ps(reduce_pairs(u), vs);
-    _mm512_storeu_ps(s + j, r);
-    vmax = _mm512_max_ps(vmax, r);
-  }
-  float mx = hmax(vmax);
-  const __m256 q1 = _mm256_loadu_ps(q);
-  for (; j < n; ++j) {
-    const __m256 p = _mm256_mul_ps(q1, _mm256_loadu_ps(k + j * stride));
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(p), _mm256_extractf128_ps(p, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    s[j] = _mm_cvtss_f32(h) * scale;
-    mx = std::max(mx, s[j]);
-  }
-  return mx;
-}
-
 // Rows ahead of use that the attention tiles prefetch: the rows of a long cache are far apart
 // (often a multiple of 4 KiB), which hardware prefetchers do not follow, and a burst of prefetches
 // for a whole tile overflows the miss buffers; a steady distance ahead keeps DRAM busy.
@@ -364,21 +332,6 @@ LC_TARGET void attn_scores(const float* q, int64_t q_hs, int64_t n_heads, const 
 }
 
 // head_dim 8: two keys per register.
-LC_TARGET void accum_hd8(const float* p, const float* v, int64_t stride, int64_t n, float* acc) {
-  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-  int64_t j = 0;
-  for (; j + 4 <= n; j += 4) {
-    const __m512 p01 = _mm512_insertf32x8(_mm512_set1_ps(p[j]), _mm256_set1_ps(p[j + 1]), 1);
-    const __m512 p23 = _mm512_insertf32x8(_mm512_set1_ps(p[j + 2]), _mm256_set1_ps(p[j + 3]), 1);
-    a0 = _mm512_fmadd_ps(p01, pair256(v + j * stride, v + (j + 1) * stride), a0);
-    a1 = _mm512_fmadd_ps(p23, pair256(v + (j + 2) * stride, v + (j + 3) * stride), a1);
-  }
-  const __m512 a = _mm512_add_ps(a0, a1);
-  __m256 r = _mm256_add_ps(lo256(a), hi256(a));
-  for (; j < n; ++j) r = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(v + j * stride), r);
-  _mm256_storeu_ps(acc, _mm256_add_ps(_mm256_loadu_ps(acc), r));
-}
-
 // H (<= 4) heads x C (<= 2) chunks of 16 dims of acc in registers while every key goes past, so
 // each value row is loaded once for all the heads.
 template <int H, int C>

@@ -204,61 +204,6 @@ LC_TARGET void accum_all(const float* p, int64_t ns, int64_t n_heads, const Rows
   }
 }
 
-// head_dim 8 in half precision: two keys (16 bytes each) per register.
-LC_TARGET inline __m512 pair_f16(const uint16_t* a, const uint16_t* b) {
-  const __m256i x = _mm256_inserti128_si256(
-      _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a))),
-      _mm_loadu_si128(reinterpret_cast<const __m128i*>(b)), 1);
-  return _mm512_cvtph_ps(x);
-}
-
-LC_TARGET inline __m256 row8_f16(const uint16_t* a) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a)));
-}
-
-LC_TARGET float scores_hd8_f16(const float* q, const uint16_t* k, int64_t stride, int64_t n,
-                               float scale, float* s) {
-  const __m512 q2 = _mm512_broadcast_f32x8(_mm256_loadu_ps(q));
-  const __m512 vs = _mm512_set1_ps(scale);
-  __m512 vmax = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  int64_t j = 0;
-  for (; j + 16 <= n; j += 16) {
-    __m512 u[8];
-    for (int p = 0; p < 8; ++p)
-      u[p] = _mm512_mul_ps(q2, pair_f16(k + (j + 2 * p) * stride, k + (j + 2 * p + 1) * stride));
-    const __m512 r = _mm512_mul_ps(reduce_pairs(u), vs);
-    _mm512_storeu_ps(s + j, r);
-    vmax = _mm512_max_ps(vmax, r);
-  }
-  float mx = hmax(vmax);
-  const __m256 q1 = _mm256_loadu_ps(q);
-  for (; j < n; ++j) {
-    const __m256 p = _mm256_mul_ps(q1, row8_f16(k + j * stride));
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(p), _mm256_extractf128_ps(p, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    s[j] = _mm_cvtss_f32(h) * scale;
-    mx = std::max(mx, s[j]);
-  }
-  return mx;
-}
-
-LC_TARGET void accum_hd8_f16(const float* p, const uint16_t* v, int64_t stride, int64_t n,
-                             float* acc) {
-  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-  int64_t j = 0;
-  for (; j + 4 <= n; j += 4) {
-    const __m512 p01 = _mm512_insertf32x8(_mm512_set1_ps(p[j]), _mm256_set1_ps(p[j + 1]), 1);
-    const __m512 p23 = _mm512_insertf32x8(_mm512_set1_ps(p[j + 2]), _mm256_set1_ps(p[j + 3]), 1);
-    a0 = _mm512_fmadd_ps(p01, pair_f16(v + j * stride, v + (j + 1) * stride), a0);
-    a1 = _mm512_fmadd_ps(p23, pair_f16(v + (j + 2) * stride, v + (j + 3) * stride), a1);
-  }
-  const __m512 a = _mm512_add_ps(a0, a1);
-  __m256 r = _mm256_add_ps(_mm512_extractf32x8_ps(a, 0), _mm512_extractf32x8_ps(a, 1));
-  for (; j < n; ++j) r = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), row8_f16(v + j * stride), r);
-  _mm256_storeu_ps(acc, _mm256_add_ps(_mm256_loadu_ps(acc), r));
-}
-
 }  // namespace
 
 LC_TARGET void attn_scores_f16(const float* q, int64_t q_hs, int64_t n_heads, const uint16_t* k,
@@ -266,7 +211,7 @@ LC_TARGET void attn_scores_f16(const float* q, int64_t q_hs, int64_t n_heads, co
                                int64_t ns, float* mx) {
   if (hd == 8) {
     for (int64_t h = 0; h < n_heads; ++h)
-      mx[h] = scores_hd8_f16(q + h * q_hs, k, stride, n, scale, s + h * ns);
+      mx[h] = scores_hd8(q + h * q_hs, k, stride, n, scale, s + h * ns);
     return;
   }
   scores_all(q, q_hs, n_heads, F16Rows(k, stride, hd), n, scale, s, ns, mx);
@@ -275,7 +220,7 @@ LC_TARGET void attn_scores_f16(const float* q, int64_t q_hs, int64_t n_heads, co
 LC_TARGET void attn_accum_f16(const float* p, int64_t ns, int64_t n_heads, const uint16_t* v,
                               int64_t stride, int64_t n, int64_t hd, float* acc, int64_t acc_hs) {
   if (hd == 8) {
-    for (int64_t h = 0; h < n_heads; ++h) accum_hd8_f16(p + h * ns, v, stride, n, acc + h * acc_hs);
+    for (int64_t h = 0; h < n_heads; ++h) accum_hd8(p + h * ns, v, stride, n, acc + h * acc_hs);
     return;
   }
   accum_all(p, ns, n_heads, F16Rows(v, stride, hd), n, acc, acc_hs);

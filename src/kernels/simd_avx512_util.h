@@ -6,7 +6,9 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 
 #define LC_TARGET \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
@@ -81,6 +83,68 @@ LC_TARGET inline __m512 reduce16(const __m512* v) {
                          _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
   }
   return reduce_pairs(u);
+}
+
+// Rows of 8 elements (head_dim 8) of f32 or half precision: two rows per register, or one.
+LC_TARGET inline __m512 pair_rows(const float* a, const float* b) {
+  return _mm512_insertf32x8(_mm512_zextps256_ps512(_mm256_loadu_ps(a)), _mm256_loadu_ps(b), 1);
+}
+LC_TARGET inline __m512 pair_rows(const uint16_t* a, const uint16_t* b) {
+  const __m256i x = _mm256_inserti128_si256(
+      _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a))),
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(b)), 1);
+  return _mm512_cvtph_ps(x);
+}
+LC_TARGET inline __m256 row8(const float* a) { return _mm256_loadu_ps(a); }
+LC_TARGET inline __m256 row8(const uint16_t* a) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a)));
+}
+
+// Attention tiles for head_dim 8, keys and values of f32 (T = float) or half precision
+// (T = uint16_t). Scores: two keys per register, 16 keys per reduction; returns the maximum.
+template <typename T>
+LC_TARGET float scores_hd8(const float* q, const T* k, int64_t stride, int64_t n, float scale,
+                           float* s) {
+  const __m512 q2 = _mm512_broadcast_f32x8(_mm256_loadu_ps(q));
+  const __m512 vs = _mm512_set1_ps(scale);
+  __m512 vmax = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    __m512 u[8];
+    for (int p = 0; p < 8; ++p)
+      u[p] = _mm512_mul_ps(q2, pair_rows(k + (j + 2 * p) * stride, k + (j + 2 * p + 1) * stride));
+    const __m512 r = _mm512_mul_ps(reduce_pairs(u), vs);
+    _mm512_storeu_ps(s + j, r);
+    vmax = _mm512_max_ps(vmax, r);
+  }
+  float mx = hmax(vmax);
+  const __m256 q1 = _mm256_loadu_ps(q);
+  for (; j < n; ++j) {
+    const __m256 p = _mm256_mul_ps(q1, row8(k + j * stride));
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(p), _mm256_extractf128_ps(p, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    s[j] = _mm_cvtss_f32(h) * scale;
+    mx = std::max(mx, s[j]);
+  }
+  return mx;
+}
+
+// acc[e] += sum_j p[j] * v[j][e]: two value rows per register.
+template <typename T>
+LC_TARGET void accum_hd8(const float* p, const T* v, int64_t stride, int64_t n, float* acc) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const __m512 p01 = _mm512_insertf32x8(_mm512_set1_ps(p[j]), _mm256_set1_ps(p[j + 1]), 1);
+    const __m512 p23 = _mm512_insertf32x8(_mm512_set1_ps(p[j + 2]), _mm256_set1_ps(p[j + 3]), 1);
+    a0 = _mm512_fmadd_ps(p01, pair_rows(v + j * stride, v + (j + 1) * stride), a0);
+    a1 = _mm512_fmadd_ps(p23, pair_rows(v + (j + 2) * stride, v + (j + 3) * stride), a1);
+  }
+  const __m512 a = _mm512_add_ps(a0, a1);
+  __m256 r = _mm256_add_ps(lo256(a), hi256(a));
+  for (; j < n; ++j) r = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), row8(v + j * stride), r);
+  _mm256_storeu_ps(acc, _mm256_add_ps(_mm256_loadu_ps(acc), r));
 }
 
 }  // namespace lc::simd512
