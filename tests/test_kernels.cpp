@@ -243,6 +243,49 @@ TEST(Matmul, TokenChunksAndRowTailsOnLargerShapes) {
   }
 }
 
+TEST(Matmul, PanelKernelRowAndTokenTailsEveryBlockType) {
+  // Many tokens take the panel kernel where there is one (AVX-512: rows in panels of 16, tokens
+  // in groups of 6): 53 rows are a pair of panels, one panel and 5 rows of tail; 8, 13 and 23
+  // tokens leave every remainder of a token group.
+  IsaGuard guard;
+  std::mt19937 rng(2024);
+  for (Isa isa : supported_isas()) {
+    set_isa(isa);
+    for (TensorType t : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1,
+                         TensorType::Q8_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K})
+      for (int64_t n_tok : {8, 13, 23}) check_matmul(isa, t, 512, 53, n_tok, rng);
+  }
+}
+
+TEST(Matmul, PanelResultsDoNotDependOnTheRowSplit) {
+  // Rows computed in a pair of panels, a single panel or a row range that starts inside a panel
+  // get the same numbers as in one product of all the rows.
+  IsaGuard guard;
+  std::mt19937 rng(31);
+  for (Isa isa : supported_isas()) {
+    set_isa(isa);
+    for (TensorType t : {TensorType::Q8_0, TensorType::Q4_K}) {
+      const int64_t n_in = 768, n_out = 80, n_tok = 11;
+      const auto wb = random_rows(t, n_out, n_in, rng);
+      const size_t rb = static_cast<size_t>(row_bytes(tensor_type_info(t), n_in));
+      const auto x = randn(static_cast<size_t>(n_tok * n_in), rng);
+      WeightMatrix w{t, n_in, n_out, wb.data(), rb};
+      std::vector<float> all(static_cast<size_t>(n_tok * n_out));
+      matmul(w, x.data(), n_tok, all.data());
+      // The rows from 16 on as a matrix of their own: panels start 16 rows later.
+      for (int64_t skip : {16, 48}) {
+        WeightMatrix part{t, n_in, n_out - skip, wb.data() + skip * rb, rb};
+        std::vector<float> y(static_cast<size_t>(n_tok * part.n_out));
+        matmul(part, x.data(), n_tok, y.data());
+        for (int64_t tk = 0; tk < n_tok; ++tk)
+          for (int64_t o = 0; o < part.n_out; ++o)
+            ASSERT_EQ(y[tk * part.n_out + o], all[tk * n_out + skip + o])
+                << isa_name(isa) << " skip " << skip << " token " << tk << " row " << o;
+      }
+    }
+  }
+}
+
 TEST(Matmul, ResultDoesNotDependOnBatch) {
   // A (row, token) result is the same whether the token comes alone or in a batch: bit for bit
   // for the f32 paths; within f32 rounding for the integer paths (one token has its own kernel).

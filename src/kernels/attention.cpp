@@ -208,7 +208,9 @@ void attention_accumulate(const float* q, int64_t q_stride, const KvSpan& kv, co
   const int64_t n_qb = (st.n_q + kQBlock - 1) / kQBlock;
   const KernelTable& kt = kernels();
   auto run = [&](int64_t w0, int64_t w1) {
-    std::vector<float> scores(static_cast<size_t>(group * kTile)), tmax(static_cast<size_t>(group));
+    thread_local std::vector<float> scores, tmax;
+    scores.resize(static_cast<size_t>(group * kTile));
+    tmax.resize(static_cast<size_t>(group));
     // Items w0..w1 are (query block, KV head) pairs, KV heads fastest: per query block, every tile
     // of keys is done for all of this task's KV heads before the next tile, so that the token
     // rows of K and V (all heads side by side) are read close together in time.
@@ -241,11 +243,18 @@ void attention_accumulate(const float* q, int64_t q_stride, const KvSpan& kv, co
       }
     }
   };
-  // Waking threads costs microseconds: small problems run on the calling thread.
+  // Waking threads costs microseconds: small problems run on the calling thread. Otherwise every
+  // (query block, KV head) is a task claimed dynamically, the last query blocks first: under a
+  // causal mask they see the most keys, and equal contiguous shares would leave the thread with
+  // the first queries idle for most of the region.
+  const int64_t n_items = n_qb * d.n_head_kv;
   if (st.n_q * d.n_head * kv.n * hd < kParallelMinWork)
-    run(0, n_qb * d.n_head_kv);
+    run(0, n_items);
   else
-    parallel_for(n_qb * d.n_head_kv, run);
+    parallel_for_tasks(static_cast<int>(n_items), [&](int t, int) {
+      const int64_t it = n_items - 1 - t;
+      run(it, it + 1);
+    });
 }
 
 void attention_finish(const AttnState& st, float* out, int64_t out_stride) {

@@ -23,9 +23,11 @@ constexpr int64_t kFallbackRows = 4;  // rows dequantized together, each reused 
 // With many tokens every task reads all the activations again, so tasks are fewer and longer.
 constexpr int64_t kTasksPerThreadDecode = 6;
 constexpr int64_t kTasksPerThreadBatch = 3;
-// Rows of a task are a multiple of the kernels' row tile, and a task holds at least this much
-// work (weight elements times tokens) so that small matrices are not cut finer than useful.
-constexpr int64_t kRowAlign = 4;
+// Rows of a task are a multiple of the kernels' row tiles (4 rows; panels of 16 for many tokens,
+// whose rows must start on a multiple of 16 to get the same numbers however the rows are cut), and
+// a task holds at least this much work (weight elements times tokens) so that small matrices are
+// not cut finer than useful.
+constexpr int64_t kRowAlignDecode = 4, kRowAlignBatch = 16;
 constexpr int64_t kMinTaskWork = 1 << 14;
 constexpr int kMaxGroup = 8;
 
@@ -131,7 +133,8 @@ void matmul_group(const WeightMatrix* const* w, float* const* y, int count, cons
   const int64_t n_tasks = threads * (n_tok == 1 ? kTasksPerThreadDecode : kTasksPerThreadBatch);
   int64_t per = (total_rows + n_tasks - 1) / n_tasks;
   per = std::max(per, (kMinTaskWork + n_in * n_tok - 1) / (n_in * n_tok));
-  per = (per + kRowAlign - 1) / kRowAlign * kRowAlign;
+  const int64_t align = n_tok == 1 ? kRowAlignDecode : kRowAlignBatch;
+  per = (per + align - 1) / align * align;
   thread_local std::vector<Task> tasks;
   tasks.clear();
   for (int i = 0; i < count; ++i)

@@ -522,6 +522,9 @@ FTileFn ftile_fn(int nr, int nt) {
 
 // No fused single-token kernel here: decode goes through the unpacked tiles too.
 bool matvec_q(const WeightMatrix&, const ActQ8&, int64_t, int64_t, float*) { return false; }
+bool matmul_panel(const WeightMatrix&, const ActQ8&, int64_t, int64_t, int64_t, float*) {
+  return false;
+}
 
 #include "kernels/simd_x86_matmul.h"
 

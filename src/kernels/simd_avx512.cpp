@@ -26,6 +26,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/quant_blocks.h"
@@ -912,6 +913,11 @@ LC_TARGET bool matvec_q(const WeightMatrix& w, const ActQ8& a, int64_t r0, int64
   }
 }
 
+// Many tokens, 32-element-block types: simd_avx512_panel.h.
+LC_TARGET bool matmul_panel(const WeightMatrix& w, const ActQ8& a, int64_t n_tok, int64_t r0,
+                            int64_t r1, float* y);
+
+#include "kernels/simd_avx512_panel.h"
 #include "kernels/simd_x86_matmul.h"
 
 const KernelTable kTable = {

@@ -7,6 +7,7 @@
 //   kFR, kFT, kKCF, FTileFn, ftile_fn<T>  f32 tile for F32 / F16 / BF16 weights, see FTileFn
 //   vdot(a, b, n)                   f32 dot product
 //   matvec_q(w, a, r0, r1, y)       optional fused single-token kernel (false: not available)
+//   matmul_panel(w, a, n_tok, r0, r1, y)  optional many-token kernel (false: not available)
 // and after including <immintrin.h>, <algorithm>, "kernels/dispatch.h", "kernels/quant_blocks.h".
 // Every function here is internal to the including file, so the two copies never meet.
 //
@@ -321,6 +322,7 @@ LC_TARGET void matmul_rows(const WeightMatrix& w, const float* x, const ActQ8* a
       const QType qt = qtype_of(w.type);
       LC_CHECK(qt.unpack != nullptr && a != nullptr && w.n_in % qt.block == 0);
       if (n_tok == 1 && matvec_q(w, *a, r0, r1, y)) return;
+      if (matmul_panel(w, *a, n_tok, r0, r1, y)) return;
       return matmul_q_rows(w, qt, *a, n_tok, r0, r1, y);
     }
   }

@@ -1,0 +1,159 @@
+// Prefill matmul of the 32-element-block integer types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K)
+// on AVX-512 VNNI: weight rows repacked into panels of 16 rows, then tiles of 1-2 panels x up to
+// kPanelTok tokens accumulate whole blocks in integer lanes before any float work.
+//
+// Why: VPDPBUSD multiplies 64 byte pairs at once, and a 32-element block of one row is only half a
+// register, so a row-major kernel pays a convert, a scale and an FMA for every VPDPBUSD. In a panel
+// the 32 elements of a block are spread over 8 registers, each holding 4 consecutive elements of
+// all 16 rows, so one block is 8 VPDPBUSD per (panel, token) into one int32 register (lane = row),
+// against a broadcast dword of the token's quantized activations; the block's scale, the +128 bias
+// and the mins then cost 2-3 float instructions for 16 rows.
+//
+// Panel layout (per 16 rows, the whole of K): for block b, 8 vectors of 64 bytes, vector j holding
+// elements [32b + 4j, 32b + 4j + 4) of rows 0..15 (row i at bytes 4i..4i+3) as q + 128 (unsigned);
+// then per block 16 f32 scales (and 16 f32 mins for the types that have them).
+//
+// Numbers: per (row, token) the blocks are summed in order, each as
+//   acc += scale_w * (idot_u * d_a - 128 * s_a) [+ min_w * s_a]
+// where idot_u is the exact integer product with the biased weights; which panel or tile a row
+// lands in does not change its numbers, so any split of the rows gives the same results.
+//
+// Included by simd_avx512.cpp inside its anonymous namespace, after simd_x86_matmul.h.
+
+constexpr int kPanelRows = 16;
+constexpr int kPanelTok = 6;
+// Fewer tokens than this go through the row-major tiles: repacking costs about what a few tokens
+// of products do.
+constexpr int64_t kPanelMinTok = 8;
+
+struct PanelScratch {
+  std::vector<int8_t> q;   // canonical rows, 16 x K
+  std::vector<float> s4;   // 16 x K / 4
+  std::vector<float> m32;  // 16 x K / 32
+  std::vector<uint8_t> pq[2];
+  std::vector<float> pd[2], pm[2];
+};
+
+// Rows [r, r + 16) of w into panel slot p.
+LC_TARGET void pack_panel(const WeightMatrix& w, const QType& qt, int64_t r, PanelScratch& sc,
+                          int p) {
+  const int64_t n = w.n_in, nb = n / kActBlock;
+  sc.q.resize(static_cast<size_t>(kPanelRows * n));
+  sc.s4.resize(static_cast<size_t>(kPanelRows * n / 4));
+  sc.m32.resize(static_cast<size_t>(kPanelRows * nb));
+  sc.pq[p].resize(static_cast<size_t>(kPanelRows * n));
+  sc.pd[p].resize(static_cast<size_t>(kPanelRows * nb));
+  if (qt.mins) sc.pm[p].resize(static_cast<size_t>(kPanelRows * nb));
+  for (int i = 0; i < kPanelRows; ++i)
+    qt.unpack(w.row(r + i), 0, n / qt.block, &sc.q[i * n], &sc.s4[i * n / 4], &sc.m32[i * nb]);
+  const __m512i rows =
+      _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                         _mm512_set1_epi32(static_cast<int>(n)));
+  const __m512i s4rows = _mm512_srli_epi32(rows, 2);
+  const __m512i mrows = _mm512_srli_epi32(rows, 5);
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  uint8_t* dst = sc.pq[p].data();
+  for (int64_t b = 0; b < nb; ++b) {
+    const int8_t* src = sc.q.data() + 32 * b;
+    for (int j = 0; j < 8; ++j) {
+      const __m512i v = _mm512_i32gather_epi32(rows, src + 4 * j, 1);
+      _mm512_storeu_si512(dst + (8 * b + j) * 64, _mm512_xor_si512(v, flip));
+    }
+    _mm512_storeu_ps(&sc.pd[p][16 * b], _mm512_i32gather_ps(s4rows, &sc.s4[8 * b], 4));
+    if (qt.mins) _mm512_storeu_ps(&sc.pm[p][16 * b], _mm512_i32gather_ps(mrows, &sc.m32[b], 4));
+  }
+}
+
+// y[t + c, r + 16 i + lane] for c < C, i < R, over every block of the panels.
+template <int R, int C, bool kMins>
+LC_TARGET void panel_tile(const PanelScratch& sc, const ActQ8& a, int64_t t, int64_t n_out,
+                          int64_t r, float* y) {
+  const int64_t n = a.n_in, nb = n / kActBlock;
+  const uint8_t* pq[R];
+  const float* pd[R];
+  const float* pm[R];
+  for (int i = 0; i < R; ++i) {
+    pq[i] = sc.pq[i].data();
+    pd[i] = sc.pd[i].data();
+    pm[i] = kMins ? sc.pm[i].data() : nullptr;
+  }
+  const int8_t* aq[C];
+  const float* ad[C];
+  const float* as[C];
+  for (int c = 0; c < C; ++c) {
+    aq[c] = a.q + (t + c) * n;
+    ad[c] = a.d + (t + c) * nb;
+    as[c] = a.s + (t + c) * nb;
+  }
+  __m512 acc[R][C];
+  for (int i = 0; i < R; ++i)
+    for (int c = 0; c < C; ++c) acc[i][c] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i dot[R][C];
+    for (int i = 0; i < R; ++i)
+      for (int c = 0; c < C; ++c) dot[i][c] = _mm512_setzero_si512();
+    for (int j = 0; j < 8; ++j) {
+      __m512i wv[R];
+      for (int i = 0; i < R; ++i) wv[i] = _mm512_loadu_si512(pq[i] + (8 * b + j) * 64);
+      for (int c = 0; c < C; ++c) {
+        int32_t x;
+        std::memcpy(&x, aq[c] + 32 * b + 4 * j, 4);
+        const __m512i av = _mm512_set1_epi32(x);
+        for (int i = 0; i < R; ++i) dot[i][c] = _mm512_dpbusd_epi32(dot[i][c], wv[i], av);
+      }
+    }
+    for (int c = 0; c < C; ++c) {
+      const __m512 da = _mm512_set1_ps(ad[c][b]);
+      const __m512 nbias = _mm512_set1_ps(-128.0f * as[c][b]);
+      for (int i = 0; i < R; ++i) {
+        const __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[i][c]), da, nbias);
+        acc[i][c] = _mm512_fmadd_ps(v, _mm512_loadu_ps(pd[i] + 16 * b), acc[i][c]);
+        if constexpr (kMins)
+          acc[i][c] =
+              _mm512_fmadd_ps(_mm512_loadu_ps(pm[i] + 16 * b), _mm512_set1_ps(as[c][b]), acc[i][c]);
+      }
+    }
+  }
+  for (int c = 0; c < C; ++c)
+    for (int i = 0; i < R; ++i) _mm512_storeu_ps(y + (t + c) * n_out + r + 16 * i, acc[i][c]);
+}
+
+using PanelTileFn = void (*)(const PanelScratch&, const ActQ8&, int64_t, int64_t, int64_t, float*);
+
+template <int R, bool kMins>
+constexpr PanelTileFn kPanelTiles[kPanelTok] = {panel_tile<R, 1, kMins>, panel_tile<R, 2, kMins>,
+                                                panel_tile<R, 3, kMins>, panel_tile<R, 4, kMins>,
+                                                panel_tile<R, 5, kMins>, panel_tile<R, 6, kMins>};
+
+PanelTileFn panel_tile_fn(int r, int c, bool mins) {
+  if (r == 2) return mins ? kPanelTiles<2, true>[c - 1] : kPanelTiles<2, false>[c - 1];
+  return mins ? kPanelTiles<1, true>[c - 1] : kPanelTiles<1, false>[c - 1];
+}
+
+// Rows [r0, r1) of a product with n_tok tokens; false when the panel kernel does not apply (too
+// few tokens, or a type whose scales are not per 32 elements). Rows past the last whole panel of
+// the matrix (and any row before the first panel boundary of the range) go through the row-major
+// tiles, so that a row's numbers depend only on its index.
+LC_TARGET bool matmul_panel(const WeightMatrix& w, const ActQ8& a, int64_t n_tok, int64_t r0,
+                            int64_t r1, float* y) {
+  const QType qt = qtype_of(w.type);
+  if (n_tok < kPanelMinTok || qt.unpack == nullptr || w.type == TensorType::Q6_K ||
+      w.n_in % kActBlock != 0)
+    return false;
+  const int64_t pend = w.n_out / kPanelRows * kPanelRows;
+  const int64_t a0 = std::min(r1, (r0 + kPanelRows - 1) / kPanelRows * kPanelRows);
+  const int64_t a1 = std::max(a0, std::min(r1, pend));
+  if (a0 > r0) matmul_q_rows(w, qt, a, n_tok, r0, a0, y);
+  thread_local PanelScratch sc;
+  for (int64_t r = a0; r < a1;) {
+    const int np = r + 2 * kPanelRows <= a1 ? 2 : 1;
+    for (int p = 0; p < np; ++p) pack_panel(w, qt, r + p * kPanelRows, sc, p);
+    for (int64_t t = 0; t < n_tok; t += kPanelTok) {
+      const int c = static_cast<int>(std::min<int64_t>(kPanelTok, n_tok - t));
+      panel_tile_fn(np, c, qt.mins)(sc, a, t, w.n_out, r, y);
+    }
+    r += np * kPanelRows;
+  }
+  if (r1 > a1) matmul_q_rows(w, qt, a, n_tok, a1, r1, y);
+  return true;
+}
