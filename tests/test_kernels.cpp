@@ -436,6 +436,29 @@ TEST(Ops, DotAxpyAddEveryIsa) {
   }
 }
 
+TEST(Ops, F16ToF32EveryIsaEveryValue) {
+  // All 65536 halves (infinities, NaNs, subnormals included), at odd offsets and lengths; nothing
+  // past n is written.
+  std::vector<uint16_t> h(65536);
+  for (size_t i = 0; i < h.size(); ++i) h[i] = static_cast<uint16_t>(i);
+  for (Isa isa : supported_isas()) {
+    const KernelTable& k = kernel_table(isa);
+    for (int64_t off : {0, 3}) {
+      const int64_t n = 65536 - off - 5;
+      std::vector<float> got(static_cast<size_t>(n + 1), 7.0f);
+      k.f16_to_f32(h.data() + off, got.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        const float want = fp16_to_f32(h[static_cast<size_t>(off + i)]);
+        if (std::isnan(want))
+          ASSERT_TRUE(std::isnan(got[i])) << isa_name(isa) << " " << off + i;
+        else
+          ASSERT_EQ(std::memcmp(&got[i], &want, 4), 0) << isa_name(isa) << " " << off + i;
+      }
+      EXPECT_EQ(got[n], 7.0f) << isa_name(isa);
+    }
+  }
+}
+
 // Column-stored matrix times vector, against a double-precision loop; nothing past n is written.
 // Byte tiles: exact integer sums on every ISA, extreme bytes included (255 x -128 everywhere).
 TEST(Ops, DotTilesEveryIsa) {

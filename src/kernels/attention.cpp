@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "core/error.h"
@@ -19,6 +20,7 @@ namespace {
 constexpr int64_t kTile = 128;
 constexpr int64_t kQBlock = 8;
 constexpr int64_t kParallelMinWork = 1 << 15;
+constexpr int64_t kBlockMinQueries = 4;
 // Few queries (decode) against many keys: work items are (KV head, segment of keys) with their own
 // partial softmax states, merged afterwards, so that all threads share the keys of every head
 // (KV heads alone are too few items, e.g. 3 on 2 threads). The choice depends on the shapes only,
@@ -181,6 +183,107 @@ void accumulate_split(const float* q, int64_t q_stride, const KvSpan& kv, const 
   }
 }
 
+// One (query block, KV head) item with all its rows at once: the kQBlock x group query rows are
+// gathered into one matrix and meet each tile of keys in one scores call and one accumulate call,
+// with the tile's keys and values converted to f32 once for all of them (f16 spans). Rows whose
+// visible range does not cover the tile's union have their other scores set to -inf (exp 0).
+// The numbers per (query, head) are those of tile_update, up to the order of float sums.
+void block_item(const KernelTable& kt, const float* q, int64_t q_stride, const KvSpan& kv,
+                const AttnMask& mask, const AttnDims& d, AttnState& st, int64_t qb, int64_t hk) {
+  const int64_t group = d.n_head / d.n_head_kv, hd = d.head_dim;
+  const int64_t i0 = qb * kQBlock, i1 = std::min(st.n_q, i0 + kQBlock), nq = i1 - i0;
+  const int64_t rows = nq * group;
+  thread_local std::vector<float> qbuf, kbuf, vbuf, sbuf, acc, mx, m;
+  thread_local std::vector<double> l;
+  thread_local std::vector<int64_t> vlo, vhi;
+  qbuf.resize(static_cast<size_t>(rows * hd));
+  acc.resize(qbuf.size());
+  sbuf.resize(static_cast<size_t>(rows * kTile));
+  mx.resize(static_cast<size_t>(rows));
+  m.resize(mx.size());
+  l.resize(mx.size());
+  vlo.resize(static_cast<size_t>(nq));
+  vhi.resize(vlo.size());
+  int64_t first = kv.n, last = 0;  // union of the block's visible ranges
+  for (int64_t i = 0; i < nq; ++i) {
+    visible_range(mask, i0 + i, kv.n, vlo[i], vhi[i]);
+    if (vlo[i] >= vhi[i]) continue;
+    first = std::min(first, vlo[i]);
+    last = std::max(last, vhi[i]);
+    for (int64_t g = 0; g < group; ++g) {
+      const int64_t r = i * group + g, t = (i0 + i) * d.n_head + hk * group + g;
+      std::copy_n(q + (i0 + i) * q_stride + (hk * group + g) * hd, hd, &qbuf[r * hd]);
+      std::copy_n(&st.acc[t * hd], hd, &acc[r * hd]);
+      m[r] = st.m[t];
+      l[r] = st.l[t];
+    }
+  }
+  if (first >= last) return;
+  const bool f16 = kv.type == KvType::F16;
+  if (f16) {
+    kbuf.resize(static_cast<size_t>(kTile * hd));
+    vbuf.resize(kbuf.size());
+  }
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  for (int64_t j0 = first / kTile * kTile; j0 < last; j0 += kTile) {
+    const int64_t lo = std::max(first, j0), hi = std::min(last, j0 + kTile), nt = hi - lo;
+    const float* kp;
+    const float* vp;
+    int64_t stride;
+    const int64_t off = lo * kv.stride + hk * hd;
+    if (f16) {
+      for (int64_t j = 0; j < nt; ++j) {
+        kt.f16_to_f32(static_cast<const uint16_t*>(kv.k) + off + j * kv.stride, &kbuf[j * hd], hd);
+        kt.f16_to_f32(static_cast<const uint16_t*>(kv.v) + off + j * kv.stride, &vbuf[j * hd], hd);
+      }
+      kp = kbuf.data();
+      vp = vbuf.data();
+      stride = hd;
+    } else {
+      kp = static_cast<const float*>(kv.k) + off;
+      vp = static_cast<const float*>(kv.v) + off;
+      stride = kv.stride;
+    }
+    kt.attn_scores(qbuf.data(), hd, rows, kp, stride, nt, hd, d.scale, sbuf.data(), kTile,
+                   mx.data());
+    for (int64_t i = 0; i < nq; ++i) {
+      const int64_t a = std::max(vlo[i], lo) - lo, b = std::min(vhi[i], hi) - lo;
+      for (int64_t g = 0; g < group; ++g) {
+        const int64_t r = i * group + g;
+        float* sr = &sbuf[r * kTile];
+        if (a >= b) {  // nothing visible in this tile: no weight, no change of state
+          std::fill(sr, sr + nt, 0.0f);
+          continue;
+        }
+        float tmax = mx[r];
+        if (a > 0 || b < nt) {
+          std::fill(sr, sr + a, kNegInf);
+          std::fill(sr + b, sr + nt, kNegInf);
+          tmax = *std::max_element(sr + a, sr + b);
+        }
+        if (tmax > m[r]) {
+          const float c = m[r] == kNegInf ? 0.0f : std::exp(m[r] - tmax);
+          float* ar = &acc[r * hd];
+          for (int64_t e = 0; e < hd; ++e) ar[e] *= c;
+          l[r] *= c;
+          m[r] = tmax;
+        }
+        l[r] += kt.exp_shift(sr, m[r], sr, nt);
+      }
+    }
+    kt.attn_accum(sbuf.data(), kTile, rows, vp, stride, nt, hd, acc.data(), hd);
+  }
+  for (int64_t i = 0; i < nq; ++i) {
+    if (vlo[i] >= vhi[i]) continue;
+    for (int64_t g = 0; g < group; ++g) {
+      const int64_t r = i * group + g, t = (i0 + i) * d.n_head + hk * group + g;
+      std::copy_n(&acc[r * hd], hd, &st.acc[t * hd]);
+      st.m[t] = m[r];
+      st.l[t] = l[r];
+    }
+  }
+}
+
 }  // namespace
 
 void AttnState::reset(int64_t n_q_, int64_t n_head_, int64_t head_dim_) {
@@ -248,12 +351,18 @@ void attention_accumulate(const float* q, int64_t q_stride, const KvSpan& kv, co
   // causal mask they see the most keys, and equal contiguous shares would leave the thread with
   // the first queries idle for most of the region.
   const int64_t n_items = n_qb * d.n_head_kv;
+  // Blocks of queries meet each tile together (block_item) when there are enough of them to
+  // share the tile; q8_0 spans keep the per-query tiles.
+  const bool block = st.n_q >= kBlockMinQueries && kv.type != KvType::Q8_0;
   if (st.n_q * d.n_head * kv.n * hd < kParallelMinWork)
     run(0, n_items);
   else
     parallel_for_tasks(static_cast<int>(n_items), [&](int t, int) {
       const int64_t it = n_items - 1 - t;
-      run(it, it + 1);
+      if (block)
+        block_item(kt, q, q_stride, kv, mask, d, st, it / d.n_head_kv, it % d.n_head_kv);
+      else
+        run(it, it + 1);
     });
 }
 

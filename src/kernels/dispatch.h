@@ -69,6 +69,8 @@ struct KernelTable {
   void (*dot_tiles_u8s8)(const uint8_t* a, const int8_t* q, int64_t k4, int64_t n_tiles,
                          int32_t* out);
   void (*add_inplace)(float* x, const float* y, int64_t n);
+  // dst[i] = the IEEE half h[i] as f32 (exact) for i < n.
+  void (*f16_to_f32)(const uint16_t* h, float* dst, int64_t n);
   void (*rmsnorm)(const float* x, const float* w, float* y, int64_t n, float eps);
   void (*silu_mul)(float* a, const float* b, int64_t n);
   void (*softmax_inplace)(float* x, int64_t n);

@@ -179,6 +179,14 @@ LC_TARGET void add_inplace(float* x, const float* y, int64_t n) {
   for (; i < n; ++i) x[i] += y[i];
 }
 
+LC_TARGET void f16_to_f32(const uint16_t* h, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(dst + i,
+                     _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i))));
+  for (; i < n; ++i) dst[i] = _cvtsh_ss(h[i]);
+}
+
 LC_TARGET void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
   __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
   int64_t i = 0;
@@ -540,6 +548,7 @@ const KernelTable kTable = {
     dot_columns_f16,
     dot_tiles_u8s8,
     add_inplace,
+    f16_to_f32,
     rmsnorm,
     silu_mul,
     softmax_inplace,

@@ -190,6 +190,13 @@ LC_TARGET void add_inplace(float* x, const float* y, int64_t n) {
   }
 }
 
+LC_TARGET void f16_to_f32(const uint16_t* h, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = lanes(n - i);
+    _mm512_mask_storeu_ps(dst + i, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, h + i)));
+  }
+}
+
 LC_TARGET void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
   __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
   for (int64_t i = 0; i < n; i += 16) {
@@ -359,13 +366,19 @@ LC_TARGET void accum_heads(const float* p, int64_t ns, const float* v, int64_t s
 template <int H>
 LC_TARGET void accum_dims(const float* p, int64_t ns, const float* v, int64_t stride, int64_t n,
                           int64_t hd, float* acc, int64_t acc_hs) {
-  for (int64_t e = 0; e < hd; e += 32) {
+  for (int64_t e = 0; e < hd;) {
     const int64_t left = hd - e;
+    if (left >= 64) {  // 4 heads x 64 dims: 16 accumulators, 4 loads and 16 FMAs per value row
+      accum_heads<H, 4>(p, ns, v + e, stride, n, acc + e, acc_hs, 0xFFFF);
+      e += 64;
+      continue;
+    }
     const __mmask16 last = lanes(left > 16 ? left - 16 : left);
     if (left > 16)
       accum_heads<H, 2>(p, ns, v + e, stride, n, acc + e, acc_hs, last);
     else
       accum_heads<H, 1>(p, ns, v + e, stride, n, acc + e, acc_hs, last);
+    e += 32;
   }
 }
 
@@ -917,8 +930,9 @@ LC_TARGET bool matvec_q(const WeightMatrix& w, const ActQ8& a, int64_t r0, int64
 LC_TARGET bool matmul_panel(const WeightMatrix& w, const ActQ8& a, int64_t n_tok, int64_t r0,
                             int64_t r1, float* y);
 
-#include "kernels/simd_avx512_panel.h"
 #include "kernels/simd_x86_matmul.h"
+// After the shared part: uses its unpackers and row-major tiles.
+#include "kernels/simd_avx512_panel.h"
 
 const KernelTable kTable = {
     Isa::Avx512,
@@ -932,6 +946,7 @@ const KernelTable kTable = {
     dot_columns_f16,
     dot_tiles_u8s8,
     add_inplace,
+    f16_to_f32,
     rmsnorm,
     silu_mul,
     softmax_inplace,

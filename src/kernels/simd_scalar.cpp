@@ -57,6 +57,10 @@ void add_inplace(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
+void f16_to_f32(const uint16_t* h, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_f32(h[i]);
+}
+
 void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
   double ss = 0;
   for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
@@ -173,6 +177,7 @@ const KernelTable kTable = {
     dot_columns_f16,
     dot_tiles_u8s8,
     add_inplace,
+    f16_to_f32,
     rmsnorm,
     silu_mul,
     softmax_inplace,
