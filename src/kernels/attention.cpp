@@ -368,15 +368,22 @@ void attention_accumulate(const float* q, int64_t q_stride, const KvSpan& kv, co
 
 void attention_finish(const AttnState& st, float* out, int64_t out_stride) {
   const int64_t hd = st.head_dim;
-  for (int64_t i = 0; i < st.n_q; ++i)
-    for (int64_t h = 0; h < st.n_head; ++h) {
-      const size_t t = static_cast<size_t>(i * st.n_head + h);
-      float* o = out + i * out_stride + h * hd;
-      const double l = st.l[t];
-      const float inv = l > 0 ? static_cast<float>(1.0 / l) : 0.0f;
-      const float* acc = st.acc.data() + static_cast<int64_t>(t) * hd;
-      for (int64_t e = 0; e < hd; ++e) o[e] = acc[e] * inv;
-    }
+  // Query i's heads: acc / l.
+  auto rows = [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      for (int64_t h = 0; h < st.n_head; ++h) {
+        const size_t t = static_cast<size_t>(i * st.n_head + h);
+        float* o = out + i * out_stride + h * hd;
+        const double l = st.l[t];
+        const float inv = l > 0 ? static_cast<float>(1.0 / l) : 0.0f;
+        const float* acc = st.acc.data() + static_cast<int64_t>(t) * hd;
+        for (int64_t e = 0; e < hd; ++e) o[e] = acc[e] * inv;
+      }
+  };
+  if (st.n_q > 1 && st.n_q * st.n_head * hd >= kParallelMinWork)
+    parallel_for(st.n_q, rows);
+  else
+    rows(0, st.n_q);
 }
 
 void attention_key_mass(const float* q, int64_t q_stride, const KvSpan& kv, const AttnMask& mask,

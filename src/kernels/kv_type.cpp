@@ -1,10 +1,12 @@
 #include "kernels/kv_type.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "core/thread_pool.h"
 #include "kernels/quant.h"
 #include "kernels/quant_blocks.h"
 
@@ -51,6 +53,19 @@ size_t kv_bytes(KvType t, int64_t n) {
 
 void kv_from_f32(KvType t, const float* src, void* dst, int64_t n) {
   LC_CHECK(n % kv_type_block(t) == 0);
+  // Long rows (a prefill's keys or values) in pieces over the pool; every element (Q8_0: block)
+  // is converted on its own, so the pieces give the same bytes.
+  constexpr int64_t kParallelMin = 1 << 16, kPiece = 1 << 13;  // elements, multiples of 32
+  if (t != KvType::F32 && n >= kParallelMin && !in_parallel_region()) {
+    const int64_t pieces = (n + kPiece - 1) / kPiece;
+    const size_t piece_bytes = kv_bytes(t, kPiece);
+    parallel_for(pieces, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p)
+        kv_from_f32(t, src + p * kPiece, static_cast<uint8_t*>(dst) + p * piece_bytes,
+                    std::min(kPiece, n - p * kPiece));
+    });
+    return;
+  }
   switch (t) {
     case KvType::F32:
       std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 
 namespace lc {
 
@@ -42,11 +43,20 @@ void rope_apply(const RopeTable& t, float* x, int64_t n_tok, int64_t row_stride,
                 int64_t head_dim, int64_t pos0, int64_t pos_step) {
   LC_CHECK(t.dim <= head_dim && t.dim % 2 == 0 &&
            static_cast<int64_t>(t.inv_freq.size()) == t.dim / 2);
-  std::vector<float> cs(static_cast<size_t>(t.dim / 2)), sn(cs.size());
-  for (int64_t tok = 0; tok < n_tok; ++tok) {
-    rope_cos_sin(t, static_cast<double>(pos0 + tok * pos_step), cs.data(), sn.data());
-    rope_rotate(t, cs.data(), sn.data(), x + tok * row_stride, n_heads, head_dim, head_dim);
-  }
+  // Each token's angles and rotation are its own: tokens split over the pool (prefill) give the
+  // same numbers as one after another.
+  auto run = [&](int64_t t0, int64_t t1) {
+    std::vector<float> cs(static_cast<size_t>(t.dim / 2)), sn(cs.size());
+    for (int64_t tok = t0; tok < t1; ++tok) {
+      rope_cos_sin(t, static_cast<double>(pos0 + tok * pos_step), cs.data(), sn.data());
+      rope_rotate(t, cs.data(), sn.data(), x + tok * row_stride, n_heads, head_dim, head_dim);
+    }
+  };
+  constexpr int64_t kParallelMin = 1 << 14;  // rotated elements
+  if (n_tok > 1 && n_tok * n_heads * t.dim >= kParallelMin)
+    parallel_for(n_tok, run);
+  else
+    run(0, n_tok);
 }
 
 }  // namespace lc

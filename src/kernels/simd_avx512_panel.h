@@ -21,7 +21,8 @@
 // Included by simd_avx512.cpp inside its anonymous namespace, after simd_x86_matmul.h.
 
 constexpr int kPanelRows = 16;
-constexpr int kPanelTok = 6;
+constexpr int kPanelMax = 2;  // panels per tile
+constexpr int kPanelTok = 4;
 // Fewer tokens than this go through the row-major tiles: repacking costs about what a few tokens
 // of products do.
 constexpr int64_t kPanelMinTok = 8;
@@ -30,8 +31,8 @@ struct PanelScratch {
   std::vector<int8_t> q;   // canonical rows, 16 x K
   std::vector<float> s4;   // 16 x K / 4
   std::vector<float> m32;  // 16 x K / 32
-  std::vector<uint8_t> pq[2];
-  std::vector<float> pd[2], pm[2];
+  std::vector<uint8_t> pq[kPanelMax];
+  std::vector<float> pd[kPanelMax], pm[kPanelMax];
 };
 
 // Rows [r, r + 16) of w into panel slot p.
@@ -120,14 +121,28 @@ LC_TARGET void panel_tile(const PanelScratch& sc, const ActQ8& a, int64_t t, int
 
 using PanelTileFn = void (*)(const PanelScratch&, const ActQ8&, int64_t, int64_t, int64_t, float*);
 
+template <int R, bool kMins, int... C>
+constexpr std::array<PanelTileFn, sizeof...(C)> panel_tiles(std::integer_sequence<int, C...>) {
+  return {panel_tile<R, C + 1, kMins>...};
+}
 template <int R, bool kMins>
-constexpr PanelTileFn kPanelTiles[kPanelTok] = {panel_tile<R, 1, kMins>, panel_tile<R, 2, kMins>,
-                                                panel_tile<R, 3, kMins>, panel_tile<R, 4, kMins>,
-                                                panel_tile<R, 5, kMins>, panel_tile<R, 6, kMins>};
+constexpr auto kPanelTiles = panel_tiles<R, kMins>(std::make_integer_sequence<int, kPanelTok>());
 
 PanelTileFn panel_tile_fn(int r, int c, bool mins) {
-  if (r == 2) return mins ? kPanelTiles<2, true>[c - 1] : kPanelTiles<2, false>[c - 1];
-  return mins ? kPanelTiles<1, true>[c - 1] : kPanelTiles<1, false>[c - 1];
+  switch (r) {
+    case 4:
+      if constexpr (kPanelMax >= 4)
+        return mins ? kPanelTiles<4, true>[c - 1] : kPanelTiles<4, false>[c - 1];
+      [[fallthrough]];
+    case 3:
+      if constexpr (kPanelMax >= 3)
+        return mins ? kPanelTiles<3, true>[c - 1] : kPanelTiles<3, false>[c - 1];
+      [[fallthrough]];
+    case 2:
+      return mins ? kPanelTiles<2, true>[c - 1] : kPanelTiles<2, false>[c - 1];
+    default:
+      return mins ? kPanelTiles<1, true>[c - 1] : kPanelTiles<1, false>[c - 1];
+  }
 }
 
 // Rows [r0, r1) of a product with n_tok tokens; false when the panel kernel does not apply (too
@@ -146,7 +161,7 @@ LC_TARGET bool matmul_panel(const WeightMatrix& w, const ActQ8& a, int64_t n_tok
   if (a0 > r0) matmul_q_rows(w, qt, a, n_tok, r0, a0, y);
   thread_local PanelScratch sc;
   for (int64_t r = a0; r < a1;) {
-    const int np = r + 2 * kPanelRows <= a1 ? 2 : 1;
+    const int np = static_cast<int>(std::min<int64_t>(kPanelMax, (a1 - r) / kPanelRows));
     for (int p = 0; p < np; ++p) pack_panel(w, qt, r + p * kPanelRows, sc, p);
     for (int64_t t = 0; t < n_tok; t += kPanelTok) {
       const int c = static_cast<int>(std::min<int64_t>(kPanelTok, n_tok - t));
