@@ -287,7 +287,8 @@ LC_TARGET void scores_heads(const float* q, int64_t q_hs, const float* k, int64_
   alignas(64) float r[16];
   for (int64_t j = 0; j < n; j += 4) {
     const int nk = static_cast<int>(std::min<int64_t>(4, n - j));
-    for (int kk = 0; kk < 4; ++kk) prefetch_row(k + (j + kAttnAhead + kk) * stride, hd);
+    if (stride != hd)  // rows back to back (a packed tile) need no help from software
+      for (int kk = 0; kk < 4; ++kk) prefetch_row(k + (j + kAttnAhead + kk) * stride, hd);
     __m512 acc[16];
     for (int x = 0; x < 16; ++x) acc[x] = _mm512_setzero_ps();
     for (int64_t c = 0; c < nc; ++c) {
@@ -304,9 +305,12 @@ LC_TARGET void scores_heads(const float* q, int64_t q_hs, const float* k, int64_
     const __m512 sc = _mm512_mul_ps(reduce16(acc), vs);
     const __mmask16 valid = static_cast<__mmask16>(((1u << nk) - 1) * 0x1111u);
     vmax = _mm512_mask_max_ps(vmax, valid, vmax, sc);
-    _mm512_store_ps(r, sc);
-    for (int h = 0; h < H; ++h)
-      for (int kk = 0; kk < nk; ++kk) s[h * ns + j + kk] = r[4 * h + kk];
+    const __mmask8 mk = static_cast<__mmask8>((1u << nk) - 1);
+    // Lanes 4h .. 4h + 3 are head h's scores of keys j .. j + 3.
+    _mm_mask_storeu_ps(s + j, mk, _mm512_extractf32x4_ps(sc, 0));
+    if constexpr (H > 1) _mm_mask_storeu_ps(s + ns + j, mk, _mm512_extractf32x4_ps(sc, 1));
+    if constexpr (H > 2) _mm_mask_storeu_ps(s + 2 * ns + j, mk, _mm512_extractf32x4_ps(sc, 2));
+    if constexpr (H > 3) _mm_mask_storeu_ps(s + 3 * ns + j, mk, _mm512_extractf32x4_ps(sc, 3));
   }
   _mm512_store_ps(r, vmax);
   for (int h = 0; h < H; ++h)
@@ -351,8 +355,9 @@ LC_TARGET void accum_heads(const float* p, int64_t ns, const float* v, int64_t s
   for (int c = 0; c < C; ++c) m[c] = c == C - 1 ? last : static_cast<__mmask16>(0xFFFF);
   for (int h = 0; h < H; ++h)
     for (int c = 0; c < C; ++c) a[h][c] = _mm512_maskz_loadu_ps(m[c], acc + h * acc_hs + 16 * c);
+  const bool ahead = stride != 16 * C;  // not for rows back to back (a packed tile)
   for (int64_t j = 0; j < n; ++j) {
-    prefetch_row(v + (j + kAttnAhead) * stride, 16 * C);
+    if (ahead) prefetch_row(v + (j + kAttnAhead) * stride, 16 * C);
     __m512 vv[C];
     for (int c = 0; c < C; ++c) vv[c] = _mm512_maskz_loadu_ps(m[c], v + j * stride + 16 * c);
     for (int h = 0; h < H; ++h) {
@@ -364,13 +369,50 @@ LC_TARGET void accum_heads(const float* p, int64_t ns, const float* v, int64_t s
     for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(acc + h * acc_hs + 16 * c, m[c], a[h][c]);
 }
 
+// H (<= 4) heads x 64 dims: 16 accumulators held in registers (named, so that the compiler never
+// keeps them in memory), 4 loads and 16 FMAs per value row.
+template <int H>
+LC_TARGET void accum_heads64(const float* p, int64_t ns, const float* v, int64_t stride, int64_t n,
+                             float* acc, int64_t acc_hs) {
+  __m512 a0[4], a1[4], a2[4], a3[4];
+  for (int h = 0; h < 4; ++h) {
+    const float* ah = acc + (h < H ? h : 0) * acc_hs;
+    a0[h] = _mm512_loadu_ps(ah);
+    a1[h] = _mm512_loadu_ps(ah + 16);
+    a2[h] = _mm512_loadu_ps(ah + 32);
+    a3[h] = _mm512_loadu_ps(ah + 48);
+  }
+  const bool ahead = stride != 64;  // not for rows back to back (a packed tile)
+  for (int64_t j = 0; j < n; ++j) {
+    if (ahead) prefetch_row(v + (j + kAttnAhead) * stride, 64);
+    const float* vj = v + j * stride;
+    const __m512 v0 = _mm512_loadu_ps(vj), v1 = _mm512_loadu_ps(vj + 16);
+    const __m512 v2 = _mm512_loadu_ps(vj + 32), v3 = _mm512_loadu_ps(vj + 48);
+#pragma GCC unroll 4
+    for (int h = 0; h < H; ++h) {
+      const __m512 pj = _mm512_set1_ps(p[h * ns + j]);
+      a0[h] = _mm512_fmadd_ps(pj, v0, a0[h]);
+      a1[h] = _mm512_fmadd_ps(pj, v1, a1[h]);
+      a2[h] = _mm512_fmadd_ps(pj, v2, a2[h]);
+      a3[h] = _mm512_fmadd_ps(pj, v3, a3[h]);
+    }
+  }
+  for (int h = 0; h < H; ++h) {
+    float* ah = acc + h * acc_hs;
+    _mm512_storeu_ps(ah, a0[h]);
+    _mm512_storeu_ps(ah + 16, a1[h]);
+    _mm512_storeu_ps(ah + 32, a2[h]);
+    _mm512_storeu_ps(ah + 48, a3[h]);
+  }
+}
+
 template <int H>
 LC_TARGET void accum_dims(const float* p, int64_t ns, const float* v, int64_t stride, int64_t n,
                           int64_t hd, float* acc, int64_t acc_hs) {
   for (int64_t e = 0; e < hd;) {
     const int64_t left = hd - e;
     if (left >= 64) {  // 4 heads x 64 dims: 16 accumulators, 4 loads and 16 FMAs per value row
-      accum_heads<H, 4>(p, ns, v + e, stride, n, acc + e, acc_hs, 0xFFFF);
+      accum_heads64<H>(p, ns, v + e, stride, n, acc + e, acc_hs);
       e += 64;
       continue;
     }
