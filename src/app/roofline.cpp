@@ -118,9 +118,11 @@ MachineLimits measure_limits(size_t dram_bytes, int repeats, TensorType model_ty
   MachineLimits l;
   l.threads = num_threads();
   l.dram_bytes = dram_bytes;
-  l.mm_n_in = 4096;
-  l.mm_n_out = 4096;
-  l.mm_n_tok = 64;
+  // A prefill-sized product: a 512-token chunk against a 2048 x 2048 matrix (the shape of
+  // Llama-3.2-1B's attention projections), the work the prefill kernels are built for.
+  l.mm_n_in = 2048;
+  l.mm_n_out = 2048;
+  l.mm_n_tok = 512;
   char buf[160];
   if (log) {
     std::snprintf(buf, sizeof buf, "roofline: reading a %.0f MiB buffer %d times, %d threads",
