@@ -21,6 +21,8 @@ constexpr int64_t kTile = 128;
 constexpr int64_t kQBlock = 8;
 constexpr int64_t kParallelMinWork = 1 << 15;
 constexpr int64_t kBlockMinQueries = 4;
+constexpr int64_t kTransposeMinQueries = 32;
+constexpr int64_t kTransposeMaxBytes = int64_t{32} << 20;
 // Few queries (decode) against many keys: work items are (KV head, segment of keys) with their own
 // partial softmax states, merged afterwards, so that all threads share the keys of every head
 // (KV heads alone are too few items, e.g. 3 on 2 threads). The choice depends on the shapes only,
@@ -96,6 +98,43 @@ void tile_update(const KernelTable& kt, const float* qg, const KvSpan& kv, int64
     l[g] += kt.exp_shift(sg, m[g], sg, nt);
   }
   span_accum(kt, scores, kv, lo, nt, hk, group, hd, acc);
+}
+
+// The span's keys as f32, transposed per KV head (see block_item), and for an f16 span its
+// values as f32 rows (*vf, else null), in buffers of the calling thread that are reused from
+// call to call. Pieces of keys are converted in parallel.
+const float* transpose_keys(const KernelTable& kt, const KvSpan& kv, const AttnDims& d, int64_t ld,
+                            const float** vf) {
+  const int64_t hd = d.head_dim, nkv = d.n_head_kv;
+  thread_local std::vector<float> buf, vbuf;
+  buf.resize(static_cast<size_t>(nkv * hd * ld));
+  float* out = buf.data();
+  const bool f16 = kv.type == KvType::F16;
+  if (f16) vbuf.resize(static_cast<size_t>(kv.n * kv.stride));
+  float* vout = f16 ? vbuf.data() : nullptr;  // (the workers have buffers of their own)
+  *vf = vout;
+  constexpr int64_t kPiece = 256;
+  const int64_t pieces = (kv.n + kPiece - 1) / kPiece;
+  parallel_for(pieces * nkv, [&](int64_t t0, int64_t t1) {
+    std::vector<float> row(static_cast<size_t>(hd));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t h = t % nkv, j0 = t / nkv * kPiece, j1 = std::min(kv.n, j0 + kPiece);
+      float* o = out + h * hd * ld;
+      for (int64_t j = j0; j < j1; ++j) {
+        const int64_t off = j * kv.stride + h * hd;
+        const float* src;
+        if (f16) {
+          kt.f16_to_f32(static_cast<const uint16_t*>(kv.k) + off, row.data(), hd);
+          kt.f16_to_f32(static_cast<const uint16_t*>(kv.v) + off, vout + off, hd);
+          src = row.data();
+        } else {
+          src = static_cast<const float*>(kv.k) + off;
+        }
+        for (int64_t e = 0; e < hd; ++e) o[e * ld + j] = src[e];
+      }
+    }
+  });
+  return out;
 }
 
 // The split path (see kSplitMaxQueries): one work item per segment of keys, each with partial
@@ -188,8 +227,12 @@ void accumulate_split(const float* q, int64_t q_stride, const KvSpan& kv, const 
 // with the tile's keys and values converted to f32 once for all of them (f16 spans). Rows whose
 // visible range does not cover the tile's union have their other scores set to -inf (exp 0).
 // The numbers per (query, head) are those of tile_update, up to the order of float sums.
+// kt_all (may be null): the span's keys transposed, KV head h's element e of key j at
+// kt_all[(h * head_dim + e) * ld + j]; v_all (may be null): an f16 span's values as f32, laid out
+// as the span.
 void block_item(const KernelTable& kt, const float* q, int64_t q_stride, const KvSpan& kv,
-                const AttnMask& mask, const AttnDims& d, AttnState& st, int64_t qb, int64_t hk) {
+                const AttnMask& mask, const AttnDims& d, AttnState& st, int64_t qb, int64_t hk,
+                const float* kt_all, int64_t ld, const float* v_all) {
   const int64_t group = d.n_head / d.n_head_kv, hd = d.head_dim;
   const int64_t i0 = qb * kQBlock, i1 = std::min(st.n_q, i0 + kQBlock), nq = i1 - i0;
   const int64_t rows = nq * group;
@@ -219,7 +262,7 @@ void block_item(const KernelTable& kt, const float* q, int64_t q_stride, const K
     }
   }
   if (first >= last) return;
-  const bool f16 = kv.type == KvType::F16;
+  const bool f16 = kv.type == KvType::F16 && v_all == nullptr;
   if (f16) {
     kbuf.resize(static_cast<size_t>(kTile * hd));
     vbuf.resize(kbuf.size());
@@ -233,19 +276,25 @@ void block_item(const KernelTable& kt, const float* q, int64_t q_stride, const K
     const int64_t off = lo * kv.stride + hk * hd;
     if (f16) {
       for (int64_t j = 0; j < nt; ++j) {
-        kt.f16_to_f32(static_cast<const uint16_t*>(kv.k) + off + j * kv.stride, &kbuf[j * hd], hd);
+        if (!kt_all)
+          kt.f16_to_f32(static_cast<const uint16_t*>(kv.k) + off + j * kv.stride, &kbuf[j * hd],
+                        hd);
         kt.f16_to_f32(static_cast<const uint16_t*>(kv.v) + off + j * kv.stride, &vbuf[j * hd], hd);
       }
       kp = kbuf.data();
       vp = vbuf.data();
       stride = hd;
     } else {
-      kp = static_cast<const float*>(kv.k) + off;
-      vp = static_cast<const float*>(kv.v) + off;
+      kp = kt_all ? nullptr : static_cast<const float*>(kv.k) + off;
+      vp = (v_all ? v_all : static_cast<const float*>(kv.v)) + off;
       stride = kv.stride;
     }
-    kt.attn_scores(qbuf.data(), hd, rows, kp, stride, nt, hd, d.scale, sbuf.data(), kTile,
-                   mx.data());
+    if (kt_all)
+      kt.attn_scores_kt(qbuf.data(), hd, rows, kt_all + hk * hd * ld + lo, ld, nt, hd, d.scale,
+                        sbuf.data(), kTile, mx.data());
+    else
+      kt.attn_scores(qbuf.data(), hd, rows, kp, stride, nt, hd, d.scale, sbuf.data(), kTile,
+                     mx.data());
     for (int64_t i = 0; i < nq; ++i) {
       const int64_t a = std::max(vlo[i], lo) - lo, b = std::min(vhi[i], hi) - lo;
       for (int64_t g = 0; g < group; ++g) {
@@ -354,13 +403,27 @@ void attention_accumulate(const float* q, int64_t q_stride, const KvSpan& kv, co
   // Blocks of queries meet each tile together (block_item) when there are enough of them to
   // share the tile; q8_0 spans keep the per-query tiles.
   const bool block = st.n_q >= kBlockMinQueries && kv.type != KvType::Q8_0;
+  // With enough queries to share them, the keys are transposed once for the whole call (every
+  // query block then scores a tile without horizontal sums), while that copy stays small.
+  const float* kt_all = nullptr;
+  const float* v_all = nullptr;
+  int64_t ld = 0;
+  const int64_t n_kv_elems =
+      d.n_head_kv * hd * ((kv.n + 15) / 16 * 16) + (kv.type == KvType::F16 ? kv.n * kv.stride : 0);
+  if (block && st.n_q >= kTransposeMinQueries &&
+      n_kv_elems * static_cast<int64_t>(sizeof(float)) <= kTransposeMaxBytes &&
+      st.n_q * d.n_head * kv.n * hd >= kParallelMinWork) {
+    ld = (kv.n + 15) / 16 * 16;
+    kt_all = transpose_keys(kt, kv, d, ld, &v_all);
+  }
   if (st.n_q * d.n_head * kv.n * hd < kParallelMinWork)
     run(0, n_items);
   else
     parallel_for_tasks(static_cast<int>(n_items), [&](int t, int) {
       const int64_t it = n_items - 1 - t;
       if (block)
-        block_item(kt, q, q_stride, kv, mask, d, st, it / d.n_head_kv, it % d.n_head_kv);
+        block_item(kt, q, q_stride, kv, mask, d, st, it / d.n_head_kv, it % d.n_head_kv, kt_all, ld,
+                   v_all);
       else
         run(it, it + 1);
     });

@@ -80,6 +80,10 @@ struct KernelTable {
   // mx[h] = max_j s[h * ns + j] (-inf when n == 0).
   void (*attn_scores)(const float* q, int64_t q_hs, int64_t n_heads, const float* k, int64_t stride,
                       int64_t n, int64_t head_dim, float scale, float* s, int64_t ns, float* mx);
+  // The same scores with the keys stored transposed (a prefill's tile, transposed once for all
+  // its queries): key j's element e at kt[e * ld + j]. n_heads is any number of query rows.
+  void (*attn_scores_kt)(const float* q, int64_t q_hs, int64_t n_heads, const float* kt, int64_t ld,
+                         int64_t n, int64_t head_dim, float scale, float* s, int64_t ns, float* mx);
   // y[j] = exp(x[j] - m) for j < n; returns the sum of the y[j]. x[j] may be -inf (gives 0).
   double (*exp_shift)(const float* x, float m, float* y, int64_t n);
   // acc[h * acc_hs + e] += sum_j p[h * ns + j] * v[j * stride + e] for h < n_heads, e < head_dim.

@@ -341,6 +341,42 @@ LC_TARGET void accum1(const float* p, const float* v, int64_t stride, int64_t n,
 }
 
 // The query heads of a KV head one after the other (the keys of a tile stay in cache).
+// Transposed keys: one query row x 32 keys (4 vectors of 8) per pass over the head's elements.
+LC_TARGET void attn_scores_kt(const float* q, int64_t q_hs, int64_t n_heads, const float* kt,
+                              int64_t ld, int64_t n, int64_t hd, float scale, float* s, int64_t ns,
+                              float* mx) {
+  const __m256 vs = _mm256_set1_ps(scale);
+  for (int64_t h = 0; h < n_heads; ++h) {
+    const float* qh = q + h * q_hs;
+    float* sh = s + h * ns;
+    float m = -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < n; j += 32) {
+      __m256i mk[4];
+      for (int v = 0; v < 4; ++v) mk[v] = lanes(n - j - 8 * v);
+      __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+      for (int64_t e = 0; e < hd; ++e) {
+        const __m256 qe = _mm256_set1_ps(qh[e]);
+        const float* kr = kt + e * ld + j;
+        for (int v = 0; v < 4; ++v)
+          if (n - j - 8 * v > 0)
+            a[v] = _mm256_fmadd_ps(qe, _mm256_maskload_ps(kr + 8 * v, mk[v]), a[v]);
+      }
+      for (int v = 0; v < 4; ++v) {
+        const int64_t left = n - j - 8 * v;
+        if (left <= 0) break;
+        alignas(32) float t[8];
+        _mm256_store_ps(t, _mm256_mul_ps(a[v], vs));
+        for (int64_t i = 0; i < std::min<int64_t>(8, left); ++i) {
+          sh[j + 8 * v + i] = t[i];
+          m = std::max(m, t[i]);
+        }
+      }
+    }
+    mx[h] = m;
+  }
+}
+
 LC_TARGET void attn_scores(const float* q, int64_t q_hs, int64_t n_heads, const float* k,
                            int64_t stride, int64_t n, int64_t hd, float scale, float* s, int64_t ns,
                            float* mx) {
@@ -553,6 +589,7 @@ const KernelTable kTable = {
     silu_mul,
     softmax_inplace,
     attn_scores,
+    attn_scores_kt,
     exp_shift,
     attn_accum,
     kv_avx2::attn_scores_f16,

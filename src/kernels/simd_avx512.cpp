@@ -344,6 +344,87 @@ LC_TARGET void attn_scores(const float* q, int64_t q_hs, int64_t n_heads, const 
   }
 }
 
+// Transposed keys: R (<= 4) query rows x 64 keys (4 vectors of 16) per pass, 16 accumulators;
+// per element of the head 4 key loads, R broadcasts and 4R FMAs, no horizontal sums.
+template <int R, bool kTail>
+LC_TARGET void scores_kt_rows(const float* q, int64_t q_hs, const float* kt, int64_t ld, int64_t j0,
+                              int64_t nj, int64_t hd, __m512 vs, float* s, int64_t ns,
+                              __m512* vmax) {
+  __mmask16 m[4];
+  for (int v = 0; v < 4; ++v)
+    m[v] = kTail ? lanes(std::max<int64_t>(0, nj - 16 * v)) : static_cast<__mmask16>(0xFFFF);
+  __m512 a0[4], a1[4], a2[4], a3[4];
+  for (int r = 0; r < 4; ++r) a0[r] = a1[r] = a2[r] = a3[r] = _mm512_setzero_ps();
+  for (int64_t e = 0; e < hd; ++e) {
+    const float* kr = kt + e * ld + j0;
+    __m512 k0, k1, k2, k3;
+    if constexpr (kTail) {
+      k0 = _mm512_maskz_loadu_ps(m[0], kr);
+      k1 = _mm512_maskz_loadu_ps(m[1], kr + 16);
+      k2 = _mm512_maskz_loadu_ps(m[2], kr + 32);
+      k3 = _mm512_maskz_loadu_ps(m[3], kr + 48);
+    } else {
+      k0 = _mm512_loadu_ps(kr);
+      k1 = _mm512_loadu_ps(kr + 16);
+      k2 = _mm512_loadu_ps(kr + 32);
+      k3 = _mm512_loadu_ps(kr + 48);
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const __m512 qe = _mm512_set1_ps(q[r * q_hs + e]);
+      a0[r] = _mm512_fmadd_ps(qe, k0, a0[r]);
+      a1[r] = _mm512_fmadd_ps(qe, k1, a1[r]);
+      a2[r] = _mm512_fmadd_ps(qe, k2, a2[r]);
+      a3[r] = _mm512_fmadd_ps(qe, k3, a3[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    float* sr = s + r * ns + j0;
+    const __m512 acc[4] = {a0[r], a1[r], a2[r], a3[r]};
+    for (int v = 0; v < 4; ++v) {
+      const __m512 sc = _mm512_mul_ps(acc[v], vs);
+      _mm512_mask_storeu_ps(sr + 16 * v, m[v], sc);
+      vmax[r] = _mm512_mask_max_ps(vmax[r], m[v], vmax[r], sc);
+    }
+  }
+}
+
+template <int R>
+LC_TARGET void scores_kt_group(const float* q, int64_t q_hs, const float* kt, int64_t ld, int64_t n,
+                               int64_t hd, float scale, float* s, int64_t ns, float* mx) {
+  const __m512 vs = _mm512_set1_ps(scale);
+  __m512 vmax[4];
+  for (int r = 0; r < 4; ++r) vmax[r] = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  int64_t j = 0;
+  for (; j + 64 <= n; j += 64)
+    scores_kt_rows<R, false>(q, q_hs, kt, ld, j, 64, hd, vs, s, ns, vmax);
+  if (j < n) scores_kt_rows<R, true>(q, q_hs, kt, ld, j, n - j, hd, vs, s, ns, vmax);
+  for (int r = 0; r < R; ++r) mx[r] = _mm512_reduce_max_ps(vmax[r]);
+}
+
+LC_TARGET void attn_scores_kt(const float* q, int64_t q_hs, int64_t n_heads, const float* kt,
+                              int64_t ld, int64_t n, int64_t hd, float scale, float* s, int64_t ns,
+                              float* mx) {
+  for (int64_t h0 = 0; h0 < n_heads; h0 += 4) {
+    const float* qh = q + h0 * q_hs;
+    float* sh = s + h0 * ns;
+    switch (std::min<int64_t>(4, n_heads - h0)) {
+      case 1:
+        scores_kt_group<1>(qh, q_hs, kt, ld, n, hd, scale, sh, ns, mx + h0);
+        break;
+      case 2:
+        scores_kt_group<2>(qh, q_hs, kt, ld, n, hd, scale, sh, ns, mx + h0);
+        break;
+      case 3:
+        scores_kt_group<3>(qh, q_hs, kt, ld, n, hd, scale, sh, ns, mx + h0);
+        break;
+      default:
+        scores_kt_group<4>(qh, q_hs, kt, ld, n, hd, scale, sh, ns, mx + h0);
+        break;
+    }
+  }
+}
+
 // head_dim 8: two keys per register.
 // H (<= 4) heads x C (<= 2) chunks of 16 dims of acc in registers while every key goes past, so
 // each value row is loaded once for all the heads.
@@ -994,6 +1075,7 @@ const KernelTable kTable = {
     silu_mul,
     softmax_inplace,
     attn_scores,
+    attn_scores_kt,
     exp_shift,
     attn_accum,
     kv_avx512::attn_scores_f16,

@@ -113,6 +113,23 @@ void attn_scores(const float* q, int64_t q_hs, int64_t n_heads, const float* k, 
   }
 }
 
+void attn_scores_kt(const float* q, int64_t q_hs, int64_t n_heads, const float* kt, int64_t ld,
+                    int64_t n, int64_t hd, float scale, float* s, int64_t ns, float* mx) {
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* sh = s + h * ns;
+    std::fill(sh, sh + n, 0.0f);
+    for (int64_t e = 0; e < hd; ++e) {
+      const float qe = q[h * q_hs + e];
+      for (int64_t j = 0; j < n; ++j) sh[j] += qe * kt[e * ld + j];
+    }
+    mx[h] = -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < n; ++j) {
+      sh[j] *= scale;
+      mx[h] = std::max(mx[h], sh[j]);
+    }
+  }
+}
+
 double exp_shift(const float* x, float m, float* y, int64_t n) {
   double sum = 0;
   for (int64_t j = 0; j < n; ++j) {
@@ -182,6 +199,7 @@ const KernelTable kTable = {
     silu_mul,
     softmax_inplace,
     attn_scores,
+    attn_scores_kt,
     exp_shift,
     attn_accum,
     scores_conv<uint16_t, row_f16>,
