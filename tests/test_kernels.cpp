@@ -671,6 +671,35 @@ void expect_accum(const TileShape& t, const std::vector<float>& p, const float* 
   }
 }
 
+TEST(AttentionTiles, TransposedScoresEveryIsa) {
+  // attn_scores_kt against the same double reference: keys stored transposed with a leading
+  // dimension larger than n, every row count (groups of 4 and their rests) and key counts around
+  // the 16 / 64-key vectors of the kernels.
+  std::mt19937 rng(23);
+  for (Isa isa : supported_isas()) {
+    const KernelTable& k = kernel_table(isa);
+    for (int64_t hd : {8, 64, 80}) {
+      for (int64_t n : {1, 15, 64, 70, 130}) {
+        for (int64_t nh : {1, 3, 4, 7, 24}) {
+          SCOPED_TRACE(std::string(isa_name(isa)) + " hd " + std::to_string(hd) + " n " +
+                       std::to_string(n) + " rows " + std::to_string(nh));
+          const int64_t ld = n + 9, q_hs = hd + 3, ns = n + 2;
+          const auto q = randn(nh * q_hs, rng), kt = randn(hd * ld, rng);
+          std::vector<float> kf(static_cast<size_t>(n * hd));  // the same keys by row
+          for (int64_t j = 0; j < n; ++j)
+            for (int64_t e = 0; e < hd; ++e) kf[j * hd + e] = kt[e * ld + j];
+          std::vector<float> s(nh * ns, 9.0f), mx(nh, 0.0f);
+          const float scale = 0.3f;
+          k.attn_scores_kt(q.data(), q_hs, nh, kt.data(), ld, n, hd, scale, s.data(), ns,
+                           mx.data());
+          const TileShape ts{hd, n, nh, hd, q_hs, ns, hd + 1};
+          expect_scores(ts, q, kf.data(), scale, s, mx);
+        }
+      }
+    }
+  }
+}
+
 TEST(AttentionTiles, ScoresAndAccumEveryIsaEveryHeadDim) {
   std::mt19937 rng(21);
   for (Isa isa : supported_isas()) {
