@@ -350,42 +350,58 @@ template <int R, bool kTail>
 LC_TARGET void scores_kt_rows(const float* q, int64_t q_hs, const float* kt, int64_t ld, int64_t j0,
                               int64_t nj, int64_t hd, __m512 vs, float* s, int64_t ns,
                               __m512* vmax) {
-  __mmask16 m[4];
-  for (int v = 0; v < 4; ++v)
-    m[v] = kTail ? lanes(std::max<int64_t>(0, nj - 16 * v)) : static_cast<__mmask16>(0xFFFF);
-  __m512 a0[4], a1[4], a2[4], a3[4];
-  for (int r = 0; r < 4; ++r) a0[r] = a1[r] = a2[r] = a3[r] = _mm512_setzero_ps();
+  __mmask16 m0 = 0xFFFF, m1 = 0xFFFF, m2 = 0xFFFF, m3 = 0xFFFF;
+  if constexpr (kTail) {
+    m0 = lanes(nj);
+    m1 = lanes(std::max<int64_t>(0, nj - 16));
+    m2 = lanes(std::max<int64_t>(0, nj - 32));
+    m3 = lanes(std::max<int64_t>(0, nj - 48));
+  }
+  // Accumulators indexed by row only, with constant indices (see accum_heads64).
+  __m512 a0[R], a1[R], a2[R], a3[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) a0[r] = a1[r] = a2[r] = a3[r] = _mm512_setzero_ps();
   for (int64_t e = 0; e < hd; ++e) {
     const float* kr = kt + e * ld + j0;
     __m512 k0, k1, k2, k3;
     if constexpr (kTail) {
-      k0 = _mm512_maskz_loadu_ps(m[0], kr);
-      k1 = _mm512_maskz_loadu_ps(m[1], kr + 16);
-      k2 = _mm512_maskz_loadu_ps(m[2], kr + 32);
-      k3 = _mm512_maskz_loadu_ps(m[3], kr + 48);
+      k0 = _mm512_maskz_loadu_ps(m0, kr);
+      k1 = _mm512_maskz_loadu_ps(m1, kr + 16);
+      k2 = _mm512_maskz_loadu_ps(m2, kr + 32);
+      k3 = _mm512_maskz_loadu_ps(m3, kr + 48);
     } else {
       k0 = _mm512_loadu_ps(kr);
       k1 = _mm512_loadu_ps(kr + 16);
       k2 = _mm512_loadu_ps(kr + 32);
       k3 = _mm512_loadu_ps(kr + 48);
     }
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      const __m512 qe = _mm512_set1_ps(q[r * q_hs + e]);
-      a0[r] = _mm512_fmadd_ps(qe, k0, a0[r]);
-      a1[r] = _mm512_fmadd_ps(qe, k1, a1[r]);
-      a2[r] = _mm512_fmadd_ps(qe, k2, a2[r]);
-      a3[r] = _mm512_fmadd_ps(qe, k3, a3[r]);
-    }
+#define LC_SCORE_ROW(r)                                \
+  if constexpr (R > (r)) {                             \
+    const __m512 qe = _mm512_set1_ps(q[(r)*q_hs + e]); \
+    a0[r] = _mm512_fmadd_ps(qe, k0, a0[r]);            \
+    a1[r] = _mm512_fmadd_ps(qe, k1, a1[r]);            \
+    a2[r] = _mm512_fmadd_ps(qe, k2, a2[r]);            \
+    a3[r] = _mm512_fmadd_ps(qe, k3, a3[r]);            \
   }
+    LC_SCORE_ROW(0)
+    LC_SCORE_ROW(1)
+    LC_SCORE_ROW(2)
+    LC_SCORE_ROW(3)
+#undef LC_SCORE_ROW
+  }
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r) {
     float* sr = s + r * ns + j0;
-    const __m512 acc[4] = {a0[r], a1[r], a2[r], a3[r]};
-    for (int v = 0; v < 4; ++v) {
-      const __m512 sc = _mm512_mul_ps(acc[v], vs);
-      _mm512_mask_storeu_ps(sr + 16 * v, m[v], sc);
-      vmax[r] = _mm512_mask_max_ps(vmax[r], m[v], vmax[r], sc);
-    }
+    const __m512 c0 = _mm512_mul_ps(a0[r], vs), c1 = _mm512_mul_ps(a1[r], vs);
+    const __m512 c2 = _mm512_mul_ps(a2[r], vs), c3 = _mm512_mul_ps(a3[r], vs);
+    _mm512_mask_storeu_ps(sr, m0, c0);
+    _mm512_mask_storeu_ps(sr + 16, m1, c1);
+    _mm512_mask_storeu_ps(sr + 32, m2, c2);
+    _mm512_mask_storeu_ps(sr + 48, m3, c3);
+    __m512 mx = _mm512_mask_max_ps(vmax[r], m0, vmax[r], c0);
+    mx = _mm512_mask_max_ps(mx, m1, mx, c1);
+    mx = _mm512_mask_max_ps(mx, m2, mx, c2);
+    vmax[r] = _mm512_mask_max_ps(mx, m3, mx, c3);
   }
 }
 
@@ -455,9 +471,10 @@ LC_TARGET void accum_heads(const float* p, int64_t ns, const float* v, int64_t s
 template <int H>
 LC_TARGET void accum_heads64(const float* p, int64_t ns, const float* v, int64_t stride, int64_t n,
                              float* acc, int64_t acc_hs) {
-  __m512 a0[4], a1[4], a2[4], a3[4];
-  for (int h = 0; h < 4; ++h) {
-    const float* ah = acc + (h < H ? h : 0) * acc_hs;
+  __m512 a0[H], a1[H], a2[H], a3[H];
+#pragma GCC unroll 4
+  for (int h = 0; h < H; ++h) {
+    const float* ah = acc + h * acc_hs;
     a0[h] = _mm512_loadu_ps(ah);
     a1[h] = _mm512_loadu_ps(ah + 16);
     a2[h] = _mm512_loadu_ps(ah + 32);
@@ -469,15 +486,22 @@ LC_TARGET void accum_heads64(const float* p, int64_t ns, const float* v, int64_t
     const float* vj = v + j * stride;
     const __m512 v0 = _mm512_loadu_ps(vj), v1 = _mm512_loadu_ps(vj + 16);
     const __m512 v2 = _mm512_loadu_ps(vj + 32), v3 = _mm512_loadu_ps(vj + 48);
-#pragma GCC unroll 4
-    for (int h = 0; h < H; ++h) {
-      const __m512 pj = _mm512_set1_ps(p[h * ns + j]);
-      a0[h] = _mm512_fmadd_ps(pj, v0, a0[h]);
-      a1[h] = _mm512_fmadd_ps(pj, v1, a1[h]);
-      a2[h] = _mm512_fmadd_ps(pj, v2, a2[h]);
-      a3[h] = _mm512_fmadd_ps(pj, v3, a3[h]);
-    }
+    // One head at a time with constant indices, so that no accumulator is addressed at run time.
+#define LC_ACCUM_HEAD(h)                             \
+  if constexpr (H > (h)) {                           \
+    const __m512 pj = _mm512_set1_ps(p[(h)*ns + j]); \
+    a0[h] = _mm512_fmadd_ps(pj, v0, a0[h]);          \
+    a1[h] = _mm512_fmadd_ps(pj, v1, a1[h]);          \
+    a2[h] = _mm512_fmadd_ps(pj, v2, a2[h]);          \
+    a3[h] = _mm512_fmadd_ps(pj, v3, a3[h]);          \
   }
+    LC_ACCUM_HEAD(0)
+    LC_ACCUM_HEAD(1)
+    LC_ACCUM_HEAD(2)
+    LC_ACCUM_HEAD(3)
+#undef LC_ACCUM_HEAD
+  }
+#pragma GCC unroll 4
   for (int h = 0; h < H; ++h) {
     float* ah = acc + h * acc_hs;
     _mm512_storeu_ps(ah, a0[h]);
