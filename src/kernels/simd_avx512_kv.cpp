@@ -94,19 +94,24 @@ LC_TARGET void scores_heads(const float* q, int64_t q_hs, const Rows& r, int64_t
     const int nk = static_cast<int>(std::min<int64_t>(4, n - j));
     for (int kk = 0; kk < 4; ++kk) prefetch(r.addr(j + kAhead + kk, 0), row_bytes);
     __m512 acc[16];
+#pragma GCC unroll 16
     for (int x = 0; x < 16; ++x) acc[x] = _mm512_setzero_ps();
     for (int64_t u = 0; u < r.units; ++u) {
       __m512 kv[4][W];
+#pragma GCC unroll 4
       for (int kk = 0; kk < 4; ++kk) {
         if (kk < nk)
           r.load(j + kk, u, kv[kk]);
         else
           for (int w = 0; w < W; ++w) kv[kk][w] = _mm512_setzero_ps();
       }
+#pragma GCC unroll 4
       for (int h = 0; h < H; ++h)
+#pragma GCC unroll 2
         for (int w = 0; w < W; ++w) {
           const __m512 qv =
               _mm512_maskz_loadu_ps(reg_mask(r, u, w), q + h * q_hs + 16 * (W * u + w));
+#pragma GCC unroll 4
           for (int kk = 0; kk < 4; ++kk)
             acc[4 * h + kk] = _mm512_fmadd_ps(qv, kv[kk][w], acc[4 * h + kk]);
         }
