@@ -39,29 +39,37 @@ struct PanelScratch {
 LC_TARGET void pack_panel(const WeightMatrix& w, const QType& qt, int64_t r, PanelScratch& sc,
                           int p) {
   const int64_t n = w.n_in, nb = n / kActBlock;
-  sc.q.resize(static_cast<size_t>(kPanelRows * n));
-  sc.s4.resize(static_cast<size_t>(kPanelRows * n / 4));
-  sc.m32.resize(static_cast<size_t>(kPanelRows * nb));
+  // The rows are unpacked to canonical form a chunk of kPackChunk elements at a time (a small
+  // scratch whatever the row length), then gathered into the panel.
+  constexpr int64_t kPackChunk = 512;  // a multiple of every block size (32, 256)
+  const int64_t kc_max = std::min(n, kPackChunk);
+  sc.q.resize(static_cast<size_t>(kPanelRows * kc_max));
+  sc.s4.resize(static_cast<size_t>(kPanelRows * kc_max / 4));
+  sc.m32.resize(static_cast<size_t>(kPanelRows * kc_max / 32));
   sc.pq[p].resize(static_cast<size_t>(kPanelRows * n));
   sc.pd[p].resize(static_cast<size_t>(kPanelRows * nb));
   if (qt.mins) sc.pm[p].resize(static_cast<size_t>(kPanelRows * nb));
-  for (int i = 0; i < kPanelRows; ++i)
-    qt.unpack(w.row(r + i), 0, n / qt.block, &sc.q[i * n], &sc.s4[i * n / 4], &sc.m32[i * nb]);
-  const __m512i rows =
-      _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                         _mm512_set1_epi32(static_cast<int>(n)));
-  const __m512i s4rows = _mm512_srli_epi32(rows, 2);
-  const __m512i mrows = _mm512_srli_epi32(rows, 5);
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-  uint8_t* dst = sc.pq[p].data();
-  for (int64_t b = 0; b < nb; ++b) {
-    const int8_t* src = sc.q.data() + 32 * b;
-    for (int j = 0; j < 8; ++j) {
-      const __m512i v = _mm512_i32gather_epi32(rows, src + 4 * j, 1);
-      _mm512_storeu_si512(dst + (8 * b + j) * 64, _mm512_xor_si512(v, flip));
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  for (int64_t k0 = 0; k0 < n; k0 += kPackChunk) {
+    const int64_t kc = std::min(kPackChunk, n - k0);
+    for (int i = 0; i < kPanelRows; ++i)
+      qt.unpack(w.row(r + i), k0 / qt.block, kc / qt.block, &sc.q[i * kc], &sc.s4[i * kc / 4],
+                &sc.m32[i * kc / 32]);
+    const __m512i rows = _mm512_mullo_epi32(lane, _mm512_set1_epi32(static_cast<int>(kc)));
+    const __m512i s4rows = _mm512_srli_epi32(rows, 2);
+    const __m512i mrows = _mm512_srli_epi32(rows, 5);
+    for (int64_t bc = 0; bc < kc / kActBlock; ++bc) {
+      const int64_t b = k0 / kActBlock + bc;
+      uint8_t* dst = sc.pq[p].data() + b * 8 * 64;
+      const int8_t* src = sc.q.data() + 32 * bc;
+      for (int j = 0; j < 8; ++j) {
+        const __m512i v = _mm512_i32gather_epi32(rows, src + 4 * j, 1);
+        _mm512_storeu_si512(dst + j * 64, _mm512_xor_si512(v, flip));
+      }
+      _mm512_storeu_ps(&sc.pd[p][16 * b], _mm512_i32gather_ps(s4rows, &sc.s4[8 * bc], 4));
+      if (qt.mins) _mm512_storeu_ps(&sc.pm[p][16 * b], _mm512_i32gather_ps(mrows, &sc.m32[bc], 4));
     }
-    _mm512_storeu_ps(&sc.pd[p][16 * b], _mm512_i32gather_ps(s4rows, &sc.s4[8 * b], 4));
-    if (qt.mins) _mm512_storeu_ps(&sc.pm[p][16 * b], _mm512_i32gather_ps(mrows, &sc.m32[b], 4));
   }
 }
 

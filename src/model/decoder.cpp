@@ -58,7 +58,11 @@ void Model::forward(KvMemory& mem, const MemoryStep& step, const int32_t* tokens
   grow(ws.k, n * dkv);
   grow(ws.v, n * dkv);
   grow(ws.att, n * dq);
-  grow(ws.ffn_a, n * 2 * ff);
+  // Gate and up side by side only for a fused gate_up weight; separate ones write up alone (the
+  // vectors are zero-filled when they grow, so every element asked for becomes resident).
+  bool fused = false;
+  for (const LayerWeights& L : w_.layers) fused = fused || L.w_gate_up.data != nullptr;
+  grow(ws.ffn_a, n * (fused ? 2 : 1) * ff);
   grow(ws.ffn_b, n * ff);
 
   for (int64_t t = 0; t < n; ++t) {
