@@ -106,12 +106,18 @@ void tile_update(const KernelTable& kt, const float* qg, const KvSpan& kv, int64
 const float* transpose_keys(const KernelTable& kt, const KvSpan& kv, const AttnDims& d, int64_t ld,
                             const float** vf) {
   const int64_t hd = d.head_dim, nkv = d.n_head_kv;
-  thread_local std::vector<float> buf, vbuf;
-  buf.resize(static_cast<size_t>(nkv * hd * ld));
-  float* out = buf.data();
   const bool f16 = kv.type == KvType::F16;
-  if (f16) vbuf.resize(static_cast<size_t>(kv.n * kv.stride));
-  float* vout = f16 ? vbuf.data() : nullptr;  // (the workers have buffers of their own)
+  const int64_t n_k = nkv * hd * ld, n_v = f16 ? kv.n * kv.stride : 0;
+  // One buffer reserved once at the largest size this path takes: it never moves or shrinks, so
+  // the allocator never sees a large block freed (which would raise its mapping threshold and
+  // leave the KV cache's growing vectors on a fragmented heap); only what a call writes becomes
+  // resident.
+  thread_local std::vector<float> buf;
+  if (buf.capacity() == 0) buf.reserve(static_cast<size_t>(kTransposeMaxBytes) / sizeof(float));
+  LC_CHECK(static_cast<size_t>(n_k + n_v) <= buf.capacity());
+  buf.resize(static_cast<size_t>(n_k + n_v));
+  float* out = buf.data();
+  float* vout = f16 ? out + n_k : nullptr;  // (the workers have buffers of their own)
   *vf = vout;
   constexpr int64_t kPiece = 256;
   const int64_t pieces = (kv.n + kPiece - 1) / kPiece;
