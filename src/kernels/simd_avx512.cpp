@@ -357,7 +357,7 @@ LC_TARGET void scores_kt_rows(const float* q, int64_t q_hs, const float* kt, int
     m2 = lanes(std::max<int64_t>(0, nj - 32));
     m3 = lanes(std::max<int64_t>(0, nj - 48));
   }
-  // Accumulators indexed by row only, with constant indices (see accum_heads64).
+  // Accumulators indexed by row only, with constant indices (see accum_rows64).
   __m512 a0[R], a1[R], a2[R], a3[R];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r) a0[r] = a1[r] = a2[r] = a3[r] = _mm512_setzero_ps();
@@ -466,50 +466,20 @@ LC_TARGET void accum_heads(const float* p, int64_t ns, const float* v, int64_t s
     for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(acc + h * acc_hs + 16 * c, m[c], a[h][c]);
 }
 
-// H (<= 4) heads x 64 dims: 16 accumulators held in registers (named, so that the compiler never
-// keeps them in memory), 4 loads and 16 FMAs per value row.
-template <int H>
-LC_TARGET void accum_heads64(const float* p, int64_t ns, const float* v, int64_t stride, int64_t n,
-                             float* acc, int64_t acc_hs) {
-  __m512 a0[H], a1[H], a2[H], a3[H];
-#pragma GCC unroll 4
-  for (int h = 0; h < H; ++h) {
-    const float* ah = acc + h * acc_hs;
-    a0[h] = _mm512_loadu_ps(ah);
-    a1[h] = _mm512_loadu_ps(ah + 16);
-    a2[h] = _mm512_loadu_ps(ah + 32);
-    a3[h] = _mm512_loadu_ps(ah + 48);
-  }
-  const bool ahead = stride != 64;  // not for rows back to back (a packed tile)
-  for (int64_t j = 0; j < n; ++j) {
-    if (ahead) prefetch_row(v + (j + kAttnAhead) * stride, 64);
+// f32 value rows for accum_rows64: 64 values from row j, prefetching kAttnAhead rows ahead
+// unless the rows are back to back (a packed tile, which the hardware prefetcher follows).
+struct F32Rows64 {
+  const float* v;
+  int64_t stride;
+  LC_TARGET void operator()(int64_t j, __m512* out) const {
+    if (stride != 64) prefetch_row(v + (j + kAttnAhead) * stride, 64);
     const float* vj = v + j * stride;
-    const __m512 v0 = _mm512_loadu_ps(vj), v1 = _mm512_loadu_ps(vj + 16);
-    const __m512 v2 = _mm512_loadu_ps(vj + 32), v3 = _mm512_loadu_ps(vj + 48);
-    // One head at a time with constant indices, so that no accumulator is addressed at run time.
-#define LC_ACCUM_HEAD(h)                             \
-  if constexpr (H > (h)) {                           \
-    const __m512 pj = _mm512_set1_ps(p[(h)*ns + j]); \
-    a0[h] = _mm512_fmadd_ps(pj, v0, a0[h]);          \
-    a1[h] = _mm512_fmadd_ps(pj, v1, a1[h]);          \
-    a2[h] = _mm512_fmadd_ps(pj, v2, a2[h]);          \
-    a3[h] = _mm512_fmadd_ps(pj, v3, a3[h]);          \
+    out[0] = _mm512_loadu_ps(vj);
+    out[1] = _mm512_loadu_ps(vj + 16);
+    out[2] = _mm512_loadu_ps(vj + 32);
+    out[3] = _mm512_loadu_ps(vj + 48);
   }
-    LC_ACCUM_HEAD(0)
-    LC_ACCUM_HEAD(1)
-    LC_ACCUM_HEAD(2)
-    LC_ACCUM_HEAD(3)
-#undef LC_ACCUM_HEAD
-  }
-#pragma GCC unroll 4
-  for (int h = 0; h < H; ++h) {
-    float* ah = acc + h * acc_hs;
-    _mm512_storeu_ps(ah, a0[h]);
-    _mm512_storeu_ps(ah + 16, a1[h]);
-    _mm512_storeu_ps(ah + 32, a2[h]);
-    _mm512_storeu_ps(ah + 48, a3[h]);
-  }
-}
+};
 
 template <int H>
 LC_TARGET void accum_dims(const float* p, int64_t ns, const float* v, int64_t stride, int64_t n,
@@ -517,7 +487,7 @@ LC_TARGET void accum_dims(const float* p, int64_t ns, const float* v, int64_t st
   for (int64_t e = 0; e < hd;) {
     const int64_t left = hd - e;
     if (left >= 64) {  // 4 heads x 64 dims: 16 accumulators, 4 loads and 16 FMAs per value row
-      accum_heads64<H>(p, ns, v + e, stride, n, acc + e, acc_hs);
+      accum_rows64<H>(p, ns, n, acc + e, acc_hs, F32Rows64{v + e, stride});
       e += 64;
       continue;
     }

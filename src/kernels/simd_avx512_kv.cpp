@@ -175,52 +175,17 @@ LC_TARGET void accum_heads(const float* p, int64_t ns, const Rows& r, int64_t u0
     for (int i = 0; i < W; ++i) _mm512_mask_storeu_ps(base + h * acc_hs + 16 * i, m[i], a[h][i]);
 }
 
-// 64 elements (4 full registers) x H (<= 4) heads: the accumulators are named arrays indexed by
-// head only, which the compiler keeps in registers across the loop (a two-dimensional array of
-// them was written back to memory at every value row).
-template <int H, class Rows>
-LC_TARGET void accum_heads64(const float* p, int64_t ns, const Rows& r, int64_t u0, int64_t n,
-                             float* acc, int64_t acc_hs) {
-  constexpr int U = 4 / Rows::kW;
-  __m512 a0[H], a1[H], a2[H], a3[H];
-  float* base = acc + 16 * Rows::kW * u0;
-#pragma GCC unroll 4
-  for (int h = 0; h < H; ++h) {
-    const float* ah = base + h * acc_hs;
-    a0[h] = _mm512_loadu_ps(ah);
-    a1[h] = _mm512_loadu_ps(ah + 16);
-    a2[h] = _mm512_loadu_ps(ah + 32);
-    a3[h] = _mm512_loadu_ps(ah + 48);
-  }
-  for (int64_t j = 0; j < n; ++j) {
+// Units [u0, u0 + 4 / kW) of each row as 64 values for accum_rows64, prefetching ahead.
+template <class Rows>
+struct Units64 {
+  const Rows& r;
+  int64_t u0;
+  LC_TARGET void operator()(int64_t j, __m512* out) const {
+    constexpr int U = 4 / Rows::kW;
     prefetch(r.addr(j + kAhead, u0), U * Rows::unit_bytes);
-    __m512 vv[4];
-    for (int u = 0; u < U; ++u) r.load(j, u0 + u, vv + u * Rows::kW);
-    const __m512 v0 = vv[0], v1 = vv[1], v2 = vv[2], v3 = vv[3];
-    // One head at a time with constant indices, so that no accumulator is addressed at run time.
-#define LC_ACCUM_HEAD(h)                             \
-  if constexpr (H > (h)) {                           \
-    const __m512 pj = _mm512_set1_ps(p[(h)*ns + j]); \
-    a0[h] = _mm512_fmadd_ps(pj, v0, a0[h]);          \
-    a1[h] = _mm512_fmadd_ps(pj, v1, a1[h]);          \
-    a2[h] = _mm512_fmadd_ps(pj, v2, a2[h]);          \
-    a3[h] = _mm512_fmadd_ps(pj, v3, a3[h]);          \
+    for (int u = 0; u < U; ++u) r.load(j, u0 + u, out + u * Rows::kW);
   }
-    LC_ACCUM_HEAD(0)
-    LC_ACCUM_HEAD(1)
-    LC_ACCUM_HEAD(2)
-    LC_ACCUM_HEAD(3)
-#undef LC_ACCUM_HEAD
-  }
-#pragma GCC unroll 4
-  for (int h = 0; h < H; ++h) {
-    float* ah = base + h * acc_hs;
-    _mm512_storeu_ps(ah, a0[h]);
-    _mm512_storeu_ps(ah + 16, a1[h]);
-    _mm512_storeu_ps(ah + 32, a2[h]);
-    _mm512_storeu_ps(ah + 48, a3[h]);
-  }
-}
+};
 
 template <int H, class Rows>
 LC_TARGET void accum_units(const float* p, int64_t ns, const Rows& r, int64_t n, float* acc,
@@ -229,7 +194,7 @@ LC_TARGET void accum_units(const float* p, int64_t ns, const Rows& r, int64_t n,
   int64_t u0 = 0;
   // Whole 64-element pieces (the last unit of a row may be partial: not in these).
   for (; u0 + U64 <= r.units && r.mask(u0 + U64 - 1) == static_cast<__mmask16>(0xFFFF); u0 += U64)
-    accum_heads64<H>(p, ns, r, u0, n, acc, acc_hs);
+    accum_rows64<H>(p, ns, n, acc + 16 * Rows::kW * u0, acc_hs, Units64<Rows>{r, u0});
   for (; u0 < r.units; u0 += 2) {
     if (r.units - u0 >= 2)
       accum_heads<H, 2>(p, ns, r, u0, n, acc, acc_hs);

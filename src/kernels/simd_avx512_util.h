@@ -147,4 +147,49 @@ LC_TARGET void accum_hd8(const float* p, const T* v, int64_t stride, int64_t n, 
   _mm256_storeu_ps(acc, _mm256_add_ps(_mm256_loadu_ps(acc), r));
 }
 
+// acc[h * acc_hs + e] += sum_j p[h * ns + j] * row_j[e] for e < 64, h < H (<= 4): 16 accumulators
+// in registers, 4 row registers and 16 FMAs per row. load(j, v) puts row j's 64 values in v[0..3]
+// (converting and prefetching as its storage wants). The accumulators are arrays indexed by the
+// head only, with constant indices: a two-dimensional array of them, or one indexed in a loop the
+// compiler does not unroll, was written back to memory at every row (g++ 12).
+template <int H, class Load>
+LC_TARGET inline void accum_rows64(const float* p, int64_t ns, int64_t n, float* acc,
+                                   int64_t acc_hs, const Load& load) {
+  __m512 a0[H], a1[H], a2[H], a3[H];
+#pragma GCC unroll 4
+  for (int h = 0; h < H; ++h) {
+    const float* ah = acc + h * acc_hs;
+    a0[h] = _mm512_loadu_ps(ah);
+    a1[h] = _mm512_loadu_ps(ah + 16);
+    a2[h] = _mm512_loadu_ps(ah + 32);
+    a3[h] = _mm512_loadu_ps(ah + 48);
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    __m512 v[4];
+    load(j, v);
+    const __m512 v0 = v[0], v1 = v[1], v2 = v[2], v3 = v[3];
+#define LC_ACCUM_HEAD(h)                             \
+  if constexpr (H > (h)) {                           \
+    const __m512 pj = _mm512_set1_ps(p[(h)*ns + j]); \
+    a0[h] = _mm512_fmadd_ps(pj, v0, a0[h]);          \
+    a1[h] = _mm512_fmadd_ps(pj, v1, a1[h]);          \
+    a2[h] = _mm512_fmadd_ps(pj, v2, a2[h]);          \
+    a3[h] = _mm512_fmadd_ps(pj, v3, a3[h]);          \
+  }
+    LC_ACCUM_HEAD(0)
+    LC_ACCUM_HEAD(1)
+    LC_ACCUM_HEAD(2)
+    LC_ACCUM_HEAD(3)
+#undef LC_ACCUM_HEAD
+  }
+#pragma GCC unroll 4
+  for (int h = 0; h < H; ++h) {
+    float* ah = acc + h * acc_hs;
+    _mm512_storeu_ps(ah, a0[h]);
+    _mm512_storeu_ps(ah + 16, a1[h]);
+    _mm512_storeu_ps(ah + 32, a2[h]);
+    _mm512_storeu_ps(ah + 48, a3[h]);
+  }
+}
+
 }  // namespace lc::simd512
