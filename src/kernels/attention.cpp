@@ -103,11 +103,18 @@ void tile_update(const KernelTable& kt, const float* qg, const KvSpan& kv, int64
 // The span's keys as f32, transposed per KV head (see block_item), and for an f16 span its
 // values as f32 rows (*vf, else null), in buffers of the calling thread that are reused from
 // call to call. Pieces of keys are converted in parallel.
+// Leading dimension of the transposed keys, and the floats transpose_keys writes.
+int64_t transposed_ld(const KvSpan& kv) { return (kv.n + 15) / 16 * 16; }
+int64_t transposed_floats(const KvSpan& kv, const AttnDims& d) {
+  return d.n_head_kv * d.head_dim * transposed_ld(kv) +
+         (kv.type == KvType::F16 ? kv.n * kv.stride : 0);
+}
+
 const float* transpose_keys(const KernelTable& kt, const KvSpan& kv, const AttnDims& d, int64_t ld,
                             const float** vf) {
   const int64_t hd = d.head_dim, nkv = d.n_head_kv;
   const bool f16 = kv.type == KvType::F16;
-  const int64_t n_k = nkv * hd * ld, n_v = f16 ? kv.n * kv.stride : 0;
+  const int64_t n_k = nkv * hd * ld, n_v = transposed_floats(kv, d) - n_k;
   // One buffer reserved once at the largest size this path takes: it never moves or shrinks, so
   // the allocator never sees a large block freed (which would raise its mapping threshold and
   // leave the KV cache's growing vectors on a fragmented heap); only what a call writes becomes
@@ -268,6 +275,7 @@ void block_item(const KernelTable& kt, const float* q, int64_t q_stride, const K
     }
   }
   if (first >= last) return;
+  // f16 tiles converted here only when the call did not convert the whole span (kt_all, v_all).
   const bool f16 = kv.type == KvType::F16 && v_all == nullptr;
   if (f16) {
     kbuf.resize(static_cast<size_t>(kTile * hd));
@@ -282,9 +290,7 @@ void block_item(const KernelTable& kt, const float* q, int64_t q_stride, const K
     const int64_t off = lo * kv.stride + hk * hd;
     if (f16) {
       for (int64_t j = 0; j < nt; ++j) {
-        if (!kt_all)
-          kt.f16_to_f32(static_cast<const uint16_t*>(kv.k) + off + j * kv.stride, &kbuf[j * hd],
-                        hd);
+        kt.f16_to_f32(static_cast<const uint16_t*>(kv.k) + off + j * kv.stride, &kbuf[j * hd], hd);
         kt.f16_to_f32(static_cast<const uint16_t*>(kv.v) + off + j * kv.stride, &vbuf[j * hd], hd);
       }
       kp = kbuf.data();
@@ -414,12 +420,10 @@ void attention_accumulate(const float* q, int64_t q_stride, const KvSpan& kv, co
   const float* kt_all = nullptr;
   const float* v_all = nullptr;
   int64_t ld = 0;
-  const int64_t n_kv_elems =
-      d.n_head_kv * hd * ((kv.n + 15) / 16 * 16) + (kv.type == KvType::F16 ? kv.n * kv.stride : 0);
   if (block && st.n_q >= kTransposeMinQueries &&
-      n_kv_elems * static_cast<int64_t>(sizeof(float)) <= kTransposeMaxBytes &&
+      transposed_floats(kv, d) * static_cast<int64_t>(sizeof(float)) <= kTransposeMaxBytes &&
       st.n_q * d.n_head * kv.n * hd >= kParallelMinWork) {
-    ld = (kv.n + 15) / 16 * 16;
+    ld = transposed_ld(kv);
     kt_all = transpose_keys(kt, kv, d, ld, &v_all);
   }
   if (st.n_q * d.n_head * kv.n * hd < kParallelMinWork)

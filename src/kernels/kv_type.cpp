@@ -56,7 +56,7 @@ void kv_from_f32(KvType t, const float* src, void* dst, int64_t n) {
   // Long rows (a prefill's keys or values) in pieces over the pool; every element (Q8_0: block)
   // is converted on its own, so the pieces give the same bytes.
   constexpr int64_t kParallelMin = 1 << 16, kPiece = 1 << 13;  // elements, multiples of 32
-  if (t != KvType::F32 && n >= kParallelMin && !in_parallel_region()) {
+  if (t != KvType::F32 && n >= kParallelMin) {
     const int64_t pieces = (n + kPiece - 1) / kPiece;
     const size_t piece_bytes = kv_bytes(t, kPiece);
     parallel_for(pieces, [&](int64_t p0, int64_t p1) {

@@ -340,7 +340,6 @@ LC_TARGET void accum1(const float* p, const float* v, int64_t stride, int64_t n,
   }
 }
 
-// The query heads of a KV head one after the other (the keys of a tile stay in cache).
 // Transposed keys: one query row x 32 keys (4 vectors of 8) per pass over the head's elements.
 LC_TARGET void attn_scores_kt(const float* q, int64_t q_hs, int64_t n_heads, const float* kt,
                               int64_t ld, int64_t n, int64_t hd, float scale, float* s, int64_t ns,
@@ -377,6 +376,7 @@ LC_TARGET void attn_scores_kt(const float* q, int64_t q_hs, int64_t n_heads, con
   }
 }
 
+// The query heads of a KV head one after the other (the keys of a tile stay in cache).
 LC_TARGET void attn_scores(const float* q, int64_t q_hs, int64_t n_heads, const float* k,
                            int64_t stride, int64_t n, int64_t hd, float scale, float* s, int64_t ns,
                            float* mx) {

@@ -137,20 +137,9 @@ template <int R, bool kMins>
 constexpr auto kPanelTiles = panel_tiles<R, kMins>(std::make_integer_sequence<int, kPanelTok>());
 
 PanelTileFn panel_tile_fn(int r, int c, bool mins) {
-  switch (r) {
-    case 4:
-      if constexpr (kPanelMax >= 4)
-        return mins ? kPanelTiles<4, true>[c - 1] : kPanelTiles<4, false>[c - 1];
-      [[fallthrough]];
-    case 3:
-      if constexpr (kPanelMax >= 3)
-        return mins ? kPanelTiles<3, true>[c - 1] : kPanelTiles<3, false>[c - 1];
-      [[fallthrough]];
-    case 2:
-      return mins ? kPanelTiles<2, true>[c - 1] : kPanelTiles<2, false>[c - 1];
-    default:
-      return mins ? kPanelTiles<1, true>[c - 1] : kPanelTiles<1, false>[c - 1];
-  }
+  static_assert(kPanelMax == 2, "panel_tile_fn knows tiles of 1 and 2 panels");
+  if (r == 2) return mins ? kPanelTiles<2, true>[c - 1] : kPanelTiles<2, false>[c - 1];
+  return mins ? kPanelTiles<1, true>[c - 1] : kPanelTiles<1, false>[c - 1];
 }
 
 // Rows [r0, r1) of a product with n_tok tokens; false when the panel kernel does not apply (too
