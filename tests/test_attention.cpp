@@ -226,6 +226,71 @@ RopeTable make_table(float base, float factor, float attn) {
   return t;
 }
 
+TEST(Attention, KeyMassMatchesReferenceProbabilitiesForFewAndManyQueries) {
+  // The representative scores of InfLLM: the mass each key of a span receives, under a softmax
+  // that also covers a second span (as the local and global stages do). Few queries (per-head
+  // path) and many (keys transposed, items per tile of keys), window and complement masks, 1-3
+  // threads: the reference's probabilities, and bit for bit the same for any thread count.
+  std::mt19937 rng(23);
+  AttnDims d{9, 3, 64, 0.125f};
+  const int64_t qs = 9 * 64, ks = 3 * 64, n_other = 50;
+  for (int64_t n_q : {12, 70}) {
+    const int64_t n_kv = 530 + n_q;
+    auto q = randv(n_q * qs, rng), k = randv(n_kv * ks, rng), other = randv(n_other * ks, rng);
+    for (auto& x : q) x *= 0.5f;
+    for (bool complement : {false, true}) {
+      AttnMask mask;
+      mask.diag = n_kv - n_q;
+      mask.window = 200;
+      mask.complement = complement;
+      auto vis = [&](int64_t i, int64_t j) {
+        const bool in_window = j <= i + mask.diag && j > i + mask.diag - mask.window;
+        return complement ? j <= i + mask.diag - mask.window : in_window;
+      };
+      // Reference: p(i, h, j) over the visible keys of the span and every key of the other span.
+      std::vector<double> want(static_cast<size_t>(n_kv * d.n_head), 0.0);
+      for (int64_t i = 0; i < n_q; ++i)
+        for (int64_t h = 0; h < d.n_head; ++h) {
+          auto dot = [&](const float* key) {
+            double s = 0;
+            for (int64_t e = 0; e < 64; ++e) s += double(q[i * qs + h * 64 + e]) * key[e];
+            return s * d.scale;
+          };
+          std::vector<double> s(static_cast<size_t>(n_kv), -INFINITY);
+          double mx = -INFINITY, sum = 0;
+          for (int64_t j = 0; j < n_kv; ++j)
+            if (vis(i, j)) mx = std::max(mx, s[j] = dot(&k[j * ks + (h / 3) * 64]));
+          std::vector<double> so(static_cast<size_t>(n_other));
+          for (int64_t j = 0; j < n_other; ++j)
+            mx = std::max(mx, so[j] = dot(&other[j * ks + (h / 3) * 64]));
+          for (int64_t j = 0; j < n_kv; ++j) sum += std::exp(s[j] - mx);
+          for (int64_t j = 0; j < n_other; ++j) sum += std::exp(so[j] - mx);
+          for (int64_t j = 0; j < n_kv; ++j) want[j * d.n_head + h] += std::exp(s[j] - mx) / sum;
+        }
+      std::vector<float> first;
+      for (int threads : {1, 2, 3}) {
+        set_num_threads(threads);
+        AttnState st;
+        st.reset(n_q, d.n_head, d.head_dim);
+        const KvSpan span{k.data(), k.data(), n_kv, ks};
+        attention_accumulate(q.data(), qs, span, mask, d, st);
+        attention_accumulate(q.data(), qs, KvSpan{other.data(), other.data(), n_other, ks},
+                             AttnMask{}, d, st);
+        std::vector<float> mass(want.size(), 0.0f);
+        attention_key_mass(q.data(), qs, span, mask, d, st, mass.data());
+        for (size_t i = 0; i < want.size(); ++i)
+          ASSERT_NEAR(mass[i], want[i], 2e-5 + 1e-4 * want[i])
+              << "n_q " << n_q << " complement " << complement << " threads " << threads;
+        if (first.empty())
+          first = mass;
+        else
+          ASSERT_EQ(mass, first) << "n_q " << n_q << " threads " << threads;
+      }
+      set_num_threads(0);
+    }
+  }
+}
+
 TEST(FullMemory, ReRotatesCachedKeysWhenTheTableChanges) {
   std::mt19937 rng(11);
   MemoryDims md;

@@ -459,13 +459,79 @@ void attention_finish(const AttnState& st, float* out, int64_t out_stride) {
     rows(0, st.n_q);
 }
 
+namespace {
+
+// attention_key_mass with the span's keys transposed (kt_all, as in block_item): one work item per
+// (tile of keys, KV head) owns those keys' probs entries for the group's heads; the queries come
+// by in blocks of kQBlock x group rows, each meeting the tile in one scores call.
+void key_mass_tiles(const KernelTable& kt, const float* q, int64_t q_stride, const KvSpan& kv,
+                    const AttnMask& mask, const AttnDims& d, const AttnState& st, float* probs,
+                    const float* kt_all, int64_t ld) {
+  const int64_t group = d.n_head / d.n_head_kv, hd = d.head_dim;
+  const int64_t n_tiles = (kv.n + kTile - 1) / kTile, n_items = n_tiles * d.n_head_kv;
+  parallel_for_tasks(static_cast<int>(n_items), [&](int it, int) {
+    const int64_t hk = it % d.n_head_kv, j0 = it / d.n_head_kv * kTile;
+    const int64_t nt = std::min(kTile, kv.n - j0);
+    thread_local std::vector<float> qbuf, sbuf, mx;
+    thread_local std::vector<double> sum;
+    qbuf.resize(static_cast<size_t>(kQBlock * group * hd));
+    sbuf.resize(static_cast<size_t>(kQBlock * group * kTile));
+    mx.resize(static_cast<size_t>(kQBlock * group));
+    sum.assign(static_cast<size_t>(group * kTile), 0.0);
+    int64_t lo[kQBlock], hi[kQBlock];
+    for (int64_t i0 = 0; i0 < st.n_q; i0 += kQBlock) {
+      const int64_t nq = std::min(kQBlock, st.n_q - i0);
+      bool any = false;
+      for (int64_t i = 0; i < nq; ++i) {
+        visible_range(mask, i0 + i, kv.n, lo[i], hi[i]);
+        lo[i] = std::max(lo[i], j0) - j0;
+        hi[i] = std::min(hi[i], j0 + nt) - j0;
+        any = any || lo[i] < hi[i];
+      }
+      if (!any) continue;
+      for (int64_t i = 0; i < nq; ++i)
+        std::copy_n(q + (i0 + i) * q_stride + hk * group * hd, group * hd, &qbuf[i * group * hd]);
+      kt.attn_scores_kt(qbuf.data(), hd, nq * group, kt_all + hk * hd * ld + j0, ld, nt, hd,
+                        d.scale, sbuf.data(), kTile, mx.data());
+      for (int64_t i = 0; i < nq; ++i) {
+        if (lo[i] >= hi[i]) continue;
+        for (int64_t g = 0; g < group; ++g) {
+          const size_t t = static_cast<size_t>((i0 + i) * d.n_head + hk * group + g);
+          if (st.l[t] <= 0) continue;
+          const double inv = 1.0 / st.l[t];
+          float* sr = &sbuf[(i * group + g) * kTile];
+          kt.exp_shift(sr + lo[i], st.m[t], sr + lo[i], hi[i] - lo[i]);
+          double* sg = &sum[g * kTile];
+          for (int64_t j = lo[i]; j < hi[i]; ++j) sg[j] += sr[j] * inv;
+        }
+      }
+    }
+    for (int64_t j = 0; j < nt; ++j)
+      for (int64_t g = 0; g < group; ++g)
+        probs[(j0 + j) * d.n_head + hk * group + g] += static_cast<float>(sum[g * kTile + j]);
+  });
+}
+
+}  // namespace
+
 void attention_key_mass(const float* q, int64_t q_stride, const KvSpan& kv, const AttnMask& mask,
                         const AttnDims& d, const AttnState& st, float* probs) {
   const int64_t group = d.n_head / d.n_head_kv;
   const int64_t hd = d.head_dim;
   if (kv.type == KvType::Q8_0) LC_CHECK(hd % kQK == 0 && kv.stride % kQK == 0);
   const KernelTable& kt = kernels();
-  // Parallel over KV heads, so that each task owns the probs columns of its query heads.
+  // Many queries: keys transposed once, items per (tile of keys, KV head) (see attention_accumulate
+  // for the conditions).
+  if (kv.type != KvType::Q8_0 && st.n_q >= kTransposeMinQueries &&
+      transposed_floats(kv, d) * static_cast<int64_t>(sizeof(float)) <= kTransposeMaxBytes &&
+      st.n_q * d.n_head * kv.n * hd >= kParallelMinWork) {
+    const float* v_all = nullptr;
+    const int64_t ld = transposed_ld(kv);
+    const float* kt_all = transpose_keys(kt, kv, d, ld, &v_all);
+    key_mass_tiles(kt, q, q_stride, kv, mask, d, st, probs, kt_all, ld);
+    return;
+  }
+  // Otherwise parallel over KV heads, so that each task owns the probs columns of its query heads.
   parallel_for(d.n_head_kv, [&](int64_t g0, int64_t g1) {
     std::vector<float> scores(static_cast<size_t>(group * kTile)), tmax(static_cast<size_t>(group));
     for (int64_t hk = g0; hk < g1; ++hk) {
