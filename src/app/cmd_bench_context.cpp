@@ -2,11 +2,14 @@
 // from the same text; then decoding rounds visit the sessions in turn (round r: n tokens in the
 // shortest, n tokens in the next, ...), so a slow spell of a shared machine hits every length
 // alike. Medians over rounds, and each length's cost as a ratio to the first length's.
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -34,11 +37,26 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// Resident memory of the process now (/proc/self/statm), MiB; 0 where it cannot be read.
+double rss_now_mb() {
+  std::ifstream f("/proc/self/statm");
+  long long size = 0, resident = 0;
+  if (!(f >> size >> resident)) return 0;
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1 << 20);
+}
+
+double peak_rss_mb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux: KiB
+}
+
 struct Length {
   int64_t n = 0;
   std::unique_ptr<Session> s;
   int32_t tok = 0;
   double prefill_s = 0;
+  double rss_mb = 0;  // growth of the process's resident memory while this session was prefilled
   std::vector<double> wall_ms, cpu_ms;  // per token, one entry per round
 };
 
@@ -73,6 +91,7 @@ void run(const Opts& o) {
   for (int64_t n : lengths) {
     Length L;
     L.n = n;
+    const double rss0 = rss_now_mb();
     L.s = std::make_unique<Session>(l.model, l.session);
     std::unique_ptr<Progress> prog;
     const double t0 = now_s();
@@ -82,6 +101,7 @@ void run(const Opts& o) {
     });
     if (prog) prog->finish();
     L.prefill_s = now_s() - t0;
+    L.rss_mb = rss_now_mb() - rss0;
     L.tok = argmax(L.s->last_logits());
     L.s->memory().reset_stats();  // the figures below are about decoding
     ls.push_back(std::move(L));
@@ -108,6 +128,8 @@ void run(const Opts& o) {
                      {"cpu_ratio_to_first", median(L.cpu_ms) / base_cpu},
                      {"rounds_ms_per_token", L.wall_ms},
                      {"memory_mb", static_cast<double>(L.s->memory().bytes_in_ram()) / (1 << 20)},
+                     {"session_rss_mb", L.rss_mb},
+                     {"process_peak_rss_mb", peak_rss_mb()},
                      {"memory_stats", L.s->memory().stats_line()},
                      {"n_gen", o.n_gen},
                      {"rounds", o.rounds},
@@ -116,19 +138,21 @@ void run(const Opts& o) {
     std::cout << out.dump() << "\n";
     return;
   }
-  std::printf("%10s %11s %15s %9s %14s %9s %12s\n", "context", "prefill s", "decode ms/tok",
-              "ratio", "CPU ms/tok", "ratio", "memory MiB");
+  std::printf("%10s %11s %15s %9s %14s %9s %12s %12s\n", "context", "prefill s", "decode ms/tok",
+              "ratio", "CPU ms/tok", "ratio", "memory MiB", "RSS +MiB");
   for (const Length& L : ls)
-    std::printf("%10lld %11.1f %15.4f %9.3f %14.4f %9.3f %12.1f\n", static_cast<long long>(L.n),
-                L.prefill_s, median(L.wall_ms), median(L.wall_ms) / base_wall, median(L.cpu_ms),
-                median(L.cpu_ms) / base_cpu,
-                static_cast<double>(L.s->memory().bytes_in_ram()) / (1 << 20));
+    std::printf("%10lld %11.1f %15.4f %9.3f %14.4f %9.3f %12.1f %12.1f\n",
+                static_cast<long long>(L.n), L.prefill_s, median(L.wall_ms),
+                median(L.wall_ms) / base_wall, median(L.cpu_ms), median(L.cpu_ms) / base_cpu,
+                static_cast<double>(L.s->memory().bytes_in_ram()) / (1 << 20), L.rss_mb);
   for (const Length& L : ls)
     std::printf("%10lld %s\n", static_cast<long long>(L.n), L.s->memory().stats_line().c_str());
   std::printf(
       "(medians of %d interleaved rounds of %lld tokens; ratios to the first length; "
-      "CPU time counts all threads)\n",
-      o.rounds, static_cast<long long>(o.n_gen));
+      "CPU time counts all threads; memory: what the KV memory holds in RAM; RSS +: growth of the "
+      "process's resident memory while that length was prefilled; peak RSS of the process %.1f "
+      "MiB)\n",
+      o.rounds, static_cast<long long>(o.n_gen), peak_rss_mb());
 }
 
 }  // namespace
