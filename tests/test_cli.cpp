@@ -180,11 +180,34 @@ TEST(Cli, BenchContextJson) {
   EXPECT_EQ(run_command(longctx_binary() + " bench-context -m " + kStories + " --rounds 0", &out),
             1);
   EXPECT_NE(out.find("--rounds"), std::string::npos) << out;
+  // The figure of the results, and of a file that is no such results.
+  const std::string dir = test::temp_dir();
+  std::ofstream(dir + "/ctx.json") << j.dump();
+  std::ofstream(dir + "/bad.json") << "{\"context\": 3}";
+  ASSERT_EQ(run_command(longctx_binary() + " plot-context infllm=" + dir + "/ctx.json --svg " +
+                            dir + "/ctx.svg --metric memory",
+                        &out),
+            0)
+      << out;
+  std::ifstream svg(dir + "/ctx.svg");
+  const std::string text((std::istreambuf_iterator<char>(svg)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("data-series=\"infllm\" data-length=\"1024\""), std::string::npos);
+  EXPECT_NE(text.find("KV memory held in RAM"), std::string::npos);
+  EXPECT_EQ(
+      run_command(longctx_binary() + " plot-context " + dir + "/bad.json --svg " + dir + "/bad.svg",
+                  &out),
+      1);
+  EXPECT_NE(out.find("'bad' is not a bench-context results list"), std::string::npos) << out;
+  EXPECT_EQ(run_command(longctx_binary() + " plot-context " + dir + "/ctx.json --svg " + dir +
+                            "/x.svg --metric ppl",
+                        &out),
+            1);
+  EXPECT_NE(out.find("--metric 'ppl'"), std::string::npos) << out;
 }
 
 TEST(Cli, EveryCommandHasHelp) {
-  for (const char* cmd :
-       {"info", "tokenize", "generate", "ppl", "sample-text", "bench", "bench-context"}) {
+  for (const char* cmd : {"info", "tokenize", "generate", "ppl", "sample-text", "bench",
+                          "bench-context", "plot-context"}) {
     std::string out;
     EXPECT_EQ(run_command(longctx_binary() + " " + cmd + " --help", &out), 0) << cmd;
     EXPECT_NE(out.find("Usage"), std::string::npos) << out;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "app/context_plot.h"
 #include "app/eval_results.h"
 #include "app/svg_plot.h"
 #include "core/error.h"
@@ -419,6 +420,68 @@ TEST(EvalResults, FigurePaths) {
   EXPECT_EQ(figure_path("fig.svg", ""), "fig.svg");
   EXPECT_NE(find_on_path("sh"), "");
   EXPECT_EQ(find_on_path("no-such-program-longctx"), "");
+}
+
+TEST(ContextPlot, CurvesFromBenchContextResults) {
+  const auto rows = [](std::vector<std::pair<int64_t, double>> pts, const char* memory) {
+    nlohmann::json j = nlohmann::json::array();
+    for (auto [n, ms] : pts)
+      j.push_back({{"context", n},
+                   {"decode_ms_per_token", ms},
+                   {"decode_cpu_ms_per_token", 2 * ms},
+                   {"memory_mb", n / 1024.0},
+                   {"session_rss_mb", 1.5},
+                   {"rounds", 7},
+                   {"n_gen", 256},
+                   {"memory", memory}});
+    return j;
+  };
+  const std::vector<ContextRun> runs = {
+      {"infllm", rows({{8192, 0.16}, {1048576, 0.21}}, "infllm: n_local 256")},
+      {"full", rows({{8192, 0.5}, {65536, 3.0}}, "full")}};
+  PplCurves c = context_curves(runs, ContextMetric::Decode, "Decode <cost>");
+  ASSERT_EQ(c.series.size(), 2u);
+  EXPECT_EQ(c.series[0].name, "infllm");
+  EXPECT_EQ(c.lengths, (std::vector<int64_t>{8192, 65536, 1048576}));
+  ASSERT_EQ(c.series[1].points.size(), 2u);
+  EXPECT_EQ(c.series[1].points[1].length, 65536);
+  EXPECT_DOUBLE_EQ(c.series[1].points[1].value, 3.0);
+  EXPECT_NE(c.subtitle.find("medians of 7 rounds of 256"), std::string::npos);
+  EXPECT_NE(c.subtitle.find("infllm: infllm: n_local 256"), std::string::npos);
+  const std::string svg = ppl_curves_svg(c);
+  expect_self_contained(svg);
+  EXPECT_NE(svg.find("data-series=\"full\" data-length=\"65536\" data-value=\"3\""),
+            std::string::npos);
+  EXPECT_NE(svg.find("decode ms per token"), std::string::npos);
+  EXPECT_NE(svg.find("Decode &lt;cost&gt;"), std::string::npos);
+  c = context_curves(runs, ContextMetric::DecodeCpu, "t");
+  EXPECT_DOUBLE_EQ(c.series[0].points[1].value, 0.42);
+  c = context_curves(runs, ContextMetric::Memory, "t");
+  EXPECT_DOUBLE_EQ(c.series[0].points[1].value, 1024.0);
+  EXPECT_EQ(parse_context_metric("rss"), ContextMetric::Rss);
+  EXPECT_EQ(parse_context_metric("ppl"), std::nullopt);
+}
+
+TEST(ContextPlot, MalformedResultsAreErrorsNamingTheRunAndRow) {
+  auto message = [](const nlohmann::json& rows) {
+    try {
+      context_curves({{"run-a", rows}}, ContextMetric::Decode, "t");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message(nlohmann::json::object()).find("'run-a' is not a bench-context"),
+            std::string::npos);
+  EXPECT_NE(message(nlohmann::json::array()).find("'run-a' is not a bench-context"),
+            std::string::npos);
+  EXPECT_NE(message(nlohmann::json::parse(R"([{"context": -5, "decode_ms_per_token": 1}])"))
+                .find("row 1: no positive integer \"context\""),
+            std::string::npos);
+  EXPECT_NE(message(nlohmann::json::parse(
+                        R"([{"context": 8, "decode_ms_per_token": 1}, {"context": 16}])"))
+                .find("row 2: no number \"decode_ms_per_token\""),
+            std::string::npos);
 }
 
 }  // namespace

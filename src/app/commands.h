@@ -14,5 +14,6 @@ void register_eval(CLI::App& root);  // the `eval` group: ppl-curve, ...
 void register_make_model(CLI::App& root);
 void register_bench(CLI::App& root);
 void register_bench_context(CLI::App& root);
+void register_plot_context(CLI::App& root);
 
 }  // namespace lc::app

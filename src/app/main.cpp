@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   lc::app::register_make_model(app);
   lc::app::register_bench(app);
   lc::app::register_bench_context(app);
+  lc::app::register_plot_context(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
