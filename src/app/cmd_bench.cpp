@@ -1,6 +1,5 @@
 // longctx bench: prefill and decode speed at several prompt lengths, achieved GB/s and GFLOP/s,
 // peak memory; with --roofline, this machine's limits and every figure as a fraction of them.
-#include <sys/resource.h>
 #include <time.h>
 
 #include <algorithm>
@@ -48,12 +47,6 @@ struct Row {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-double peak_rss_mb() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux: KiB
 }
 
 void check_logits(const std::vector<float>& v) {

@@ -2,14 +2,11 @@
 // from the same text; then decoding rounds visit the sessions in turn (round r: n tokens in the
 // shortest, n tokens in the next, ...), so a slow spell of a shared machine hits every length
 // alike. Medians over rounds, and each length's cost as a ratio to the first length's.
-#include <sys/resource.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -35,20 +32,6 @@ struct Opts {
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-// Resident memory of the process now (/proc/self/statm), MiB; 0 where it cannot be read.
-double rss_now_mb() {
-  std::ifstream f("/proc/self/statm");
-  long long size = 0, resident = 0;
-  if (!(f >> size >> resident)) return 0;
-  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1 << 20);
-}
-
-double peak_rss_mb() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux: KiB
 }
 
 struct Length {

@@ -63,6 +63,10 @@ double median(std::vector<double> v);  // of a non-empty list
 // CPU time of every thread of this process: on a machine shared with other work, wall time
 // includes the time the OS gave to others, CPU time does not.
 double cpu_seconds();
+// The process's peak resident memory so far (getrusage), and its resident memory now
+// (/proc/self/statm; 0 where that cannot be read), MiB.
+double peak_rss_mb();
+double rss_now_mb();
 int32_t argmax(const std::vector<float>& v);  // the greedy token
 
 // A one-line progress display on stderr ("\r" updates on a terminal, a line every 10% otherwise).
