@@ -10,10 +10,11 @@ namespace {
 // Stored keys re-rotated per pass when the table changes (bounds the f32 copy of f16 / q8_0 keys).
 constexpr int64_t kRerotateRows = 256;
 
+// The bytes the stored rows take. Not the vectors' capacity: growth doubles it, but the pages
+// past the stored rows are never written and so never resident.
 size_t rows_bytes(const std::vector<float>& a, const std::vector<uint16_t>& b,
                   const std::vector<BlockQ8_0>& c) {
-  return a.capacity() * sizeof(float) + b.capacity() * sizeof(uint16_t) +
-         c.capacity() * sizeof(BlockQ8_0);
+  return a.size() * sizeof(float) + b.size() * sizeof(uint16_t) + c.size() * sizeof(BlockQ8_0);
 }
 }  // namespace
 
