@@ -360,7 +360,7 @@ TEST(KvType, NamesParseAndBytes) {
     FAIL() << "no error";
   } catch (const Error& e) {
     const std::string m = e.what();
-    EXPECT_NE(m.find("--kv-type 'q4_0'"), std::string::npos) << m;
+    EXPECT_NE(m.find("memory.kv_type 'q4_0'"), std::string::npos) << m;
     EXPECT_NE(m.find("f32, f16 or q8_0"), std::string::npos) << m;
   }
 }
@@ -495,7 +495,7 @@ TEST(KvType, Q8_0NeedsHeadDimMultipleOf32AndOtherPoliciesRefuseIt) {
   } catch (const Error& e) {
     const std::string m = e.what();
     EXPECT_NE(m.find("head dim is 16"), std::string::npos) << m;
-    EXPECT_NE(m.find("--kv-type f16"), std::string::npos) << m;
+    EXPECT_NE(m.find("memory.kv_type f16"), std::string::npos) << m;
   }
   EXPECT_NO_THROW(FullMemory(md, 0, KvType::F16));
   md.attn.head_dim = 64;
@@ -508,13 +508,14 @@ TEST(KvType, Q8_0NeedsHeadDimMultipleOf32AndOtherPoliciesRefuseIt) {
   c.max_ctx = 100;
   EXPECT_EQ(describe_memory(c), "full (f16 KV, up to 100 tokens)");
   for (const char* policy : {"streaming", "infllm"}) {
-    c.policy = policy;
+    c.policy = *memory_policy_from_name(policy);
     try {
       make_memory(md, c);
       FAIL() << "no error for " << policy;
     } catch (const Error& e) {
       const std::string m = e.what();
-      EXPECT_NE(m.find("--kv-type f16 applies to --memory full only"), std::string::npos) << m;
+      EXPECT_NE(m.find("memory.kv_type f16 applies to memory.policy full only"), std::string::npos)
+          << m;
       EXPECT_NE(m.find(policy), std::string::npos) << m;
     }
   }

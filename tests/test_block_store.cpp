@@ -113,7 +113,7 @@ TEST(BlockStore, SpillTypeNames) {
   }
   EXPECT_EQ(spill_type_from_name("F16"), SpillType::F16);
   const std::string msg = error_of([] { spill_type_from_name("q4_0"); });
-  EXPECT_NE(msg.find("--spill-type"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("memory.spill_type"), std::string::npos) << msg;
   EXPECT_NE(msg.find("q4_0"), std::string::npos) << msg;
   EXPECT_NE(msg.find("f16"), std::string::npos) << msg;
 }
@@ -122,7 +122,7 @@ TEST(BlockStore, Q8_0NeedsRowWidthMultipleOf32) {
   BlockStoreOptions o = options(1, SpillType::Q8_0);
   o.row_floats = 48;
   const std::string msg = error_of([&] { BlockStore s(o); });
-  EXPECT_NE(msg.find("--spill-type"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("memory.spill_type"), std::string::npos) << msg;
   EXPECT_NE(msg.find("48"), std::string::npos) << msg;
   o.row_floats = 96;
   BlockStore ok(o);
@@ -436,7 +436,7 @@ TEST(BlockStore, BadSpillDirectory) {
   std::string msg = error_of([&] { BlockStore s(o); });
   EXPECT_NE(msg.find("/etc/passwd/x"), std::string::npos) << msg;
   EXPECT_NE(msg.find("Not a directory"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("--spill-dir"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("memory.spill_dir"), std::string::npos) << msg;
 
   o.spill_dir = "/nonexistent-longctx-dir/spill";
   msg = error_of([&] { BlockStore s(o); });
@@ -481,7 +481,7 @@ TEST(BlockStore, SpillQuotaReportsNoSpace) {
   EXPECT_EQ(s.bytes_on_disk(), 3 * on_disk);
   const std::string msg = error_of([&] { b.add(s); });
   EXPECT_NE(msg.find("No space left on device"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("--spill-max"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("memory.spill_max"), std::string::npos) << msg;
   EXPECT_NE(msg.find(s.spill_path()), std::string::npos) << msg;
   EXPECT_EQ(s.size(), 4);
   EXPECT_EQ(s.bytes_on_disk(), 3 * on_disk);

@@ -138,12 +138,13 @@ TEST(Cli, BadInputGivesAClearErrorNotACrash) {
       {"generate -m " + kStories + " -p hi -n 5 --rope-scale -2", "-2"},
       {"ppl -m " + kStories + " -f " + dir + "/missing.txt", "missing.txt"},
       {"generate -m " + shared_path("models/vocab/ggml-vocab-gpt-2.gguf") + " -p hi", "no weights"},
-      {"generate -m " + kStories + " -p hi -n 5 --kv-type q4_0", "unknown --kv-type 'q4_0'"},
+      {"generate -m " + kStories + " -p hi -n 5 --kv-type q4_0",
+       "memory.kv_type 'q4_0' is unknown"},
       {"generate -m " + kStories + " -p hi -n 5 --kv-type q8_0", "head dim is 8"},
       {"generate -m " + kStories + " -p hi -n 5 --memory streaming --kv-type f16",
-       "--kv-type f16 applies to --memory full only"},
+       "memory.kv_type f16 applies to memory.policy full only"},
       {"generate -m " + kStories + " -p hi -n 5 --memory infllm --kv-type q8_0",
-       "--kv-type q8_0 applies to --memory full only"},
+       "memory.kv_type q8_0 applies to memory.policy full only"},
   };
   for (const auto& c : cases) {
     std::string out;

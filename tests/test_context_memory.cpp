@@ -61,7 +61,7 @@ TEST(ContextMemory, InfllmWithEverythingVisibleEqualsFullAttention) {
   MemoryConfig full;
   const auto ref = run(m, full, toks, 64);
   MemoryConfig inf;
-  inf.policy = "infllm";
+  inf.policy = MemoryPolicy::InfLLM;
   inf.ctx.n_local = 512;  // >= sequence length
   inf.ctx.n_init = 16;
   inf.ctx.block_size = 32;
@@ -82,7 +82,7 @@ TEST(ContextMemory, StreamingWithWindowCoveringEverythingEqualsFullAttention) {
   MemoryConfig full;
   const auto ref = run(m, full, toks, 32);
   MemoryConfig st;
-  st.policy = "streaming";
+  st.policy = MemoryPolicy::Streaming;
   st.ctx.n_local = 256;
   st.ctx.n_init = 4;
   st.ctx.exec_block = 32;
@@ -97,7 +97,7 @@ TEST(ContextMemory, FarPastTheTrainedContextLogitsStayFinite) {
   const auto toks = some_tokens(1500);
   for (const char* policy : {"streaming", "infllm"}) {
     MemoryConfig c;
-    c.policy = policy;
+    c.policy = *memory_policy_from_name(policy);
     c.ctx.n_local = 128;
     c.ctx.n_init = 8;
     c.ctx.block_size = 16;
@@ -261,7 +261,7 @@ TEST(ContextMemory, ValidationNamesTheConstraint) {
     validate_context_memory(o, 512);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("--exec-block 512 must be <= --n-local 256"),
+    EXPECT_NE(std::string(e.what()).find("memory.exec_block = 512 must be <= memory.n_local = 256"),
               std::string::npos);
   }
   o.exec_block = 128;
@@ -376,7 +376,7 @@ TEST(ContextMemory, BudgetWarningNamesTheSizeThatFits) {
   EXPECT_EQ(budget_warning(o, dims), "");
   o.store.mem_budget = 100u << 10;
   const std::string w = budget_warning(o, dims);
-  EXPECT_NE(w.find("--mem-budget 100 KiB"), std::string::npos) << w;
+  EXPECT_NE(w.find("memory.mem_budget 100 KiB"), std::string::npos) << w;
   EXPECT_NE(w.find("of the 14 blocks"), std::string::npos) << w;
   EXPECT_NE(w.find("about 6 MiB"), std::string::npos) << w;
   const BudgetShare s = share_budget(16u << 20, 5);

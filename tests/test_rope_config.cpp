@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "app/setting_flags.h"
 #include "core/error.h"
 #include "core/gguf.h"
 #include "model/rope/rope_config.h"
@@ -19,6 +20,8 @@ namespace lc {
 namespace {
 
 namespace fs = std::filesystem;
+using app::rope_flags_help;
+using app::rope_parse_flag;
 
 // A fresh temporary directory per test, removed afterwards.
 class TempDir {
@@ -527,13 +530,13 @@ TEST(RopeOverrides, ScaleAloneMeansLinearAndFreqScaleIsInverse) {
   rope_apply_overrides(s, o);
   EXPECT_EQ(s.method, RopeMethod::Linear);
   EXPECT_EQ(s.factor, 4.0);
-  EXPECT_EQ(s.source["factor"], "cli:--rope-freq-scale");
-  EXPECT_EQ(s.source["method"], "cli:--rope-freq-scale");
+  EXPECT_EQ(s.source["factor"], "setting:rope.freq_scale");
+  EXPECT_EQ(s.source["method"], "setting:rope.freq_scale");
   RopeOverrides c;
   c.scale = 2;
   c.freq_scale = 0.25;
   EXPECT_ERROR_HAS(rope_apply_overrides(s, c),
-                   "--rope-scale 2 and --rope-freq-scale 0.25 disagree");
+                   "rope.scale = 2 and rope.freq_scale = 0.25 disagree");
   c.freq_scale = 0.5;
   EXPECT_NO_THROW(rope_apply_overrides(s, c));
   EXPECT_EQ(s.factor, 2.0);
@@ -604,8 +607,8 @@ TEST(RopeOverrides, PrecedenceCliOverConfigOverGguf) {
   EXPECT_EQ(x.base, 1e6);
   EXPECT_EQ(x.orig_ctx, 2048);
   EXPECT_EQ(x.method, RopeMethod::Yarn);
-  EXPECT_EQ(x.source["factor"], "cli:--rope-scale");
-  EXPECT_EQ(x.source["base"], "cli:--rope-freq-base");
+  EXPECT_EQ(x.source["factor"], "setting:rope.scale");
+  EXPECT_EQ(x.source["base"], "setting:rope.freq_base");
   EXPECT_EQ(x.source["orig_ctx"], "config.json:rope_scaling.original_max_position_embeddings");
   EXPECT_EQ(x.source["method"], "config.json:rope_scaling.type");
   auto d = rope_describe(x);
@@ -614,7 +617,7 @@ TEST(RopeOverrides, PrecedenceCliOverConfigOverGguf) {
                        "original_max_position_embeddings in " +
                            cfg + ")"))
       << joined(d);
-  EXPECT_TRUE(has_line(d, "factor: 16 (cli:--rope-scale)")) << joined(d);
+  EXPECT_TRUE(has_line(d, "factor: 16 (setting:rope.scale)")) << joined(d);
 
   // A method change drops the other method's parameters (beta_fast back to its default).
   RopeOverrides lin;
@@ -650,8 +653,8 @@ TEST(RopeOverrides, FactorsFile) {
   o.factors_file = both;
   RopeSettings s = rope_resolve(f.get(), "llama", 32, RopeLayout::Adjacent, "", o);
   EXPECT_EQ(s.method, RopeMethod::LongRope);
-  EXPECT_EQ(s.source["method"], "cli:--rope-factors");
-  EXPECT_EQ(s.source["long_factors"], "cli:--rope-factors " + both);
+  EXPECT_EQ(s.source["method"], "setting:rope.factors");
+  EXPECT_EQ(s.source["long_factors"], "setting:rope.factors " + both);
   EXPECT_FLOAT_EQ(s.long_factors[1], 2.01f);
   EXPECT_NEAR(rope_table(s, 513).inv_freq[1], std::pow(1e4, -2.0 / 32) / 2.01, 1e-7);
 
@@ -666,10 +669,10 @@ TEST(RopeOverrides, FactorsFile) {
 
   o.factors_file = none;
   EXPECT_ERROR_HAS(rope_resolve(f.get(), "llama", 32, RopeLayout::Adjacent, "", o),
-                   "--rope-factors " + none, "no factor list found");
+                   "rope.factors " + none, "no factor list found");
   o.factors_file = wrong;
   EXPECT_ERROR_HAS(rope_resolve(f.get(), "llama", 32, RopeLayout::Adjacent, "", o),
-                   "LongRoPE long_factor (from cli:--rope-factors", "has 15 entries", "16");
+                   "LongRoPE long_factor (from setting:rope.factors", "has 15 entries", "16");
   o.factors_file = dir.write("bad.json", "{");
   EXPECT_ERROR_HAS(rope_resolve(f.get(), "llama", 32, RopeLayout::Adjacent, "", o),
                    "bad.json: not valid JSON");
@@ -684,7 +687,7 @@ TEST(RopeOverrides, CliLlama3DropsRopeFreqs) {
   RopeSettings s = rope_resolve(open(r).get(), "llama", 64, RopeLayout::Adjacent, "", o);
   EXPECT_TRUE(s.freq_divisors.empty());
   EXPECT_EQ(s.source["freq_divisors"],
-            "dropped (cli:--rope-scaling replaces gguf:tensor rope_freqs.weight)");
+            "dropped (setting:rope.scaling replaces gguf:tensor rope_freqs.weight)");
   // Another method keeps the model's rope_freqs (applied on top, as llama.cpp does).
   o.scaling = "linear";
   RopeSettings t = rope_resolve(open(r).get(), "llama", 64, RopeLayout::Adjacent, "", o);
@@ -743,7 +746,7 @@ TEST(RopeValidate, Messages) {
     s = valid(m);
     s.factor = 1;
     s.source["factor"] = "default";
-    EXPECT_ERROR_HAS(rope_validate(s), "has no factor", "--rope-scale S", "rope_scaling.factor");
+    EXPECT_ERROR_HAS(rope_validate(s), "has no factor", "rope.scale", "rope_scaling.factor");
   }
 
   for (RopeMethod m :
@@ -752,7 +755,7 @@ TEST(RopeValidate, Messages) {
     s.orig_ctx = 0;
     EXPECT_ERROR_HAS(
         rope_validate(s), (std::string("RoPE scaling '") + rope_method_name(m) + "'").c_str(),
-        "needs the original training context length, which is unknown", "--yarn-orig-ctx N");
+        "needs the original training context length, which is unknown", "rope.orig_ctx");
   }
   s = valid(RopeMethod::Linear);
   s.orig_ctx = 0;
@@ -821,7 +824,7 @@ TEST(RopeWarning, NoScalingBeyondTrainedContext) {
   RopeSettings s = rope_defaults(32, RopeLayout::Adjacent);
   EXPECT_FALSE(rope_context_warning(s, 512, 512));
   EXPECT_FALSE(rope_context_warning(s, 512, 100));
-  auto w = rope_context_warning(s, 512, 2048);
+  auto w = rope_context_warning(s, 512, 2048, app::setting_flags_text);
   ASSERT_TRUE(w);
   EXPECT_NE(w->find("requested context 2048 is longer than the trained context 512"),
             std::string::npos)
@@ -832,9 +835,15 @@ TEST(RopeWarning, NoScalingBeyondTrainedContext) {
             std::string::npos)
       << *w;
   // Rounded up: 1.5x -> 2.
-  auto w2 = rope_context_warning(s, 1000, 1500);
+  auto w2 = rope_context_warning(s, 1000, 1500, app::setting_flags_text);
   ASSERT_TRUE(w2);
   EXPECT_NE(w2->find("--rope-scale 2 --yarn-orig-ctx 1000"), std::string::npos) << *w2;
+  // Without a front end's names, the warning names the settings.
+  auto ws = rope_context_warning(s, 512, 2048);
+  ASSERT_TRUE(ws);
+  EXPECT_NE(ws->find("rope.scaling = yarn, rope.scale = 4, rope.orig_ctx = 512"), std::string::npos)
+      << *ws;
+  EXPECT_EQ(ws->find("--"), std::string::npos) << *ws;
   // Scaled: nothing to say.
   RopeSettings y = valid(RopeMethod::Yarn);
   EXPECT_FALSE(rope_context_warning(y, 512, 2048));

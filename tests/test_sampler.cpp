@@ -51,25 +51,25 @@ std::string expect_error(const SamplerParams& p) {
 TEST(SamplerParams, Validation) {
   SamplerParams p;
   p.top_p = 1.5f;
-  EXPECT_EQ(expect_error(p), "--top-p must be in (0, 1], got 1.5");
+  EXPECT_EQ(expect_error(p), "sampling.top_p must be in (0, 1], got 1.5");
   p = {};
   p.top_p = 0.0f;
-  EXPECT_NE(expect_error(p).find("--top-p"), std::string::npos);
+  EXPECT_NE(expect_error(p).find("sampling.top_p"), std::string::npos);
   p = {};
   p.min_p = -0.1f;
-  EXPECT_NE(expect_error(p).find("--min-p must be in [0, 1]"), std::string::npos);
+  EXPECT_NE(expect_error(p).find("sampling.min_p must be in [0, 1]"), std::string::npos);
   p = {};
   p.min_p = 1.1f;
-  EXPECT_NE(expect_error(p).find("--min-p"), std::string::npos);
+  EXPECT_NE(expect_error(p).find("sampling.min_p"), std::string::npos);
   p = {};
   p.repeat_penalty = 0.0f;
-  EXPECT_NE(expect_error(p).find("--repeat-penalty"), std::string::npos);
+  EXPECT_NE(expect_error(p).find("sampling.repeat_penalty"), std::string::npos);
   p = {};
   p.repeat_last_n = -1;
-  EXPECT_NE(expect_error(p).find("--repeat-last-n"), std::string::npos);
+  EXPECT_NE(expect_error(p).find("sampling.repeat_last_n"), std::string::npos);
   p = {};
   p.temperature = std::nanf("");
-  EXPECT_NE(expect_error(p).find("--temp"), std::string::npos);
+  EXPECT_NE(expect_error(p).find("sampling.temperature"), std::string::npos);
 
   // Valid edge values.
   p = {};

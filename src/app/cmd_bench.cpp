@@ -117,8 +117,9 @@ void run_bench(const BenchOpts& o) {
   if (o.n_gen < 0) fail("-n must be >= 0, got ", o.n_gen);
   if (o.repeat < 1) fail("--repeat must be >= 1, got ", o.repeat);
   if (o.roofline_mib < 1) fail("--roofline-mib must be >= 1, got ", o.roofline_mib);
-  if (o.mo.threads < 0) fail("--threads must be >= 0, got ", o.mo.threads);
-  if (o.mo.threads > 0) set_num_threads(o.mo.threads);
+  const SessionSpec spec = o.mo.spec();
+  if (spec.threads && *spec.threads < 0) fail("--threads must be >= 0, got ", *spec.threads);
+  if (spec.threads && *spec.threads > 0) set_num_threads(*spec.threads);
 
   auto log = [](const std::string& line) { std::cerr << line << "\n"; };
   const size_t dram_bytes = static_cast<size_t>(o.roofline_mib) << 20;
@@ -131,7 +132,7 @@ void run_bench(const BenchOpts& o) {
     return;
   }
 
-  Loaded l = load_model(o.mo);
+  Loaded l = load_model(o.mo.model, spec, o.mo.verbose);
   const Model& m = *l.model;
   const HParams& hp = m.hparams();
   warn_context(l, *std::max_element(o.prompts.begin(), o.prompts.end()) + o.n_gen);

@@ -47,8 +47,6 @@ void run(const Opts& o) {
   const std::vector<int64_t> lengths = parse_lengths(o.lengths);
   if (o.n_gen < 1) fail("-n must be >= 1, got ", o.n_gen);
   if (o.rounds < 1) fail("--rounds must be >= 1, got ", o.rounds);
-  if (o.mo.threads < 0) fail("--threads must be >= 0, got ", o.mo.threads);
-  if (o.mo.threads > 0) set_num_threads(o.mo.threads);
   Loaded l = load_model(o.mo);
   const int64_t longest = *std::max_element(lengths.begin(), lengths.end());
   warn_context(l, longest + o.n_gen * o.rounds);

@@ -54,7 +54,7 @@ void run_generate(const GenOpts& o) {
          " positions, more than --ctx ", o.ctx);
 
   warn_context(l, need);
-  l.session.memory.max_ctx = o.ctx;
+  l.session.memory.max_ctx = o.ctx;  // the context limit (--ctx), checked above
   Session s(l.model, l.session);
 
   GenerateOptions g;
@@ -100,7 +100,7 @@ void run_generate(const GenOpts& o) {
   }
   GenerateResult r = generate(
       s, ids, g, [](const std::string& t) { std::cout << t << std::flush; }, on_prefill);
-  std::cout << "\n";
+  std::cout << std::endl;  // before the timing line on stderr, which may share the terminal
   std::fprintf(stderr,
                "prompt: %lld tokens, %.1f tok/s | generated: %zu tokens, %.1f tok/s | stop: %s\n",
                static_cast<long long>(r.n_prompt), r.prompt_tok_s(), r.tokens.size(), r.gen_tok_s(),
@@ -117,7 +117,8 @@ void register_generate(CLI::App& root) {
   cmd->add_option("-p,--prompt", o->prompt, "prompt text");
   cmd->add_option("-f,--file", o->file, "read the prompt from a file (may be megabytes long)");
   cmd->add_option("-n,--n-predict", o->n_predict, "tokens to generate")->capture_default_str();
-  cmd->add_option("-c,--ctx", o->ctx, "most positions the session may hold (0 = no limit)");
+  cmd->add_option("-c,--ctx,--ctx-size", o->ctx,
+                  "most positions the session may hold (0 = no limit)");
   cmd->add_option("--temp", o->temp, "temperature (0 = greedy)")->capture_default_str();
   cmd->add_option("--top-k", o->top_k, "top-k (0 = off)")->capture_default_str();
   cmd->add_option("--top-p", o->top_p, "top-p (1 = off)")->capture_default_str();

@@ -13,8 +13,9 @@ namespace lc::app {
 
 namespace {
 
-void run_info(const std::string& path, const std::string& hf_config, const RopeOverrides& ov,
-              bool json) {
+void run_info(const std::string& path, const SessionSpec& settings, bool json) {
+  const std::string hf_config = settings.hf_config.value_or("");
+  const RopeOverrides& ov = settings.rope;
   auto model = Model::load(path);
   const Model& m = *model;
   const HParams& hp = m.hparams();
@@ -136,7 +137,7 @@ void register_info(CLI::App& root) {
   cmd->add_option("model", o->model, "GGUF file")->required();
   cmd->add_flag("--json", o->json, "print one JSON object");
   o->mo.add_rope_options(*cmd);
-  cmd->callback([o] { run_info(o->model, o->mo.hf_config, o->mo.rope_overrides(), o->json); });
+  cmd->callback([o] { run_info(o->model, o->mo.spec(), o->json); });
 }
 
 }  // namespace lc::app

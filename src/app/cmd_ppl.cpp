@@ -23,7 +23,7 @@ void register_ppl(CLI::App& root) {
       "ppl", "perplexity of a text: non-overlapping windows of --ctx tokens, second half scored");
   o->mo.add_to(*cmd);
   cmd->add_option("-f,--file", o->file, "text file")->required();
-  cmd->add_option("-c,--ctx", o->ctx, "window length in tokens")->capture_default_str();
+  cmd->add_option("-c,--ctx,--ctx-size", o->ctx, "window length in tokens")->capture_default_str();
   cmd->add_option("--chunks", o->chunks, "evaluate at most this many windows (0 = all)");
   cmd->add_flag("--json", o->json, "print one JSON object");
   cmd->callback([o] {

@@ -8,49 +8,38 @@
 #include <string>
 #include <vector>
 
+#include "app/setting_flags.h"
 #include "engine/session.h"
 #include "model/model.h"
 #include "model/rope/rope_config.h"
 
 namespace lc::app {
 
-// Options of every command that runs a model.
+// Options of every command that runs a model: the model file, -v, and the setting flags of the
+// one flag table (setting_flags.h).
 struct ModelOptions {
   std::string model;
-  std::string hf_config;
-  int threads = 0;
-  int64_t batch = 512;
-  std::string memory = "full";
-  std::string kv_type = "f32";  // --kv-type: storage of the full memory's keys and values
-  int64_t ctx_train = 0;        // --ctx-train: the trained context when the file's is wrong
-  // KV-memory parameters (-1 / "" = derived from the trained context)
-  int64_t n_init = -1, n_local = -1, block_size = -1, topk = -1, repr_topk = -1, exec_block = -1;
-  std::string mem_budget, spill_dir, spill_type = "f16", retrieval = "index";
-  int64_t index_group = 32, index_probe = 0;
-  int64_t index_budget = 512, index_clusters = 1024;
-  bool measure_recall = false;
   bool verbose = false;
-  std::vector<std::pair<std::string, std::string*>> rope_flags;  // flag -> bound value
-  std::vector<std::unique_ptr<std::string>> rope_values;
+  SettingOptions settings;
 
-  void add_to(CLI::App& cmd, bool require_model = true);
-  void add_rope_options(CLI::App& cmd);    // the RoPE flags and --hf-config only
-  void add_memory_options(CLI::App& cmd);  // --memory and its parameters
-  RopeOverrides rope_overrides() const;
+  void add_to(CLI::App& cmd, bool require_model = true);  // all of the below, plus -m and -v
+  void add_run_options(CLI::App& cmd);                    // -t, -b
+  void add_rope_options(CLI::App& cmd);                   // the RoPE flags and --hf-config
+  void add_memory_options(CLI::App& cmd);  // --memory and its parameters, --ctx-train
+  // The settings the flags given fill.
+  SessionSpec spec() const;
 };
 
-// Loads the model, applies thread count, resolves RoPE (CLI > config.json > GGUF) and builds the
-// session options. Prints model and RoPE details when verbose.
+// A loaded model and its session settings resolved from the flags (RoPE: flags > config.json >
+// GGUF); prints model, RoPE and every setting with its source when verbose, and the resolution's
+// warnings.
 struct Loaded {
   std::shared_ptr<const Model> model;
   SessionOptions session;
-  int64_t trained_ctx = 0;  // see trained_context()
+  int64_t trained_ctx = 0;  // see SessionOptions::trained_ctx
 };
 Loaded load_model(const ModelOptions& o);
-// The trained context: --ctx-train, else the RoPE original context, else {arch}.context_length.
-int64_t trained_context(const ModelOptions& o, const Loaded& l);
-// Fills l.session.memory from the options (defaults from the trained context).
-void configure_memory(const ModelOptions& o, Loaded& l);
+Loaded load_model(const std::string& path, const SessionSpec& spec, bool verbose);
 // Prints the long-context warning when `requested_ctx` exceeds the trained context with nothing
 // configured to extend it.
 void warn_context(const Loaded& l, int64_t requested_ctx);

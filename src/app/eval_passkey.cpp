@@ -99,9 +99,9 @@ struct CostModel {
   CostModel(const HParams& hp, const MemoryConfig& mc) {
     const double d = hp.n_embd, kv = static_cast<double>(hp.n_head_kv) * hp.head_dim;
     if (d > 0) k = std::max(1.0, (d + kv + 1.5 * hp.n_ff) / 3);
-    if (mc.policy != "full") {
+    if (mc.policy != MemoryPolicy::Full) {
       span = mc.ctx.n_init + mc.ctx.n_local;
-      if (mc.policy == "infllm") span += mc.ctx.topk * mc.ctx.block_size;
+      if (mc.policy == MemoryPolicy::InfLLM) span += mc.ctx.topk * mc.ctx.block_size;
     }
   }
   // Cost of the first m tokens of a prompt.
@@ -385,7 +385,7 @@ void run_passkey(const Opts& o) {
       {"n_predict", o.n_predict},
       {"memory", describe_memory(l.session.memory)},
       {"rope", rope_summary(l.session.rope)},
-      {"batch", o.mo.batch},
+      {"batch", l.session.batch},
   };
   run.machine = {{"nproc", nproc()}, {"cpu", cpu_model()}, {"threads", num_threads()}};
   for (int64_t L : run.lengths)

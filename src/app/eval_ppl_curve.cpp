@@ -493,27 +493,10 @@ class CurveProgress {
 
 }  // namespace
 
-namespace {
-
-// The KV-memory flags given on the command line, as words: the base every configuration's flags
-// are parsed on top of.
-std::vector<std::string> memory_words(const CLI::App& cmd) {
-  std::vector<std::string> words;
-  for (const CLI::Option* opt : cmd.get_options()) {
-    if (opt->get_group() != "KV memory" || opt->count() == 0 || opt->get_lnames().empty()) continue;
-    words.push_back("--" + opt->get_lnames()[0]);
-    if (opt->get_type_size() != 0)
-      for (const auto& r : opt->results()) words.push_back(r);
-  }
-  return words;
-}
-
-}  // namespace
-
 void register_eval_ppl_curve(CLI::App& eval) {
   struct Opts {
     ModelOptions mo;  // model, threads, batch, --hf-config and the KV-memory base flags
-    std::string file, lengths = "512,1k,2k,4k", json, factors;
+    std::string file, lengths = "512,1k,2k,4k", json, factors, hf_config;
     std::string svg;     // --svg (default: the JSON path with .svg)
     std::string resume;  // --resume: cells already measured in this JSON file are kept
     std::vector<std::string> configs;
@@ -560,12 +543,9 @@ void register_eval_ppl_curve(CLI::App& eval) {
   cmd->add_flag("--markdown", o->markdown, "print the table as Markdown");
   cmd->add_option("--rope-factors", o->factors,
                   "LongRoPE factor file of the longrope preset ({s} allowed)");
-  cmd->add_option("--hf-config", o->mo.hf_config,
+  cmd->add_option("--hf-config", o->hf_config,
                   "config.json applied under every configuration (FLAGS may name another)");
-  cmd->add_option("-t,--threads", o->mo.threads,
-                  "threads (default: all cores or $LONGCTX_THREADS)");
-  cmd->add_option("-b,--batch", o->mo.batch, "prompt tokens per forward step (chunked prefill)")
-      ->capture_default_str();
+  o->mo.add_run_options(*cmd);
   cmd->add_flag("-v,--verbose", o->mo.verbose,
                 "print each configuration's RoPE and memory details on stderr");
   o->mo.add_memory_options(*cmd);
@@ -591,12 +571,14 @@ void register_eval_ppl_curve(CLI::App& eval) {
           if (have.name == c.name) fail("--config: the name '", c.name, "' is used twice");
         run.configs.push_back(std::move(c));
       }
-    const std::vector<std::string> base_words = memory_words(*cmd);
+    const std::vector<std::string> base_words = o->mo.settings.given_words(FlagGroup::Memory);
 
     const std::string text = read_file(o->file);
     const bool verbose = o->mo.verbose;
     o->mo.verbose = false;  // the per-configuration details are printed below
-    const Loaded l = load_model(o->mo);
+    SessionSpec base = o->mo.spec();
+    if (!o->hf_config.empty()) base.hf_config = o->hf_config;
+    const Loaded l = load_model(o->mo.model, base, false);
     const Model& m = *l.model;
     {
       std::error_code ec;
@@ -604,9 +586,7 @@ void register_eval_ppl_curve(CLI::App& eval) {
       run.model_bytes = ec ? 0 : static_cast<int64_t>(bytes);
     }
     run.machine = machine_json();
-    const ArchSpec* spec = find_arch(m.hparams().arch);
-    LC_CHECK(spec != nullptr);
-    run.orig_ctx = o->orig_ctx > 0 ? o->orig_ctx : trained_context(o->mo, l);
+    run.orig_ctx = o->orig_ctx > 0 ? o->orig_ctx : l.trained_ctx;
     if (run.orig_ctx <= 0)
       fail(o->mo.model, ": the trained context length is unknown; give --orig-ctx N");
 
@@ -630,16 +610,13 @@ void register_eval_ppl_curve(CLI::App& eval) {
           fail(what, ": ", e.what());
         }
         try {
-          ModelOptions co;
-          co.hf_config = o->mo.hf_config;
           std::vector<std::string> words = base_words;
           for (auto& w : split_flag_string(c.flags)) words.push_back(std::move(w));
-          parse_flag_words(co, words, what);
-          Loaded cl = l;
-          cl.session.rope = rope_resolve(&m.gguf(), m.hparams().arch, m.hparams().head_dim,
-                                         spec->rope_layout, co.hf_config, co.rope_overrides());
-          configure_memory(co, cl);
-          c.session = cl.session;
+          SessionSpec cs = parse_flag_words(words, what);
+          if (!cs.hf_config && !o->hf_config.empty()) cs.hf_config = o->hf_config;
+          cs.threads = base.threads;
+          cs.batch = base.batch;
+          c.session = resolve_session(m, cs);
         } catch (const Error& e) {
           const std::string msg = e.what();
           if (msg.rfind(what, 0) == 0) throw;

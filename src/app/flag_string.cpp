@@ -49,8 +49,8 @@ std::vector<std::string> split_flag_string(const std::string& s) {
   return words;
 }
 
-void parse_flag_words(ModelOptions& o, const std::vector<std::string>& words,
-                      const std::string& what) {
+SessionSpec parse_flag_words(const std::vector<std::string>& words, const std::string& what) {
+  ModelOptions o;
   // The same option definitions as the model commands, so names, help and checks never drift.
   CLI::App app{"flags"};
   app.set_help_flag();
@@ -70,9 +70,9 @@ void parse_flag_words(ModelOptions& o, const std::vector<std::string>& words,
     fail(what, ": ", msg, "; expected flags among ", known);
   }
   try {
-    (void)o.rope_overrides();  // values are checked here, not when the cell runs
+    return o.spec();  // values are checked here, not when the cell runs
   } catch (const Error& e) {
-    fail(what, ": ", e.what());
+    fail(what, ": ", message_with_flags(e));
   }
 }
 

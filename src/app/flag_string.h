@@ -16,13 +16,12 @@ namespace lc::app {
 // or a trailing backslash.
 std::vector<std::string> split_flag_string(const std::string& s);
 
-// Parses words with the flags every model command has: the RoPE flags (rope_parse_flag, so the
-// same names and checks), --hf-config, and the KV-memory flags (--memory, --n-local, ...). Both
-// "--flag value" and "--flag=value" work; a flag given twice keeps the last value. Fields of `o`
-// whose flag is absent keep their value. lc::Error, starting with `what` (e.g. "config 'yarn'"),
-// for an unknown flag, a missing value, a stray word or a value that does not parse.
-void parse_flag_words(ModelOptions& o, const std::vector<std::string>& words,
-                      const std::string& what);
+// Parses words with the setting flags every model command has: the RoPE flags, --hf-config, and
+// the KV-memory flags (--memory, --n-local, ...), from the one flag table. Both "--flag value" and
+// "--flag=value" work; a flag given twice keeps the last value. lc::Error, starting with `what`
+// (e.g. "config 'yarn'"), for an unknown flag, a missing value, a stray word or a value that does
+// not parse.
+SessionSpec parse_flag_words(const std::vector<std::string>& words, const std::string& what);
 
 // The RoPE overrides a flag string sets (the RoPE flags only; anything else is an lc::Error).
 RopeOverrides parse_rope_flag_string(const std::string& s, const std::string& what);

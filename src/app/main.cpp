@@ -1,7 +1,11 @@
 // longctx: run LLaMA-family GGUF models far past their trained context on a CPU.
+#include <algorithm>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "app/commands.h"
+#include "app/setting_flags.h"
 #include "core/error.h"
 
 int main(int argc, char** argv) {
@@ -19,12 +23,16 @@ int main(int argc, char** argv) {
   lc::app::register_bench_context(app);
   lc::app::register_plot_context(app);
   try {
-    app.parse(argc, argv);
+    std::vector<std::string> args = lc::app::rewrite_llama_cpp_args(argc, argv);
+    app.name(args.front());
+    args.erase(args.begin());
+    std::reverse(args.begin(), args.end());  // CLI11 takes them reversed
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const lc::Error& e) {
     std::cout.flush();
-    std::cerr << "error: " << e.what() << "\n";
+    std::cerr << "error: " << lc::app::message_with_flags(e) << "\n";
     return 1;
   } catch (const std::bad_alloc&) {
     std::cerr << "error: out of memory\n";

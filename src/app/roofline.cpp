@@ -185,8 +185,9 @@ int64_t layer_matmul_params(const Model& m) {
 }
 
 int64_t attention_key_cap(const MemoryConfig& c) {
-  if (c.policy == "streaming") return c.ctx.n_init + c.ctx.n_local;
-  if (c.policy == "infllm") return c.ctx.n_init + c.ctx.n_local + c.ctx.topk * c.ctx.block_size;
+  if (c.policy == MemoryPolicy::Streaming) return c.ctx.n_init + c.ctx.n_local;
+  if (c.policy == MemoryPolicy::InfLLM)
+    return c.ctx.n_init + c.ctx.n_local + c.ctx.topk * c.ctx.block_size;
   return c.max_ctx;  // full: every earlier token (0 = unlimited)
 }
 

@@ -9,12 +9,21 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace lc {
 
 class Error : public std::runtime_error {
  public:
   explicit Error(const std::string& msg) : std::runtime_error(msg) {}
+  // An error about settings (e.g. "memory.n_local"): their names, so that a front end can add its
+  // own name for each (a command-line flag, a request field).
+  Error(const std::string& msg, std::vector<std::string> settings)
+      : std::runtime_error(msg), settings_(std::move(settings)) {}
+  const std::vector<std::string>& settings() const { return settings_; }
+
+ private:
+  std::vector<std::string> settings_;
 };
 
 class InternalError : public std::logic_error {
@@ -33,6 +42,12 @@ std::string cat(Args&&... args) {
 template <typename... Args>
 [[noreturn]] void fail(Args&&... args) {
   throw Error(cat(std::forward<Args>(args)...));
+}
+
+// An error about the named settings: fail_setting({"memory.n_local"}, "memory.n_local = ", n, ...).
+template <typename... Args>
+[[noreturn]] void fail_setting(std::vector<std::string> settings, Args&&... args) {
+  throw Error(cat(std::forward<Args>(args)...), std::move(settings));
 }
 
 }  // namespace lc

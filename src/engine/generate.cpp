@@ -17,7 +17,7 @@ GenerateResult generate(Session& s, const std::vector<int32_t>& prompt, const Ge
                         const std::function<void(const std::string&)>& on_text,
                         const std::function<void(int64_t, int64_t)>& on_prefill) {
   if (prompt.empty()) fail("the prompt is empty (and the model adds no BOS token)");
-  if (opt.n_predict < 0) fail("-n must be >= 0, got ", opt.n_predict);
+  if (opt.n_predict < 0) fail_setting({"n_predict"}, "n_predict must be >= 0, got ", opt.n_predict);
   const Tokenizer& tok = s.model().tokenizer();
   GenerateResult r;
   r.n_prompt = static_cast<int64_t>(prompt.size());

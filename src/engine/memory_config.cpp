@@ -9,6 +9,30 @@
 
 namespace lc {
 
+const char* memory_policy_name(MemoryPolicy p) {
+  switch (p) {
+    case MemoryPolicy::Full:
+      return "full";
+    case MemoryPolicy::Streaming:
+      return "streaming";
+    case MemoryPolicy::InfLLM:
+      return "infllm";
+  }
+  return "?";
+}
+
+std::optional<MemoryPolicy> memory_policy_from_name(std::string_view name) {
+  for (MemoryPolicy p : {MemoryPolicy::Full, MemoryPolicy::Streaming, MemoryPolicy::InfLLM})
+    if (name == memory_policy_name(p)) return p;
+  return std::nullopt;
+}
+
+MemoryPolicy parse_memory_policy(const std::string& name) {
+  if (auto p = memory_policy_from_name(name)) return *p;
+  fail_setting({"memory.policy"}, "memory.policy '", name,
+               "' is unknown (expected: full, streaming, infllm)");
+}
+
 ContextMemoryOptions default_context_memory(int64_t L) {
   ContextMemoryOptions o;
   if (L <= 0) L = 4096;
@@ -25,16 +49,16 @@ ContextMemoryOptions default_context_memory(int64_t L) {
 }
 
 std::string describe_memory(const MemoryConfig& c) {
-  if (c.policy == "full") {
+  if (c.policy == MemoryPolicy::Full) {
     const std::string kv =
         c.kv_type == KvType::F32 ? std::string() : cat(kv_type_name(c.kv_type), " KV");
     if (c.max_ctx <= 0) return kv.empty() ? std::string("full") : cat("full (", kv, ")");
     return cat("full (", kv.empty() ? "" : kv + ", ", "up to ", c.max_ctx, " tokens)");
   }
   const ContextMemoryOptions& o = c.ctx;
-  std::string s =
-      cat(c.policy, ": n_init ", o.n_init, ", n_local ", o.n_local, ", exec_block ", o.exec_block);
-  if (c.policy == "infllm") {
+  std::string s = cat(memory_policy_name(c.policy), ": n_init ", o.n_init, ", n_local ", o.n_local,
+                      ", exec_block ", o.exec_block);
+  if (c.policy == MemoryPolicy::InfLLM) {
     s += cat(", block_size ", o.block_size, ", topk ", o.topk, ", repr_topk ", o.repr_topk,
              ", retrieval ",
              o.exact_retrieval    ? std::string("exact")
@@ -43,12 +67,12 @@ std::string describe_memory(const MemoryConfig& c) {
     s += o.store.mem_budget ? cat(", mem budget ", o.store.mem_budget >> 20, " MiB, spill ",
                                   spill_type_name(o.store.spill_type), " in ",
                                   o.store.spill_dir.empty() ? "$TMPDIR" : o.store.spill_dir)
-                            : std::string(", blocks in RAM (no --mem-budget)");
+                            : std::string(", blocks in RAM (no memory budget)");
   }
   return s;
 }
 
-size_t parse_bytes(const std::string& text, const std::string& flag) {
+size_t parse_bytes(const std::string& text, const std::string& setting) {
   size_t i = 0;
   while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
     ++i;
@@ -56,7 +80,8 @@ size_t parse_bytes(const std::string& text, const std::string& flag) {
   try {
     v = std::stod(text.substr(0, i));
   } catch (...) {
-    fail(flag, " '", text, "' is not a size (expected e.g. 512M, 2G, or bytes)");
+    fail_setting({setting}, setting, " '", text,
+                 "' is not a size (expected e.g. 512M, 2G, or bytes)");
   }
   std::string unit = text.substr(i);
   for (auto& ch : unit) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
@@ -70,27 +95,28 @@ size_t parse_bytes(const std::string& text, const std::string& flag) {
   else if (unit == "G" || unit == "GB" || unit == "GIB")
     mul = 1024.0 * 1024 * 1024;
   else
-    fail(flag, " '", text, "' has an unknown unit (expected K, M or G)");
-  if (!(v >= 0) || v * mul > 1e18) fail(flag, " '", text, "' is out of range");
+    fail_setting({setting}, setting, " '", text, "' has an unknown unit (expected K, M or G)");
+  if (!(v >= 0) || v * mul > 1e18)
+    fail_setting({setting}, setting, " '", text, "' is out of range");
   return static_cast<size_t>(std::llround(v * mul));
 }
 
 void check_kv_type(const MemoryConfig& c) {
-  if (c.kv_type != KvType::F32 && c.policy != "full")
-    fail("--kv-type ", kv_type_name(c.kv_type), " applies to --memory full only; --memory ",
-         c.policy, " stores its keys and values as f32 (leave --kv-type at f32; --spill-type sets ",
-         "the type of spilled infllm blocks)");
+  if (c.kv_type != KvType::F32 && c.policy != MemoryPolicy::Full)
+    fail_setting({"memory.kv_type", "memory.policy"}, "memory.kv_type ", kv_type_name(c.kv_type),
+                 " applies to memory.policy full only; memory.policy ",
+                 memory_policy_name(c.policy),
+                 " stores its keys and values as f32 (leave memory.kv_type at f32; "
+                 "memory.spill_type sets the type of spilled infllm blocks)");
 }
 
 std::unique_ptr<KvMemory> make_memory(const MemoryDims& dims, const MemoryConfig& c) {
   check_kv_type(c);
-  if (c.policy == "full") return std::make_unique<FullMemory>(dims, c.max_ctx, c.kv_type);
-  if (c.policy == "streaming" || c.policy == "infllm") {
-    ContextMemoryOptions o = c.ctx;
-    o.infllm = c.policy == "infllm";
-    return std::make_unique<ContextMemory>(dims, o);
-  }
-  fail("unknown --memory '", c.policy, "' (expected: full, streaming, infllm)");
+  if (c.policy == MemoryPolicy::Full)
+    return std::make_unique<FullMemory>(dims, c.max_ctx, c.kv_type);
+  ContextMemoryOptions o = c.ctx;
+  o.infllm = c.policy == MemoryPolicy::InfLLM;
+  return std::make_unique<ContextMemory>(dims, o);
 }
 
 }  // namespace lc

@@ -3,7 +3,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "kernels/kv_type.h"
 #include "memory/context_memory.h"
@@ -11,25 +13,33 @@
 
 namespace lc {
 
+enum class MemoryPolicy : uint8_t { Full, Streaming, InfLLM };
+
+const char* memory_policy_name(MemoryPolicy p);  // "full", "streaming", "infllm"
+// nullopt for anything but the three names above.
+std::optional<MemoryPolicy> memory_policy_from_name(std::string_view name);
+// lc::Error naming the setting memory.policy for an unknown name.
+MemoryPolicy parse_memory_policy(const std::string& name);
+
 struct MemoryConfig {
-  std::string policy = "full";   // full | streaming | infllm
+  MemoryPolicy policy = MemoryPolicy::Full;
   int64_t max_ctx = 0;           // full: most tokens it may hold (0 = unlimited)
   KvType kv_type = KvType::F32;  // full: storage of keys and values (streaming / infllm: f32 only)
   ContextMemoryOptions ctx;      // streaming / infllm
 };
 
-// Defaults from the trained context L (ALGORITHMS.md 1.6): the reference configuration for
-// L >= 8192; otherwise n_local = L/2, n_init = min(128, L/16), block = clamp(L/16, 16, 128),
-// topk filling three quarters of what is left of L, exec_block = min(512, L - n_local).
+// Defaults from the trained context L (docs/memory.md): the reference configuration for
+// L >= 8192; otherwise n_local = L/2, n_init = min(128, L/16), block = clamp(L/32, 16, 128),
+// topk filling what is left of L, exec_block = min(512, L - n_local).
 ContextMemoryOptions default_context_memory(int64_t trained_ctx);
 
-// One line describing the policy and its parameters, e.g. for --verbose.
+// One line describing the policy and its parameters, e.g. for verbose output.
 std::string describe_memory(const MemoryConfig& c);
 
-// Parses "512M", "2G", "100000" (bytes); lc::Error naming `flag` on a bad value.
-size_t parse_bytes(const std::string& text, const std::string& flag);
+// Parses "512M", "2G", "100000" (bytes); lc::Error naming `setting` on a bad value.
+size_t parse_bytes(const std::string& text, const std::string& setting);
 
-// lc::Error for an unknown policy, or a kv_type other than F32 with streaming / infllm.
+// lc::Error for a kv_type other than F32 with streaming / infllm.
 std::unique_ptr<KvMemory> make_memory(const MemoryDims& dims, const MemoryConfig& c);
 
 // lc::Error when the policy does not support c.kv_type (streaming / infllm store f32 only).

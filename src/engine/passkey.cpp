@@ -67,7 +67,8 @@ double parse_depth_number(std::string_view s, const std::string& whole) {
   char* end = nullptr;
   const double v = t.empty() ? NAN : std::strtod(t.c_str(), &end);
   if (t.empty() || end != t.c_str() + t.size() || !std::isfinite(v))
-    fail("--depths '", whole, "': '", t, "' is not a number (expected e.g. 0:1:0.1 or 0,0.5,1)");
+    fail_setting({"passkey.depths"}, "passkey.depths '", whole, "': '", t,
+                 "' is not a number (expected e.g. 0:1:0.1 or 0,0.5,1)");
   return v;
 }
 
@@ -126,9 +127,13 @@ std::vector<double> parse_depths(const std::string& text) {
   std::vector<double> out;
   auto add = [&](double v) {
     v = round_depth(v);
-    if (v < 0 || v > 1) fail("--depths '", text, "': depth ", v, " is outside [0, 1]");
+    if (v < 0 || v > 1)
+      fail_setting({"passkey.depths"}, "passkey.depths '", text, "': depth ", v,
+                   " is outside [0, 1]");
     for (double d : out)
-      if (d == v) fail("--depths '", text, "': depth ", v, " is given twice");
+      if (d == v)
+        fail_setting({"passkey.depths"}, "passkey.depths '", text, "': depth ", v,
+                     " is given twice");
     out.push_back(v);
   };
   size_t pos = 0;
@@ -142,14 +147,19 @@ std::vector<double> parse_depths(const std::string& text) {
     } else {
       const size_t c2 = item.find(':', c1 + 1);
       if (c2 == std::string_view::npos || item.find(':', c2 + 1) != std::string_view::npos)
-        fail("--depths '", text, "': '", trim(item), "' should be start:stop:step");
+        fail_setting({"passkey.depths"}, "passkey.depths '", text, "': '", trim(item),
+                     "' should be start:stop:step");
       const double a = parse_depth_number(item.substr(0, c1), text);
       const double b = parse_depth_number(item.substr(c1 + 1, c2 - c1 - 1), text);
       const double step = parse_depth_number(item.substr(c2 + 1), text);
-      if (step <= 0) fail("--depths '", text, "': the step must be positive");
-      if (b < a) fail("--depths '", text, "': stop ", b, " is below start ", a);
+      if (step <= 0)
+        fail_setting({"passkey.depths"}, "passkey.depths '", text, "': the step must be positive");
+      if (b < a)
+        fail_setting({"passkey.depths"}, "passkey.depths '", text, "': stop ", b,
+                     " is below start ", a);
       const auto n = static_cast<int64_t>(std::floor((b - a) / step + 1e-9));
-      if (n > 100000) fail("--depths '", text, "': more than 100000 depths");
+      if (n > 100000)
+        fail_setting({"passkey.depths"}, "passkey.depths '", text, "': more than 100000 depths");
       for (int64_t i = 0; i <= n; ++i) add(a + static_cast<double>(i) * step);
     }
     if (comma == std::string::npos) break;

@@ -10,10 +10,12 @@ namespace lc {
 
 PplResult perplexity(Session& s, const std::vector<int32_t>& tokens, const PplOptions& opt) {
   const int64_t ctx = opt.ctx;
-  if (ctx < 4) fail("--ctx must be at least 4, got ", ctx);
+  if (ctx < 4) fail_setting({"ppl.ctx"}, "ppl.ctx (the window) must be at least 4, got ", ctx);
   const int64_t n_tok = static_cast<int64_t>(tokens.size());
   int64_t n_win = n_tok / ctx;
-  if (n_win == 0) fail("the text has ", n_tok, " tokens, fewer than one window of --ctx ", ctx);
+  if (n_win == 0)
+    fail_setting({"ppl.ctx"}, "the text has ", n_tok, " tokens, fewer than one window of ppl.ctx ",
+                 ctx);
   if (opt.max_windows > 0 && n_win > opt.max_windows) n_win = opt.max_windows;
 
   const Tokenizer& tok = s.model().tokenizer();

@@ -9,12 +9,19 @@
 namespace lc {
 
 void validate(const SamplerParams& p) {
-  if (std::isnan(p.temperature)) fail("--temp must be a number, got ", p.temperature);
-  if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) fail("--top-p must be in (0, 1], got ", p.top_p);
-  if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) fail("--min-p must be in [0, 1], got ", p.min_p);
+  if (std::isnan(p.temperature))
+    fail_setting({"sampling.temperature"}, "sampling.temperature must be a number, got ",
+                 p.temperature);
+  if (!(p.top_p > 0.0f && p.top_p <= 1.0f))
+    fail_setting({"sampling.top_p"}, "sampling.top_p must be in (0, 1], got ", p.top_p);
+  if (!(p.min_p >= 0.0f && p.min_p <= 1.0f))
+    fail_setting({"sampling.min_p"}, "sampling.min_p must be in [0, 1], got ", p.min_p);
   if (!(p.repeat_penalty > 0.0f && std::isfinite(p.repeat_penalty)))
-    fail("--repeat-penalty must be a finite number > 0, got ", p.repeat_penalty);
-  if (p.repeat_last_n < 0) fail("--repeat-last-n must be >= 0, got ", p.repeat_last_n);
+    fail_setting({"sampling.repeat_penalty"},
+                 "sampling.repeat_penalty must be a finite number > 0, got ", p.repeat_penalty);
+  if (p.repeat_last_n < 0)
+    fail_setting({"sampling.repeat_last_n"}, "sampling.repeat_last_n must be >= 0, got ",
+                 p.repeat_last_n);
 }
 
 namespace sampling {

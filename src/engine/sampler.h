@@ -41,8 +41,8 @@ struct SamplerParams {
   uint64_t seed = 0x5EED0F10C0C7E5A1ull;
 };
 
-// Throws lc::Error naming the command-line option when a parameter is out of range, e.g.
-// "--top-p must be in (0, 1], got 1.5".
+// Throws lc::Error naming the setting when a parameter is out of range, e.g.
+// "sampling.top_p must be in (0, 1], got 1.5".
 void validate(const SamplerParams& p);
 
 namespace sampling {

@@ -8,16 +8,11 @@
 #include <vector>
 
 #include "engine/memory_config.h"
+#include "engine/session_spec.h"
 #include "memory/kv_memory.h"
 #include "model/model.h"
 
 namespace lc {
-
-struct SessionOptions {
-  RopeSettings rope;    // RoPE in effect (usually the model's, possibly overridden)
-  MemoryConfig memory;  // KV memory policy and its parameters
-  int64_t batch = 512;  // prompt tokens per forward step (chunked prefill)
-};
 
 class Session {
  public:

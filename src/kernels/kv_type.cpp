@@ -29,7 +29,8 @@ KvType kv_type_from_name(const std::string& name) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   for (KvType t : {KvType::F32, KvType::F16, KvType::Q8_0})
     if (s == kv_type_name(t)) return t;
-  fail("unknown --kv-type '", name, "': expected f32, f16 or q8_0");
+  fail_setting({"memory.kv_type"}, "memory.kv_type '", name,
+               "' is unknown: expected f32, f16 or q8_0");
 }
 
 int64_t kv_type_block(KvType t) { return t == KvType::Q8_0 ? kQK : 1; }

@@ -14,7 +14,8 @@ namespace lc {
 enum class KvType : uint8_t { F32, F16, Q8_0 };
 
 const char* kv_type_name(KvType t);  // "f32", "f16", "q8_0"
-// Parses "f32" / "f16" / "q8_0" (any case); lc::Error naming --kv-type and the value otherwise.
+// Parses "f32" / "f16" / "q8_0" (any case); lc::Error naming the setting memory.kv_type
+// and the value otherwise.
 KvType kv_type_from_name(const std::string& name);
 
 // Elements per storage unit (1, or 32 for a Q8_0 block) and bytes per unit.

@@ -45,7 +45,8 @@ SpillType spill_type_from_name(const std::string& name) {
   if (s == "f32") return SpillType::F32;
   if (s == "f16") return SpillType::F16;
   if (s == "q8_0") return SpillType::Q8_0;
-  fail("unknown --spill-type '", name, "': expected f32, f16 or q8_0");
+  fail_setting({"memory.spill_type"}, "memory.spill_type '", name,
+               "' is unknown: expected f32, f16 or q8_0");
 }
 
 namespace {
@@ -72,8 +73,9 @@ const BlockStoreOptions& validated(const BlockStoreOptions& opt) {
   if (opt.row_floats <= 0)
     fail("block store: K/V row width must be positive, got ", opt.row_floats);
   if (opt.spill_type == SpillType::Q8_0 && opt.row_floats % 32 != 0) {
-    fail("--spill-type q8_0 needs the K/V row width (n_head_kv * head_dim = ", opt.row_floats,
-         ") to be a multiple of 32; use --spill-type f16 or f32");
+    fail_setting({"memory.spill_type"},
+                 "memory.spill_type q8_0 needs the K/V row width (n_head_kv * head_dim = ",
+                 opt.row_floats, ") to be a multiple of 32; use memory.spill_type f16 or f32");
   }
   if (opt.mem_budget != 0) {
     // The spill file itself is created lazily; a bad directory is reported now, not mid-run.
@@ -81,14 +83,17 @@ const BlockStoreOptions& validated(const BlockStoreOptions& opt) {
     struct stat st {};
     if (::stat(dir.c_str(), &st) != 0) {
       const int err = errno;
-      fail("spill directory '", dir, "' (--spill-dir) cannot be used: ", std::strerror(err));
+      fail_setting({"memory.spill_dir"}, "spill directory '", dir,
+                   "' (memory.spill_dir) cannot be used: ", std::strerror(err));
     }
     if (!S_ISDIR(st.st_mode)) {
-      fail("spill directory '", dir, "' (--spill-dir) cannot be used: ", std::strerror(ENOTDIR));
+      fail_setting({"memory.spill_dir"}, "spill directory '", dir,
+                   "' (memory.spill_dir) cannot be used: ", std::strerror(ENOTDIR));
     }
     if (::access(dir.c_str(), W_OK | X_OK) != 0) {
       const int err = errno;
-      fail("spill directory '", dir, "' (--spill-dir) cannot be used: ", std::strerror(err));
+      fail_setting({"memory.spill_dir"}, "spill directory '", dir,
+                   "' (memory.spill_dir) cannot be used: ", std::strerror(err));
     }
   }
   return opt;

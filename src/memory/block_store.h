@@ -40,9 +40,10 @@ struct BlockStoreOptions {
   size_t mem_budget = 0;           // bytes of block K/V kept in RAM; 0 = unlimited (never spill)
   std::string spill_dir;           // directory for the spill file ("" = system temp dir)
   SpillType spill_type = SpillType::F16;
-  size_t max_spill_bytes = 0;  // quota on the spill file size (--spill-max); 0 = none. Reaching it
-                               // is reported like a full disk ("No space left on device").
-  bool values = true;          // false: blocks hold K rows only (add's v is null, views' v null)
+  size_t max_spill_bytes =
+      0;               // quota on the spill file size (memory.spill_max); 0 = none. Reaching it
+                       // is reported like a full disk ("No space left on device").
+  bool values = true;  // false: blocks hold K rows only (add's v is null, views' v null)
 };
 
 // A block's keys and values as f32 rows: k[t * row_floats + e], v likewise.

@@ -58,7 +58,7 @@ std::string budget_warning(const ContextMemoryOptions& o, const MemoryDims& dims
   const size_t need = static_cast<size_t>(dims.n_layer) * std::max(step + step / 7, 8 * scored);
   if (s.blocks >= step && s.pages >= scored) return "";
   const size_t b = o.store.mem_budget;
-  return cat("--mem-budget ", b >= (size_t{1} << 20) ? b >> 20 : b >> 10,
+  return cat("memory.mem_budget ", b >= (size_t{1} << 20) ? b >> 20 : b >> 10,
              b >= (size_t{1} << 20) ? " MiB" : " KiB", " holds ", s.blocks / block, " of the ",
              o.topk, " blocks each layer reads per step and ", s.pages >> 10, " of the ",
              scored >> 10,
@@ -68,22 +68,43 @@ std::string budget_warning(const ContextMemoryOptions& o, const MemoryDims& dims
 }
 
 void validate_context_memory(const ContextMemoryOptions& o, int64_t trained_ctx) {
-  if (o.n_local <= 0) fail("--n-local must be positive, got ", o.n_local);
-  if (o.n_init < 0) fail("--n-init must be >= 0, got ", o.n_init);
-  if (o.exec_block <= 0) fail("--exec-block must be positive, got ", o.exec_block);
+  if (o.n_local <= 0)
+    fail_setting({"memory.n_local"}, "memory.n_local must be positive, got ", o.n_local);
+  if (o.n_init < 0) fail_setting({"memory.n_init"}, "memory.n_init must be >= 0, got ", o.n_init);
+  if (o.exec_block <= 0)
+    fail_setting({"memory.exec_block"}, "memory.exec_block must be positive, got ", o.exec_block);
   if (o.exec_block > o.n_local)
-    fail("--exec-block ", o.exec_block, " must be <= --n-local ", o.n_local,
-         " (a query block may not be longer than the local window)");
+    fail_setting({"memory.exec_block", "memory.n_local"}, "memory.exec_block = ", o.exec_block,
+                 " must be <= memory.n_local = ", o.n_local,
+                 " (a query block may not be longer than the local window)");
+  if (trained_ctx > 0 && o.n_local > trained_ctx)
+    fail_setting({"memory.n_local", "ctx_train"}, "memory.n_local = ", o.n_local,
+                 " is larger than the trained context ", trained_ctx,
+                 ": the window would show the model distances it was never trained on; use a "
+                 "window of at most ",
+                 trained_ctx,
+                 " (the default is half of it), or set ctx_train "
+                 "if the trained context is wrong");
   if (o.infllm) {
-    if (o.block_size <= 0) fail("--block-size must be positive, got ", o.block_size);
-    if (o.topk < 0) fail("--topk must be >= 0, got ", o.topk);
+    if (o.block_size <= 0)
+      fail_setting({"memory.block_size"}, "memory.block_size must be positive, got ", o.block_size);
+    if (o.topk < 0) fail_setting({"memory.topk"}, "memory.topk must be >= 0, got ", o.topk);
     if (o.repr_topk <= 0 || o.repr_topk > o.block_size)
-      fail("--repr-topk ", o.repr_topk, " must be in 1..--block-size (", o.block_size, ")");
-    if (o.index_group <= 0) fail("index group size must be positive, got ", o.index_group);
-    if (o.index_clusters <= 0) fail("index clusters must be positive, got ", o.index_clusters);
-    if (o.index_budget < 0) fail("index budget must be >= 0, got ", o.index_budget);
+      fail_setting({"memory.repr_topk", "memory.block_size"}, "memory.repr_topk = ", o.repr_topk,
+                   " must be in 1..memory.block_size (", o.block_size, ")");
+    if (o.index_group <= 0)
+      fail_setting({"memory.index_group"}, "memory.index_group must be positive, got ",
+                   o.index_group);
+    if (o.index_clusters <= 0)
+      fail_setting({"memory.index_clusters"}, "memory.index_clusters must be positive, got ",
+                   o.index_clusters);
+    if (o.index_budget < 0)
+      fail_setting({"memory.index_budget"}, "memory.index_budget must be >= 0, got ",
+                   o.index_budget);
+    if (o.index_max_groups < 0)
+      fail_setting({"memory.index_probe"}, "memory.index_probe must be >= 0, got ",
+                   o.index_max_groups);
   }
-  (void)trained_ctx;
 }
 
 ContextMemory::ContextMemory(const MemoryDims& dims, const ContextMemoryOptions& opt)

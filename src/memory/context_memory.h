@@ -42,7 +42,7 @@ struct ContextMemoryOptions {
   BlockStoreOptions store;
 };
 
-// How --mem-budget (all layers) is shared: per layer, an eighth for the index's pages of
+// How memory.mem_budget (all layers) is shared: per layer, an eighth for the index's pages of
 // representatives and the rest for blocks (bytes; 0 = no limit).
 struct BudgetShare {
   size_t blocks = 0, pages = 0;
@@ -53,8 +53,9 @@ BudgetShare share_budget(size_t mem_budget, int n_layer);
 // or the index pages one search scores): every step would then read them back from disk.
 std::string budget_warning(const ContextMemoryOptions& o, const MemoryDims& dims);
 
-// Checks the options against each other and the trained context; lc::Error naming the failed
-// constraint (e.g. "--exec-block 1024 must be <= --n-local 512").
+// Checks the options against each other and the trained context (0 = unknown); lc::Error naming
+// the settings and the failed constraint (e.g. "memory.exec_block = 1024 must be <=
+// memory.n_local = 512").
 void validate_context_memory(const ContextMemoryOptions& o, int64_t trained_ctx);
 
 class ContextMemory final : public KvMemory {

@@ -24,10 +24,10 @@ FullMemory::FullMemory(const MemoryDims& dims, int64_t max_tokens, KvType kv_typ
       type_(kv_type),
       layers_(static_cast<size_t>(dims.n_layer)) {
   if (type_ == KvType::Q8_0 && dims.attn.head_dim % kQK != 0)
-    fail(
-        "--kv-type q8_0 needs a head dim that is a multiple of 32 (its blocks of 32 values lie "
-        "inside one head), but this model's head dim is ",
-        dims.attn.head_dim, "; use --kv-type f16");
+    fail_setting({"memory.kv_type"},
+                 "memory.kv_type q8_0 needs a head dim that is a multiple of 32 (its blocks of 32 "
+                 "values lie inside one head), but this model's head dim is ",
+                 dims.attn.head_dim, "; use memory.kv_type f16");
 }
 
 void FullMemory::reset() {
@@ -103,8 +103,9 @@ void FullMemory::attend(int layer, const MemoryStep& step, float* q, const float
   LC_CHECK(layer >= 0 && layer < dims_.n_layer && step.rope != nullptr);
   LC_CHECK(step.pos0 == n_past_);
   if (max_tokens_ > 0 && n_past_ + step.n > max_tokens_)
-    fail("context full: ", n_past_ + step.n, " tokens exceed the full-attention limit of ",
-         max_tokens_, " (raise --ctx, or use --memory streaming|infllm)");
+    fail_setting({"memory.max_ctx"}, "context full: ", n_past_ + step.n,
+                 " tokens exceed the full-attention limit of ", max_tokens_,
+                 " (raise memory.max_ctx, or use memory.policy streaming or infllm)");
   const AttnDims& d = dims_.attn;
   const int64_t kv_w = d.n_head_kv * d.head_dim, q_w = d.n_head * d.head_dim;
   Layer& L = layers_[static_cast<size_t>(layer)];

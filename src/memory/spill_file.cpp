@@ -48,7 +48,7 @@ void SpillFile::create() {
   if (fd < 0) {
     const int err = errno;
     fail("cannot create the spill file in directory '", dir_, "' (", templ, "): ", os_error(err),
-         "; choose a writable directory with --spill-dir");
+         "; choose a writable directory with the setting memory.spill_dir");
   }
   ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   // Unlinked at once: the open descriptor keeps the data, and the file disappears with the process.
@@ -64,8 +64,8 @@ uint64_t SpillFile::append(const float* kv, int64_t n, std::vector<uint8_t>& scr
   if (fd_ < 0) create();
   if (max_bytes_ != 0 && size_ + bytes > max_bytes_) {
     fail("cannot write ", bytes, " bytes to the spill file '", path_, "': ", os_error(ENOSPC),
-         " (the spill quota --spill-max of ", max_bytes_, " bytes would be exceeded; ", size_,
-         " bytes used); raise --spill-max or --mem-budget");
+         " (the spill quota memory.spill_max of ", max_bytes_, " bytes would be exceeded; ", size_,
+         " bytes used); raise memory.spill_max or memory.mem_budget");
   }
   const uint64_t offset = size_;
   write_at(offset, kv, n, scratch);
@@ -93,7 +93,7 @@ void SpillFile::write_at(uint64_t offset, const float* kv, int64_t n,
       const int err = w < 0 ? errno : ENOSPC;  // a write that makes no progress: disk full
       fail("cannot write ", bytes, " bytes at offset ", offset, " to the spill file '", path_,
            "': ", os_error(err),
-           "; free disk space, choose another --spill-dir or raise --mem-budget");
+           "; free disk space, choose another memory.spill_dir or raise memory.mem_budget");
     }
     done += static_cast<size_t>(w);
   }

@@ -17,7 +17,8 @@ enum class RopeMethod { None, Linear, DynamicNtk, FixedNtk, Yarn, Llama3, LongRo
 const char* rope_method_name(RopeMethod m);
 
 // Fully resolved RoPE settings of a model. `source` records where each parameter came from
-// ("gguf:llama.rope.freq_base", "config.json:rope_scaling.factor", "cli:--rope-scale", "default").
+// ("gguf:llama.rope.freq_base", "config.json:rope_scaling.factor", "default", or for an override
+// the origin its front end recorded, see RopeOverrides::origin).
 struct RopeSettings {
   RopeMethod method = RopeMethod::None;
   RopeLayout layout = RopeLayout::Adjacent;

@@ -252,106 +252,38 @@ bool RopeOverrides::empty() const {
          !yarn_attn_factor && !yarn_beta_fast && !yarn_beta_slow && !factors_file;
 }
 
-namespace {
-
-double parse_double(std::string_view flag, const std::string& v) {
-  errno = 0;
-  char* end = nullptr;
-  double d = std::strtod(v.c_str(), &end);
-  if (v.empty() || end != v.c_str() + v.size() || errno == ERANGE || !std::isfinite(d))
-    fail(flag, " '", v, "': expected a number");
-  return d;
-}
-
-int64_t parse_int(std::string_view flag, const std::string& v) {
-  errno = 0;
-  char* end = nullptr;
-  long long n = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || end != v.c_str() + v.size() || errno == ERANGE)
-    fail(flag, " '", v, "': expected an integer");
-  return n;
-}
-
-}  // namespace
-
-bool rope_parse_flag(RopeOverrides& o, std::string_view flag, const std::string& value) {
-  if (flag == "--rope-scaling") {
-    if (!rope_method_from_name(value) || value == "default" || value == "su")
-      fail("--rope-scaling '", value, "': expected one of ", rope_method_choices());
-    o.scaling = value;
-  } else if (flag == "--rope-scale") {
-    double d = parse_double(flag, value);
-    if (!(d > 0.0)) fail("--rope-scale '", value, "': expected a scale factor > 0 (e.g. 4)");
-    o.scale = d;
-  } else if (flag == "--rope-freq-base") {
-    double d = parse_double(flag, value);
-    if (!(d > 0.0)) fail("--rope-freq-base '", value, "': expected a base > 0 (e.g. 10000)");
-    o.freq_base = d;
-  } else if (flag == "--rope-freq-scale") {
-    double d = parse_double(flag, value);
-    if (!(d > 0.0))
-      fail("--rope-freq-scale '", value, "': expected a frequency scale > 0 (1 / the factor)");
-    o.freq_scale = d;
-  } else if (flag == "--yarn-orig-ctx") {
-    int64_t n = parse_int(flag, value);
-    if (n < 0) fail("--yarn-orig-ctx '", value, "': expected a context length >= 0 (0 = model's)");
-    o.yarn_orig_ctx = n;
-  } else if (flag == "--yarn-ext-factor") {
-    double d = parse_double(flag, value);
-    if (d < 0.0 && d != -1.0)
-      fail("--yarn-ext-factor '", value, "': expected a number >= 0, or -1 for automatic");
-    o.yarn_ext_factor = d;
-  } else if (flag == "--yarn-attn-factor") {
-    double d = parse_double(flag, value);
-    if (!(d > 0.0)) fail("--yarn-attn-factor '", value, "': expected a number > 0");
-    o.yarn_attn_factor = d;
-  } else if (flag == "--yarn-beta-fast") {
-    o.yarn_beta_fast = parse_double(flag, value);
-  } else if (flag == "--yarn-beta-slow") {
-    o.yarn_beta_slow = parse_double(flag, value);
-  } else if (flag == "--rope-factors") {
-    if (value.empty()) fail("--rope-factors: expected a JSON file name");
-    o.factors_file = value;
-  } else {
-    return false;
-  }
-  return true;
-}
-
-const char* rope_flags_help() {
-  return "  --rope-scaling {none,linear,yarn,dynamic,ntk,llama3,longrope}  RoPE context extension\n"
-         "  --rope-scale S          context scale factor (linear, yarn, dynamic, llama3; ntk "
-         "alpha)\n"
-         "  --rope-freq-base B      RoPE base frequency (theta)\n"
-         "  --rope-freq-scale F     frequency scale, 1/S\n"
-         "  --yarn-orig-ctx N       original (trained) context length\n"
-         "  --yarn-ext-factor X     YaRN extrapolation mix (1 = YaRN, 0 = linear; -1 automatic)\n"
-         "  --yarn-attn-factor M    multiplies the attention factor\n"
-         "  --yarn-beta-fast B      YaRN high-frequency boundary (default 32)\n"
-         "  --yarn-beta-slow B      YaRN low-frequency boundary (default 1)\n"
-         "  --rope-factors FILE     LongRoPE lists: JSON {\"long_factor\": [...], "
-         "\"short_factor\": [...]}\n";
+std::string RopeOverrides::origin_of(const std::string& setting) const {
+  auto it = origin.find(setting);
+  return it != origin.end() ? it->second : "setting:" + setting;
 }
 
 void rope_apply_overrides(RopeSettings& s, const RopeOverrides& o) {
   if (o.scaling) {
     auto m = rope_method_from_name(*o.scaling);
-    if (!m) fail("--rope-scaling '", *o.scaling, "': expected one of ", rope_method_choices());
-    set_method(s, *m, "cli:--rope-scaling");
+    if (!m)
+      fail_setting({"rope.scaling"}, "rope.scaling '", *o.scaling, "': expected one of ",
+                   rope_method_choices());
+    set_method(s, *m, o.origin_of("rope.scaling"));
   }
   if (o.scale && o.freq_scale && std::fabs(*o.scale * *o.freq_scale - 1.0) > 1e-6)
-    fail("--rope-scale ", num(*o.scale), " and --rope-freq-scale ", num(*o.freq_scale),
-         " disagree (--rope-freq-scale is 1 / --rope-scale); give only one");
+    fail_setting({"rope.scale", "rope.freq_scale"}, "rope.scale = ", num(*o.scale),
+                 " and rope.freq_scale = ", num(*o.freq_scale),
+                 " disagree (rope.freq_scale is 1 / rope.scale); give only one");
   std::optional<double> factor;
   std::string factor_src;
   if (o.freq_scale) {
-    if (!(*o.freq_scale > 0.0)) fail("--rope-freq-scale ", num(*o.freq_scale), ": expected > 0");
+    if (!(*o.freq_scale > 0.0))
+      fail_setting({"rope.freq_scale"}, "rope.freq_scale = ", num(*o.freq_scale),
+                   ": expected a frequency scale > 0 (1 / the factor)");
     factor = 1.0 / *o.freq_scale;
-    factor_src = "cli:--rope-freq-scale";
+    factor_src = o.origin_of("rope.freq_scale");
   }
   if (o.scale) {
+    if (!(*o.scale > 0.0))
+      fail_setting({"rope.scale"}, "rope.scale = ", num(*o.scale),
+                   ": expected a scale factor > 0 (e.g. 4)");
     factor = *o.scale;
-    factor_src = "cli:--rope-scale";
+    factor_src = o.origin_of("rope.scale");
   }
   if (factor) {
     s.factor = *factor;
@@ -361,37 +293,52 @@ void rope_apply_overrides(RopeSettings& s, const RopeOverrides& o) {
       set_method(s, RopeMethod::Linear, factor_src);
   }
   if (o.freq_base) {
+    if (!(*o.freq_base > 0.0))
+      fail_setting({"rope.freq_base"}, "rope.freq_base = ", num(*o.freq_base),
+                   ": expected a base > 0 (e.g. 10000)");
     s.base = *o.freq_base;
-    s.source["base"] = "cli:--rope-freq-base";
+    s.source["base"] = o.origin_of("rope.freq_base");
   }
+  if (o.yarn_orig_ctx && *o.yarn_orig_ctx < 0)
+    fail_setting({"rope.orig_ctx"}, "rope.orig_ctx = ", *o.yarn_orig_ctx,
+                 ": expected a context length >= 0 (0 = the model's)");
   if (o.yarn_orig_ctx && *o.yarn_orig_ctx > 0) {  // 0 = keep the model's (llama.cpp)
     s.orig_ctx = *o.yarn_orig_ctx;
-    s.source["orig_ctx"] = "cli:--yarn-orig-ctx";
+    s.source["orig_ctx"] = o.origin_of("rope.orig_ctx");
   }
+  if (o.yarn_ext_factor && *o.yarn_ext_factor < 0.0 && *o.yarn_ext_factor != -1.0)
+    fail_setting({"rope.ext_factor"}, "rope.ext_factor = ", num(*o.yarn_ext_factor),
+                 ": expected a number >= 0, or -1 for automatic");
   if (o.yarn_ext_factor && *o.yarn_ext_factor >= 0.0) {  // -1 = automatic
     s.ext_factor = *o.yarn_ext_factor;
-    s.source["ext_factor"] = "cli:--yarn-ext-factor";
+    s.source["ext_factor"] = o.origin_of("rope.ext_factor");
   }
   if (o.yarn_attn_factor) {
+    if (!(*o.yarn_attn_factor > 0.0))
+      fail_setting({"rope.attn_factor"}, "rope.attn_factor = ", num(*o.yarn_attn_factor),
+                   ": expected a number > 0");
     s.attn_mult = *o.yarn_attn_factor;
-    s.source["attn_mult"] = "cli:--yarn-attn-factor";
+    s.source["attn_mult"] = o.origin_of("rope.attn_factor");
   }
   if (o.yarn_beta_fast) {
     s.beta_fast = *o.yarn_beta_fast;
-    s.source["beta_fast"] = "cli:--yarn-beta-fast";
+    s.source["beta_fast"] = o.origin_of("rope.beta_fast");
   }
   if (o.yarn_beta_slow) {
     s.beta_slow = *o.yarn_beta_slow;
-    s.source["beta_slow"] = "cli:--yarn-beta-slow";
+    s.source["beta_slow"] = o.origin_of("rope.beta_slow");
   }
   if (o.factors_file) {
+    if (o.factors_file->empty())
+      fail_setting({"rope.factors"}, "rope.factors: expected a JSON file name");
     RopeFactorLists l = rope_read_factors_file(*o.factors_file);
     if (l.long_factors.empty() && l.short_factors.empty())
-      fail("--rope-factors ", *o.factors_file,
-           ": no factor list found; expected \"long_factor\" and/or \"short_factor\" arrays");
+      fail_setting({"rope.factors"}, "rope.factors ", *o.factors_file,
+                   ": no factor list found; expected \"long_factor\" and/or \"short_factor\" "
+                   "arrays");
     if (!o.scaling && s.method != RopeMethod::LongRope)
-      set_method(s, RopeMethod::LongRope, "cli:--rope-factors");
-    const std::string src = "cli:--rope-factors " + *o.factors_file;
+      set_method(s, RopeMethod::LongRope, o.origin_of("rope.factors"));
+    const std::string src = o.origin_of("rope.factors") + " " + *o.factors_file;
     if (!l.long_factors.empty()) {
       s.long_factors = l.long_factors;
       s.source["long_factors"] = src;
@@ -406,8 +353,8 @@ void rope_apply_overrides(RopeSettings& s, const RopeOverrides& o) {
       s.source["short_factors"] = "default (ones: plain RoPE up to the original context)";
     }
     if (s.long_factors.empty() && !s.short_factors.empty())
-      fail("--rope-factors ", *o.factors_file,
-           ": has only a short factor list; expected a \"long_factor\" list as well");
+      fail_setting({"rope.factors"}, "rope.factors ", *o.factors_file,
+                   ": has only a short factor list; expected a \"long_factor\" list as well");
   }
 }
 
@@ -455,7 +402,7 @@ void rope_validate(const RopeSettings& s) {
          ") is invalid; expected a number > 0");
   if (uses_factor(s.method) && s.source.count("factor") && s.source.at("factor") == "default")
     fail("RoPE scaling '", m, "' (", from(s, "method"),
-         ") has no factor; expected --rope-scale S or rope_scaling.factor in config.json");
+         ") has no factor; expected the setting rope.scale or rope_scaling.factor in config.json");
   if ((s.method == RopeMethod::DynamicNtk || s.method == RopeMethod::FixedNtk) && s.dim <= 2)
     fail("RoPE scaling '", m, "' needs a rotary dimension > 2, got ", s.dim, " (", from(s, "dim"),
          ")");
@@ -467,7 +414,7 @@ void rope_validate(const RopeSettings& s) {
   if (needs_l0 && s.orig_ctx <= 1)
     fail("RoPE scaling '", m, "' (", from(s, "method"), ") needs the original training context ",
          "length, which is ", s.orig_ctx == 0 ? "unknown" : "1",
-         "; expected --yarn-orig-ctx N, original_max_position_embeddings or "
+         "; expected the setting rope.orig_ctx, original_max_position_embeddings or "
          "max_position_embeddings in config.json, or rope.scaling.original_context_length / "
          "context_length in the GGUF");
   if (s.method == RopeMethod::Yarn) {
@@ -504,7 +451,7 @@ void rope_validate(const RopeSettings& s) {
       fail("RoPE scaling 'longrope' (", from(s, "method"), ") needs both factor lists; ",
            s.long_factors.empty() ? "long_factor" : "short_factor",
            " is missing (expected rope_scaling.long_factor / short_factor in config.json, the "
-           "GGUF tensors rope_factors_long / rope_factors_short, or --rope-factors FILE)");
+           "GGUF tensors rope_factors_long / rope_factors_short, or the setting rope.factors)");
     check_list(s, s.long_factors, "long_factors", "LongRoPE long_factor");
     check_list(s, s.short_factors, "short_factors", "LongRoPE short_factor");
   } else if (!s.long_factors.empty() || !s.short_factors.empty()) {

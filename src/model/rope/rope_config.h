@@ -1,9 +1,10 @@
 // Where RoPE settings come from: GGUF metadata and tensors, a Hugging Face config.json, and
-// command-line overrides with llama.cpp's flag names. Precedence: CLI > config.json > GGUF >
+// overrides (the rope.* settings a front end fills). Precedence: overrides > config.json > GGUF >
 // defaults; every parameter keeps its source in RopeSettings::source.
 //
 // Source strings: "default", "gguf:llama.rope.freq_base", "gguf:tensor rope_freqs.weight",
-// "config.json:rope_scaling.factor", "cli:--rope-scale".
+// "config.json:rope_scaling.factor", and for overrides the origin the front end recorded
+// (RopeOverrides::origin, e.g. a command-line flag), else "setting:rope.scale".
 // Keys of RopeSettings::source: method, layout, dim, head_dim, base, factor, orig_ctx, max_pos,
 // beta_fast, beta_slow, ext_factor, attn_factor, attn_mult, mscale, mscale_all_dim,
 // low_freq_factor, high_freq_factor, long_factors, short_factors, freq_divisors, yarn_log_mul,
@@ -11,9 +12,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "model/rope/rope.h"
@@ -54,29 +58,27 @@ struct RopeFactorLists {
 RopeFactorLists rope_read_factors_file(const std::string& path);
 RopeFactorLists rope_parse_factors_json(const std::string& json_text, const std::string& name);
 
-// Command-line overrides, named as in llama.cpp.
+// Overrides of the model's RoPE settings, each a setting of its own (names in the comments).
 struct RopeOverrides {
-  std::optional<std::string> scaling;      // --rope-scaling {none,linear,yarn,dynamic,ntk,...}
-  std::optional<double> scale;             // --rope-scale S
-  std::optional<double> freq_base;         // --rope-freq-base B
-  std::optional<double> freq_scale;        // --rope-freq-scale F (= 1/S)
-  std::optional<int64_t> yarn_orig_ctx;    // --yarn-orig-ctx N
-  std::optional<double> yarn_ext_factor;   // --yarn-ext-factor X
-  std::optional<double> yarn_attn_factor;  // --yarn-attn-factor M (multiplies the attention factor)
-  std::optional<double> yarn_beta_fast;    // --yarn-beta-fast
-  std::optional<double> yarn_beta_slow;    // --yarn-beta-slow
-  std::optional<std::string> factors_file;  // --rope-factors FILE (LongRoPE lists, JSON)
+  std::optional<std::string> scaling;       // rope.scaling: none, linear, yarn, dynamic, ntk, ...
+  std::optional<double> scale;              // rope.scale: context scale factor S
+  std::optional<double> freq_base;          // rope.freq_base: theta
+  std::optional<double> freq_scale;         // rope.freq_scale: 1 / S
+  std::optional<int64_t> yarn_orig_ctx;     // rope.orig_ctx: original context (0 = the model's)
+  std::optional<double> yarn_ext_factor;    // rope.ext_factor: YaRN extrapolation mix (-1 auto)
+  std::optional<double> yarn_attn_factor;   // rope.attn_factor: multiplies the attention factor
+  std::optional<double> yarn_beta_fast;     // rope.beta_fast
+  std::optional<double> yarn_beta_slow;     // rope.beta_slow
+  std::optional<std::string> factors_file;  // rope.factors: LongRoPE lists, a JSON file
+  // Where a front end got each setting ("rope.scale" -> "cli:--rope-scale"); recorded as the
+  // parameter's source. Settings without an entry are recorded as "setting:rope.scale".
+  std::map<std::string, std::string> origin;
 
   bool empty() const;
+  std::string origin_of(const std::string& setting) const;
 };
 
-// Parses one flag of RopeOverrides. Returns false when `flag` is not a RoPE flag; lc::Error on a
-// value that does not parse (message names the flag, the value and what is expected).
-bool rope_parse_flag(RopeOverrides& o, std::string_view flag, const std::string& value);
-// Help text for the flags above, one flag per line.
-const char* rope_flags_help();
-
-// Applies CLI overrides on top of `s`.
+// Applies overrides on top of `s`; lc::Error naming the setting for a value out of range.
 void rope_apply_overrides(RopeSettings& s, const RopeOverrides& o);
 
 // lc::Error naming the parameter, its value, its source and what is expected, for: bad rotary
@@ -86,7 +88,8 @@ void rope_apply_overrides(RopeSettings& s, const RopeOverrides& o);
 // wrong length, rope_freqs together with llama3, attention factors <= 0.
 void rope_validate(const RopeSettings& s);
 
-// GGUF (when given), then config.json (when hf_config_path is not empty), then CLI; validated.
+// GGUF (when given), then config.json (when hf_config_path is not empty), then overrides;
+// validated.
 RopeSettings rope_resolve(const GgufFile* gguf, const std::string& arch, int head_dim,
                           RopeLayout layout, const std::string& hf_config_path,
                           const RopeOverrides& overrides);
@@ -97,8 +100,14 @@ std::string rope_summary(const RopeSettings& s);
 // The summary first, then each parameter that matters for the method with its source.
 std::vector<std::string> rope_describe(const RopeSettings& s);
 // A warning when requested_ctx > trained_ctx and nothing extends the context, naming the fix
-// (the exact flags, or the config.json entry); nullopt when there is nothing to say.
-std::optional<std::string> rope_context_warning(const RopeSettings& s, int64_t trained_ctx,
-                                                int64_t requested_ctx);
+// (the exact settings, or the config.json entry); nullopt when there is nothing to say.
+// `name_settings` turns the fix's settings into a front end's words (default: "rope.scaling =
+// yarn, rope.scale = 4, rope.orig_ctx = 512"); `config_setting` names how a config.json is given.
+using SettingNamer =
+    std::function<std::string(const std::vector<std::pair<std::string, std::string>>& settings)>;
+std::string default_setting_names(const std::vector<std::pair<std::string, std::string>>& settings);
+std::optional<std::string> rope_context_warning(
+    const RopeSettings& s, int64_t trained_ctx, int64_t requested_ctx,
+    const SettingNamer& name_settings = default_setting_names);
 
 }  // namespace lc

@@ -128,14 +128,24 @@ std::vector<std::string> rope_describe(const RopeSettings& s) {
   return out;
 }
 
+std::string default_setting_names(
+    const std::vector<std::pair<std::string, std::string>>& settings) {
+  std::string out;
+  for (const auto& [k, v] : settings) out += (out.empty() ? "" : ", ") + k + " = " + v;
+  return out;
+}
+
 std::optional<std::string> rope_context_warning(const RopeSettings& s, int64_t trained_ctx,
-                                                int64_t requested_ctx) {
+                                                int64_t requested_ctx,
+                                                const SettingNamer& name_settings) {
   if (trained_ctx <= 0 || requested_ctx <= trained_ctx || s.method != RopeMethod::None)
     return std::nullopt;
   const int64_t f = std::max<int64_t>(2, (requested_ctx + trained_ctx - 1) / trained_ctx);
   const std::string fs = std::to_string(f);
-  const std::string flags =
-      "--rope-scaling yarn --rope-scale " + fs + " --yarn-orig-ctx " + std::to_string(trained_ctx);
+  const std::string flags = name_settings({{"rope.scaling", "yarn"},
+                                           {"rope.scale", fs},
+                                           {"rope.orig_ctx", std::to_string(trained_ctx)}});
+  const std::string config = name_settings({{"rope.hf_config", "config.json"}});
   const std::string entry = "\"rope_scaling\": {\"type\": \"dynamic\", \"factor\": " + fs + ".0}";
   const std::string head = "requested context " + std::to_string(requested_ctx) +
                            " is longer than the trained context " + std::to_string(trained_ctx);
@@ -147,7 +157,7 @@ std::optional<std::string> rope_context_warning(const RopeSettings& s, int64_t t
   return head + " and no RoPE scaling is set (method none, from " + src_plain(s, "method") +
          "); positions past " + std::to_string(trained_ctx) +
          " are extrapolated (output degrades). Fix: pass " + flags + ", or put " + entry +
-         " in config.json (--hf-config)";
+         " in config.json (" + config + ")";
 }
 
 }  // namespace lc
