@@ -1,5 +1,6 @@
 # longctx — the two commands people need are `make demo` and `make test`.
 SHELL := /bin/bash
+MAKEFLAGS += --no-print-directory
 .SHELLFLAGS := -o pipefail -c
 JOBS ?= $(shell nproc)
 BUILD ?= build

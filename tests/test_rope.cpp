@@ -1,5 +1,5 @@
 // RoPE methods -> inverse-frequency tables and attention factors, checked against the formulas of
-// docs/ALGORITHMS.md section 2 written again here, per element, in double.
+// docs/algorithms.md section 2 written again here, per element, in double.
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -6,7 +6,7 @@
 #include "app/commands.h"
 #include "app/common.h"
 #include "core/error.h"
-#include "engine/generate.h"
+#include "engine/generation.h"
 #include "model/tokenizer/chat_template.h"
 
 namespace lc::app {
@@ -70,15 +70,24 @@ void run_generate(const GenOpts& o) {
   g.sampling.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
   validate(g.sampling);
 
+  const bool echo = o.file.empty() && !o.no_display_prompt && !o.chat && o.chat_template.empty();
+  if (!o.json && echo) std::cout << o.prompt << std::flush;  // a prompt file is not echoed
+  Generation gen(s, ids, g);
   std::unique_ptr<Progress> prog;
-  auto on_prefill = [&](int64_t done, int64_t total) {
-    if (total < 4096) return;
-    if (!prog) prog = std::make_unique<Progress>("prompt", total, "tokens");
-    prog->update(done);
-    if (done == total) prog->finish();
-  };
+  while (true) {
+    const bool prefilling = gen.progress().prefilling();
+    if (!gen.step()) break;
+    const GenerationProgress p = gen.progress();
+    if (prefilling && p.prompt_total >= 4096) {
+      if (!prog) prog = std::make_unique<Progress>("prompt", p.prompt_total, "tokens");
+      prog->update(p.prompt_done,
+                   p.blocks_read > 0 ? cat(p.blocks_read, " blocks read from disk") : "");
+      if (!p.prefilling()) prog->finish();
+    }
+    if (!o.json && !gen.new_text().empty()) std::cout << gen.new_text() << std::flush;
+  }
+  const GenerateResult& r = gen.result();
   if (o.json) {
-    GenerateResult r = generate(s, ids, g, {}, on_prefill);
     nlohmann::json j;
     j["text"] = valid_utf8(r.text);
     j["tokens"] = r.tokens;
@@ -93,13 +102,6 @@ void run_generate(const GenOpts& o) {
     std::cout << j.dump() << "\n";
     return;
   }
-  if (!o.file.empty() || o.no_display_prompt || o.chat || !o.chat_template.empty()) {
-    // a prompt file may be megabytes long: do not echo it
-  } else {
-    std::cout << o.prompt << std::flush;
-  }
-  GenerateResult r = generate(
-      s, ids, g, [](const std::string& t) { std::cout << t << std::flush; }, on_prefill);
   std::cout << std::endl;  // before the timing line on stderr, which may share the terminal
   std::fprintf(stderr,
                "prompt: %lld tokens, %.1f tok/s | generated: %zu tokens, %.1f tok/s | stop: %s\n",

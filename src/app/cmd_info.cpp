@@ -118,7 +118,10 @@ void run_info(const std::string& path, const SessionSpec& settings, bool json) {
     std::cout << "chat template:   " << fam << "\n";
   }
   if (rope) {
-    for (const auto& line : rope_describe(*rope)) std::cout << "rope:            " << line << "\n";
+    // The summary, then each parameter with its source under it.
+    const std::vector<std::string> lines = rope_describe(*rope);
+    for (size_t i = 0; i < lines.size(); ++i)
+      std::cout << (i == 0 ? "rope:            " : "                 ") << lines[i] << "\n";
   } else if (!rope_error.empty()) {
     std::cout << "rope:            error: " << rope_error << "\n";
   }

@@ -113,14 +113,20 @@ Progress::Progress(std::string label, int64_t total, std::string unit)
       unit_(std::move(unit)),
       total_(total),
       tty_(isatty(STDERR_FILENO) != 0),
-      t0_(std::chrono::steady_clock::now()) {}
+      t0_(std::chrono::steady_clock::now()),
+      last_line_(t0_) {}
 
 void Progress::update(int64_t done, const std::string& extra) {
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  const auto now = std::chrono::steady_clock::now();
+  const double secs = std::chrono::duration<double>(now - t0_).count();
   const double frac = total_ > 0 ? static_cast<double>(done) / static_cast<double>(total_) : 1.0;
-  const int decile = static_cast<int>(frac * 10);
-  if (!tty_ && decile == last_decile_) return;
-  last_decile_ = decile;
+  if (!tty_) {
+    // A log file gets a line every few seconds, and the last one when something was shown.
+    const bool last = done >= total_;
+    const double since = std::chrono::duration<double>(now - last_line_).count();
+    if (!(last ? shown_ : since >= kLogSeconds)) return;
+    last_line_ = now;
+  }
   const double eta = frac > 0 ? secs * (1 - frac) / frac : 0;
   char buf[256];
   std::snprintf(buf, sizeof buf, "%s: %lld/%lld %s (%3.0f%%), %.1fs elapsed, ETA %.1fs",

@@ -58,7 +58,8 @@ double peak_rss_mb();
 double rss_now_mb();
 int32_t argmax(const std::vector<float>& v);  // the greedy token
 
-// A one-line progress display on stderr ("\r" updates on a terminal, a line every 10% otherwise).
+// A one-line progress display on stderr: "\r" updates on a terminal; elsewhere (a log file) a
+// line every kLogSeconds, and a last one at the end when any was shown.
 class Progress {
  public:
   Progress(std::string label, int64_t total, std::string unit);
@@ -68,10 +69,10 @@ class Progress {
  private:
   std::string label_, unit_;
   int64_t total_;
+  static constexpr double kLogSeconds = 5;
   bool tty_;
-  int last_decile_ = -1;
   bool shown_ = false;
-  std::chrono::steady_clock::time_point t0_;
+  std::chrono::steady_clock::time_point t0_, last_line_;
 };
 
 // Escapes invalid UTF-8 so JSON output never fails on a broken byte sequence.

@@ -28,7 +28,7 @@ struct MemoryConfig {
   ContextMemoryOptions ctx;      // streaming / infllm
 };
 
-// Defaults from the trained context L (docs/memory.md): the reference configuration for
+// Defaults from the trained context L (docs/algorithms.md 1.5): the reference configuration for
 // L >= 8192; otherwise n_local = L/2, n_init = min(128, L/16), block = clamp(L/32, 16, 128),
 // topk filling what is left of L, exec_block = min(512, L - n_local).
 ContextMemoryOptions default_context_memory(int64_t trained_ctx);

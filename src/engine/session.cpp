@@ -28,24 +28,30 @@ void Session::step(const int32_t* tokens, int64_t n, float* logits, bool all) {
   }
   st.rope = &table_;
   model_->forward(*mem_, st, tokens, ws_, logits, all);
+  tokens_.insert(tokens_.end(), tokens, tokens + n);
 }
 
-const std::vector<float>& Session::eval(const int32_t* tokens, int64_t n,
-                                        const std::function<void(int64_t, int64_t)>& progress) {
-  const int64_t nv = model_->hparams().n_vocab;
-  last_.resize(static_cast<size_t>(nv));
+void Session::feed(const int32_t* tokens, int64_t n) {
+  LC_CHECK(n >= 1);
+  last_.resize(static_cast<size_t>(model_->hparams().n_vocab));
+  step(tokens, n, last_.data(), false);
+}
+
+int64_t Session::prefill_step_size(int64_t done, int64_t n) const {
   // As InfLLM's reference does: everything but the last token in chunks, then the last token
   // alone, so that the step whose logits are returned retrieves memory blocks with its own query
   // rather than with the sum over a whole execution block (full attention: same result).
   const int64_t head = n > 1 ? n - 1 : n;
-  for (int64_t i = 0; i < head; i += opt_.batch) {
-    const int64_t m = std::min(opt_.batch, head - i);
-    step(tokens + i, m, last_.data(), false);
-    if (progress) progress(i + m, n);
-  }
-  if (head < n) {
-    step(tokens + head, 1, last_.data(), false);
-    if (progress) progress(n, n);
+  if (done < head) return std::min(opt_.batch, head - done);
+  return done < n ? 1 : 0;
+}
+
+const std::vector<float>& Session::eval(const int32_t* tokens, int64_t n,
+                                        const std::function<void(int64_t, int64_t)>& progress) {
+  last_.resize(static_cast<size_t>(model_->hparams().n_vocab));
+  for (int64_t done = 0, m; (m = prefill_step_size(done, n)) > 0; done += m) {
+    feed(tokens + done, m);
+    if (progress) progress(done + m, n);
   }
   return last_;
 }

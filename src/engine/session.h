@@ -21,8 +21,21 @@ class Session {
   const Model& model() const { return *model_; }
   const SessionOptions& options() const { return opt_; }
   KvMemory& memory() { return *mem_; }
+  const KvMemory& memory() const { return *mem_; }
   int64_t n_past() const { return mem_->n_past(); }
-  void reset() { mem_->reset(); }
+  // The tokens the memory holds, in order (n_past() of them).
+  const std::vector<int32_t>& tokens() const { return tokens_; }
+  void reset() {
+    mem_->reset();
+    tokens_.clear();
+  }
+
+  // One forward step of n tokens (1 <= n; prompts are fed in chunks of at most options().batch);
+  // the logits after the last one are in last_logits() afterwards.
+  void feed(const int32_t* tokens, int64_t n);
+  // How a prompt of n tokens is split into steps: chunks of options().batch, the last token in a
+  // step of its own (as InfLLM prefills). The size of the step that starts after `done` tokens.
+  int64_t prefill_step_size(int64_t done, int64_t n) const;
 
   // Feeds tokens in chunks of options().batch (the last token in a step of its own, as InfLLM
   // prefills) and returns the logits after the last one.
@@ -46,6 +59,7 @@ class Session {
   std::unique_ptr<KvMemory> mem_;
   Workspace ws_;
   std::vector<float> last_, all_;
+  std::vector<int32_t> tokens_;
   RopeTable table_;
   int64_t table_len_ = -1;
 };

@@ -49,8 +49,8 @@ struct SessionSpec {
   std::optional<int64_t> ctx_train;      // ctx_train: the trained context when the file's is wrong
   std::optional<int64_t> batch;          // batch: prompt tokens per forward step (default 512)
   std::optional<int> threads;            // threads: 0 = all cores (process-wide)
-  // Where a front end got each setting it filled ("memory.n_local" -> "cli:--n-local"); shown as
-  // the setting's source. Filled settings without an entry show "set".
+  // Where a front end got each setting it filled (e.g. "memory.n_local" -> the flag or request
+  // field); shown as the setting's source. Filled settings without an entry show "set".
   std::map<std::string, std::string> origin;
 
   // Records `setting`'s origin for every RoPE or memory setting (the rope part is mirrored into

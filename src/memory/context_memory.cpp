@@ -427,4 +427,11 @@ void ContextMemory::reset_stats() {
   }
 }
 
+int64_t ContextMemory::blocks_read_from_disk() const {
+  int64_t n = 0;
+  for (const auto& L : layers_)
+    if (L->store) n += L->store->reads_from_disk();
+  return n;
+}
+
 }  // namespace lc

@@ -1,6 +1,6 @@
 // Bounded-position KV memories: StreamingLLM (attention sinks + a local window) and InfLLM
 // (sinks + local window + top-k memory blocks retrieved by representative tokens, blocks kept in
-// a tiered RAM/disk store). See ../shared/docs/ALGORITHMS.md section 1 and docs/memory.md.
+// a tiered RAM/disk store). See docs/algorithms.md section 1 and docs/memory.md.
 //
 // Positions. Keys of the local window keep their absolute positions (rotated once when they
 // arrive; only distances matter to RoPE, so this equals InfLLM's window-relative rotation) and a
@@ -72,6 +72,7 @@ class ContextMemory final : public KvMemory {
   size_t bytes_in_ram() const override;
   std::string stats_line() const override;
   void reset_stats() override;
+  int64_t blocks_read_from_disk() const override;
   int64_t max_distance() const override { return opt_.n_local + opt_.n_init + opt_.exec_block; }
 
   // Inspection for tests and measurements.

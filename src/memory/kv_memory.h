@@ -50,6 +50,8 @@ class KvMemory {
   }
   // Restarts the counters stats_line() averages (searches, timings), keeping the contents.
   virtual void reset_stats() {}
+  // Blocks read back from disk so far, all layers (memories that spill; 0 for the others).
+  virtual int64_t blocks_read_from_disk() const { return 0; }
 };
 
 struct MemoryDims {

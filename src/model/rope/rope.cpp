@@ -1,4 +1,4 @@
-// RoPE methods turned into inverse-frequency tables (formulas: docs/ALGORITHMS.md section 2).
+// RoPE methods turned into inverse-frequency tables (formulas: docs/algorithms.md section 2).
 #include "model/rope/rope.h"
 
 #include <algorithm>

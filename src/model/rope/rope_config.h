@@ -70,7 +70,7 @@ struct RopeOverrides {
   std::optional<double> yarn_beta_fast;     // rope.beta_fast
   std::optional<double> yarn_beta_slow;     // rope.beta_slow
   std::optional<std::string> factors_file;  // rope.factors: LongRoPE lists, a JSON file
-  // Where a front end got each setting ("rope.scale" -> "cli:--rope-scale"); recorded as the
+  // Where a front end got each setting (e.g. "rope.scale" -> the command-line flag that set it); recorded as the
   // parameter's source. Settings without an entry are recorded as "setting:rope.scale".
   std::map<std::string, std::string> origin;
 
