@@ -11,6 +11,10 @@
 //  - Nesting: a parallel_for/parallel_for_tasks made from inside a chunk or task (on a worker or on
 //    the participating caller) runs serially on that thread; it never deadlocks.
 //  - Concurrent callers from different threads are serialised: one parallel region at a time.
+//  - Thread index: inside a region, thread_index() tells the running chunk or task which of the
+//    pool's threads runs it (0: the caller, 1..num_threads()-1: the workers). Two chunks or tasks
+//    that run at the same time always have different indices, so per-thread scratch indexed by it
+//    (kernels/scratch.h) is never shared; outside any region it is 0.
 #pragma once
 
 #include <cstdint>
@@ -38,5 +42,9 @@ void parallel_for_tasks(int n_tasks, const std::function<void(int task, int n_ta
 
 // True while the current thread is executing a chunk or task of a parallel region.
 bool in_parallel_region();
+
+// Index of the current thread within the pool: 0 for a caller (inside its region or outside any),
+// 1..num_threads()-1 for the worker threads. Always < num_threads() inside a region.
+int thread_index();
 
 }  // namespace lc

@@ -30,6 +30,10 @@ void Session::step(const int32_t* tokens, int64_t n, float* logits, bool all) {
   model_->forward(*mem_, st, tokens, ws_, logits, all);
 }
 
+size_t Session::workspace_bytes() const {
+  return ws_.bytes() + (last_.capacity() + all_.capacity()) * sizeof(float);
+}
+
 const std::vector<float>& Session::eval(const int32_t* tokens, int64_t n,
                                         const std::function<void(int64_t, int64_t)>& progress) {
   const int64_t nv = model_->hparams().n_vocab;

@@ -95,7 +95,7 @@ bool has_matmul(TensorType t, bool* quantized_input) {
 
 // F32 weights only: one dot product per (row, token), rows outer so each row is read once.
 void matmul_rows(const WeightMatrix& w, const float* x, const ActQ8*, int64_t n_tok, int64_t r0,
-                 int64_t r1, float* y) {
+                 int64_t r1, float* y, MatmulRowScratch&) {
   for (int64_t r = r0; r < r1; ++r) {
     const float* wr = reinterpret_cast<const float*>(w.row(r));
     for (int64_t t = 0; t < n_tok; ++t) y[t * w.n_out + r] = dot(x + t * w.n_in, wr, w.n_in);
