@@ -11,10 +11,11 @@
 //  - Nesting: a parallel_for/parallel_for_tasks made from inside a chunk or task (on a worker or on
 //    the participating caller) runs serially on that thread; it never deadlocks.
 //  - Concurrent callers from different threads are serialised: one parallel region at a time.
-//  - Thread index: inside a region, thread_index() tells the running chunk or task which of the
-//    pool's threads runs it (0: the caller, 1..num_threads()-1: the workers). Two chunks or tasks
-//    that run at the same time always have different indices, so per-thread scratch indexed by it
-//    (kernels/scratch.h) is never shared; outside any region it is 0.
+//  - Thread index: thread_index() tells a running chunk or task which of the pool's threads runs
+//    it: 0 for the calling thread (every caller is 0, inside its regions and outside any), and
+//    1..num_threads()-1 for the workers, each always the same worker. Since a worker runs one
+//    region at a time, the chunks of one caller's regions never share an index while they run,
+//    so a caller's per-thread scratch indexed by it (kernels/scratch.h) is never shared.
 #pragma once
 
 #include <cstdint>
