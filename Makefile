@@ -7,7 +7,7 @@ BUILD ?= build
 LONGCTX_MODEL ?= ../shared/models/stories260K.gguf
 FUZZ_SECONDS ?= 60
 
-.PHONY: setup build test demo asan-test fuzz format clean
+.PHONY: setup build test demo asan-test tsan-test fuzz format clean
 
 setup:
 	@./scripts/setup
@@ -31,6 +31,14 @@ asan-test: setup
 	@cmake --build $(BUILD)-asan -j $(JOBS) 2>&1 | (grep -v -E '^\[ *[0-9]+%\]' || true)
 	@cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
+# ThreadSanitizer build (clang) of the concurrency tests only: sessions of one model on several
+# threads, and callers sharing the thread pool. A race report fails the run.
+tsan-test: setup
+	@CXX=clang++ cmake -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLONGCTX_TSAN=ON -DLONGCTX_WERROR=OFF >/dev/null
+	@cmake --build $(BUILD)-tsan -j $(JOBS) --target test_concurrency test_thread_pool 2>&1 | (grep -v -E '^\[ *[0-9]+%\]' || true)
+	@cd $(BUILD)-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  ctest --output-on-failure -j $(JOBS) -R '^(Concurrency|ThreadPoolTest)\.'
+
 # libFuzzer on the GGUF reader (clang), bounded in time. Warnings are errors in the g++ builds;
 # clang's extra warnings are shown here but do not stop the fuzzer.
 fuzz: setup
@@ -45,4 +53,4 @@ format:
 	@find src tests fuzz bench -name '*.cpp' -o -name '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-fuzz

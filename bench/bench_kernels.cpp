@@ -134,14 +134,15 @@ void bench_matmul(Isa isa, TensorType t, int64_t mib) {
   for (auto& v : x) v = rng.uniform();
   const WeightMatrix wv{t, n_in, ((mib << 20) / rb + 3) / 4 * 4, w.data(), static_cast<size_t>(rb)};
   double cv = 0, cp = 0;
-  const double tv = median_seconds([&] { matmul(wv, x.data(), 1, y.data()); }, &cv);
+  KernelScratch scratch;
+  const double tv = median_seconds([&] { matmul(wv, x.data(), 1, y.data(), scratch); }, &cv);
   const double bytes = static_cast<double>(wv.n_out * rb);
   const double gbs = bytes / tv / 1e9;
 
   // Prefill: 4096 x 4096, 64 tokens.
   const int64_t n_out2 = 4096, n_tok = 64;
   WeightMatrix wm2{t, n_in, n_out2, w.data(), static_cast<size_t>(rb)};
-  const double tp = median_seconds([&] { matmul(wm2, x.data(), n_tok, y.data()); }, &cp);
+  const double tp = median_seconds([&] { matmul(wm2, x.data(), n_tok, y.data(), scratch); }, &cp);
   const double gflops = 2.0 * static_cast<double>(n_in * n_out2 * n_tok) / tp / 1e9;
   std::printf(
       "%-7s %-5s  matvec %5lld x %5lld (%4.0f MiB) %7.2f ms %6.1f GB/s (cpu %4.2f)   "
@@ -163,12 +164,13 @@ void bench_attention(Isa isa, int64_t head_dim, int64_t n_head, int64_t n_head_k
   for (auto& e : k) e = rng.uniform();
   for (auto& e : v) e = rng.uniform();
   AttnState st;
+  KernelScratch scratch;
   double cpu = 0;
   const double t = median_seconds(
       [&] {
         st.reset(1, n_head, head_dim);
         attention_accumulate(q.data(), n_head * head_dim, KvSpan{k.data(), v.data(), n_kv, ks},
-                             AttnMask{}, d, st);
+                             AttnMask{}, d, st, scratch);
         attention_finish(st, out.data(), n_head * head_dim);
       },
       &cpu);

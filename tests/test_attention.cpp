@@ -55,6 +55,7 @@ std::vector<float> reference(const std::vector<float>& q, const std::vector<floa
 }
 
 TEST(Attention, CausalWindowAndSplitSpansMatchReference) {
+  KernelScratch scratch;
   std::mt19937 rng(7);
   AttnDims d{6, 2, 16, 0.25f};
   const int64_t n_q = 5, n_kv = 300;  // more than one tile
@@ -70,7 +71,8 @@ TEST(Attention, CausalWindowAndSplitSpansMatchReference) {
 
     AttnState st;
     st.reset(n_q, d.n_head, d.head_dim);
-    attention_accumulate(q.data(), 6 * 16, KvSpan{k.data(), v.data(), n_kv, 32}, mask, d, st);
+    attention_accumulate(q.data(), 6 * 16, KvSpan{k.data(), v.data(), n_kv, 32}, mask, d, st,
+                         scratch);
     std::vector<float> out(ref.size());
     attention_finish(st, out.data(), 6 * 16);
     for (size_t i = 0; i < ref.size(); ++i)
@@ -81,15 +83,17 @@ TEST(Attention, CausalWindowAndSplitSpansMatchReference) {
     AttnMask m1 = mask, m2 = mask;
     m2.diag = mask.diag - cut;
     st.reset(n_q, d.n_head, d.head_dim);
-    attention_accumulate(q.data(), 96, KvSpan{k.data(), v.data(), cut, 32}, m1, d, st);
-    attention_accumulate(
-        q.data(), 96, KvSpan{k.data() + cut * 32, v.data() + cut * 32, n_kv - cut, 32}, m2, d, st);
+    attention_accumulate(q.data(), 96, KvSpan{k.data(), v.data(), cut, 32}, m1, d, st, scratch);
+    attention_accumulate(q.data(), 96,
+                         KvSpan{k.data() + cut * 32, v.data() + cut * 32, n_kv - cut, 32}, m2, d,
+                         st, scratch);
     attention_finish(st, out.data(), 96);
     for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(out[i], ref[i], 1e-5);
   }
 }
 
 TEST(Attention, FewQueriesManyKeysSplitPathMatchesReference) {
+  KernelScratch scratch;
   // Decode shapes (at most 4 queries, at least 512 keys) take the key-segment path: partial
   // states per (KV head, segment), merged. Same numbers as the reference, on top of an earlier
   // span, with masks, and bit for bit the same for any thread count.
@@ -114,10 +118,10 @@ TEST(Attention, FewQueriesManyKeysSplitPathMatchesReference) {
         st.reset(n_q, d.n_head, d.head_dim);
         AttnMask m1 = mask, m2 = mask;
         m2.diag = mask.diag - cut;
-        attention_accumulate(q.data(), qs, KvSpan{k.data(), v.data(), cut, ks}, m1, d, st);
+        attention_accumulate(q.data(), qs, KvSpan{k.data(), v.data(), cut, ks}, m1, d, st, scratch);
         attention_accumulate(q.data(), qs,
                              KvSpan{k.data() + cut * ks, v.data() + cut * ks, n_kv - cut, ks}, m2,
-                             d, st);
+                             d, st, scratch);
         std::vector<float> out(ref.size());
         attention_finish(st, out.data(), qs);
         for (size_t i = 0; i < ref.size(); ++i)
@@ -133,6 +137,7 @@ TEST(Attention, FewQueriesManyKeysSplitPathMatchesReference) {
 }
 
 TEST(Attention, ManyQueriesBlockPathsMatchReferenceForEveryKvTypeAndThreadCount) {
+  KernelScratch scratch;
   // Prefill shapes: blocks of queries meet each key tile together; from 32 queries on, the keys
   // are transposed once per call (and f16 values converted once). Causal and windowed masks, an
   // earlier span, f32 and f16 spans (the f16 reference uses the stored halves), 1-3 threads:
@@ -172,8 +177,8 @@ TEST(Attention, ManyQueriesBlockPathsMatchReferenceForEveryKvTypeAndThreadCount)
           st.reset(n_q, d.n_head, d.head_dim);
           AttnMask m2 = mask;
           m2.diag = mask.diag - cut;
-          attention_accumulate(q.data(), qs, span(0, cut), mask, d, st);
-          attention_accumulate(q.data(), qs, span(cut, n_kv - cut), m2, d, st);
+          attention_accumulate(q.data(), qs, span(0, cut), mask, d, st, scratch);
+          attention_accumulate(q.data(), qs, span(cut, n_kv - cut), m2, d, st, scratch);
           std::vector<float> out(ref.size());
           attention_finish(st, out.data(), qs);
           for (size_t i = 0; i < ref.size(); ++i)
@@ -191,6 +196,7 @@ TEST(Attention, ManyQueriesBlockPathsMatchReferenceForEveryKvTypeAndThreadCount)
 }
 
 TEST(Attention, ComplementMaskAndKeyMass) {
+  KernelScratch scratch;
   std::mt19937 rng(3);
   AttnDims d{2, 1, 8, 0.3f};
   const int64_t n_q = 4, n_kv = 40;
@@ -204,13 +210,13 @@ TEST(Attention, ComplementMaskAndKeyMass) {
   AttnState st;
   st.reset(n_q, 2, 8);
   KvSpan span{k.data(), v.data(), n_kv, 8};
-  attention_accumulate(q.data(), 16, span, mask, d, st);
+  attention_accumulate(q.data(), 16, span, mask, d, st, scratch);
   std::vector<float> out(ref.size());
   attention_finish(st, out.data(), 16);
   for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(out[i], ref[i], 1e-5);
   // Key mass sums to the number of queries per head.
   std::vector<float> mass(static_cast<size_t>(n_kv * 2), 0.0f);
-  attention_key_mass(q.data(), 16, span, mask, d, st, mass.data());
+  attention_key_mass(q.data(), 16, span, mask, d, st, mass.data(), scratch);
   for (int h = 0; h < 2; ++h) {
     double total = 0;
     for (int64_t j = 0; j < n_kv; ++j) total += mass[j * 2 + h];
@@ -227,6 +233,7 @@ RopeTable make_table(float base, float factor, float attn) {
 }
 
 TEST(Attention, KeyMassMatchesReferenceProbabilitiesForFewAndManyQueries) {
+  KernelScratch scratch;
   // The representative scores of InfLLM: the mass each key of a span receives, under a softmax
   // that also covers a second span (as the local and global stages do). Few queries (per-head
   // path) and many (keys transposed, items per tile of keys), window and complement masks, 1-3
@@ -273,11 +280,11 @@ TEST(Attention, KeyMassMatchesReferenceProbabilitiesForFewAndManyQueries) {
         AttnState st;
         st.reset(n_q, d.n_head, d.head_dim);
         const KvSpan span{k.data(), k.data(), n_kv, ks};
-        attention_accumulate(q.data(), qs, span, mask, d, st);
+        attention_accumulate(q.data(), qs, span, mask, d, st, scratch);
         attention_accumulate(q.data(), qs, KvSpan{other.data(), other.data(), n_other, ks},
-                             AttnMask{}, d, st);
+                             AttnMask{}, d, st, scratch);
         std::vector<float> mass(want.size(), 0.0f);
-        attention_key_mass(q.data(), qs, span, mask, d, st, mass.data());
+        attention_key_mass(q.data(), qs, span, mask, d, st, mass.data(), scratch);
         for (size_t i = 0; i < want.size(); ++i)
           ASSERT_NEAR(mass[i], want[i], 2e-5 + 1e-4 * want[i])
               << "n_q " << n_q << " complement " << complement << " threads " << threads;
@@ -368,6 +375,7 @@ TEST(KvType, NamesParseAndBytes) {
 // Attention over keys / values stored as f16 or q8_0 against the same inputs in f32, on the
 // prefill path and on the decode (key-segment) path.
 TEST(KvType, F16AndQ8_0AttentionCloseToF32) {
+  KernelScratch scratch;
   std::mt19937 rng(5);
   AttnDims d{8, 2, 64, 0.125f};
   const int64_t qs = 8 * 64, ks = 2 * 64, n_kv = 900;
@@ -378,7 +386,7 @@ TEST(KvType, F16AndQ8_0AttentionCloseToF32) {
     mask.diag = n_kv - n_q;
     AttnState st;
     st.reset(n_q, d.n_head, d.head_dim);
-    attention_accumulate(q.data(), qs, KvSpan{k.data(), v.data(), n_kv, ks}, mask, d, st);
+    attention_accumulate(q.data(), qs, KvSpan{k.data(), v.data(), n_kv, ks}, mask, d, st, scratch);
     std::vector<float> want(n_q * qs);
     attention_finish(st, want.data(), qs);
     for (KvType t : {KvType::F16, KvType::Q8_0}) {
@@ -386,7 +394,8 @@ TEST(KvType, F16AndQ8_0AttentionCloseToF32) {
       kv_from_f32(t, k.data(), kb.data(), n_kv * ks);
       kv_from_f32(t, v.data(), vb.data(), n_kv * ks);
       st.reset(n_q, d.n_head, d.head_dim);
-      attention_accumulate(q.data(), qs, KvSpan{kb.data(), vb.data(), n_kv, ks, t}, mask, d, st);
+      attention_accumulate(q.data(), qs, KvSpan{kb.data(), vb.data(), n_kv, ks, t}, mask, d, st,
+                           scratch);
       std::vector<float> out(n_q * qs);
       attention_finish(st, out.data(), qs);
       const double diff = max_rel_diff(out, want);

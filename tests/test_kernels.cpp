@@ -165,7 +165,8 @@ void check_matmul(Isa isa, TensorType type, int64_t n_in, int64_t n_out, int64_t
                  static_cast<size_t>(row_bytes(tensor_type_info(type), n_in))};
   const auto x = randn(static_cast<size_t>(n_tok * n_in), rng);
   std::vector<float> y(static_cast<size_t>(n_tok * n_out), std::nanf(""));
-  matmul(w, x.data(), n_tok, y.data());
+  KernelScratch scratch;
+  matmul(w, x.data(), n_tok, y.data(), scratch);
 
   bool quantized_input = false;
   const bool direct = kernel_table(isa).has_matmul(type, &quantized_input);
@@ -258,6 +259,7 @@ TEST(Matmul, PanelKernelRowAndTokenTailsEveryBlockType) {
 }
 
 TEST(Matmul, PanelResultsDoNotDependOnTheRowSplit) {
+  KernelScratch scratch;
   // Rows computed in a pair of panels, a single panel or a row range that starts inside a panel
   // get the same numbers as in one product of all the rows.
   IsaGuard guard;
@@ -271,12 +273,12 @@ TEST(Matmul, PanelResultsDoNotDependOnTheRowSplit) {
       const auto x = randn(static_cast<size_t>(n_tok * n_in), rng);
       WeightMatrix w{t, n_in, n_out, wb.data(), rb};
       std::vector<float> all(static_cast<size_t>(n_tok * n_out));
-      matmul(w, x.data(), n_tok, all.data());
+      matmul(w, x.data(), n_tok, all.data(), scratch);
       // The rows from 16 on as a matrix of their own: panels start 16 rows later.
       for (int64_t skip : {16, 48}) {
         WeightMatrix part{t, n_in, n_out - skip, wb.data() + skip * rb, rb};
         std::vector<float> y(static_cast<size_t>(n_tok * part.n_out));
-        matmul(part, x.data(), n_tok, y.data());
+        matmul(part, x.data(), n_tok, y.data(), scratch);
         for (int64_t tk = 0; tk < n_tok; ++tk)
           for (int64_t o = 0; o < part.n_out; ++o)
             ASSERT_EQ(y[tk * part.n_out + o], all[tk * n_out + skip + o])
@@ -287,6 +289,7 @@ TEST(Matmul, PanelResultsDoNotDependOnTheRowSplit) {
 }
 
 TEST(Matmul, ResultDoesNotDependOnBatch) {
+  KernelScratch scratch;
   // A (row, token) result is the same whether the token comes alone or in a batch: bit for bit
   // for the f32 paths; within f32 rounding for the integer paths (one token has its own kernel).
   IsaGuard guard;
@@ -301,11 +304,11 @@ TEST(Matmul, ResultDoesNotDependOnBatch) {
                      static_cast<size_t>(row_bytes(tensor_type_info(t), n_in))};
       const auto x = randn(static_cast<size_t>(n_tok * n_in), rng);
       std::vector<float> all(static_cast<size_t>(n_tok * n_out)), one(static_cast<size_t>(n_out));
-      matmul(w, x.data(), n_tok, all.data());
+      matmul(w, x.data(), n_tok, all.data(), scratch);
       float amax = 0;
       for (float v : all) amax = std::max(amax, std::fabs(v));
       for (int64_t tk = 0; tk < n_tok; ++tk) {
-        matmul(w, &x[tk * n_in], 1, one.data());
+        matmul(w, &x[tk * n_in], 1, one.data(), scratch);
         for (int64_t o = 0; o < n_out; ++o) {
           if (exact) {
             ASSERT_EQ(one[o], all[tk * n_out + o]) << isa_name(isa) << " " << tk << " " << o;
@@ -319,6 +322,7 @@ TEST(Matmul, ResultDoesNotDependOnBatch) {
 }
 
 TEST(Matmul, GroupEqualsSeparateProductsForAnyThreadCount) {
+  KernelScratch scratch;
   // matmul_group (one region, the input quantized once, rows cut into dynamically claimed tasks)
   // gives bit for bit what matmul gives for each matrix alone on one thread, whatever the number
   // of threads, for mixed types (integer kernels, f16, and a type without a direct kernel).
@@ -347,7 +351,7 @@ TEST(Matmul, GroupEqualsSeparateProductsForAnyThreadCount) {
       std::vector<std::vector<float>> ref;
       for (const auto& w : ws) {
         ref.emplace_back(static_cast<size_t>(n_tok * w.n_out));
-        matmul(w, x.data(), n_tok, ref.back().data());
+        matmul(w, x.data(), n_tok, ref.back().data(), scratch);
       }
       for (int threads : {1, 2, 3}) {
         set_num_threads(threads);
@@ -355,14 +359,14 @@ TEST(Matmul, GroupEqualsSeparateProductsForAnyThreadCount) {
         std::vector<float*> yp;
         for (const auto& w : ws) got.emplace_back(static_cast<size_t>(n_tok * w.n_out), NAN);
         for (auto& g : got) yp.push_back(g.data());
-        matmul_group(wp.data(), yp.data(), static_cast<int>(ws.size()), x.data(), n_tok);
+        matmul_group(wp.data(), yp.data(), static_cast<int>(ws.size()), x.data(), n_tok, scratch);
         for (size_t m = 0; m < ws.size(); ++m)
           for (size_t i = 0; i < ref[m].size(); ++i)
             ASSERT_EQ(got[m][i], ref[m][i]) << isa_name(isa) << " matrix " << m << " element " << i
                                             << " tokens " << n_tok << " threads " << threads;
         // matmul alone is the one-matrix group, also split over the threads.
         std::vector<float> one(ref[0].size(), NAN);
-        matmul(ws[0], x.data(), n_tok, one.data());
+        matmul(ws[0], x.data(), n_tok, one.data(), scratch);
         ASSERT_EQ(one, ref[0]) << isa_name(isa) << " threads " << threads;
       }
     }
@@ -807,6 +811,7 @@ TEST(AttentionTiles, F16AndQ8_0ScoresAndAccumEveryIsa) {
 // decode (key-segment) path: the same numbers as the f32 kernel on the stored values converted to
 // f32, and the same on every ISA as on the scalar table.
 TEST(AttentionTiles, F16AndQ8_0SpansMatchF32OnTheStoredNumbersEveryIsa) {
+  KernelScratch scratch;
   IsaGuard guard;
   std::mt19937 rng(37);
   for (KvType t : {KvType::F16, KvType::Q8_0}) {
@@ -832,7 +837,7 @@ TEST(AttentionTiles, F16AndQ8_0SpansMatchF32OnTheStoredNumbersEveryIsa) {
           // f32 kernel on the stored numbers.
           st.reset(n_q, d.n_head, hd);
           attention_accumulate(q.data(), qs, KvSpan{kr.f32.data(), vr.f32.data(), n_kv, ks}, mask,
-                               d, st);
+                               d, st, scratch);
           std::vector<float> want(n_q * qs);
           attention_finish(st, want.data(), qs);
           // The stored span, in two pieces (one softmax).
@@ -841,18 +846,18 @@ TEST(AttentionTiles, F16AndQ8_0SpansMatchF32OnTheStoredNumbersEveryIsa) {
           AttnMask m2 = mask;
           m2.diag = mask.diag - cut;
           st.reset(n_q, d.n_head, hd);
-          attention_accumulate(q.data(), qs, KvSpan{kp, vp, cut, ks, t}, mask, d, st);
+          attention_accumulate(q.data(), qs, KvSpan{kp, vp, cut, ks, t}, mask, d, st, scratch);
           attention_accumulate(q.data(), qs,
                                KvSpan{static_cast<const char*>(kp) + cut_bytes,
                                       static_cast<const char*>(vp) + cut_bytes, n_kv - cut, ks, t},
-                               m2, d, st);
+                               m2, d, st, scratch);
           std::vector<float> out(n_q * qs), mass(n_kv * d.n_head, 0.0f);
           attention_finish(st, out.data(), qs);
           for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], want[i], 1e-5) << i;
           st.reset(n_q, d.n_head, hd);
           const KvSpan whole{kp, vp, n_kv, ks, t};
-          attention_accumulate(q.data(), qs, whole, mask, d, st);
-          attention_key_mass(q.data(), qs, whole, mask, d, st, mass.data());
+          attention_accumulate(q.data(), qs, whole, mask, d, st, scratch);
+          attention_key_mass(q.data(), qs, whole, mask, d, st, mass.data(), scratch);
           if (isa == Isa::Scalar) {
             ref_mass = mass;
             continue;
@@ -866,6 +871,7 @@ TEST(AttentionTiles, F16AndQ8_0SpansMatchF32OnTheStoredNumbersEveryIsa) {
 
 // The whole tiled kernel on every ISA agrees with the scalar table, for GQA and several head dims.
 TEST(AttentionTiles, AccumulateAndKeyMassAgreeAcrossIsas) {
+  KernelScratch scratch;
   IsaGuard guard;
   std::mt19937 rng(31);
   for (int64_t hd : {8, 32, 128}) {
@@ -882,10 +888,10 @@ TEST(AttentionTiles, AccumulateAndKeyMassAgreeAcrossIsas) {
         set_isa(isa);
         AttnState st;
         st.reset(n_q, d.n_head, hd);
-        attention_accumulate(q.data(), qs, span, mask, d, st);
+        attention_accumulate(q.data(), qs, span, mask, d, st, scratch);
         std::vector<float> out(n_q * qs), mass(n_kv * d.n_head, 0.0f);
         attention_finish(st, out.data(), qs);
-        attention_key_mass(q.data(), qs, span, mask, d, st, mass.data());
+        attention_key_mass(q.data(), qs, span, mask, d, st, mass.data(), scratch);
         if (isa == Isa::Scalar) {
           ref_out = out;
           ref_mass = mass;

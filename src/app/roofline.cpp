@@ -101,13 +101,14 @@ double measure_matmul_gflop_s(int64_t n_in, int64_t n_out, int64_t n_tok, int re
   w.n_out = n_out;
   w.data = wdata.data();
   w.row_bytes = rb;
-  matmul(w, x.data(), n_tok, y.data());  // warm-up
+  KernelScratch scratch;
+  matmul(w, x.data(), n_tok, y.data(), scratch);  // warm-up
   const double flops =
       2.0 * static_cast<double>(n_in) * static_cast<double>(n_out) * static_cast<double>(n_tok);
   std::vector<double> g;
   for (int r = 0; r < repeats; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
-    matmul(w, x.data(), n_tok, y.data());
+    matmul(w, x.data(), n_tok, y.data(), scratch);
     g.push_back(flops / seconds_since(t0) / 1e9);
   }
   return median(g);

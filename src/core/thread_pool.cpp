@@ -31,6 +31,8 @@ namespace {
 
 // Depth of parallel regions the current thread is executing inside (workers: always >= 1).
 thread_local int t_region_depth = 0;
+// Index of the current thread in the pool (see thread_index()); set once by each worker.
+thread_local int t_thread_index = 0;
 
 struct DepthGuard {
   DepthGuard() { ++t_region_depth; }
@@ -112,7 +114,8 @@ class ThreadPool {
   explicit ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
     workers_.reserve(static_cast<size_t>(n_threads_ - 1));
     try {
-      for (int i = 0; i < n_threads_ - 1; ++i) workers_.emplace_back([this] { worker_loop(); });
+      for (int i = 0; i < n_threads_ - 1; ++i)
+        workers_.emplace_back([this, i] { worker_loop(i + 1); });
     } catch (const std::system_error& e) {
       shut_down();
       fail("could not start ", n_threads_, " threads (", e.what(), "); use fewer threads");
@@ -202,8 +205,9 @@ class ThreadPool {
     }
   }
 
-  void worker_loop() {
+  void worker_loop(int index) {
     ++t_region_depth;  // anything a worker runs is inside a region
+    t_thread_index = index;
     uint64_t seen = 0;
     for (;;) {
       uint64_t g = seen;
@@ -264,6 +268,8 @@ Global& global() {
 }  // namespace
 
 bool in_parallel_region() { return t_region_depth > 0; }
+
+int thread_index() { return t_thread_index; }
 
 void set_num_threads(int n) {
   LC_CHECK(!in_parallel_region());

@@ -11,6 +11,11 @@
 //  - Nesting: a parallel_for/parallel_for_tasks made from inside a chunk or task (on a worker or on
 //    the participating caller) runs serially on that thread; it never deadlocks.
 //  - Concurrent callers from different threads are serialised: one parallel region at a time.
+//  - Thread index: thread_index() tells a running chunk or task which of the pool's threads runs
+//    it: 0 for the calling thread (every caller is 0, inside its regions and outside any), and
+//    1..num_threads()-1 for the workers, each always the same worker. Since a worker runs one
+//    region at a time, the chunks of one caller's regions never share an index while they run,
+//    so a caller's per-thread scratch indexed by it (kernels/scratch.h) is never shared.
 #pragma once
 
 #include <cstdint>
@@ -38,5 +43,9 @@ void parallel_for_tasks(int n_tasks, const std::function<void(int task, int n_ta
 
 // True while the current thread is executing a chunk or task of a parallel region.
 bool in_parallel_region();
+
+// Index of the current thread within the pool: 0 for a caller (inside its region or outside any),
+// 1..num_threads()-1 for the worker threads. Always < num_threads() inside a region.
+int thread_index();
 
 }  // namespace lc

@@ -31,6 +31,10 @@ void Session::step(const int32_t* tokens, int64_t n, float* logits, bool all) {
   tokens_.insert(tokens_.end(), tokens, tokens + n);
 }
 
+size_t Session::workspace_bytes() const {
+  return ws_.bytes() + (last_.capacity() + all_.capacity()) * sizeof(float);
+}
+
 void Session::feed(const int32_t* tokens, int64_t n) {
   LC_CHECK(n >= 1);
   last_.resize(static_cast<size_t>(model_->hparams().n_vocab));

@@ -51,6 +51,10 @@ class Session {
 
   const std::vector<float>& last_logits() const { return last_; }
 
+  // Bytes of the session's working buffers (forward-step activations, kernel scratch, logits):
+  // with memory().bytes_in_ram(), what the session holds besides the model.
+  size_t workspace_bytes() const;
+
  private:
   void step(const int32_t* tokens, int64_t n, float* logits, bool all);
 

@@ -31,6 +31,13 @@ constexpr int64_t kSplitMaxQueries = 4;
 constexpr int64_t kSplitMinKeys = 4 * 128;
 constexpr int64_t kSplitSegments = 8;  // per KV head (segments are whole tiles)
 
+// Buffer v with at least n elements (grows only, so reused from call to call).
+template <typename T>
+T* grown(std::vector<T>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
+  return v.data();
+}
+
 // Visible key range [lo, hi) for query i (complement masks use [0, hi)).
 inline void visible_range(const AttnMask& m, int64_t i, int64_t n, int64_t& lo, int64_t& hi) {
   if (m.complement) {
@@ -101,8 +108,8 @@ void tile_update(const KernelTable& kt, const float* qg, const KvSpan& kv, int64
 }
 
 // The span's keys as f32, transposed per KV head (see block_item), and for an f16 span its
-// values as f32 rows (*vf, else null), in buffers of the calling thread that are reused from
-// call to call. Pieces of keys are converted in parallel.
+// values as f32 rows (*vf, else null), in buffers of the calling thread's scratch slot that are
+// reused from call to call. Pieces of keys are converted in parallel.
 // Leading dimension of the transposed keys, and the floats transpose_keys writes.
 int64_t transposed_ld(const KvSpan& kv) { return (kv.n + 15) / 16 * 16; }
 int64_t transposed_floats(const KvSpan& kv, const AttnDims& d) {
@@ -111,7 +118,7 @@ int64_t transposed_floats(const KvSpan& kv, const AttnDims& d) {
 }
 
 const float* transpose_keys(const KernelTable& kt, const KvSpan& kv, const AttnDims& d, int64_t ld,
-                            const float** vf) {
+                            const float** vf, KernelScratch& scratch) {
   const int64_t hd = d.head_dim, nkv = d.n_head_kv;
   const bool f16 = kv.type == KvType::F16;
   const int64_t n_k = nkv * hd * ld, n_v = transposed_floats(kv, d) - n_k;
@@ -119,17 +126,16 @@ const float* transpose_keys(const KernelTable& kt, const KvSpan& kv, const AttnD
   // the allocator never sees a large block freed (which would raise its mapping threshold and
   // leave the KV cache's growing vectors on a fragmented heap); only what a call writes becomes
   // resident.
-  thread_local std::vector<float> buf;
+  std::vector<float>& buf = scratch.slot().keys_t;
   if (buf.capacity() == 0) buf.reserve(static_cast<size_t>(kTransposeMaxBytes) / sizeof(float));
   LC_CHECK(static_cast<size_t>(n_k + n_v) <= buf.capacity());
-  buf.resize(static_cast<size_t>(n_k + n_v));
-  float* out = buf.data();
+  float* out = grown(buf, n_k + n_v);
   float* vout = f16 ? out + n_k : nullptr;  // (the workers have buffers of their own)
   *vf = vout;
   constexpr int64_t kPiece = 256;
   const int64_t pieces = (kv.n + kPiece - 1) / kPiece;
   parallel_for(pieces * nkv, [&](int64_t t0, int64_t t1) {
-    std::vector<float> row(static_cast<size_t>(hd));
+    float* row = grown(scratch.slot().key_row, hd);
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t h = t % nkv, j0 = t / nkv * kPiece, j1 = std::min(kv.n, j0 + kPiece);
       float* o = out + h * hd * ld;
@@ -137,9 +143,9 @@ const float* transpose_keys(const KernelTable& kt, const KvSpan& kv, const AttnD
         const int64_t off = j * kv.stride + h * hd;
         const float* src;
         if (f16) {
-          kt.f16_to_f32(static_cast<const uint16_t*>(kv.k) + off, row.data(), hd);
+          kt.f16_to_f32(static_cast<const uint16_t*>(kv.k) + off, row, hd);
           kt.f16_to_f32(static_cast<const uint16_t*>(kv.v) + off, vout + off, hd);
-          src = row.data();
+          src = row;
         } else {
           src = static_cast<const float*>(kv.k) + off;
         }
@@ -170,7 +176,7 @@ inline void prefetch_rows(const KvSpan& kv, int64_t j0, int64_t j1) {
 }
 
 void accumulate_split(const float* q, int64_t q_stride, const KvSpan& kv, const AttnMask& mask,
-                      const AttnDims& d, AttnState& st) {
+                      const AttnDims& d, AttnState& st, KernelScratch& scratch) {
   const int64_t group = d.n_head / d.n_head_kv, hd = d.head_dim, n_q = st.n_q;
   const int64_t seg_len =
       std::max<int64_t>(1, (kv.n + kSplitSegments * kTile - 1) / (kSplitSegments * kTile)) * kTile;
@@ -178,16 +184,19 @@ void accumulate_split(const float* q, int64_t q_stride, const KvSpan& kv, const 
   const int64_t row_bytes = 2 * static_cast<int64_t>(kv_bytes(kv.type, d.n_head_kv * hd));
   const int64_t sub = std::clamp<int64_t>(kSweepBytes / row_bytes / 4 * 4, 4, kTile);
   const int64_t rows = n_q * d.n_head;  // state rows of one item
-  std::vector<float> pm(static_cast<size_t>(n_seg * rows));
-  std::vector<double> pl(pm.size());
-  std::vector<float> pacc(pm.size() * static_cast<size_t>(hd));
+  ThreadScratch& own = scratch.slot();  // the caller's: the partial states, shared by the items
+  float* pm = grown(own.part_m, n_seg * rows);
+  double* pl = grown(own.part_l, n_seg * rows);
+  float* pacc = grown(own.part_acc, n_seg * rows * hd);
   const KernelTable& kt = kernels();
   auto item = [&](int it, int) {
-    std::vector<float> scores(static_cast<size_t>(group * kTile)), tmax(static_cast<size_t>(group));
+    ThreadScratch& sc = scratch.slot();
+    float* scores = grown(sc.scores, group * kTile);
+    float* tmax = grown(sc.tmax, group);
     const int64_t s0 = it * seg_len, s1 = std::min(kv.n, s0 + seg_len);
-    float* m = pm.data() + it * rows;
-    double* l = pl.data() + it * rows;
-    float* acc = pacc.data() + it * rows * hd;
+    float* m = pm + it * rows;
+    double* l = pl + it * rows;
+    float* acc = pacc + it * rows * hd;
     std::fill(m, m + rows, -std::numeric_limits<float>::infinity());
     std::fill(l, l + rows, 0.0);
     std::fill(acc, acc + rows * hd, 0.0f);
@@ -205,7 +214,7 @@ void accumulate_split(const float* q, int64_t q_stride, const KvSpan& kv, const 
             if (lo >= hi) continue;
             const int64_t r = i * d.n_head + hk * group;
             tile_update(kt, q + i * q_stride + hk * group * hd, kv, lo, hi, hk, group, hd, d.scale,
-                        m + r, l + r, acc + r * hd, scores.data(), tmax.data());
+                        m + r, l + r, acc + r * hd, scores, tmax);
           }
       }
   };
@@ -229,7 +238,7 @@ void accumulate_split(const float* q, int64_t q_stride, const KvSpan& kv, const 
       }
       const float f = std::exp(m - st.m[t]);
       st.l[t] += pl[r] * f;
-      const float* pa = pacc.data() + static_cast<int64_t>(r) * hd;
+      const float* pa = pacc + static_cast<int64_t>(r) * hd;
       for (int64_t e = 0; e < hd; ++e) acc[e] += f * pa[e];
     }
   }
@@ -245,21 +254,18 @@ void accumulate_split(const float* q, int64_t q_stride, const KvSpan& kv, const 
 // as the span.
 void block_item(const KernelTable& kt, const float* q, int64_t q_stride, const KvSpan& kv,
                 const AttnMask& mask, const AttnDims& d, AttnState& st, int64_t qb, int64_t hk,
-                const float* kt_all, int64_t ld, const float* v_all) {
+                const float* kt_all, int64_t ld, const float* v_all, ThreadScratch& sc) {
   const int64_t group = d.n_head / d.n_head_kv, hd = d.head_dim;
   const int64_t i0 = qb * kQBlock, i1 = std::min(st.n_q, i0 + kQBlock), nq = i1 - i0;
   const int64_t rows = nq * group;
-  thread_local std::vector<float> qbuf, kbuf, vbuf, sbuf, acc, mx, m;
-  thread_local std::vector<double> l;
-  thread_local std::vector<int64_t> vlo, vhi;
-  qbuf.resize(static_cast<size_t>(rows * hd));
-  acc.resize(qbuf.size());
-  sbuf.resize(static_cast<size_t>(rows * kTile));
-  mx.resize(static_cast<size_t>(rows));
-  m.resize(mx.size());
-  l.resize(mx.size());
-  vlo.resize(static_cast<size_t>(nq));
-  vhi.resize(vlo.size());
+  float* qbuf = grown(sc.blk_q, rows * hd);
+  float* acc = grown(sc.blk_acc, rows * hd);
+  float* sbuf = grown(sc.blk_s, rows * kTile);
+  float* mx = grown(sc.blk_mx, rows);
+  float* m = grown(sc.blk_m, rows);
+  double* l = grown(sc.blk_l, rows);
+  int64_t* vlo = grown(sc.blk_lo, nq);
+  int64_t* vhi = grown(sc.blk_hi, nq);
   int64_t first = kv.n, last = 0;  // union of the block's visible ranges
   for (int64_t i = 0; i < nq; ++i) {
     visible_range(mask, i0 + i, kv.n, vlo[i], vhi[i]);
@@ -277,10 +283,8 @@ void block_item(const KernelTable& kt, const float* q, int64_t q_stride, const K
   if (first >= last) return;
   // f16 tiles converted here only when the call did not convert the whole span (kt_all, v_all).
   const bool f16 = kv.type == KvType::F16 && v_all == nullptr;
-  if (f16) {
-    kbuf.resize(static_cast<size_t>(kTile * hd));
-    vbuf.resize(kbuf.size());
-  }
+  float* kbuf = f16 ? grown(sc.blk_k, kTile * hd) : nullptr;
+  float* vbuf = f16 ? grown(sc.blk_v, kTile * hd) : nullptr;
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   for (int64_t j0 = first / kTile * kTile; j0 < last; j0 += kTile) {
     const int64_t lo = std::max(first, j0), hi = std::min(last, j0 + kTile), nt = hi - lo;
@@ -293,8 +297,8 @@ void block_item(const KernelTable& kt, const float* q, int64_t q_stride, const K
         kt.f16_to_f32(static_cast<const uint16_t*>(kv.k) + off + j * kv.stride, &kbuf[j * hd], hd);
         kt.f16_to_f32(static_cast<const uint16_t*>(kv.v) + off + j * kv.stride, &vbuf[j * hd], hd);
       }
-      kp = kbuf.data();
-      vp = vbuf.data();
+      kp = kbuf;
+      vp = vbuf;
       stride = hd;
     } else {
       kp = kt_all ? nullptr : static_cast<const float*>(kv.k) + off;
@@ -302,11 +306,10 @@ void block_item(const KernelTable& kt, const float* q, int64_t q_stride, const K
       stride = kv.stride;
     }
     if (kt_all)
-      kt.attn_scores_kt(qbuf.data(), hd, rows, kt_all + hk * hd * ld + lo, ld, nt, hd, d.scale,
-                        sbuf.data(), kTile, mx.data());
+      kt.attn_scores_kt(qbuf, hd, rows, kt_all + hk * hd * ld + lo, ld, nt, hd, d.scale, sbuf,
+                        kTile, mx);
     else
-      kt.attn_scores(qbuf.data(), hd, rows, kp, stride, nt, hd, d.scale, sbuf.data(), kTile,
-                     mx.data());
+      kt.attn_scores(qbuf, hd, rows, kp, stride, nt, hd, d.scale, sbuf, kTile, mx);
     for (int64_t i = 0; i < nq; ++i) {
       const int64_t a = std::max(vlo[i], lo) - lo, b = std::min(vhi[i], hi) - lo;
       for (int64_t g = 0; g < group; ++g) {
@@ -332,7 +335,7 @@ void block_item(const KernelTable& kt, const float* q, int64_t q_stride, const K
         l[r] += kt.exp_shift(sr, m[r], sr, nt);
       }
     }
-    kt.attn_accum(sbuf.data(), kTile, rows, vp, stride, nt, hd, acc.data(), hd);
+    kt.attn_accum(sbuf, kTile, rows, vp, stride, nt, hd, acc, hd);
   }
   for (int64_t i = 0; i < nq; ++i) {
     if (vlo[i] >= vhi[i]) continue;
@@ -358,23 +361,24 @@ void AttnState::reset(int64_t n_q_, int64_t n_head_, int64_t head_dim_) {
 }
 
 void attention_accumulate(const float* q, int64_t q_stride, const KvSpan& kv, const AttnMask& mask,
-                          const AttnDims& d, AttnState& st) {
+                          const AttnDims& d, AttnState& st, KernelScratch& scratch) {
   LC_CHECK(st.n_head == d.n_head && st.head_dim == d.head_dim);
   LC_CHECK(d.n_head % d.n_head_kv == 0);
   if (kv.n <= 0) return;
   if (kv.type == KvType::Q8_0) LC_CHECK(d.head_dim % kQK == 0 && kv.stride % kQK == 0);
+  scratch.prepare();
   const int64_t group = d.n_head / d.n_head_kv;
   const int64_t hd = d.head_dim;
   if (st.n_q <= kSplitMaxQueries && kv.n >= kSplitMinKeys) {
-    accumulate_split(q, q_stride, kv, mask, d, st);
+    accumulate_split(q, q_stride, kv, mask, d, st, scratch);
     return;
   }
   const int64_t n_qb = (st.n_q + kQBlock - 1) / kQBlock;
   const KernelTable& kt = kernels();
   auto run = [&](int64_t w0, int64_t w1) {
-    thread_local std::vector<float> scores, tmax;
-    scores.resize(static_cast<size_t>(group * kTile));
-    tmax.resize(static_cast<size_t>(group));
+    ThreadScratch& sc = scratch.slot();
+    float* scores = grown(sc.scores, group * kTile);
+    float* tmax = grown(sc.tmax, group);
     // Items w0..w1 are (query block, KV head) pairs, KV heads fastest: per query block, every tile
     // of keys is done for all of this task's KV heads before the next tile, so that the token
     // rows of K and V (all heads side by side) are read close together in time.
@@ -400,8 +404,7 @@ void attention_accumulate(const float* q, int64_t q_stride, const KvSpan& kv, co
             if (lo >= hi) continue;
             const int64_t t0 = i * d.n_head + hk * group;  // state row of the group's first head
             tile_update(kt, q + i * q_stride + hk * group * hd, kv, lo, hi, hk, group, hd, d.scale,
-                        st.m.data() + t0, st.l.data() + t0, st.acc.data() + t0 * hd, scores.data(),
-                        tmax.data());
+                        st.m.data() + t0, st.l.data() + t0, st.acc.data() + t0 * hd, scores, tmax);
           }
         }
       }
@@ -424,7 +427,7 @@ void attention_accumulate(const float* q, int64_t q_stride, const KvSpan& kv, co
       transposed_floats(kv, d) * static_cast<int64_t>(sizeof(float)) <= kTransposeMaxBytes &&
       st.n_q * d.n_head * kv.n * hd >= kParallelMinWork) {
     ld = transposed_ld(kv);
-    kt_all = transpose_keys(kt, kv, d, ld, &v_all);
+    kt_all = transpose_keys(kt, kv, d, ld, &v_all, scratch);
   }
   if (st.n_q * d.n_head * kv.n * hd < kParallelMinWork)
     run(0, n_items);
@@ -433,7 +436,7 @@ void attention_accumulate(const float* q, int64_t q_stride, const KvSpan& kv, co
       const int64_t it = n_items - 1 - t;
       if (block)
         block_item(kt, q, q_stride, kv, mask, d, st, it / d.n_head_kv, it % d.n_head_kv, kt_all, ld,
-                   v_all);
+                   v_all, scratch.slot());
       else
         run(it, it + 1);
     });
@@ -466,18 +469,18 @@ namespace {
 // by in blocks of kQBlock x group rows, each meeting the tile in one scores call.
 void key_mass_tiles(const KernelTable& kt, const float* q, int64_t q_stride, const KvSpan& kv,
                     const AttnMask& mask, const AttnDims& d, const AttnState& st, float* probs,
-                    const float* kt_all, int64_t ld) {
+                    const float* kt_all, int64_t ld, KernelScratch& scratch) {
   const int64_t group = d.n_head / d.n_head_kv, hd = d.head_dim;
   const int64_t n_tiles = (kv.n + kTile - 1) / kTile, n_items = n_tiles * d.n_head_kv;
   parallel_for_tasks(static_cast<int>(n_items), [&](int it, int) {
     const int64_t hk = it % d.n_head_kv, j0 = it / d.n_head_kv * kTile;
     const int64_t nt = std::min(kTile, kv.n - j0);
-    thread_local std::vector<float> qbuf, sbuf, mx;
-    thread_local std::vector<double> sum;
-    qbuf.resize(static_cast<size_t>(kQBlock * group * hd));
-    sbuf.resize(static_cast<size_t>(kQBlock * group * kTile));
-    mx.resize(static_cast<size_t>(kQBlock * group));
-    sum.assign(static_cast<size_t>(group * kTile), 0.0);
+    ThreadScratch& sc = scratch.slot();
+    float* qbuf = grown(sc.mass_q, kQBlock * group * hd);
+    float* sbuf = grown(sc.mass_s, kQBlock * group * kTile);
+    float* mx = grown(sc.mass_mx, kQBlock * group);
+    double* sum = grown(sc.mass_sum, group * kTile);
+    std::fill_n(sum, group * kTile, 0.0);
     int64_t lo[kQBlock], hi[kQBlock];
     for (int64_t i0 = 0; i0 < st.n_q; i0 += kQBlock) {
       const int64_t nq = std::min(kQBlock, st.n_q - i0);
@@ -491,8 +494,8 @@ void key_mass_tiles(const KernelTable& kt, const float* q, int64_t q_stride, con
       if (!any) continue;
       for (int64_t i = 0; i < nq; ++i)
         std::copy_n(q + (i0 + i) * q_stride + hk * group * hd, group * hd, &qbuf[i * group * hd]);
-      kt.attn_scores_kt(qbuf.data(), hd, nq * group, kt_all + hk * hd * ld + j0, ld, nt, hd,
-                        d.scale, sbuf.data(), kTile, mx.data());
+      kt.attn_scores_kt(qbuf, hd, nq * group, kt_all + hk * hd * ld + j0, ld, nt, hd, d.scale, sbuf,
+                        kTile, mx);
       for (int64_t i = 0; i < nq; ++i) {
         if (lo[i] >= hi[i]) continue;
         for (int64_t g = 0; g < group; ++g) {
@@ -515,11 +518,13 @@ void key_mass_tiles(const KernelTable& kt, const float* q, int64_t q_stride, con
 }  // namespace
 
 void attention_key_mass(const float* q, int64_t q_stride, const KvSpan& kv, const AttnMask& mask,
-                        const AttnDims& d, const AttnState& st, float* probs) {
+                        const AttnDims& d, const AttnState& st, float* probs,
+                        KernelScratch& scratch) {
   const int64_t group = d.n_head / d.n_head_kv;
   const int64_t hd = d.head_dim;
   if (kv.type == KvType::Q8_0) LC_CHECK(hd % kQK == 0 && kv.stride % kQK == 0);
   const KernelTable& kt = kernels();
+  scratch.prepare();
   // Many queries: keys transposed once, items per (tile of keys, KV head) (see attention_accumulate
   // for the conditions).
   if (kv.type != KvType::Q8_0 && st.n_q >= kTransposeMinQueries &&
@@ -527,13 +532,15 @@ void attention_key_mass(const float* q, int64_t q_stride, const KvSpan& kv, cons
       st.n_q * d.n_head * kv.n * hd >= kParallelMinWork) {
     const float* v_all = nullptr;
     const int64_t ld = transposed_ld(kv);
-    const float* kt_all = transpose_keys(kt, kv, d, ld, &v_all);
-    key_mass_tiles(kt, q, q_stride, kv, mask, d, st, probs, kt_all, ld);
+    const float* kt_all = transpose_keys(kt, kv, d, ld, &v_all, scratch);
+    key_mass_tiles(kt, q, q_stride, kv, mask, d, st, probs, kt_all, ld, scratch);
     return;
   }
   // Otherwise parallel over KV heads, so that each task owns the probs columns of its query heads.
   parallel_for(d.n_head_kv, [&](int64_t g0, int64_t g1) {
-    std::vector<float> scores(static_cast<size_t>(group * kTile)), tmax(static_cast<size_t>(group));
+    ThreadScratch& sc = scratch.slot();
+    float* scores = grown(sc.scores, group * kTile);
+    float* tmax = grown(sc.tmax, group);
     for (int64_t hk = g0; hk < g1; ++hk) {
       for (int64_t i = 0; i < st.n_q; ++i) {
         int64_t lo, hi;
@@ -542,12 +549,12 @@ void attention_key_mass(const float* q, int64_t q_stride, const KvSpan& kv, cons
         for (int64_t j0 = lo; j0 < hi; j0 += kTile) {
           const int64_t nt = std::min(kTile, hi - j0);
           span_scores(kt, q + i * q_stride + hk * group * hd, kv, j0, nt, hk, group, hd, d.scale,
-                      scores.data(), tmax.data());
+                      scores, tmax);
           for (int64_t g = 0; g < group; ++g) {
             const size_t t = static_cast<size_t>(t0 + g);
             if (st.l[t] <= 0) continue;
             const double inv = 1.0 / st.l[t];
-            float* sg = scores.data() + g * kTile;
+            float* sg = scores + g * kTile;
             kt.exp_shift(sg, st.m[t], sg, nt);
             for (int64_t j = 0; j < nt; ++j)
               probs[(j0 + j) * d.n_head + t0 % d.n_head + g] += static_cast<float>(sg[j] * inv);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/kv_type.h"
+#include "kernels/scratch.h"
 
 namespace lc {
 
@@ -47,8 +48,9 @@ struct AttnState {
 };
 
 // Adds one span's contribution for queries q (row i at q + i * q_stride, heads head_dim apart).
+// Buffers come from `scratch` (kernels/scratch.h).
 void attention_accumulate(const float* q, int64_t q_stride, const KvSpan& kv, const AttnMask& mask,
-                          const AttnDims& d, AttnState& st);
+                          const AttnDims& d, AttnState& st, KernelScratch& scratch);
 
 // out row i at out + i * out_stride; queries that saw no key get zeros.
 void attention_finish(const AttnState& st, float* out, int64_t out_stride);
@@ -56,6 +58,7 @@ void attention_finish(const AttnState& st, float* out, int64_t out_stride);
 // Probability mass that each key of `kv` receives from each query head, given a finished state
 // (second pass, used to score tokens): probs[j * n_head + h] += sum_i p(i, h, j).
 void attention_key_mass(const float* q, int64_t q_stride, const KvSpan& kv, const AttnMask& mask,
-                        const AttnDims& d, const AttnState& st, float* probs);
+                        const AttnDims& d, const AttnState& st, float* probs,
+                        KernelScratch& scratch);
 
 }  // namespace lc

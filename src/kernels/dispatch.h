@@ -51,8 +51,9 @@ struct KernelTable {
   bool (*has_matmul)(TensorType t, bool* quantized_input);
   // y[t, r] for rows r in [r0, r1) and every token t < n_tok (y rows are w.n_out apart). x is the
   // f32 input ([n_tok, n_in]), a the same rows quantized when has_matmul asked for it (else null).
+  // sc: the running thread's buffers (kernels/scratch.h).
   void (*matmul_rows)(const WeightMatrix& w, const float* x, const ActQ8* a, int64_t n_tok,
-                      int64_t r0, int64_t r1, float* y);
+                      int64_t r0, int64_t r1, float* y, MatmulRowScratch& sc);
 
   // --- element-wise and row ops (see ops.h) ---
   float (*dot_f32)(const float* a, const float* b, int64_t n);

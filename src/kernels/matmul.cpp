@@ -33,10 +33,10 @@ constexpr int kMaxGroup = 8;
 
 // Rows [r0, r1) of a type without a direct kernel: dequantize a few rows, dot with every token.
 void fallback_rows(const KernelTable& k, const WeightMatrix& w, const float* x, int64_t n_tok,
-                   int64_t r0, int64_t r1, float* y) {
-  thread_local std::vector<float> buf;
+                   int64_t r0, int64_t r1, float* y, std::vector<float>& buf) {
   const int64_t n_in = w.n_in;
-  buf.resize(static_cast<size_t>(kFallbackRows * n_in));
+  if (buf.size() < static_cast<size_t>(kFallbackRows * n_in))
+    buf.resize(static_cast<size_t>(kFallbackRows * n_in));
   for (int64_t r = r0; r < r1; r += kFallbackRows) {
     const int64_t nr = std::min(kFallbackRows, r1 - r);
     for (int64_t i = 0; i < nr; ++i) dequantize_row_ref(w.type, w.row(r + i), &buf[i * n_in], n_in);
@@ -46,17 +46,10 @@ void fallback_rows(const KernelTable& k, const WeightMatrix& w, const float* x, 
   }
 }
 
-// Activation rows quantized once per call, shared read-only by every thread.
-struct ActBuffers {
-  std::vector<int8_t> q;
-  std::vector<float> d, s;
-};
-
-// One piece of work: rows [r0, r1) of matrix m.
-struct Task {
-  int m;
-  int64_t r0, r1;
-};
+template <typename T>
+void grow(std::vector<T>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
+}
 
 }  // namespace
 
@@ -65,20 +58,23 @@ void weight_row(const WeightMatrix& w, int64_t r, float* dst) {
   dequantize_row_ref(w.type, w.row(r), dst, w.n_in);
 }
 
-void matmul(const WeightMatrix& w, const float* x, int64_t n_tok, float* y) {
+void matmul(const WeightMatrix& w, const float* x, int64_t n_tok, float* y,
+            KernelScratch& scratch) {
   const WeightMatrix* wp = &w;
-  matmul_group(&wp, &y, 1, x, n_tok);
+  matmul_group(&wp, &y, 1, x, n_tok, scratch);
 }
 
 void matmul_group(const WeightMatrix* const* w, float* const* y, int count, const float* x,
-                  int64_t n_tok) {
+                  int64_t n_tok, KernelScratch& scratch) {
   LC_CHECK(count >= 0);
   if (count > kMaxGroup) {
-    matmul_group(w, y, kMaxGroup, x, n_tok);
-    matmul_group(w + kMaxGroup, y + kMaxGroup, count - kMaxGroup, x, n_tok);
+    matmul_group(w, y, kMaxGroup, x, n_tok, scratch);
+    matmul_group(w + kMaxGroup, y + kMaxGroup, count - kMaxGroup, x, n_tok, scratch);
     return;
   }
   if (n_tok <= 0 || count == 0) return;
+  scratch.prepare();
+  ThreadScratch& own = scratch.slot();  // the calling thread's buffers
   const int64_t n_in = w[0]->n_in;
   const KernelTable& k = kernels();
   bool direct[kMaxGroup], qin[kMaxGroup];
@@ -96,28 +92,32 @@ void matmul_group(const WeightMatrix* const* w, float* const* y, int count, cons
   ActQ8 act;
   if (any_qin) {
     LC_CHECK(n_in % kActBlock == 0);
-    thread_local ActBuffers tl_buf;
-    ActBuffers& buf = tl_buf;  // the caller's buffers, also when workers fill them
+    // The caller's buffers, also when workers fill them.
     const int64_t nb = n_in / kActBlock;
-    buf.q.resize(static_cast<size_t>(n_tok * n_in));
-    buf.d.resize(static_cast<size_t>(n_tok * nb));
-    buf.s.resize(static_cast<size_t>(n_tok * nb));
+    grow(own.act_q, n_tok * n_in);
+    grow(own.act_d, n_tok * nb);
+    grow(own.act_s, n_tok * nb);
+    int8_t* aq = own.act_q.data();
+    float* ad = own.act_d.data();
+    float* as = own.act_s.data();
     auto quant = [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t)
-        k.quantize_act(x + t * n_in, n_in, &buf.q[t * n_in], &buf.d[t * nb], &buf.s[t * nb]);
+        k.quantize_act(x + t * n_in, n_in, aq + t * n_in, ad + t * nb, as + t * nb);
     };
     if (big && n_tok > 1)
       parallel_for(n_tok, quant);
     else
       quant(0, n_tok);
-    act = ActQ8{buf.q.data(), buf.d.data(), buf.s.data(), n_in};
+    act = ActQ8{aq, ad, as, n_in};
   }
 
+  // Runs on whichever thread claims the rows, with that thread's buffers.
   auto rows = [&](int i, int64_t r0, int64_t r1) {
+    ThreadScratch& sc = scratch.slot();
     if (direct[i])
-      k.matmul_rows(*w[i], x, qin[i] ? &act : nullptr, n_tok, r0, r1, y[i]);
+      k.matmul_rows(*w[i], x, qin[i] ? &act : nullptr, n_tok, r0, r1, y[i], sc.rows);
     else
-      fallback_rows(k, *w[i], x, n_tok, r0, r1, y[i]);
+      fallback_rows(k, *w[i], x, n_tok, r0, r1, y[i], sc.dequant);
   };
   // Waking threads costs microseconds: small products run on the calling thread.
   const int threads = num_threads();
@@ -135,14 +135,14 @@ void matmul_group(const WeightMatrix* const* w, float* const* y, int count, cons
   per = std::max(per, (kMinTaskWork + n_in * n_tok - 1) / (n_in * n_tok));
   const int64_t align = n_tok == 1 ? kRowAlignDecode : kRowAlignBatch;
   per = (per + align - 1) / align * align;
-  thread_local std::vector<Task> tasks;
+  std::vector<MatmulTask>& tasks = own.tasks;
   tasks.clear();
   for (int i = 0; i < count; ++i)
     for (int64_t r = 0; r < w[i]->n_out; r += per)
-      tasks.push_back(Task{i, r, std::min(w[i]->n_out, r + per)});
-  const Task* tk = tasks.data();
+      tasks.push_back(MatmulTask{i, r, std::min(w[i]->n_out, r + per)});
+  const MatmulTask* tk = tasks.data();
   parallel_for_tasks(static_cast<int>(tasks.size()), [&](int t, int) {
-    const Task& task = tk[t];
+    const MatmulTask& task = tk[t];
     rows(task.m, task.r0, task.r1);
   });
 }

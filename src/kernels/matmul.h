@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "core/tensor_type.h"
+#include "kernels/scratch.h"
 
 namespace lc {
 
@@ -21,8 +22,8 @@ struct WeightMatrix {
 };
 
 // y[t, o] = sum_i x[t, i] * W[o, i] for t < n_tok (x rows of n_in, y rows of n_out), fp32
-// accumulation. Parallel over output rows.
-void matmul(const WeightMatrix& w, const float* x, int64_t n_tok, float* y);
+// accumulation. Parallel over output rows. Buffers come from `scratch` (kernels/scratch.h).
+void matmul(const WeightMatrix& w, const float* x, int64_t n_tok, float* y, KernelScratch& scratch);
 
 // Several products with the same input in one parallel region: y[i] = w[i] x for i < count (every
 // w[i] has x's n_in; types may differ). The input is quantized once for all the matrices that want
@@ -30,7 +31,7 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tok, float* y);
 // (a thread held up by another process costs the others one small task, not half the work).
 // Results are the same numbers matmul() gives for each matrix alone.
 void matmul_group(const WeightMatrix* const* w, float* const* y, int count, const float* x,
-                  int64_t n_tok);
+                  int64_t n_tok, KernelScratch& scratch);
 
 // Dequantizes row r of w into dst (n_in floats).
 void weight_row(const WeightMatrix& w, int64_t r, float* dst);

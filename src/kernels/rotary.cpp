@@ -45,11 +45,22 @@ void rope_apply(const RopeTable& t, float* x, int64_t n_tok, int64_t row_stride,
            static_cast<int64_t>(t.inv_freq.size()) == t.dim / 2);
   // Each token's angles and rotation are its own: tokens split over the pool (prefill) give the
   // same numbers as one after another.
+  // cos / sin of one position on the stack (no allocation per call) unless the rotary dimension
+  // is unusually large.
+  constexpr int kStackPairs = 256;
   auto run = [&](int64_t t0, int64_t t1) {
-    std::vector<float> cs(static_cast<size_t>(t.dim / 2)), sn(cs.size());
+    float cs_stack[kStackPairs], sn_stack[kStackPairs];
+    std::vector<float> heap;
+    float* cs = cs_stack;
+    float* sn = sn_stack;
+    if (t.dim / 2 > kStackPairs) {
+      heap.resize(static_cast<size_t>(t.dim));
+      cs = heap.data();
+      sn = cs + t.dim / 2;
+    }
     for (int64_t tok = t0; tok < t1; ++tok) {
-      rope_cos_sin(t, static_cast<double>(pos0 + tok * pos_step), cs.data(), sn.data());
-      rope_rotate(t, cs.data(), sn.data(), x + tok * row_stride, n_heads, head_dim, head_dim);
+      rope_cos_sin(t, static_cast<double>(pos0 + tok * pos_step), cs, sn);
+      rope_rotate(t, cs, sn, x + tok * row_stride, n_heads, head_dim, head_dim);
     }
   };
   constexpr int64_t kParallelMin = 1 << 14;  // rotated elements

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <new>
 
 #include "core/error.h"
 #include "kernels/quant_blocks.h"
@@ -566,7 +567,8 @@ FTileFn ftile_fn(int nr, int nt) {
 
 // No fused single-token kernel here: decode goes through the unpacked tiles too.
 bool matvec_q(const WeightMatrix&, const ActQ8&, int64_t, int64_t, float*) { return false; }
-bool matmul_panel(const WeightMatrix&, const ActQ8&, int64_t, int64_t, int64_t, float*) {
+bool matmul_panel(const WeightMatrix&, const ActQ8&, int64_t, int64_t, int64_t, float*,
+                  MatmulRowScratch&) {
   return false;
 }
 

@@ -26,6 +26,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -1046,7 +1047,7 @@ LC_TARGET bool matvec_q(const WeightMatrix& w, const ActQ8& a, int64_t r0, int64
 
 // Many tokens, 32-element-block types: simd_avx512_panel.h.
 LC_TARGET bool matmul_panel(const WeightMatrix& w, const ActQ8& a, int64_t n_tok, int64_t r0,
-                            int64_t r1, float* y);
+                            int64_t r1, float* y, MatmulRowScratch& sc);
 
 #include "kernels/simd_x86_matmul.h"
 // After the shared part: uses its unpackers and row-major tiles.

@@ -27,13 +27,10 @@ constexpr int kPanelTok = 4;
 // of products do.
 constexpr int64_t kPanelMinTok = 8;
 
-struct PanelScratch {
-  std::vector<int8_t> q;   // canonical rows, 16 x K
-  std::vector<float> s4;   // 16 x K / 4
-  std::vector<float> m32;  // 16 x K / 32
-  std::vector<uint8_t> pq[kPanelMax];
-  std::vector<float> pd[kPanelMax], pm[kPanelMax];
-};
+// The caller's buffers (kernels/scratch.h): q, s4, m32 the canonical rows of a chunk of K (16 x
+// chunk, chunk / 4, chunk / 32), and per panel slot pq, pd, pm the packed panel.
+using PanelScratch = MatmulRowScratch;
+static_assert(kPanelMax <= MatmulRowScratch::kPanels);
 
 // Rows [r, r + 16) of w into panel slot p.
 LC_TARGET void pack_panel(const WeightMatrix& w, const QType& qt, int64_t r, PanelScratch& sc,
@@ -147,7 +144,7 @@ PanelTileFn panel_tile_fn(int r, int c, bool mins) {
 // the matrix (and any row before the first panel boundary of the range) go through the row-major
 // tiles, so that a row's numbers depend only on its index.
 LC_TARGET bool matmul_panel(const WeightMatrix& w, const ActQ8& a, int64_t n_tok, int64_t r0,
-                            int64_t r1, float* y) {
+                            int64_t r1, float* y, MatmulRowScratch& sc) {
   const QType qt = qtype_of(w.type);
   if (n_tok < kPanelMinTok || qt.unpack == nullptr || w.type == TensorType::Q6_K ||
       w.n_in % kActBlock != 0)
@@ -155,8 +152,7 @@ LC_TARGET bool matmul_panel(const WeightMatrix& w, const ActQ8& a, int64_t n_tok
   const int64_t pend = w.n_out / kPanelRows * kPanelRows;
   const int64_t a0 = std::min(r1, (r0 + kPanelRows - 1) / kPanelRows * kPanelRows);
   const int64_t a1 = std::max(a0, std::min(r1, pend));
-  if (a0 > r0) matmul_q_rows(w, qt, a, n_tok, r0, a0, y);
-  thread_local PanelScratch sc;
+  if (a0 > r0) matmul_q_rows(w, qt, a, n_tok, r0, a0, y, sc);
   for (int64_t r = a0; r < a1;) {
     const int np = static_cast<int>(std::min<int64_t>(kPanelMax, (a1 - r) / kPanelRows));
     for (int p = 0; p < np; ++p) pack_panel(w, qt, r + p * kPanelRows, sc, p);
@@ -166,6 +162,6 @@ LC_TARGET bool matmul_panel(const WeightMatrix& w, const ActQ8& a, int64_t n_tok
     }
     r += np * kPanelRows;
   }
-  if (r1 > a1) matmul_q_rows(w, qt, a, n_tok, a1, r1, y);
+  if (r1 > a1) matmul_q_rows(w, qt, a, n_tok, a1, r1, y, sc);
   return true;
 }

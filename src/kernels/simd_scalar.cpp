@@ -95,7 +95,7 @@ bool has_matmul(TensorType t, bool* quantized_input) {
 
 // F32 weights only: one dot product per (row, token), rows outer so each row is read once.
 void matmul_rows(const WeightMatrix& w, const float* x, const ActQ8*, int64_t n_tok, int64_t r0,
-                 int64_t r1, float* y) {
+                 int64_t r1, float* y, MatmulRowScratch&) {
   for (int64_t r = r0; r < r1; ++r) {
     const float* wr = reinterpret_cast<const float*>(w.row(r));
     for (int64_t t = 0; t < n_tok; ++t) y[t * w.n_out + r] = dot(x + t * w.n_in, wr, w.n_in);
@@ -158,10 +158,24 @@ void row_q8_0(const BlockQ8_0* x, int64_t hd, float* y) {
   }
 }
 
+// One converted row: on the stack (no allocation per call) unless the head is unusually large.
+class RowBuffer {
+ public:
+  explicit RowBuffer(int64_t hd) {
+    if (hd > kStack) heap_.resize(static_cast<size_t>(hd));
+  }
+  float* data() { return heap_.empty() ? stack_ : heap_.data(); }
+
+ private:
+  static constexpr int64_t kStack = 1024;
+  float stack_[kStack];
+  std::vector<float> heap_;
+};
+
 template <typename T, void (*Row)(const T*, int64_t, float*)>
 void scores_conv(const float* q, int64_t q_hs, int64_t n_heads, const T* k, int64_t stride,
                  int64_t n, int64_t hd, float scale, float* s, int64_t ns, float* mx) {
-  std::vector<float> row(static_cast<size_t>(hd));
+  RowBuffer row(hd);
   for (int64_t h = 0; h < n_heads; ++h) mx[h] = -std::numeric_limits<float>::infinity();
   for (int64_t j = 0; j < n; ++j) {
     Row(k + j * stride, hd, row.data());
@@ -175,7 +189,7 @@ void scores_conv(const float* q, int64_t q_hs, int64_t n_heads, const T* k, int6
 template <typename T, void (*Row)(const T*, int64_t, float*)>
 void accum_conv(const float* p, int64_t ns, int64_t n_heads, const T* v, int64_t stride, int64_t n,
                 int64_t hd, float* acc, int64_t acc_hs) {
-  std::vector<float> row(static_cast<size_t>(hd));
+  RowBuffer row(hd);
   for (int64_t j = 0; j < n; ++j) {
     Row(v + j * stride, hd, row.data());
     for (int64_t h = 0; h < n_heads; ++h) axpy(p[h * ns + j], row.data(), acc + h * acc_hs, hd);

@@ -7,7 +7,7 @@
 //   kFR, kFT, kKCF, FTileFn, ftile_fn<T>  f32 tile for F32 / F16 / BF16 weights, see FTileFn
 //   vdot(a, b, n)                   f32 dot product
 //   matvec_q(w, a, r0, r1, y)       optional fused single-token kernel (false: not available)
-//   matmul_panel(w, a, n_tok, r0, r1, y)  optional many-token kernel (false: not available)
+//   matmul_panel(w, a, n_tok, r0, r1, y, sc)  optional many-token kernel (false: not available)
 // and after including <immintrin.h>, <algorithm>, "kernels/dispatch.h", "kernels/quant_blocks.h".
 // Every function here is internal to the including file, so the two copies never meet.
 //
@@ -222,8 +222,8 @@ struct alignas(64) QScratch {
 };
 
 LC_TARGET void matmul_q_rows(const WeightMatrix& w, const QType& qt, const ActQ8& a, int64_t n_tok,
-                             int64_t r0, int64_t r1, float* y) {
-  thread_local QScratch sc;
+                             int64_t r0, int64_t r1, float* y, MatmulRowScratch& rs) {
+  QScratch& sc = *::new (rs.tile.get(sizeof(QScratch))) QScratch;  // trivial: nothing written
   const int64_t n = w.n_in, nb32 = n / kActBlock;
   const int8_t* wq[kQR];
   const float* ws[kQR];
@@ -310,7 +310,7 @@ bool has_matmul(TensorType t, bool* quantized_input) {
 }
 
 LC_TARGET void matmul_rows(const WeightMatrix& w, const float* x, const ActQ8* a, int64_t n_tok,
-                           int64_t r0, int64_t r1, float* y) {
+                           int64_t r0, int64_t r1, float* y, MatmulRowScratch& sc) {
   switch (w.type) {
     case TensorType::F32:
       return matmul_f_rows<TensorType::F32>(w, x, n_tok, r0, r1, y);
@@ -322,8 +322,8 @@ LC_TARGET void matmul_rows(const WeightMatrix& w, const float* x, const ActQ8* a
       const QType qt = qtype_of(w.type);
       LC_CHECK(qt.unpack != nullptr && a != nullptr && w.n_in % qt.block == 0);
       if (n_tok == 1 && matvec_q(w, *a, r0, r1, y)) return;
-      if (matmul_panel(w, *a, n_tok, r0, r1, y)) return;
-      return matmul_q_rows(w, qt, *a, n_tok, r0, r1, y);
+      if (matmul_panel(w, *a, n_tok, r0, r1, y, sc)) return;
+      return matmul_q_rows(w, qt, *a, n_tok, r0, r1, y, sc);
     }
   }
 }

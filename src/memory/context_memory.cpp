@@ -214,6 +214,7 @@ void ContextMemory::attend_block(Layer& L, const MemoryStep& step, int64_t t0, i
   const int64_t hd = d.head_dim, kvw = d.n_head_kv * hd, qw = d.n_head * hd;
   const int64_t pos0 = step.pos0 + t0;
   const RopeTable& rt = *step.rope;
+  KernelScratch& ks = kernel_scratch(step);
 
   // 1. The new tokens join the remainder (unrotated, and rotated at their absolute positions).
   const size_t end = static_cast<size_t>((L.off + L.n) * kvw);
@@ -242,7 +243,7 @@ void ContextMemory::attend_block(Layer& L, const MemoryStep& step, int64_t t0, i
   AttnMask local;
   local.diag = L.n - n;
   local.window = opt_.n_local;
-  attention_accumulate(q_loc_.data(), qw, rem_rot, local, d, state_);
+  attention_accumulate(q_loc_.data(), qw, rem_rot, local, d, state_, ks);
 
   if (opt_.infllm) {
     // 3. Retrieval: the top-k blocks for the mean global query of this execution block.
@@ -266,25 +267,25 @@ void ContextMemory::attend_block(Layer& L, const MemoryStep& step, int64_t t0, i
       fetch_us_ += now_us() - t_fetch;
       for (const BlockView& bv : views)
         attention_accumulate(q_glob_.data(), qw, KvSpan{bv.k, bv.v, bv.n, kvw}, AttnMask{}, d,
-                             state_);
+                             state_, ks);
     }
     // 4. Sinks and the remainder tokens outside every query's window, all at distance n_local-1.
     attention_accumulate(q_glob_.data(), qw, KvSpan{L.ik.data(), L.iv.data(), L.n_init, kvw},
-                         AttnMask{}, d, state_);
+                         AttnMask{}, d, state_, ks);
     AttnMask far = local;
     far.complement = true;
     const KvSpan rem{L.k.data() + L.off * kvw, L.v.data() + L.off * kvw, L.n, kvw};
-    attention_accumulate(q_glob_.data(), qw, rem, far, d, state_);
+    attention_accumulate(q_glob_.data(), qw, rem, far, d, state_, ks);
   } else {
     attention_accumulate(q_glob_.data(), qw, KvSpan{L.ik_rot.data(), L.iv.data(), L.n_init, kvw},
-                         AttnMask{}, d, state_);
+                         AttnMask{}, d, state_, ks);
   }
   attention_finish(state_, out, qw);
 
   if (opt_.infllm) {
     // 5. Representative scores: local attention mass each remainder token received.
     mass_.assign(static_cast<size_t>(L.n * d.n_head), 0.0f);
-    attention_key_mass(q_loc_.data(), qw, rem_rot, local, d, state_, mass_.data());
+    attention_key_mass(q_loc_.data(), qw, rem_rot, local, d, state_, mass_.data(), ks);
     float* sc = L.score.data() + L.off * d.n_head;
     for (size_t i = 0; i < mass_.size(); ++i) sc[i] += mass_[i];
   }

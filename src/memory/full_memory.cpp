@@ -133,7 +133,7 @@ void FullMemory::attend(int layer, const MemoryStep& step, float* q, const float
   AttnMask mask;
   mask.diag = n_past_;  // query i (absolute n_past + i) sees keys 0..n_past + i
   state_.reset(step.n, d.n_head, d.head_dim);
-  attention_accumulate(q, q_w, span, mask, d, state_);
+  attention_accumulate(q, q_w, span, mask, d, state_, kernel_scratch(step));
   attention_finish(state_, out, q_w);
 }
 

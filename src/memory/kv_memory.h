@@ -13,6 +13,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/rotary.h"
+#include "kernels/scratch.h"
 
 namespace lc {
 
@@ -21,6 +22,8 @@ struct MemoryStep {
   int64_t pos0 = 0;                 // absolute position of the first new token
   int64_t n = 0;                    // number of new tokens in this step
   const RopeTable* rope = nullptr;  // table in effect for this step (may change between steps)
+  // Scratch of the kernels the memory runs (the session's workspace); null: the memory's own.
+  KernelScratch* scratch = nullptr;
 };
 
 class KvMemory {
@@ -52,6 +55,15 @@ class KvMemory {
   virtual void reset_stats() {}
   // Blocks read back from disk so far, all layers (memories that spill; 0 for the others).
   virtual int64_t blocks_read_from_disk() const { return 0; }
+
+ protected:
+  // The kernels' scratch for a step: the caller's, or when it passed none the memory's own.
+  KernelScratch& kernel_scratch(const MemoryStep& step) {
+    return step.scratch != nullptr ? *step.scratch : own_scratch_;
+  }
+
+ private:
+  KernelScratch own_scratch_;
 };
 
 struct MemoryDims {

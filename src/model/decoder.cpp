@@ -46,9 +46,19 @@ void split_cols(const float* src, int64_t n, int64_t width, int64_t c0, int64_t 
 
 }  // namespace
 
-void Model::forward(KvMemory& mem, const MemoryStep& step, const int32_t* tokens, Workspace& ws,
+size_t Workspace::bytes() const {
+  size_t n = 0;
+  for (const std::vector<float>* v : {&x, &h, &q, &k, &v, &att, &ffn_a, &ffn_b, &qkv})
+    n += v->capacity() * sizeof(float);
+  return n + kernels.bytes();
+}
+
+void Model::forward(KvMemory& mem, const MemoryStep& step_in, const int32_t* tokens, Workspace& ws,
                     float* logits, bool all_logits) const {
   LC_CHECK(has_weights_);
+  MemoryStep step = step_in;
+  if (step.scratch == nullptr) step.scratch = &ws.kernels;
+  KernelScratch& ks = ws.kernels;
   const int64_t n = step.n, d = hp_.n_embd, hd = hp_.head_dim;
   const int64_t dq = hp_.n_head * hd, dkv = hp_.n_head_kv * hd, ff = hp_.n_ff;
   if (n <= 0) return;
@@ -80,28 +90,28 @@ void Model::forward(KvMemory& mem, const MemoryStep& step, const int32_t* tokens
     if (L.wqkv.data) {
       const int64_t w3 = dq + 2 * dkv;
       grow(ws.qkv, n * w3);
-      matmul(L.wqkv, ws.h.data(), n, ws.qkv.data());
+      matmul(L.wqkv, ws.h.data(), n, ws.qkv.data(), ks);
       split_cols(ws.qkv.data(), n, w3, 0, dq, ws.q.data());
       split_cols(ws.qkv.data(), n, w3, dq, dkv, ws.k.data());
       split_cols(ws.qkv.data(), n, w3, dq + dkv, dkv, ws.v.data());
     } else {
       const WeightMatrix* m[3] = {&L.wq, &L.wk, &L.wv};
       float* y[3] = {ws.q.data(), ws.k.data(), ws.v.data()};
-      matmul_group(m, y, 3, ws.h.data(), n);
+      matmul_group(m, y, 3, ws.h.data(), n, ks);
     }
     add_bias(ws.q.data(), L.bq, n, dq);
     add_bias(ws.k.data(), L.bk, n, dkv);
     add_bias(ws.v.data(), L.bv, n, dkv);
 
     mem.attend(il, step, ws.q.data(), ws.k.data(), ws.v.data(), ws.att.data());
-    matmul(L.wo, ws.att.data(), n, ws.h.data());
+    matmul(L.wo, ws.att.data(), n, ws.h.data(), ks);
     per_token(n, d, [&](int64_t t) { add_inplace(ws.x.data() + t * d, ws.h.data() + t * d, d); });
 
     per_token(n, d, [&](int64_t t) {
       rmsnorm(ws.x.data() + t * d, L.ffn_norm.data(), ws.h.data() + t * d, d, hp_.norm_eps);
     });
     if (L.w_gate_up.data) {
-      matmul(L.w_gate_up, ws.h.data(), n, ws.ffn_a.data());
+      matmul(L.w_gate_up, ws.h.data(), n, ws.ffn_a.data(), ks);
       per_token(n, ff, [&](int64_t t) {
         float* row = ws.ffn_a.data() + t * 2 * ff;
         silu_mul(row, row + ff, ff);
@@ -110,12 +120,12 @@ void Model::forward(KvMemory& mem, const MemoryStep& step, const int32_t* tokens
     } else {
       const WeightMatrix* m[2] = {&L.w_gate, &L.w_up};
       float* y[2] = {ws.ffn_b.data(), ws.ffn_a.data()};
-      matmul_group(m, y, 2, ws.h.data(), n);
+      matmul_group(m, y, 2, ws.h.data(), n, ks);
       per_token(n, ff, [&](int64_t t) {
         silu_mul(ws.ffn_b.data() + t * ff, ws.ffn_a.data() + t * ff, ff);
       });
     }
-    matmul(L.w_down, ws.ffn_b.data(), n, ws.h.data());
+    matmul(L.w_down, ws.ffn_b.data(), n, ws.h.data(), ks);
     per_token(n, d, [&](int64_t t) { add_inplace(ws.x.data() + t * d, ws.h.data() + t * d, d); });
   }
   mem.commit(step);
@@ -125,7 +135,7 @@ void Model::forward(KvMemory& mem, const MemoryStep& step, const int32_t* tokens
   for (int64_t t = first; t < n; ++t)
     rmsnorm(ws.x.data() + t * d, w_.output_norm.data(), ws.h.data() + (t - first) * d, d,
             hp_.norm_eps);
-  matmul(w_.output, ws.h.data(), n_out, logits);
+  matmul(w_.output, ws.h.data(), n_out, logits, ks);
 }
 
 }  // namespace lc

@@ -52,9 +52,13 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
 };
 
-// Scratch buffers of one forward step, owned by the caller and reused across steps.
+// Scratch buffers of one forward step, owned by the caller and reused across steps: the step's
+// activations and the kernels' scratch (also handed to the KV memory through MemoryStep).
 struct Workspace {
   std::vector<float> x, h, q, k, v, att, ffn_a, ffn_b, qkv;
+  KernelScratch kernels;
+  // Bytes held by the buffers (they only grow).
+  size_t bytes() const;
 };
 
 class Model {
@@ -73,8 +77,8 @@ class Model {
   MemoryDims memory_dims() const;
 
   // Runs n tokens (absolute positions step.pos0 ..) through every layer, storing their keys and
-  // values in `mem`. Writes logits for every token (all_logits, [n, n_vocab]) or only the last
-  // one ([n_vocab]).
+  // values in `mem` (whose kernels use ws.kernels unless step.scratch names another). Writes logits
+  // for every token (all_logits, [n, n_vocab]) or only the last one ([n_vocab]).
   void forward(KvMemory& mem, const MemoryStep& step, const int32_t* tokens, Workspace& ws,
                float* logits, bool all_logits) const;
 
