@@ -7,8 +7,9 @@
 #include "app/commands.h"
 #include "app/common.h"
 #include "app/context_plot.h"
-#include "app/eval_results.h"
+#include "app/eval_progress.h"
 #include "core/error.h"
+#include "eval/results.h"
 
 namespace lc::app {
 
@@ -39,17 +40,17 @@ std::optional<ContextMetric> parse_context_metric(const std::string& s) {
   return std::nullopt;
 }
 
-PplCurves context_curves(const std::vector<ContextRun>& runs, ContextMetric m,
-                         const std::string& title) {
+eval::LinePlot context_curves(const std::vector<ContextRun>& runs, ContextMetric m,
+                              const std::string& title) {
   const MetricInfo& mi = info(m);
-  PplCurves c;
+  eval::LinePlot c;
   c.title = title;
   c.y_label = mi.label;
   std::string settings;
   for (const ContextRun& run : runs) {
     if (!run.rows.is_array() || run.rows.empty())
       fail("'", run.name, "' is not a bench-context results list (run bench-context --json)");
-    CurveSeries s;
+    eval::LineSeries s;
     s.name = run.name;
     for (size_t i = 0; i < run.rows.size(); ++i) {
       const auto& r = run.rows[i];
@@ -59,7 +60,7 @@ PplCurves context_curves(const std::vector<ContextRun>& runs, ContextMetric m,
       if (!r.contains(mi.key) || !r[mi.key].is_number())
         fail("'", run.name, "' row ", i + 1, ": no number \"", mi.key,
              "\" (a results file of an older bench-context?)");
-      CurvePoint p;
+      eval::LinePoint p;
       p.length = r["context"].get<int64_t>();
       p.value = r[mi.key].get<double>();
       p.ok = true;
@@ -114,9 +115,11 @@ void run(const Opts& o) {
     runs.push_back(std::move(r));
   }
   if (runs.empty()) fail("give at least one bench-context --json results file");
-  FigureWriter figure(o.svg);
-  figure.write(ppl_curves_svg(context_curves(runs, *metric, o.title)));
-  figure.announce("plot-context");
+  eval::FigureWriter figure(o.svg);
+  const std::string warning =
+      figure.write(eval::line_plot_svg(context_curves(runs, *metric, o.title)));
+  if (!warning.empty()) std::cerr << "warning: " << warning << "\n";
+  announce_figures("plot-context", figure.written());
 }
 
 }  // namespace

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "app/svg_plot.h"
+#include "eval/svg_plot.h"
 
 namespace lc::app {
 
@@ -23,7 +23,7 @@ struct ContextRun {
 
 // The curves of the runs for one metric. lc::Error naming the run and the row when a run is not
 // a non-empty list of objects with a positive integer "context" and the metric's number.
-PplCurves context_curves(const std::vector<ContextRun>& runs, ContextMetric m,
-                         const std::string& title);
+eval::LinePlot context_curves(const std::vector<ContextRun>& runs, ContextMetric m,
+                              const std::string& title);
 
 }  // namespace lc::app
