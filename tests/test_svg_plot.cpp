@@ -9,16 +9,15 @@
 #include <string>
 #include <vector>
 
-#include "app/context_plot.h"
 #include "core/error.h"
+#include "eval/context_plot.h"
 #include "eval/results.h"
 #include "eval/svg_plot.h"
 
-namespace lc::app {
+namespace lc::eval {
 namespace {
 
 using nlohmann::json;
-using namespace lc::eval;
 
 // A small XML well-formedness checker: balanced, properly nested tags, one root element,
 // quoted attributes without '<', and only the five named entities or numeric references.
@@ -486,4 +485,4 @@ TEST(ContextPlot, MalformedResultsAreErrorsNamingTheRunAndRow) {
 }
 
 }  // namespace
-}  // namespace lc::app
+}  // namespace lc::eval
