@@ -12,11 +12,11 @@
 #include <vector>
 
 #include "core/error.h"
-#include "engine/passkey.h"
+#include "eval/passkey.h"
 #include "model/model.h"
 #include "support/paths.h"
 
-namespace lc {
+namespace lc::eval {
 namespace {
 
 using test::shared_path;
@@ -416,4 +416,4 @@ TEST(PasskeyCli, ClearErrors) {
 }
 
 }  // namespace
-}  // namespace lc
+}  // namespace lc::eval

@@ -9,12 +9,12 @@
 #include <string>
 #include <vector>
 
-#include "app/context_plot.h"
-#include "app/eval_results.h"
-#include "app/svg_plot.h"
 #include "core/error.h"
+#include "eval/context_plot.h"
+#include "eval/results.h"
+#include "eval/svg_plot.h"
 
-namespace lc::app {
+namespace lc::eval {
 namespace {
 
 using nlohmann::json;
@@ -257,12 +257,12 @@ TEST(SvgPlot, HeatmapEdgeCases) {
   expect_self_contained(passkey_heatmap_svg(h));
 }
 
-PplCurves sample_curves() {
-  PplCurves c;
+LinePlot sample_curves() {
+  LinePlot c;
   c.title = "Perplexity <vs> length";
   c.subtitle = "text t.txt";
   c.lengths = {512, 1024, 2048, 4096};
-  CurveSeries a{"none", {}}, b{"yarn & \"b<16\"", {}};
+  LineSeries a{"none", {}}, b{"yarn & \"b<16\"", {}};
   const double none_v[] = {4.0, 4.6, 9.0, 14.0};
   const double yarn_v[] = {4.0, 4.1, 4.3, 4.5};
   for (size_t i = 0; i < 4; ++i) {
@@ -275,8 +275,8 @@ PplCurves sample_curves() {
 }
 
 TEST(SvgPlot, CurvesShape) {
-  const PplCurves c = sample_curves();
-  const std::string svg = ppl_curves_svg(c);
+  const LinePlot c = sample_curves();
+  const std::string svg = line_plot_svg(c);
   expect_self_contained(svg);
   EXPECT_EQ(count(svg, "class=\"point\""), 7u);  // 8 points, one failed
   EXPECT_EQ(count(svg, "data-series=\"none\" data-length="), 4u);
@@ -291,7 +291,7 @@ TEST(SvgPlot, CurvesShape) {
   EXPECT_NE(svg.find("Perplexity &lt;vs&gt; length"), std::string::npos);
   EXPECT_NE(svg.find("log scale"), std::string::npos);                  // x axis
   EXPECT_NE(svg.find("perplexity (linear scale)"), std::string::npos);  // 3.9 .. 14: under 10x
-  EXPECT_FALSE(curves_log_y(c));
+  EXPECT_FALSE(line_plot_log_y(c));
 }
 
 TEST(SvgPlot, CurvesLogXPlacement) {
@@ -308,7 +308,7 @@ TEST(SvgPlot, CurvesLogXPlacement) {
   EXPECT_DOUBLE_EQ(log_axis_position(7, 7, 7, 10, 20), 15);
 
   // In the drawn figure: the circles of the first series, left to right, evenly spaced.
-  const std::string svg = ppl_curves_svg(sample_curves());
+  const std::string svg = line_plot_svg(sample_curves());
   static const std::regex circle_re(
       R"re(<circle class="point" data-series="none" data-length="([0-9]+)" data-value="[^"]*" cx="([0-9.]+)")re");
   std::vector<std::pair<int64_t, double>> xs;
@@ -324,10 +324,10 @@ TEST(SvgPlot, CurvesLogXPlacement) {
 }
 
 TEST(SvgPlot, CurvesLogY) {
-  PplCurves c = sample_curves();
+  LinePlot c = sample_curves();
   c.series[0].points[1].value = 400;  // 4 .. 400: past 10x
-  EXPECT_TRUE(curves_log_y(c));
-  const std::string svg = ppl_curves_svg(c);
+  EXPECT_TRUE(line_plot_log_y(c));
+  const std::string svg = line_plot_svg(c);
   expect_self_contained(svg);
   EXPECT_NE(svg.find("perplexity (log scale)"), std::string::npos);
   EXPECT_NE(svg.find(">100</text>"), std::string::npos);  // a decade tick
@@ -344,11 +344,11 @@ TEST(SvgPlot, CurvesLogY) {
 }
 
 TEST(SvgPlot, CurvesWithoutData) {
-  PplCurves c;
+  LinePlot c;
   c.title = "nothing";
   c.lengths = {512, 2048};
   c.series = {{"a", {{512, false, 0, 0}, {2048, false, 0, 0}}}};
-  const std::string svg = ppl_curves_svg(c);
+  const std::string svg = line_plot_svg(c);
   expect_self_contained(svg);
   EXPECT_EQ(count(svg, "class=\"point\""), 0u);
   EXPECT_NE(svg.find("no data"), std::string::npos);
@@ -357,7 +357,7 @@ TEST(SvgPlot, CurvesWithoutData) {
   c.series[0].points[0].value = 5;
   c.lengths = {512};
   c.series[0].points.pop_back();
-  const std::string one = ppl_curves_svg(c);
+  const std::string one = line_plot_svg(c);
   expect_self_contained(one);
   EXPECT_EQ(count(one, "class=\"point\""), 1u);
   EXPECT_EQ(count(one, "<polyline"), 0u);
@@ -401,7 +401,7 @@ TEST(EvalResults, KindAndHeatmap) {
   EXPECT_NE(h.subtitle.find("memory full"), std::string::npos);
   EXPECT_NE(h.subtitle.find("partial: 3 of 4 cells"), std::string::npos);
 
-  const PplCurves c = ppl_curves_from_json(curve);
+  const LinePlot c = ppl_curve_plot_from_json(curve);
   ASSERT_EQ(c.series.size(), 1u);
   ASSERT_EQ(c.series[0].points.size(), 1u);
   EXPECT_TRUE(c.series[0].points[0].ok);
@@ -439,7 +439,7 @@ TEST(ContextPlot, CurvesFromBenchContextResults) {
   const std::vector<ContextRun> runs = {
       {"infllm", rows({{8192, 0.16}, {1048576, 0.21}}, "infllm: n_local 256")},
       {"full", rows({{8192, 0.5}, {65536, 3.0}}, "full")}};
-  PplCurves c = context_curves(runs, ContextMetric::Decode, "Decode <cost>");
+  LinePlot c = context_curves(runs, ContextMetric::Decode, "Decode <cost>");
   ASSERT_EQ(c.series.size(), 2u);
   EXPECT_EQ(c.series[0].name, "infllm");
   EXPECT_EQ(c.lengths, (std::vector<int64_t>{8192, 65536, 1048576}));
@@ -448,7 +448,7 @@ TEST(ContextPlot, CurvesFromBenchContextResults) {
   EXPECT_DOUBLE_EQ(c.series[1].points[1].value, 3.0);
   EXPECT_NE(c.subtitle.find("medians of 7 rounds of 256"), std::string::npos);
   EXPECT_NE(c.subtitle.find("infllm: infllm: n_local 256"), std::string::npos);
-  const std::string svg = ppl_curves_svg(c);
+  const std::string svg = line_plot_svg(c);
   expect_self_contained(svg);
   EXPECT_NE(svg.find("data-series=\"full\" data-length=\"65536\" data-value=\"3\""),
             std::string::npos);
@@ -485,4 +485,4 @@ TEST(ContextPlot, MalformedResultsAreErrorsNamingTheRunAndRow) {
 }
 
 }  // namespace
-}  // namespace lc::app
+}  // namespace lc::eval

@@ -13,9 +13,9 @@
 
 #include "app/commands.h"
 #include "app/common.h"
-#include "app/eval_ppl_curve.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "eval/lengths.h"
 
 namespace lc::app {
 
@@ -44,7 +44,7 @@ struct Length {
 };
 
 void run(const Opts& o) {
-  const std::vector<int64_t> lengths = parse_lengths(o.lengths);
+  const std::vector<int64_t> lengths = eval::parse_lengths(o.lengths, "bench_context.lengths");
   if (o.n_gen < 1) fail("-n must be >= 1, got ", o.n_gen);
   if (o.rounds < 1) fail("--rounds must be >= 1, got ", o.rounds);
   Loaded l = load_model(o.mo);

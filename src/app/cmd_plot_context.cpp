@@ -1,87 +1,17 @@
 // longctx plot-context: SVG figures from `bench-context --json` results files (see
-// context_plot.h): decode milliseconds per token, or memory, against context length.
+// eval/context_plot.h): decode milliseconds per token, or memory, against context length.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <iostream>
 
 #include "app/commands.h"
 #include "app/common.h"
-#include "app/context_plot.h"
-#include "app/eval_results.h"
+#include "app/eval_progress.h"
 #include "core/error.h"
+#include "eval/context_plot.h"
+#include "eval/results.h"
 
 namespace lc::app {
-
-namespace {
-
-struct MetricInfo {
-  const char* name;
-  const char* key;    // field of a bench-context row
-  const char* label;  // y axis
-};
-
-const MetricInfo& info(ContextMetric m) {
-  static const MetricInfo kInfo[] = {
-      {"decode", "decode_ms_per_token", "decode ms per token (wall, median)"},
-      {"cpu", "decode_cpu_ms_per_token", "decode CPU ms per token (all threads, median)"},
-      {"memory", "memory_mb", "KV memory held in RAM, MiB"},
-      {"rss", "session_rss_mb", "resident memory added by the session, MiB"},
-  };
-  return kInfo[static_cast<int>(m)];
-}
-
-}  // namespace
-
-std::optional<ContextMetric> parse_context_metric(const std::string& s) {
-  for (ContextMetric m :
-       {ContextMetric::Decode, ContextMetric::DecodeCpu, ContextMetric::Memory, ContextMetric::Rss})
-    if (s == info(m).name) return m;
-  return std::nullopt;
-}
-
-PplCurves context_curves(const std::vector<ContextRun>& runs, ContextMetric m,
-                         const std::string& title) {
-  const MetricInfo& mi = info(m);
-  PplCurves c;
-  c.title = title;
-  c.y_label = mi.label;
-  std::string settings;
-  for (const ContextRun& run : runs) {
-    if (!run.rows.is_array() || run.rows.empty())
-      fail("'", run.name, "' is not a bench-context results list (run bench-context --json)");
-    CurveSeries s;
-    s.name = run.name;
-    for (size_t i = 0; i < run.rows.size(); ++i) {
-      const auto& r = run.rows[i];
-      if (!r.is_object() || !r.contains("context") || !r["context"].is_number_integer() ||
-          r["context"].get<int64_t>() <= 0)
-        fail("'", run.name, "' row ", i + 1, ": no positive integer \"context\"");
-      if (!r.contains(mi.key) || !r[mi.key].is_number())
-        fail("'", run.name, "' row ", i + 1, ": no number \"", mi.key,
-             "\" (a results file of an older bench-context?)");
-      CurvePoint p;
-      p.length = r["context"].get<int64_t>();
-      p.value = r[mi.key].get<double>();
-      p.ok = true;
-      s.points.push_back(p);
-      c.lengths.push_back(p.length);
-    }
-    const auto& r0 = run.rows[0];
-    if (r0.contains("memory") && r0["memory"].is_string())
-      settings +=
-          (settings.empty() ? "" : "; ") + run.name + ": " + r0["memory"].get<std::string>();
-    c.series.push_back(std::move(s));
-  }
-  std::sort(c.lengths.begin(), c.lengths.end());
-  c.lengths.erase(std::unique(c.lengths.begin(), c.lengths.end()), c.lengths.end());
-  const auto& r0 = runs[0].rows[0];
-  if (r0.contains("rounds") && r0.contains("n_gen"))
-    c.subtitle = cat("medians of ", r0["rounds"].dump(), " rounds of ", r0["n_gen"].dump(),
-                     " decoded tokens per length. ", settings);
-  else
-    c.subtitle = settings;
-  return c;
-}
 
 namespace {
 
@@ -91,13 +21,13 @@ struct Opts {
 };
 
 void run(const Opts& o) {
-  const auto metric = parse_context_metric(o.metric);
+  const auto metric = eval::parse_context_metric(o.metric);
   if (!metric) fail("--metric '", o.metric, "': expected decode, cpu, memory or rss");
-  std::vector<ContextRun> runs;
+  std::vector<eval::ContextRun> runs;
   for (const std::string& arg : o.inputs) {
     // NAME=FILE names the series; else the file's name without directory and extension.
     const size_t eq = arg.find('=');
-    ContextRun r;
+    eval::ContextRun r;
     std::string path = arg;
     if (eq != std::string::npos && eq > 0) {
       r.name = arg.substr(0, eq);
@@ -114,9 +44,11 @@ void run(const Opts& o) {
     runs.push_back(std::move(r));
   }
   if (runs.empty()) fail("give at least one bench-context --json results file");
-  FigureWriter figure(o.svg);
-  figure.write(ppl_curves_svg(context_curves(runs, *metric, o.title)));
-  figure.announce("plot-context");
+  eval::FigureWriter figure(o.svg);
+  const std::string warning =
+      figure.write(eval::line_plot_svg(eval::context_curves(runs, *metric, o.title)));
+  if (!warning.empty()) std::cerr << "warning: " << warning << "\n";
+  announce_figures("plot-context", figure.written());
 }
 
 }  // namespace

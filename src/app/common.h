@@ -10,6 +10,7 @@
 
 #include "app/setting_flags.h"
 #include "engine/session.h"
+#include "eval/text_format.h"
 #include "model/model.h"
 #include "model/rope/rope_config.h"
 
@@ -76,6 +77,6 @@ class Progress {
 };
 
 // Escapes invalid UTF-8 so JSON output never fails on a broken byte sequence.
-std::string valid_utf8(const std::string& s);
+using eval::valid_utf8;
 
 }  // namespace lc::app

@@ -10,12 +10,6 @@
 
 namespace lc::app {
 
-// "512" -> 512, "2k" -> 2048, "1m" -> 1048576 (k = 1024, m = 1024 * 1024; either case).
-// lc::Error on anything else, zero, or an overflow.
-int64_t parse_length(const std::string& s);
-// Comma-separated lengths in the given order; lc::Error on a bad or repeated entry.
-std::vector<int64_t> parse_lengths(const std::string& s);
-
 // One column of the curve: a name and a flag template (see parse_flag_string) in which {s},
 // {L} and {L0} are replaced per length.
 struct CurveConfig {
@@ -34,11 +28,7 @@ std::optional<std::string> ppl_curve_preset(const std::string& name,
 std::vector<CurveConfig> parse_curve_config(const std::string& arg,
                                             const std::string& factors_file);
 
-// The scale of a length: max(1, length / orig_ctx).
-double curve_scale(int64_t length, int64_t orig_ctx);
-// Shortest decimal text that reads back as the same double: 4 -> "4", 1.5 -> "1.5".
-std::string format_number(double v);
-// Replaces {s} (curve_scale), {L} (length) and {L0} (orig_ctx); lc::Error naming any other
+// Replaces {s} (eval::curve_scale), {L} (length) and {L0} (orig_ctx); lc::Error naming any other
 // {placeholder}.
 std::string substitute_flags(const std::string& tmpl, int64_t length, int64_t orig_ctx);
 

@@ -1,7 +1,6 @@
-#include "app/eval_results.h"
+#include "eval/results.h"
 
 #include <fcntl.h>
-#include <sched.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,16 +11,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
 #include <set>
-#include <thread>
+#include <sstream>
 
 #include "core/error.h"
-#include "core/thread_pool.h"
 
 extern char** environ;
 
-namespace lc::app {
+namespace lc::eval {
 
 using nlohmann::json;
 
@@ -128,13 +125,13 @@ PasskeyHeatmap passkey_heatmap_from_json(const json& j) {
   return h;
 }
 
-PplCurves ppl_curves_from_json(const json& j) {
+LinePlot ppl_curve_plot_from_json(const json& j) {
   LC_CHECK(result_kind(j) == ResultKind::PplCurve);
-  PplCurves c;
+  LinePlot c;
   for (const json& L : j["lengths"])
     if (L.is_number_integer()) c.lengths.push_back(L.get<int64_t>());
   for (const json& cfg : j["configs"]) {
-    CurveSeries s;
+    LineSeries s;
     s.name = str(cfg, "name");
     c.series.push_back(std::move(s));
   }
@@ -145,12 +142,12 @@ PplCurves ppl_curves_from_json(const json& j) {
     ++cells;
     const std::string name = str(e, "config");
     auto it = std::find_if(c.series.begin(), c.series.end(),
-                           [&](const CurveSeries& s) { return s.name == name; });
+                           [&](const LineSeries& s) { return s.name == name; });
     if (it == c.series.end()) {
       c.series.push_back({name, {}});
       it = std::prev(c.series.end());
     }
-    CurvePoint p;
+    LinePoint p;
     p.length = static_cast<int64_t>(number(e, "ctx"));
     p.ok = str(e, "status") == "ok" && e.contains("ppl") && e["ppl"].is_number();
     if (p.ok) {
@@ -181,30 +178,11 @@ std::string results_figure_svg(const json& j) {
   const auto kind = result_kind(j);
   if (!kind) fail("not a passkey or ppl-curve results file");
   return *kind == ResultKind::Passkey ? passkey_heatmap_svg(passkey_heatmap_from_json(j))
-                                      : ppl_curves_svg(ppl_curves_from_json(j));
+                                      : line_plot_svg(ppl_curve_plot_from_json(j));
 }
 
-json machine_json() {
-  int64_t nproc = static_cast<int64_t>(std::thread::hardware_concurrency());
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) nproc = CPU_COUNT(&set);
-  std::string cpu = "unknown";
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) {
-      const size_t colon = line.find(':');
-      if (colon == std::string::npos) continue;
-      size_t i = colon + 1;
-      while (i < line.size() && line[i] == ' ') ++i;
-      cpu = line.substr(i);
-      break;
-    }
-  return {{"nproc", nproc}, {"cpu", cpu}, {"threads", num_threads()}};
-}
-
-std::string figure_path(const std::string& svg_flag, const std::string& json_path) {
-  if (!svg_flag.empty()) return svg_flag;
+std::string figure_path(const std::string& svg_path, const std::string& json_path) {
+  if (!svg_path.empty()) return svg_path;
   if (json_path.empty()) return "";
   std::filesystem::path p(json_path);
   p.replace_extension(".svg");
@@ -231,10 +209,16 @@ std::string find_on_path(const std::string& name) {
   return "";
 }
 
-namespace {
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("cannot read '", path, "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) fail("error reading '", path, "'");
+  return ss.str();
+}
 
-// Writes `data` to path.tmp, then renames it over `path`.
-void write_atomically(const std::string& path, const std::string& data) {
+void write_file_atomically(const std::string& path, const std::string& data) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary);
@@ -246,6 +230,8 @@ void write_atomically(const std::string& path, const std::string& data) {
   std::filesystem::rename(tmp, path, ec);
   if (ec) fail("cannot replace '", path, "': ", ec.message());
 }
+
+namespace {
 
 // Runs `argv` (argv[0] a full path) with stdout and stderr discarded; its exit status, or -1.
 int run_quietly(const std::vector<std::string>& argv) {
@@ -273,29 +259,29 @@ FigureWriter::FigureWriter(std::string svg_path) : svg_path_(std::move(svg_path)
   std::filesystem::path png(svg_path_);
   png.replace_extension(".png");
   png_path_ = png.string();
-  if (png_path_ == svg_path_) png_path_.clear();  // "--svg x.png": no PNG over the SVG
+  if (png_path_ == svg_path_) png_path_.clear();  // a figure named x.png: no PNG over it
   converter_ = find_on_path("rsvg-convert");
 }
 
-void FigureWriter::write(const std::string& svg) {
-  if (svg_path_.empty()) return;
-  write_atomically(svg_path_, svg);
+std::string FigureWriter::write(const std::string& svg) {
+  if (svg_path_.empty()) return "";
+  write_file_atomically(svg_path_, svg);
   svg_written_ = true;
-  if (converter_.empty() || png_path_.empty() || png_failed_) return;
+  if (converter_.empty() || png_path_.empty() || png_failed_) return "";
   const std::string tmp = png_path_ + ".tmp";
-  const int rc = run_quietly({converter_, "--format", "png", "--output", tmp, svg_path_});
+  const int rc = run_quietly({converter_, "-f", "png", "-o", tmp, svg_path_});
   std::error_code ec;
   if (rc == 0 && std::filesystem::file_size(tmp, ec) > 0 && !ec) {
     std::filesystem::rename(tmp, png_path_, ec);
     if (!ec) {
       png_written_ = true;
-      return;
+      return "";
     }
   }
   std::filesystem::remove(tmp, ec);
   png_failed_ = true;
-  std::cerr << "warning: " << converter_ << " could not convert " << svg_path_
-            << " to PNG (exit code " << rc << "); the SVG is written, the PNG skipped\n";
+  return cat(converter_, " could not convert ", svg_path_, " to PNG (exit code ", rc,
+             "); the SVG is written, the PNG skipped");
 }
 
 std::vector<std::string> FigureWriter::written() const {
@@ -305,12 +291,4 @@ std::vector<std::string> FigureWriter::written() const {
   return out;
 }
 
-void FigureWriter::announce(const std::string& prefix) const {
-  const auto files = written();
-  if (files.empty()) return;
-  std::cerr << prefix << ": figure ";
-  for (size_t i = 0; i < files.size(); ++i) std::cerr << (i ? ", " : "") << files[i];
-  std::cerr << "\n";
-}
-
-}  // namespace lc::app
+}  // namespace lc::eval

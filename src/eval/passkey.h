@@ -1,5 +1,6 @@
 // Passkey retrieval (ALGORITHMS.md 1.7): haystack construction counted in the model's own tokens,
-// seeded keys, and scoring. Pure functions of a tokenizer; `longctx eval passkey` runs them.
+// seeded keys, and scoring. Pure functions of a tokenizer; PasskeyEval (passkey_eval.h) runs
+// them.
 //
 // Prompt text (N filler units, j = round(depth * N) of them before the needle):
 //   context = noise*j + NEEDLE + "\n" + noise*(N-j)   with noise = NOISE + "\n"
@@ -9,8 +10,9 @@
 //   landmark:      context + "What is the pass key? The pass key is"   (key: 1..50000), i.e. the
 //                  lines joined with "\n", as llama-passkey / landmark attention build it
 // NEEDLE = "The pass key is {key}. Remember it. {key} is the pass key."
-// With --filler text the units are its sentences and lines (each with the whitespace before it)
-// instead of "NOISE\n" lines; the needle is then a line of its own in the running text.
+// With a filler text (passkey.filler) the units are its sentences and lines (each with the
+// whitespace before it) instead of "NOISE\n" lines; the needle is then a line of its own in the
+// running text.
 //
 // Tokens: every piece is tokenized once in the context of the piece before it, the prompt's ids
 // are assembled from the pieces, and the assembled ids are checked against one tokenization of
@@ -28,7 +30,7 @@
 #include "model/tokenizer/chat_template.h"
 #include "model/tokenizer/tokenizer.h"
 
-namespace lc {
+namespace lc::eval {
 
 enum class PasskeyFormat { InfiniteBench, Landmark };
 
@@ -157,4 +159,4 @@ class PasskeyBuilder {
   std::map<std::pair<int64_t, int64_t>, std::vector<int32_t>> memo_;
 };
 
-}  // namespace lc
+}  // namespace lc::eval

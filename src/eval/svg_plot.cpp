@@ -1,4 +1,4 @@
-#include "app/svg_plot.h"
+#include "eval/svg_plot.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 
-namespace lc::app {
+namespace lc::eval {
 
 namespace {
 
@@ -346,7 +346,7 @@ struct YRange {
 };
 
 // The drawn extent of the ok points: value +- error (the lower end kept positive).
-bool value_extent(const PplCurves& c, double* lo, double* hi) {
+bool value_extent(const LinePlot& c, double* lo, double* hi) {
   bool any = false;
   for (const auto& s : c.series)
     for (const auto& p : s.points) {
@@ -408,7 +408,7 @@ const char* series_color(size_t i) {
 
 }  // namespace
 
-bool curves_log_y(const PplCurves& c) {
+bool line_plot_log_y(const LinePlot& c) {
   double lo = 0, hi = 0;
   if (!value_extent(c, &lo, &hi)) return false;
   return lo > 0 && hi / lo > 10;
@@ -420,7 +420,7 @@ double log_axis_position(double length, double lo, double hi, double x0, double 
   return x0 + (x1 - x0) * t;
 }
 
-std::string ppl_curves_svg(const PplCurves& c) {
+std::string line_plot_svg(const LinePlot& c) {
   // The x ticks: the given lengths plus any point's length, ascending.
   std::set<int64_t> xs;
   for (int64_t L : c.lengths)
@@ -492,7 +492,7 @@ std::string ppl_curves_svg(const PplCurves& c) {
   std::vector<double> ticks;
   double tick_step = 1;
   if (any) {
-    yr.log = curves_log_y(c);
+    yr.log = line_plot_log_y(c);
     if (yr.log) {
       yr.lo = vlo / 1.15;
       yr.hi = vhi * 1.15;
@@ -541,12 +541,12 @@ std::string ppl_curves_svg(const PplCurves& c) {
 
   // Series: lines between neighbouring ok points, error bars, markers.
   for (size_t si = 0; si < c.series.size(); ++si) {
-    const CurveSeries& s = c.series[si];
+    const LineSeries& s = c.series[si];
     const std::string color = series_color(si);
-    std::vector<CurvePoint> pts = s.points;
+    std::vector<LinePoint> pts = s.points;
     std::stable_sort(pts.begin(), pts.end(),
-                     [](const CurvePoint& a, const CurvePoint& b) { return a.length < b.length; });
-    auto drawable = [](const CurvePoint& p) {
+                     [](const LinePoint& a, const LinePoint& b) { return a.length < b.length; });
+    auto drawable = [](const LinePoint& p) {
       return p.ok && p.length > 0 && std::isfinite(p.value) && p.value > 0;
     };
     body += "<g class=\"series\" data-series=\"" + xml_escape(s.name) + "\">\n";
@@ -559,7 +559,7 @@ std::string ppl_curves_svg(const PplCurves& c) {
       run.clear();
       run_n = 0;
     };
-    for (const CurvePoint& p : pts) {
+    for (const LinePoint& p : pts) {
       if (!any || !drawable(p)) {
         flush();
         continue;
@@ -568,7 +568,7 @@ std::string ppl_curves_svg(const PplCurves& c) {
       ++run_n;
     }
     flush();
-    for (const CurvePoint& p : pts) {
+    for (const LinePoint& p : pts) {
       if (!any || !drawable(p)) continue;
       const double x = xpos(p.length), y = ypos(p.value);
       const double e = std::isfinite(p.error) ? std::max(0.0, p.error) : 0.0;
@@ -614,4 +614,4 @@ std::string ppl_curves_svg(const PplCurves& c) {
   return svg_open(width, height, c.title) + body + "</svg>\n";
 }
 
-}  // namespace lc::app
+}  // namespace lc::eval

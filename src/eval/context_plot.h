@@ -1,5 +1,6 @@
-// Figures of `bench-context --json` results: a per-token decode cost or a memory figure against
-// context length, one series per results file (e.g. infllm and full attention of one model).
+// Figures of bench-context results (the JSON list it prints): a per-token decode cost or a memory
+// figure against context length, one series per results file (e.g. infllm and full attention of one
+// model).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -7,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "app/svg_plot.h"
+#include "eval/svg_plot.h"
 
-namespace lc::app {
+namespace lc::eval {
 
 enum class ContextMetric { Decode, DecodeCpu, Memory, Rss };
 
@@ -18,12 +19,12 @@ std::optional<ContextMetric> parse_context_metric(const std::string& s);
 
 struct ContextRun {
   std::string name;     // the series' name
-  nlohmann::json rows;  // what `bench-context --json` printed: a list, one object per length
+  nlohmann::json rows;  // what bench-context printed as JSON: a list, one object per length
 };
 
 // The curves of the runs for one metric. lc::Error naming the run and the row when a run is not
 // a non-empty list of objects with a positive integer "context" and the metric's number.
-PplCurves context_curves(const std::vector<ContextRun>& runs, ContextMetric m,
-                         const std::string& title);
+LinePlot context_curves(const std::vector<ContextRun>& runs, ContextMetric m,
+                        const std::string& title);
 
-}  // namespace lc::app
+}  // namespace lc::eval

@@ -1,4 +1,4 @@
-#include "engine/passkey.h"
+#include "eval/passkey.h"
 
 #include <algorithm>
 #include <charconv>
@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 
-namespace lc {
+namespace lc::eval {
 
 namespace {
 
@@ -79,7 +79,8 @@ double round_depth(double v) { return std::round(v * 1e9) / 1e9; }
 PasskeyFormat passkey_format_from_name(std::string_view name) {
   if (name == "infinitebench") return PasskeyFormat::InfiniteBench;
   if (name == "landmark") return PasskeyFormat::Landmark;
-  fail("unknown passkey format '", name, "' (expected: infinitebench, landmark)");
+  fail_setting({"passkey.format"}, "unknown passkey format '", name,
+               "' (expected: infinitebench, landmark)");
 }
 
 std::string_view passkey_format_name(PasskeyFormat f) {
@@ -482,4 +483,4 @@ PasskeyPrompt PasskeyBuilder::build(int64_t target, double depth, const PasskeyD
   return p;
 }
 
-}  // namespace lc
+}  // namespace lc::eval

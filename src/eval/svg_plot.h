@@ -1,5 +1,6 @@
 // Self-contained SVG figures for the evaluations: the passkey heatmap (prompt length x needle
-// depth, colour = accuracy) and perplexity-versus-context-length curves (log-scaled x). Pure
+// depth, colour = accuracy) and line plots of a value against context length (log-scaled x:
+// perplexity curves, decode cost, memory). Pure
 // functions from data to an SVG document string: explicit width/height and viewBox, generic
 // font families only, no scripts, no external references, every text XML-escaped.
 #pragma once
@@ -9,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace lc::app {
+namespace lc::eval {
 
 // Escapes & < > " ' for XML text and attributes; control characters XML 1.0 forbids become
 // spaces.
@@ -45,36 +46,37 @@ struct PasskeyHeatmap {
 // not match the grid.
 std::string passkey_heatmap_svg(const PasskeyHeatmap& h);
 
-struct CurvePoint {
+// A line plot of values against context length: one series per configuration or run.
+struct LinePoint {
   int64_t length = 0;
   bool ok = false;   // false: missing or failed (not drawn; the line breaks there)
-  double value = 0;  // perplexity
+  double value = 0;  // e.g. perplexity
   double error = 0;  // standard error (error bar value +- error); 0 = none
 };
 
-struct CurveSeries {
+struct LineSeries {
   std::string name;
-  std::vector<CurvePoint> points;  // any order; sorted by length when drawn
+  std::vector<LinePoint> points;  // any order; sorted by length when drawn
 };
 
-struct PplCurves {
+struct LinePlot {
   std::string title, subtitle;
   std::string y_label = "perplexity";
   std::vector<int64_t> lengths;  // x ticks; the points' lengths are added when missing here
-  std::vector<CurveSeries> series;
+  std::vector<LineSeries> series;
 };
 
 // Whether the y axis is log-scaled: the largest drawn value (with its error bar) is more than
 // 10x the smallest. Said on the figure's y axis title ("log scale" / "linear scale").
-bool curves_log_y(const PplCurves& c);
+bool line_plot_log_y(const LinePlot& c);
 
 // x position of `length` on a log axis from lo (at x0) to hi (at x1); the middle when lo == hi.
 double log_axis_position(double length, double lo, double hi, double x0, double x1);
 
-// The curves: x axis log-scaled with a tick at each length, y linear or log (curves_log_y), one
-// coloured series per configuration with a distinct marker (class "point", data-series /
+// The plot: x axis log-scaled with a tick at each length, y linear or log (line_plot_log_y),
+// one coloured series per configuration with a distinct marker (class "point", data-series /
 // data-length / data-value) at each ok point, error bars, lines between neighbouring ok points,
 // a legend and the title. A figure without any ok point says so in the plot area.
-std::string ppl_curves_svg(const PplCurves& c);
+std::string line_plot_svg(const LinePlot& c);
 
-}  // namespace lc::app
+}  // namespace lc::eval
