@@ -59,7 +59,8 @@ void register_eval_passkey(CLI::App& eval) {
       "passkey",
       "passkey retrieval accuracy over prompt lengths (in the model's tokens) and needle depths");
   cmd->footer(
-      "Formats (ALGORITHMS.md 1.7): landmark = filler lines, the needle \"The pass key is K. "
+      "Formats (docs/algorithms.md section 3): landmark = filler lines, the needle \"The pass key "
+      "is K. "
       "Remember it. K is the pass key.\", more lines, then \"What is the pass key? The pass key "
       "is\" (lines joined with \\n; K = 1..50000; for base models); infinitebench = its "
       "instruction, the noise repeated with the needle inside, then \"What is the pass key?\" "
@@ -83,7 +84,7 @@ void register_eval_passkey(CLI::App& eval) {
   cmd->add_option("-n,--n-predict", o->n_predict, "answer tokens (greedy)")->capture_default_str();
   cmd->add_option("--separator", o->separator,
                   "what joins filler lines, needle and question in the landmark form: newline "
-                  "(ALGORITHMS.md 1.7) or space (one paragraph)")
+                  "(docs/algorithms.md section 3) or space (one paragraph)")
       ->capture_default_str();
   cmd->add_option("--filler", o->filler,
                   "text file whose sentences and lines replace the noise filler (cycled)");

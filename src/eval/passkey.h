@@ -1,6 +1,6 @@
-// Passkey retrieval (ALGORITHMS.md 1.7): haystack construction counted in the model's own tokens,
-// seeded keys, and scoring. Pure functions of a tokenizer; PasskeyEval (passkey_eval.h) runs
-// them.
+// Passkey retrieval (docs/algorithms.md section 3): haystack construction counted in the model's
+// own tokens, seeded keys, and scoring. Pure functions of a tokenizer; PasskeyEval (passkey_eval.h)
+// runs them.
 //
 // Prompt text (N filler units, j = round(depth * N) of them before the needle):
 //   context = noise*j + NEEDLE + "\n" + noise*(N-j)   with noise = NOISE + "\n"
@@ -78,8 +78,8 @@ struct PasskeyConfig {
   std::vector<std::string> filler;  // units as passkey_split_filler gives them; empty = noise line
   std::optional<ChatFormat> chat;   // render the prompt as one user message of this template
   // What joins the noise lines, the needle and the question in the landmark form: "\n" as
-  // ALGORITHMS.md 1.7 gives it, or " " (one running paragraph, the form some small models and
-  // llama.cpp's passkey example use).
+  // docs/algorithms.md section 3 gives it, or " " (one running paragraph, the form some small
+  // models and llama.cpp's passkey example use).
   std::string separator = "\n";
 };
 
