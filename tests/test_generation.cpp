@@ -156,12 +156,23 @@ TEST(SessionSpec, ErrorsNameTheSettings) {
   SessionSpec a;
   a.memory.policy = MemoryPolicy::Streaming;
   a.ctx_train = 512;
-  a.memory.n_local = 900;
+  a.memory.n_local = 900;  // allowed, with a warning naming the setting
+  const SessionOptions oa = resolve_session(*m, a);
+  ASSERT_EQ(oa.warnings.size(), 1u);
+  EXPECT_NE(
+      oa.warnings[0].message.find("memory.n_local = 900 is larger than the trained context 512"),
+      std::string::npos)
+      << oa.warnings[0].message;
+  EXPECT_EQ(oa.warnings[0].settings.front(), "memory.n_local");
+  EXPECT_EQ(oa.warnings[0].message.find("--"), std::string::npos);
+  a.rope.scaling = "linear";  // a window inside the scaled context: nothing to say
+  a.rope.scale = 2;
+  EXPECT_TRUE(resolve_session(*m, a).warnings.empty());
+  a.memory.exec_block = 1000;
   const std::string ea = settings_of(a);
-  EXPECT_NE(ea.find("memory.n_local = 900 is larger than the trained context 512"),
-            std::string::npos)
+  EXPECT_NE(ea.find("memory.exec_block = 1000 must be <= memory.n_local = 900"), std::string::npos)
       << ea;
-  EXPECT_NE(ea.find("[memory.n_local]"), std::string::npos) << ea;
+  EXPECT_NE(ea.find("[memory.exec_block] [memory.n_local]"), std::string::npos) << ea;
   EXPECT_EQ(ea.find("--"), std::string::npos) << ea;
 
   SessionSpec b;

@@ -48,7 +48,8 @@ Loaded load_model(const std::string& path, const SessionSpec& spec, bool verbose
   if (!m.has_weights()) fail(path, ": the file has no weights (a tokenizer-only GGUF)");
   l.session = resolve_session(m, spec);
   l.trained_ctx = l.session.trained_ctx;
-  for (const std::string& w : l.session.warnings) std::cerr << "warning: " << w << "\n";
+  for (const SettingWarning& w : l.session.warnings)
+    std::cerr << "warning: " << message_with_flags(w.message, w.settings) << "\n";
   if (verbose) {
     const HParams& hp = m.hparams();
     std::cerr << "model: " << path << " (" << hp.arch << ", " << hp.n_layer << " layers, dim "

@@ -6,22 +6,10 @@
 #include <iostream>
 
 #include "core/error.h"
+#include "eval/machine.h"
 #include "eval/report.h"
 
 namespace lc::app {
-
-namespace {
-
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buf;
-}
-
-}  // namespace
 
 void register_eval_report(CLI::App& eval) {
   struct Opts {
@@ -45,7 +33,8 @@ void register_eval_report(CLI::App& eval) {
            "passkey or eval ppl-curve)");
     std::vector<eval::ReportInput> inputs;
     for (const auto& p : o->inputs) inputs.push_back(eval::load_report_input(p));
-    const std::string html = eval::report_html(inputs, o->title, utc_now());
+    const std::string html =
+        eval::report_html(inputs, o->title, eval::utc_time("%Y-%m-%d %H:%M:%S UTC"));
     const std::string tmp = o->out + ".tmp";
     {
       std::ofstream out(tmp, std::ios::binary);

@@ -285,12 +285,17 @@ std::string flag_for_setting(const std::string& setting) {
 }
 
 std::string message_with_flags(const Error& e) {
+  return message_with_flags(e.what(), e.settings());
+}
+
+std::string message_with_flags(const std::string& message,
+                               const std::vector<std::string>& settings) {
   std::vector<std::string> flags;
-  for (const std::string& s : e.settings()) {
+  for (const std::string& s : settings) {
     const std::string f = flag_for_setting(s);
     if (!f.empty()) flags.push_back(f);
   }
-  std::string msg = e.what();
+  std::string msg = message;
   if (flags.empty()) return msg;
   msg += flags.size() == 1 ? " (flag " : " (flags ";
   for (size_t i = 0; i < flags.size(); ++i) msg += (i ? ", " : "") + flags[i];

@@ -33,6 +33,8 @@ std::string flag_for_setting(const std::string& setting);
 
 // The message of `e` with the flag names of the settings it is about: "... (flag --n-local)".
 std::string message_with_flags(const Error& e);
+std::string message_with_flags(const std::string& message,
+                               const std::vector<std::string>& settings);
 
 // Names a RoPE fix's settings as flags ("--rope-scaling yarn --rope-scale 4 ...").
 std::string setting_flags_text(const std::vector<std::pair<std::string, std::string>>& settings);

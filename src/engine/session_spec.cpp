@@ -146,10 +146,23 @@ SessionOptions resolve_session(const Model& model, const SessionSpec& spec) {
     if (ms.index_probe) check_min("memory.index_probe", *ms.index_probe, 0, ">= 0");
     if (ms.index_budget) check_min("memory.index_budget", *ms.index_budget, 0, ">= 0");
     validate_context_memory(c, o.trained_ctx);
+    // Past the trained context (stretched by a RoPE scaling factor), window distances are ones the
+    // model never saw: allowed, for experiments, but said.
+    const double stretch = o.rope.method == RopeMethod::None ? 1.0 : std::max(1.0, o.rope.factor);
+    const auto reach = static_cast<int64_t>(static_cast<double>(o.trained_ctx) * stretch);
+    if (o.trained_ctx > 0 && c.n_local > reach)
+      o.warnings.push_back(
+          {cat("memory.n_local = ", c.n_local, " is larger than the trained context ", reach,
+               ": the window shows the model distances it was never trained on (output degrades); "
+               "use a window of at most ",
+               reach,
+               " (the default is half of the trained context), or set ctx_train if the "
+               "trained context is wrong"),
+           {"memory.n_local", "ctx_train"}});
     if (c.infllm) {
       MemoryDims dims = model.memory_dims();
       const std::string w = budget_warning(c, dims);
-      if (!w.empty()) o.warnings.push_back(w);
+      if (!w.empty()) o.warnings.push_back({w, {"memory.mem_budget"}});
     }
   } else {
     // The full memory ignores the block settings; keep what the spec gave for reporting.

@@ -58,6 +58,12 @@ struct SessionSpec {
   void set_origin(const std::string& setting, const std::string& where);
 };
 
+// A warning about settings: the message and the names of the settings it is about.
+struct SettingWarning {
+  std::string message;
+  std::vector<std::string> settings;
+};
+
 // One resolved setting: its value as text and where it came from.
 struct SettingValue {
   std::string value, source;
@@ -73,8 +79,8 @@ struct SessionOptions {
   // Every setting resolve_session() decided, with its source (for verbose output).
   std::map<std::string, SettingValue> settings;
   // Things worth telling the user that are no error (e.g. a memory budget too small to hold
-  // one decoding step).
-  std::vector<std::string> warnings;
+  // one decoding step, a window longer than the trained context), with the settings they are about.
+  std::vector<SettingWarning> warnings;
 };
 
 // Resolves the spec against the model: defaults from the trained context (ctx_train, else the

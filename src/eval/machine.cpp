@@ -36,15 +36,6 @@ std::string compiler() {
 #endif
 }
 
-std::string utc_iso_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 }  // namespace
 
 nlohmann::json machine_json() {
@@ -72,8 +63,17 @@ nlohmann::json machine_json() {
 #else
   m["build"] = "debug (assertions on)";
 #endif
-  m["date"] = utc_iso_now();
+  m["date"] = utc_time("%Y-%m-%dT%H:%M:%SZ");
   return m;
+}
+
+std::string utc_time(const char* format) {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, format, &tm);
+  return buf;
 }
 
 }  // namespace lc::eval

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace lc::eval {
 
@@ -10,5 +11,8 @@ namespace lc::eval {
 //  set, "compiler": compiler and version, "build": optimised or debug, "date": UTC time (ISO
 //  8601)}. Anything that cannot be read is left out (cpu: "unknown").
 nlohmann::json machine_json();
+
+// The time now in UTC, formatted by strftime's `format`.
+std::string utc_time(const char* format);
 
 }  // namespace lc::eval

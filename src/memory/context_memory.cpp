@@ -67,7 +67,7 @@ std::string budget_warning(const ContextMemoryOptions& o, const MemoryDims& dims
              (need >> 20) + 1, " MiB keeps one step in RAM");
 }
 
-void validate_context_memory(const ContextMemoryOptions& o, int64_t trained_ctx) {
+void validate_context_memory(const ContextMemoryOptions& o, int64_t /*trained_ctx*/) {
   if (o.n_local <= 0)
     fail_setting({"memory.n_local"}, "memory.n_local must be positive, got ", o.n_local);
   if (o.n_init < 0) fail_setting({"memory.n_init"}, "memory.n_init must be >= 0, got ", o.n_init);
@@ -77,14 +77,6 @@ void validate_context_memory(const ContextMemoryOptions& o, int64_t trained_ctx)
     fail_setting({"memory.exec_block", "memory.n_local"}, "memory.exec_block = ", o.exec_block,
                  " must be <= memory.n_local = ", o.n_local,
                  " (a query block may not be longer than the local window)");
-  if (trained_ctx > 0 && o.n_local > trained_ctx)
-    fail_setting({"memory.n_local", "ctx_train"}, "memory.n_local = ", o.n_local,
-                 " is larger than the trained context ", trained_ctx,
-                 ": the window would show the model distances it was never trained on; use a "
-                 "window of at most ",
-                 trained_ctx,
-                 " (the default is half of it), or set ctx_train "
-                 "if the trained context is wrong");
   if (o.infllm) {
     if (o.block_size <= 0)
       fail_setting({"memory.block_size"}, "memory.block_size must be positive, got ", o.block_size);
