@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/error.h"
 #include "engine/generate.h"
 #include "engine/session.h"
 #include "server/server.h"
@@ -54,6 +55,7 @@ class Running {
     return c;
   }
   int port() const { return port_; }
+  Server& server() { return *server_; }
 
  private:
   std::unique_ptr<Server> server_;
@@ -464,6 +466,41 @@ TEST(Server, BusyServerAnswers503WithRetryAfter) {
   }
   slow.join();
   EXPECT_TRUE(busy) << "no request was turned away while the long one ran";
+}
+
+TEST(Server, ClientGoingAwayCancelsItsGeneration) {
+  ServerOptions o;
+  o.ping_seconds = 0.001;
+  Running r(o, session_options(16));
+  const json prompt = long_prompt(4000);
+  const json body = {{"prompt", prompt}, {"max_tokens", 5}, {"stream", true}, {"session_id", "d"}};
+  auto c = r.client();
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/completions";
+  req.body = body.dump();
+  req.set_header("Content-Type", "application/json");
+  req.content_receiver = [](const char*, size_t, uint64_t, uint64_t) {
+    return false;  // hang up at the first bytes: the prompt is still being prefilled
+  };
+  c->send(req);
+  // The session kept the chunks finished before the cancellation: the same prompt again extends
+  // them (a finished generation would hold more than the prompt, and the session would restart).
+  json again = body;
+  again.erase("stream");
+  Answer a = post(*c, "/v1/completions", again);
+  ASSERT_EQ(a.status, 200) << a.raw;
+  const int64_t cached = a.body["usage"]["prompt_tokens_details"]["cached_tokens"];
+  EXPECT_GT(cached, 0);
+  EXPECT_LT(cached, 4000);
+}
+
+TEST(Server, PortInUseIsAnError) {
+  Running r;
+  ServerOptions o;
+  o.port = r.port();
+  Server second(model(), session_options(), o);
+  EXPECT_THROW(second.bind(), lc::Error);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
+#include <thread>
 #include <unordered_map>
 
 #include "core/error.h"
@@ -151,6 +153,7 @@ struct Server::Impl {
   std::mutex sessions_m;
   std::unordered_map<std::string, std::shared_ptr<SessionEntry>> sessions;
   std::atomic<uint64_t> next_id{1};
+  std::atomic<bool> in_run{false}, stop_requested{false};
 
   Impl(std::shared_ptr<const Model> m, SessionOptions so, ServerOptions o)
       : model(std::move(m)),
@@ -560,6 +563,12 @@ struct Server::Impl {
       return httplib::Server::HandlerResponse::Handled;
     }));
     http.set_payload_max_length(kMaxBodyBytes);
+    // SO_REUSEADDR only: a restarted server binds at once, a second one on a port in use fails
+    // (httplib's default, SO_REUSEPORT, would let both listen and share the connections).
+    http.set_socket_options([](socket_t sock) {
+      int yes = 1;
+      setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    });
     const size_t threads =
         static_cast<size_t>(std::max(1, opt.parallel) + std::max(0, opt.queue) + 4);
     http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
@@ -610,10 +619,22 @@ int Server::bind() {
   return m.opt.port;
 }
 
-void Server::run() { impl_->http.listen_after_bind(); }
+void Server::run() {
+  Impl& m = *impl_;
+  m.in_run = true;
+  if (!m.stop_requested) m.http.listen_after_bind();
+  m.in_run = false;
+}
 
 void Server::stop() {
-  if (impl_) impl_->http.stop();
+  if (!impl_) return;
+  Impl& m = *impl_;
+  m.stop_requested = true;
+  // httplib ignores a stop() that comes before its loop runs: wait for the loop (or for run() to
+  // have returned on seeing stop_requested).
+  while (m.in_run && !m.http.is_running())
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  m.http.stop();
 }
 
 const std::string& Server::model_id() const { return impl_->id; }

@@ -42,9 +42,9 @@ class Server {
   // Binds the listening socket; returns the port (the chosen one when options' port is 0).
   // lc::Error when the address cannot be bound.
   int bind();
-  // Serves until stop(); bind() first.
+  // Serves until stop(); bind() first. Returns at once when stop() came first.
   void run();
-  // Stops run() (from any thread) and waits for nothing.
+  // Stops run() (from any thread, before or while it runs).
   void stop();
 
   const std::string& model_id() const;
