@@ -295,6 +295,26 @@ TEST(Server, SessionFollowUpPrefillsOnlyNewTokens) {
   EXPECT_EQ(a.body["choices"][0]["text"], fresh.body["choices"][0]["text"]);
   EXPECT_EQ(a.body["usage"]["prompt_tokens"], fresh.body["usage"]["prompt_tokens"]);
 
+  // With penalties too: they look back over what the session held before this request, so the
+  // words of the first prompt stay penalised in the second.
+  const std::string q1 = "Once upon a time there was a little girl named Lily. She loved to play";
+  const std::string q2 = q1 + " outside. One day";
+  json first = {{"prompt", q1},
+                {"max_tokens", 1},
+                {"temperature", 0},
+                {"frequency_penalty", 2.0},
+                {"presence_penalty", 2.0},
+                {"session_id", "s3"}};
+  ASSERT_EQ(post(*c, "/v1/completions", first).status, 200);
+  json second = first;
+  second["prompt"] = q2;
+  second["max_tokens"] = 30;
+  a = post(*c, "/v1/completions", second);
+  EXPECT_GT(a.body["usage"]["prompt_tokens_details"]["cached_tokens"].get<int64_t>(), 10);
+  second.erase("session_id");
+  fresh = post(*c, "/v1/completions", second);
+  EXPECT_EQ(a.body["choices"][0]["text"], fresh.body["choices"][0]["text"]);
+
   // The header names a session too; a prompt that diverges starts the session afresh.
   a = post(*c, "/v1/completions", json{{"prompt", p1}, {"max_tokens", 1}}.dump(),
            {{"X-Session-Id", "s2"}});
