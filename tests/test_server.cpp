@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -452,6 +453,38 @@ TEST(Server, StreamPingsWhileAPromptIsPrefilled) {
   Events e = parse_sse(a.raw);
   EXPECT_GT(e.comments, 0) << "': ping' comments while prefilling";
   EXPECT_TRUE(e.done_last);
+}
+
+TEST(Server, StreamReportsPromptProgressWhenAsked) {
+  Running r(ServerOptions{}, session_options(64));
+  auto c = r.client();
+  Answer a = post(*c, "/v1/completions",
+                  json{{"prompt", long_prompt(600)},
+                       {"max_tokens", 3},
+                       {"temperature", 0},
+                       {"stream", true},
+                       {"return_progress", true}});
+  ASSERT_EQ(a.status, 200) << a.raw;
+  Events e = parse_sse(a.raw);
+  EXPECT_TRUE(e.done_last);
+  std::vector<int64_t> processed;
+  std::string text;
+  for (const json& ev : e.events) {
+    if (ev.contains("prompt_progress")) {
+      EXPECT_TRUE(ev["choices"].empty());
+      EXPECT_EQ(ev["prompt_progress"]["total"], 600);
+      EXPECT_EQ(ev["prompt_progress"]["cache"], 0);
+      processed.push_back(ev["prompt_progress"]["processed"]);
+    } else if (!ev["choices"].empty()) {
+      text += ev["choices"][0]["text"].get<std::string>();
+    }
+  }
+  ASSERT_GE(processed.size(), 2u);
+  EXPECT_TRUE(std::is_sorted(processed.begin(), processed.end()));
+  EXPECT_EQ(processed.back(), 600);
+  Answer plain = post(*c, "/v1/completions",
+                      json{{"prompt", long_prompt(600)}, {"max_tokens", 3}, {"temperature", 0}});
+  EXPECT_EQ(text, plain.body["choices"][0]["text"]);
 }
 
 TEST(Server, BusyServerAnswers503WithRetryAfter) {

@@ -367,6 +367,10 @@ CompletionRequest parse_completion_json(const json& body, Endpoint endpoint) {
       r.include_usage = u->get<bool>();
     }
   }
+  r.return_progress = boolean(body, "return_progress");
+  if (r.return_progress && !r.stream)
+    fail_request(400, "return_progress", "invalid_value",
+                 "'return_progress' is only allowed when 'stream' is true");
   if (const json* v = get(body, "session_id")) {
     r.session_id = text_of(*v, "session_id");
     validate_session_id(r.session_id, "session_id");

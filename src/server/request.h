@@ -63,8 +63,9 @@ struct CompletionRequest {
   float presence_penalty = 0.0f;
   float frequency_penalty = 0.0f;
   bool stream = false;
-  bool include_usage = false;  // stream_options.include_usage
-  std::string session_id;      // "" = a fresh session for this request
+  bool include_usage = false;    // stream_options.include_usage
+  bool return_progress = false;  // stream prompt_progress events while the prompt is prefilled
+  std::string session_id;        // "" = a fresh session for this request
 };
 
 // Whole bytes that are valid UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).

@@ -390,7 +390,8 @@ struct Server::Impl {
       return open;
     };
     auto event = [&](const json& j) { return write("data: " + dump(j) + "\n\n"); };
-    Clock::time_point last = Clock::now();
+    const Clock::time_point t0 = Clock::now();
+    Clock::time_point last = t0;
     event(chunk(job, "", nullptr, true));
     try {
       while (open) {
@@ -398,6 +399,17 @@ struct Server::Impl {
         if (!gen.step()) break;
         if (!gen.new_text().empty()) {
           event(chunk(job, gen.new_text(), nullptr, false));
+          last = Clock::now();
+        } else if (prefilling && job.req.return_progress) {
+          const GenerationProgress p = gen.progress();
+          json j = chunk(job, "", nullptr, false);
+          j["choices"] = json::array();
+          j["prompt_progress"] = {
+              {"total", job.n_prompt},
+              {"cache", job.n_cached},
+              {"processed", job.n_cached + p.prompt_done},
+              {"time_ms", std::chrono::duration<double, std::milli>(Clock::now() - t0).count()}};
+          event(j);
           last = Clock::now();
         } else if (prefilling &&
                    std::chrono::duration<double>(Clock::now() - last).count() >= opt.ping_seconds) {
