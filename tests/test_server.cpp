@@ -455,6 +455,23 @@ TEST(Server, StreamPingsWhileAPromptIsPrefilled) {
   EXPECT_TRUE(e.done_last);
 }
 
+TEST(Server, MetricsCountRequestsAndTokens) {
+  Running r;
+  auto c = r.client();
+  post(*c, "/v1/completions", json{{"prompt", "Once upon a time"}, {"max_tokens", 7}});
+  post(*c, "/v1/completions",
+       json{{"prompt", "Once upon a time"}, {"max_tokens", 3}, {"stream", true}});
+  auto m = c->Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->status, 200);
+  const std::string& t = m->body;
+  EXPECT_NE(t.find("\nlongctx_requests_total 2\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("\nlongctx_prompt_tokens_total 10\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("\nlongctx_generated_tokens_total 10\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("\nlongctx_requests_running 0\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("# TYPE longctx_requests_total counter"), std::string::npos) << t;
+}
+
 TEST(Server, StreamReportsPromptProgressWhenAsked) {
   Running r(ServerOptions{}, session_options(64));
   auto c = r.client();

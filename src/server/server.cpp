@@ -86,6 +86,11 @@ class Scheduler {
   };
 
   // A running slot, after waiting for one; 503 when the queue is full.
+  std::pair<int, int> counts() {  // running, waiting
+    std::lock_guard lock(m_);
+    return {running_, waiting_};
+  }
+
   std::shared_ptr<Slot> acquire() {
     std::unique_lock lock(m_);
     if (running_ >= parallel_) {
@@ -154,6 +159,9 @@ struct Server::Impl {
   std::unordered_map<std::string, std::shared_ptr<SessionEntry>> sessions;
   std::atomic<uint64_t> next_id{1};
   std::atomic<bool> in_run{false}, stop_requested{false};
+  // Counters of /metrics.
+  std::atomic<uint64_t> requests_done{0}, requests_cancelled{0}, prefilled_tokens{0},
+      cached_tokens{0}, generated_tokens{0};
 
   Impl(std::shared_ptr<const Model> m, SessionOptions so, ServerOptions o)
       : model(std::move(m)),
@@ -354,6 +362,43 @@ struct Server::Impl {
     return j;
   }
 
+  // Counts a finished (or cancelled) completion for /metrics.
+  void count(const Job& job) {
+    const GenerateResult& res = job.gen->result();
+    (res.stop_reason == "cancelled" ? requests_cancelled : requests_done).fetch_add(1);
+    cached_tokens.fetch_add(static_cast<uint64_t>(job.n_cached));
+    prefilled_tokens.fetch_add(static_cast<uint64_t>(job.gen->progress().prompt_done));
+    generated_tokens.fetch_add(res.tokens.size());
+  }
+
+  void metrics(const httplib::Request& req, httplib::Response& res) {
+    check_auth(req);
+    const auto [running, waiting] = scheduler.counts();
+    size_t n_sessions;
+    {
+      std::lock_guard lock(sessions_m);
+      n_sessions = sessions.size();
+    }
+    std::string out;
+    auto metric = [&](const char* name, const char* type, const char* help, double v) {
+      out += cat("# HELP longctx_", name, " ", help, "\n# TYPE longctx_", name, " ", type,
+                 "\nlongctx_", name, " ", v, "\n");
+    };
+    metric("requests_total", "counter", "completions finished", double(requests_done.load()));
+    metric("requests_cancelled_total", "counter", "completions cancelled by a client going away",
+           double(requests_cancelled.load()));
+    metric("prompt_tokens_total", "counter", "prompt tokens prefilled",
+           double(prefilled_tokens.load()));
+    metric("cached_tokens_total", "counter", "prompt tokens a session already held",
+           double(cached_tokens.load()));
+    metric("generated_tokens_total", "counter", "tokens generated",
+           double(generated_tokens.load()));
+    metric("requests_running", "gauge", "completions generating now", running);
+    metric("requests_waiting", "gauge", "completions waiting for a turn", waiting);
+    metric("sessions", "gauge", "named sessions held", double(n_sessions));
+    res.set_content(out, "text/plain; version=0.0.4");
+  }
+
   // An error while generating: the session may hold part of the tokens; start it afresh.
   static void drop_session(Job& job) {
     job.gen.reset();
@@ -371,6 +416,7 @@ struct Server::Impl {
         fail_request(400, e.settings().empty() ? "" : e.settings()[0], "generation_failed",
                      e.what());
       }
+      count(*job);
       send_json(res, 200, final_response(*job));
       return;
     }
@@ -420,6 +466,7 @@ struct Server::Impl {
       if (!open) {
         gen.cancel();  // the client went away: the session keeps what was finished
         gen.step();
+        count(job);
         return false;
       }
     } catch (const Error& e) {
@@ -434,6 +481,7 @@ struct Server::Impl {
       if (open) sink.done();
       return open;
     }
+    count(job);
     event(chunk(job, "", finish_reason(gen.result().stop_reason), false));
     if (job.req.include_usage) {
       json u = chunk(job, "", nullptr, false);
@@ -554,6 +602,7 @@ struct Server::Impl {
     http.Post("/tokenize", guarded(&Impl::tokenize));
     http.Post("/detokenize", guarded(&Impl::detokenize));
     http.Get("/props", guarded(&Impl::props));
+    http.Get("/metrics", guarded(&Impl::metrics));
     http.Get("/health", [](const httplib::Request&, httplib::Response& res) {
       send_json(res, 200, {{"status", "ok"}});
     });

@@ -1,6 +1,6 @@
 // An OpenAI-compatible HTTP server over one loaded model:
 //   POST /v1/chat/completions, POST /v1/completions (JSON, or Server-Sent Events with "stream"),
-//   GET /v1/models, GET /health, POST /tokenize, POST /detokenize, GET /props.
+//   GET /v1/models, GET /health, POST /tokenize, POST /detokenize, GET /props, GET /metrics.
 // One Model is shared by every session. A request naming a session ("session_id", or the header
 // X-Session-Id) keeps its Session between requests and prefills only the tokens that extend what
 // the session holds; other requests get a fresh session. At most `parallel` requests run at once,
