@@ -145,6 +145,11 @@ TEST(Cli, BadInputGivesAClearErrorNotACrash) {
        "memory.kv_type f16 applies to memory.policy full only"},
       {"generate -m " + kStories + " -p hi -n 5 --memory infllm --kv-type q8_0",
        "memory.kv_type q8_0 applies to memory.policy full only"},
+      {"serve -m " + kStories + " --parallel 0", "--parallel must be >= 1"},
+      {"serve -m " + kStories + " --memory magic", "(flag --memory)"},
+      {"serve -m " + kStories + " --chat-template bogus", "unknown chat template name 'bogus'"},
+      {"serve -m " + kStories + " --api-key-file " + dir + "/missing.key", "missing.key"},
+      {"serve -m " + kStories + " --host 203.0.113.9 --port 9", "cannot listen on 203.0.113.9:9"},
   };
   for (const auto& c : cases) {
     std::string out;

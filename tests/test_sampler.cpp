@@ -216,6 +216,45 @@ TEST(SamplingSteps, RepeatPenalty) {
   EXPECT_FLOAT_EQ(l[3], 3.0f);
 }
 
+TEST(SamplingSteps, PresenceAndFrequencyPenalties) {
+  std::vector<float> l = {2.0f, -1.0f, 0.5f, 3.0f};
+  std::vector<int32_t> recent = {0, 1,  0,
+                                 0, 99, -3};  // token 0 three times, 1 once; bad ids ignored
+  sp::apply_presence_frequency(l.data(), 4, recent, 0.5f, 0.25f);
+  EXPECT_FLOAT_EQ(l[0], 2.0f - 3 * 0.25f - 0.5f);
+  EXPECT_FLOAT_EQ(l[1], -1.0f - 0.25f - 0.5f);
+  EXPECT_FLOAT_EQ(l[2], 0.5f);
+  EXPECT_FLOAT_EQ(l[3], 3.0f);
+  // Negative penalties raise the logits of seen tokens.
+  std::vector<float> m = {0.0f, 0.0f};
+  std::vector<int32_t> twice = {1, 1};
+  sp::apply_presence_frequency(m.data(), 2, twice, -1.0f, -0.5f);
+  EXPECT_FLOAT_EQ(m[0], 0.0f);
+  EXPECT_FLOAT_EQ(m[1], 2.0f);
+}
+
+TEST(Sampler, PresenceAndFrequencyPenaltiesChangeArgmax) {
+  SamplerParams p;
+  p.temperature = 0.0f;
+  p.repeat_last_n = 4;
+  p.frequency_penalty = 0.3f;
+  std::vector<float> l = {3.0f, 2.5f, -0.5f};
+  Sampler s(p, 3);
+  s.accept(0);  // 3.0 - 0.3 = 2.7 > 2.5
+  EXPECT_EQ(s.sample(l.data()), 0);
+  s.accept(0);  // 3.0 - 0.6 = 2.4 < 2.5
+  EXPECT_EQ(s.sample(l.data()), 1);
+  p.frequency_penalty = 0.0f;
+  p.presence_penalty = 0.6f;  // once seen, 3.0 - 0.6 = 2.4 < 2.5 however often
+  Sampler q(p, 3);
+  EXPECT_EQ(q.sample(l.data()), 0);
+  q.accept(0);
+  EXPECT_EQ(q.sample(l.data()), 1);
+  EXPECT_FLOAT_EQ(l[0], 3.0f);  // the input logits are not modified
+  p.presence_penalty = std::numeric_limits<float>::infinity();
+  EXPECT_THROW(lc::validate(p), lc::Error);
+}
+
 // Draws many tokens with a fixed seed and compares frequencies to the expected distribution.
 std::map<int32_t, double> frequencies(const SamplerParams& p, const std::vector<float>& logits,
                                       int n_draws) {

@@ -15,5 +15,6 @@ void register_make_model(CLI::App& root);
 void register_bench(CLI::App& root);
 void register_bench_context(CLI::App& root);
 void register_plot_context(CLI::App& root);
+void register_serve(CLI::App& root);
 
 }  // namespace lc::app

@@ -1,5 +1,7 @@
 #include "engine/generation.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace lc {
@@ -22,6 +24,12 @@ Generation::Generation(Session& s, std::vector<int32_t> prompt, const GenerateOp
     fail_setting({"n_predict"}, "n_predict must be >= 0, got ", opt_.n_predict);
   r_.n_prompt = static_cast<int64_t>(prompt_.size());
   r_.stop_reason = "length";
+  // The penalties look back over the context the model sees: what the session already holds
+  // (its last repeat_last_n tokens), then the prompt.
+  const std::vector<int32_t>& held = s_.tokens();
+  const size_t look_back = static_cast<size_t>(std::max(0, opt_.sampling.repeat_last_n));
+  for (size_t i = held.size() - std::min(look_back, held.size()); i < held.size(); ++i)
+    sampler_.accept(held[i]);
   for (int32_t id : prompt_) sampler_.accept(id);
   blocks_read0_ = s_.memory().blocks_read_from_disk();
 }

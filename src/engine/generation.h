@@ -52,7 +52,9 @@ struct GenerationProgress {
 
 class Generation {
  public:
-  // The prompt is appended to what the session already holds. lc::Error for an empty prompt or
+  // The prompt is appended to what the session already holds; the sampler's penalties count the
+  // session's last tokens as well as the prompt's, so a continued session samples as one that
+  // was given the whole text at once. lc::Error for an empty prompt or
   // options out of range (naming the setting).
   Generation(Session& s, std::vector<int32_t> prompt, const GenerateOptions& opt);
   ~Generation();

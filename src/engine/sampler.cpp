@@ -22,6 +22,12 @@ void validate(const SamplerParams& p) {
   if (p.repeat_last_n < 0)
     fail_setting({"sampling.repeat_last_n"}, "sampling.repeat_last_n must be >= 0, got ",
                  p.repeat_last_n);
+  if (!std::isfinite(p.presence_penalty))
+    fail_setting({"sampling.presence_penalty"},
+                 "sampling.presence_penalty must be a finite number, got ", p.presence_penalty);
+  if (!std::isfinite(p.frequency_penalty))
+    fail_setting({"sampling.frequency_penalty"},
+                 "sampling.frequency_penalty must be a finite number, got ", p.frequency_penalty);
 }
 
 namespace sampling {
@@ -45,6 +51,20 @@ void apply_repeat_penalty(float* logits, int32_t n_vocab, std::span<const int32_
     if (id < 0 || id >= n_vocab) continue;
     float& l = logits[id];
     l = l > 0.0f ? l / penalty : l * penalty;
+  }
+}
+
+void apply_presence_frequency(float* logits, int32_t n_vocab, std::span<const int32_t> recent,
+                              float presence, float frequency) {
+  if ((presence == 0.0f && frequency == 0.0f) || recent.empty()) return;
+  std::vector<int32_t> ids(recent.begin(), recent.end());
+  std::sort(ids.begin(), ids.end());
+  for (size_t i = 0; i < ids.size();) {
+    size_t j = i;
+    while (j < ids.size() && ids[j] == ids[i]) ++j;
+    const int32_t id = ids[i];
+    if (id >= 0 && id < n_vocab) logits[id] -= static_cast<float>(j - i) * frequency + presence;
+    i = j;
   }
 }
 
@@ -159,10 +179,14 @@ void Sampler::accept(int32_t token) {
 
 int32_t Sampler::sample(const float* logits) {
   const float* l = logits;
-  if (params_.repeat_penalty != 1.0f && !history_.empty()) {
+  const bool presence_frequency =
+      params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f;
+  if ((params_.repeat_penalty != 1.0f || presence_frequency) && !history_.empty()) {
     logits_.assign(logits, logits + n_vocab_);
     history_buf_.assign(history_.begin(), history_.end());
     sampling::apply_repeat_penalty(logits_.data(), n_vocab_, history_buf_, params_.repeat_penalty);
+    sampling::apply_presence_frequency(logits_.data(), n_vocab_, history_buf_,
+                                       params_.presence_penalty, params_.frequency_penalty);
     l = logits_.data();
   }
 

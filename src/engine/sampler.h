@@ -5,6 +5,9 @@
 //   1. Copy the logits; for each DISTINCT token among the last repeat_last_n accepted tokens,
 //      logit > 0 -> logit / repeat_penalty, else logit * repeat_penalty (skipped when penalty == 1
 //      or repeat_last_n == 0).
+//   1b. Presence and frequency penalties (OpenAI's): for each distinct token among the same last
+//      repeat_last_n accepted tokens, seen c times, logit -= c * frequency_penalty +
+//      presence_penalty (skipped when both are 0 or repeat_last_n == 0).
 //   2. temperature <= 0: return the argmax (ties -> lowest id). The RNG is not used.
 //   3. Candidates = all tokens whose logit is not NaN or -inf, sorted by logit descending (ties ->
 //      lowest id first).
@@ -32,12 +35,14 @@
 namespace lc {
 
 struct SamplerParams {
-  float temperature = 0.8f;     // <= 0: greedy
-  int top_k = 40;               // <= 0: disabled
-  float top_p = 0.95f;          // (0, 1]; 1: disabled
-  float min_p = 0.05f;          // [0, 1]; 0: disabled
-  float repeat_penalty = 1.0f;  // > 0; 1: disabled
-  int repeat_last_n = 64;       // >= 0; 0: disabled
+  float temperature = 0.8f;        // <= 0: greedy
+  int top_k = 40;                  // <= 0: disabled
+  float top_p = 0.95f;             // (0, 1]; 1: disabled
+  float min_p = 0.05f;             // [0, 1]; 0: disabled
+  float repeat_penalty = 1.0f;     // > 0; 1: disabled
+  int repeat_last_n = 64;          // >= 0; 0: disabled
+  float presence_penalty = 0.0f;   // finite; 0: disabled
+  float frequency_penalty = 0.0f;  // finite; 0: disabled
   uint64_t seed = 0x5EED0F10C0C7E5A1ull;
 };
 
@@ -57,6 +62,11 @@ struct Candidate {
 // tokens outside [0, n_vocab) are ignored.
 void apply_repeat_penalty(float* logits, int32_t n_vocab, std::span<const int32_t> recent,
                           float penalty);
+
+// Step 1b on a full logit array (in place): each distinct token of `recent`, seen c times there,
+// loses c * frequency + presence. Tokens outside [0, n_vocab) are ignored.
+void apply_presence_frequency(float* logits, int32_t n_vocab, std::span<const int32_t> recent,
+                              float presence, float frequency);
 
 // Index of the largest logit, ties -> lowest id; NaN is never chosen. Throws lc::Error when every
 // logit is NaN.

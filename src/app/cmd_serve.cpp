@@ -1,0 +1,73 @@
+// longctx serve: the OpenAI-compatible HTTP server (src/server) over one model.
+#include <iostream>
+
+#include "app/commands.h"
+#include "app/common.h"
+#include "core/error.h"
+#include "server/server.h"
+
+namespace lc::app {
+
+namespace {
+
+struct ServeOpts {
+  ModelOptions mo;
+  server::ServerOptions so;
+  std::string api_key_file;
+};
+
+std::string read_api_key(const std::string& path) {
+  std::string key = read_file(path);
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' '))
+    key.pop_back();
+  if (key.empty()) fail("--api-key-file ", path, " is empty");
+  return key;
+}
+
+void run_serve(ServeOpts& o) {
+  if (!o.api_key_file.empty()) o.so.api_key = read_api_key(o.api_key_file);
+  if (o.so.parallel < 1) fail("--parallel must be >= 1, got ", o.so.parallel);
+  if (o.so.queue < 0) fail("--queue must be >= 0, got ", o.so.queue);
+  if (o.so.port < 0 || o.so.port > 65535) fail("--port must be in [0, 65535], got ", o.so.port);
+  Loaded l = load_model(o.mo);
+  o.so.model_path = o.mo.model;
+  server::Server srv(l.model, l.session, o.so);
+  const int port = srv.bind();
+  std::cerr << "serving " << srv.model_id() << " (trained context " << l.trained_ctx << ", "
+            << o.so.parallel << " parallel, queue " << o.so.queue << ") on http://" << o.so.host
+            << ":" << port << (o.so.api_key.empty() ? "" : " (API key required)") << "\n";
+  if (o.mo.verbose)
+    for (const std::string& line : describe_settings(l.session))
+      std::cerr << "setting: " << line << "\n";
+  srv.run();
+}
+
+}  // namespace
+
+void register_serve(CLI::App& root) {
+  auto o = std::make_shared<ServeOpts>();
+  CLI::App* cmd =
+      root.add_subcommand("serve", "serve the model over an OpenAI-compatible HTTP API");
+  o->mo.add_to(*cmd);
+  cmd->add_option("--host", o->so.host, "address to listen on (loopback by default)")
+      ->capture_default_str();
+  cmd->add_option("--port", o->so.port, "port to listen on (0 = any free port)")
+      ->capture_default_str();
+  cmd->add_option("--parallel", o->so.parallel, "requests generating at once")
+      ->capture_default_str();
+  cmd->add_option("--queue", o->so.queue, "requests that may wait for a turn (more get 503)")
+      ->capture_default_str();
+  auto* key = cmd->add_option("--api-key", o->so.api_key,
+                              "require 'Authorization: Bearer KEY' on every request but /health");
+  cmd->add_option("--api-key-file", o->api_key_file, "read the API key from a file")->excludes(key);
+  cmd->add_option("--chat-template", o->so.chat_template,
+                  "chat template family overriding the model's: chatml, llama2, llama3, mistral, "
+                  "phi3, internlm2");
+  cmd->add_option("--alias", o->so.model_id, "the model's name in the API (default: file name)");
+  cmd->add_option("--max-sessions", o->so.max_sessions,
+                  "named sessions kept (the least recently used goes first)")
+      ->capture_default_str();
+  cmd->callback([o] { run_serve(*o); });
+}
+
+}  // namespace lc::app

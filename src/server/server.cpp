@@ -1,0 +1,703 @@
+#include "server/server.h"
+
+#include <httplib.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <ctime>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include "core/error.h"
+#include "engine/generation.h"
+#include "engine/session.h"
+#include "model/rope/rope_config.h"
+#include "model/tokenizer/chat_template.h"
+#include "server/request.h"
+
+namespace lc::server {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+void send_json(httplib::Response& res, int status, const json& j) {
+  res.status = status;
+  res.set_content(dump(j), "application/json");
+}
+
+void send_error(httplib::Response& res, const ApiError& e) {
+  send_json(res, e.status, e.body());
+  if (e.status == 503) res.set_header("Retry-After", "1");
+}
+
+// Compares in time that depends on the lengths only, not on where the texts differ.
+bool constant_time_equal(const std::string& a, const std::string& b) {
+  const size_t n = std::max(a.size(), b.size());
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff = static_cast<unsigned char>(diff | (x ^ y));
+  }
+  return diff == 0;
+}
+
+std::string file_name(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+const char* finish_reason(const std::string& stop_reason) {
+  return stop_reason == "length" ? "length" : "stop";
+}
+
+// A named session: its Session, and a lock held by the request using it.
+struct SessionEntry {
+  std::mutex busy;
+  std::unique_ptr<Session> session;
+  Clock::time_point last_used;
+};
+
+// Admission: at most `parallel` running, at most `queue` waiting.
+class Scheduler {
+ public:
+  Scheduler(int parallel, int queue) : parallel_(parallel), queue_(queue) {}
+
+  class Slot {
+   public:
+    explicit Slot(Scheduler& s) : s_(s) {}
+    ~Slot() { s_.release(); }
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+
+   private:
+    Scheduler& s_;
+  };
+
+  // A running slot, after waiting for one; 503 when the queue is full.
+  std::pair<int, int> counts() {  // running, waiting
+    std::lock_guard lock(m_);
+    return {running_, waiting_};
+  }
+
+  std::shared_ptr<Slot> acquire() {
+    std::unique_lock lock(m_);
+    if (running_ >= parallel_) {
+      if (waiting_ >= queue_) {
+        ApiError e;
+        e.status = 503;
+        e.type = "server_error";
+        e.code = "server_busy";
+        e.message = cat("the server is busy: ", running_, " requests running and ", waiting_,
+                        " waiting; retry later");
+        throw RequestError(e);
+      }
+      ++waiting_;
+      cv_.wait(lock, [&] { return running_ < parallel_; });
+      --waiting_;
+    }
+    ++running_;
+    return std::make_shared<Slot>(*this);
+  }
+
+ private:
+  void release() {
+    {
+      std::lock_guard lock(m_);
+      --running_;
+    }
+    cv_.notify_one();
+  }
+
+  std::mutex m_;
+  std::condition_variable cv_;
+  int parallel_, queue_;
+  int running_ = 0, waiting_ = 0;
+};
+
+// Everything one completion needs while it runs, kept alive by the streaming provider.
+struct Job {
+  std::shared_ptr<Scheduler::Slot> slot;
+  std::shared_ptr<SessionEntry> entry;  // a named session, or null
+  std::unique_lock<std::mutex> entry_lock;
+  std::unique_ptr<Session> own;  // a fresh session for a request without a name
+  Session* session = nullptr;
+  std::unique_ptr<Generation> gen;
+  CompletionRequest req;
+  int64_t n_prompt = 0, n_cached = 0;
+  std::string id;
+  int64_t created = 0;
+
+  ~Job() {
+    gen.reset();  // before the session it refers to
+  }
+};
+
+}  // namespace
+
+struct Server::Impl {
+  std::shared_ptr<const Model> model;
+  SessionOptions session_opt;
+  ServerOptions opt;
+  std::string id;
+  std::optional<ChatFormat> chat_format;
+  std::string chat_format_error;
+  Scheduler scheduler;
+  httplib::Server http;
+  std::mutex sessions_m;
+  std::unordered_map<std::string, std::shared_ptr<SessionEntry>> sessions;
+  std::atomic<uint64_t> next_id{1};
+  std::atomic<bool> in_run{false}, stop_requested{false};
+  // Counters of /metrics.
+  std::atomic<uint64_t> requests_done{0}, requests_cancelled{0}, prefilled_tokens{0},
+      cached_tokens{0}, generated_tokens{0};
+
+  Impl(std::shared_ptr<const Model> m, SessionOptions so, ServerOptions o)
+      : model(std::move(m)),
+        session_opt(std::move(so)),
+        opt(std::move(o)),
+        scheduler(std::max(1, opt.parallel), std::max(0, opt.queue)) {}
+
+  void check_auth(const httplib::Request& req) const {
+    if (opt.api_key.empty()) return;
+    const std::string h = req.get_header_value("Authorization");
+    const std::string prefix = "Bearer ";
+    const bool ok = h.size() > prefix.size() && h.compare(0, prefix.size(), prefix) == 0 &&
+                    constant_time_equal(h.substr(prefix.size()), opt.api_key);
+    if (!ok) {
+      ApiError e;
+      e.status = 401;
+      e.code = "invalid_api_key";
+      e.message = h.empty() ? "an API key is required: send the header 'Authorization: Bearer KEY'"
+                            : "the API key is not valid";
+      throw RequestError(e);
+    }
+  }
+
+  void check_model(const std::string& name) const {
+    if (name.empty() || name == id || name == opt.model_path) return;
+    fail_request(404, "model", "model_not_found",
+                 cat("the model '", name, "' does not exist; this server serves '", id, "'"));
+  }
+
+  std::shared_ptr<SessionEntry> named_session(const std::string& name) {
+    std::lock_guard lock(sessions_m);
+    auto it = sessions.find(name);
+    if (it != sessions.end()) {
+      it->second->last_used = Clock::now();
+      return it->second;
+    }
+    while (!sessions.empty() && sessions.size() >= std::max<size_t>(1, opt.max_sessions)) {
+      auto oldest = sessions.begin();
+      for (auto j = sessions.begin(); j != sessions.end(); ++j)
+        if (j->second->last_used < oldest->second->last_used) oldest = j;
+      sessions.erase(oldest);  // a request still using it keeps it alive until it is done
+    }
+    auto e = std::make_shared<SessionEntry>();
+    e->last_used = Clock::now();
+    sessions.emplace(name, e);
+    return e;
+  }
+
+  std::vector<int32_t> prompt_tokens(const CompletionRequest& r) const {
+    const Tokenizer& tok = model->tokenizer();
+    std::vector<int32_t> ids;
+    if (r.endpoint == Endpoint::ChatCompletions) {
+      if (!chat_format)
+        fail_request(400, "messages", "no_chat_template",
+                     cat("chat completions need a chat template and ", chat_format_error,
+                         "; use /v1/completions with a prompt instead"));
+      std::string text;
+      try {
+        text = apply_chat_template(*chat_format, r.messages, true);
+      } catch (const Error& e) {
+        fail_request(400, "messages", "invalid_value", e.what());
+      }
+      ids = tok.encode(text, true, true);
+    } else if (!r.prompt_tokens.empty()) {
+      ids = r.prompt_tokens;
+      for (size_t i = 0; i < ids.size(); ++i)
+        if (ids[i] >= tok.n_vocab())
+          fail_request(400, cat("prompt[", i, "]"), "invalid_value",
+                       cat("'prompt[", i, "]' = ", ids[i], " is outside the vocabulary [0, ",
+                           tok.n_vocab(), ")"));
+    } else {
+      ids = tok.encode(r.prompt, true, false);
+    }
+    if (ids.empty())
+      fail_request(400, r.endpoint == Endpoint::ChatCompletions ? "messages" : "prompt",
+                   "invalid_value", "the prompt is empty (and the model adds no BOS token)");
+    return ids;
+  }
+
+  GenerateOptions generate_options(const CompletionRequest& r, int64_t n_prompt) const {
+    GenerateOptions g;
+    if (r.max_tokens) {
+      g.n_predict = *r.max_tokens;
+    } else if (r.endpoint == Endpoint::Completions) {
+      g.n_predict = 16;  // OpenAI's default for completions
+    } else {
+      const int64_t ctx = session_opt.trained_ctx > 0 ? session_opt.trained_ctx : 2048;
+      g.n_predict = std::max<int64_t>(16, ctx - n_prompt);
+    }
+    g.stop = r.stop;
+    g.sampling.temperature = r.temperature;
+    g.sampling.top_k = r.top_k;
+    g.sampling.top_p = r.top_p;
+    g.sampling.min_p = r.min_p;
+    g.sampling.repeat_penalty = r.repetition_penalty;
+    g.sampling.presence_penalty = r.presence_penalty;
+    g.sampling.frequency_penalty = r.frequency_penalty;
+    g.sampling.seed =
+        r.seed ? static_cast<uint64_t>(*r.seed) : static_cast<uint64_t>(std::random_device{}());
+    return g;
+  }
+
+  // Parses, admits and prepares a completion; RequestError for anything the client got wrong.
+  std::shared_ptr<Job> prepare(const httplib::Request& req, Endpoint endpoint) {
+    check_auth(req);
+    auto job = std::make_shared<Job>();
+    job->req = parse_completion_request(req.body, endpoint);
+    const CompletionRequest& r = job->req;
+    check_model(r.model);
+    if (job->req.session_id.empty() && req.has_header("X-Session-Id")) {
+      job->req.session_id = req.get_header_value("X-Session-Id");
+      validate_session_id(job->req.session_id, "X-Session-Id");
+    }
+    const std::vector<int32_t> ids = prompt_tokens(r);
+    const GenerateOptions g = generate_options(r, static_cast<int64_t>(ids.size()));
+
+    job->slot = scheduler.acquire();
+    if (!r.session_id.empty()) {
+      job->entry = named_session(r.session_id);
+      job->entry_lock = std::unique_lock(job->entry->busy);
+      if (!job->entry->session) job->entry->session = std::make_unique<Session>(model, session_opt);
+      job->session = job->entry->session.get();
+    } else {
+      job->own = std::make_unique<Session>(model, session_opt);
+      job->session = job->own.get();
+    }
+    Session& s = *job->session;
+    const std::vector<int32_t>& held = s.tokens();
+    std::vector<int32_t> fresh;
+    if (!held.empty() && held.size() < ids.size() &&
+        std::equal(held.begin(), held.end(), ids.begin())) {
+      job->n_cached = static_cast<int64_t>(held.size());
+      fresh.assign(ids.begin() + static_cast<std::ptrdiff_t>(held.size()), ids.end());
+    } else {
+      if (!held.empty()) s.reset();
+      fresh = ids;
+    }
+    job->n_prompt = static_cast<int64_t>(ids.size());
+    try {
+      job->gen = std::make_unique<Generation>(s, std::move(fresh), g);
+    } catch (const Error& e) {
+      fail_request(400, e.settings().empty() ? "" : e.settings()[0], "invalid_value", e.what());
+    }
+    job->id =
+        cat(endpoint == Endpoint::ChatCompletions ? "chatcmpl-" : "cmpl-", next_id.fetch_add(1));
+    job->created = static_cast<int64_t>(std::time(nullptr));
+    return job;
+  }
+
+  json usage(const Job& job) const {
+    const int64_t completion = static_cast<int64_t>(job.gen->result().tokens.size());
+    return {{"prompt_tokens", job.n_prompt},
+            {"completion_tokens", completion},
+            {"total_tokens", job.n_prompt + completion},
+            {"prompt_tokens_details", {{"cached_tokens", job.n_cached}}}};
+  }
+
+  // A streamed chunk's JSON with `text` and `finish` (null when "").
+  json chunk(const Job& job, const std::string& text, const char* finish, bool role) const {
+    json choice;
+    choice["index"] = 0;
+    choice["finish_reason"] = finish ? json(finish) : json(nullptr);
+    choice["logprobs"] = nullptr;
+    if (job.req.endpoint == Endpoint::ChatCompletions) {
+      json delta = json::object();
+      if (role) delta["role"] = "assistant";
+      if (!finish) delta["content"] = text;
+      choice["delta"] = delta;
+    } else {
+      choice["text"] = text;
+    }
+    json j = {{"id", job.id},
+              {"object", job.req.endpoint == Endpoint::ChatCompletions ? "chat.completion.chunk"
+                                                                       : "text_completion"},
+              {"created", job.created},
+              {"model", id},
+              {"choices", json::array({choice})}};
+    if (job.req.include_usage) j["usage"] = nullptr;
+    return j;
+  }
+
+  json final_response(const Job& job) const {
+    const GenerateResult& res = job.gen->result();
+    json choice = {
+        {"index", 0}, {"finish_reason", finish_reason(res.stop_reason)}, {"logprobs", nullptr}};
+    const bool chat = job.req.endpoint == Endpoint::ChatCompletions;
+    if (chat)
+      choice["message"] = {{"role", "assistant"}, {"content", res.text}};
+    else
+      choice["text"] = res.text;
+    json j = {{"id", job.id},
+              {"object", chat ? "chat.completion" : "text_completion"},
+              {"created", job.created},
+              {"model", id},
+              {"choices", json::array({choice})},
+              {"usage", usage(job)}};
+    if (!job.req.session_id.empty()) j["session_id"] = job.req.session_id;
+    return j;
+  }
+
+  // Counts a finished (or cancelled) completion for /metrics.
+  void count(const Job& job) {
+    const GenerateResult& res = job.gen->result();
+    (res.stop_reason == "cancelled" ? requests_cancelled : requests_done).fetch_add(1);
+    cached_tokens.fetch_add(static_cast<uint64_t>(job.n_cached));
+    prefilled_tokens.fetch_add(static_cast<uint64_t>(job.gen->progress().prompt_done));
+    generated_tokens.fetch_add(res.tokens.size());
+  }
+
+  void metrics(const httplib::Request& req, httplib::Response& res) {
+    check_auth(req);
+    const auto [running, waiting] = scheduler.counts();
+    size_t n_sessions;
+    {
+      std::lock_guard lock(sessions_m);
+      n_sessions = sessions.size();
+    }
+    std::string out;
+    auto metric = [&](const char* name, const char* type, const char* help, double v) {
+      out += cat("# HELP longctx_", name, " ", help, "\n# TYPE longctx_", name, " ", type,
+                 "\nlongctx_", name, " ", v, "\n");
+    };
+    metric("requests_total", "counter", "completions finished", double(requests_done.load()));
+    metric("requests_cancelled_total", "counter", "completions cancelled by a client going away",
+           double(requests_cancelled.load()));
+    metric("prompt_tokens_total", "counter", "prompt tokens prefilled",
+           double(prefilled_tokens.load()));
+    metric("cached_tokens_total", "counter", "prompt tokens a session already held",
+           double(cached_tokens.load()));
+    metric("generated_tokens_total", "counter", "tokens generated",
+           double(generated_tokens.load()));
+    metric("requests_running", "gauge", "completions generating now", running);
+    metric("requests_waiting", "gauge", "completions waiting for a turn", waiting);
+    metric("sessions", "gauge", "named sessions held", double(n_sessions));
+    res.set_content(out, "text/plain; version=0.0.4");
+  }
+
+  // An error while generating: the session may hold part of the tokens; start it afresh.
+  static void drop_session(Job& job) {
+    job.gen.reset();
+    job.session->reset();
+  }
+
+  void completion(const httplib::Request& req, httplib::Response& res, Endpoint endpoint) {
+    std::shared_ptr<Job> job = prepare(req, endpoint);
+    if (!job->req.stream) {
+      try {
+        while (job->gen->step()) {
+        }
+      } catch (const Error& e) {
+        drop_session(*job);
+        fail_request(400, e.settings().empty() ? "" : e.settings()[0], "generation_failed",
+                     e.what());
+      }
+      count(*job);
+      send_json(res, 200, final_response(*job));
+      return;
+    }
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [this, job](size_t, httplib::DataSink& sink) { return stream(*job, sink); });
+  }
+
+  // Runs the whole generation, writing its events; false when the client went away.
+  bool stream(Job& job, httplib::DataSink& sink) {
+    Generation& gen = *job.gen;
+    bool open = true;
+    auto write = [&](const std::string& s) {
+      if (open && !sink.write(s.data(), s.size())) open = false;
+      return open;
+    };
+    auto event = [&](const json& j) { return write("data: " + dump(j) + "\n\n"); };
+    const Clock::time_point t0 = Clock::now();
+    Clock::time_point last = t0;
+    event(chunk(job, "", nullptr, true));
+    try {
+      while (open) {
+        const bool prefilling = gen.progress().prefilling();
+        if (!gen.step()) break;
+        if (!gen.new_text().empty()) {
+          event(chunk(job, gen.new_text(), nullptr, false));
+          last = Clock::now();
+        } else if (prefilling && job.req.return_progress) {
+          const GenerationProgress p = gen.progress();
+          json j = chunk(job, "", nullptr, false);
+          j["choices"] = json::array();
+          j["prompt_progress"] = {
+              {"total", job.n_prompt},
+              {"cache", job.n_cached},
+              {"processed", job.n_cached + p.prompt_done},
+              {"time_ms", std::chrono::duration<double, std::milli>(Clock::now() - t0).count()}};
+          event(j);
+          last = Clock::now();
+        } else if (prefilling &&
+                   std::chrono::duration<double>(Clock::now() - last).count() >= opt.ping_seconds) {
+          write(": ping\n\n");
+          last = Clock::now();
+        }
+      }
+      if (!open) {
+        gen.cancel();  // the client went away: the session keeps what was finished
+        gen.step();
+        count(job);
+        return false;
+      }
+    } catch (const Error& e) {
+      drop_session(job);
+      ApiError err;
+      err.status = 500;
+      err.type = "server_error";
+      err.code = "generation_failed";
+      err.message = e.what();
+      event(err.body());
+      write("data: [DONE]\n\n");
+      if (open) sink.done();
+      return open;
+    }
+    count(job);
+    event(chunk(job, "", finish_reason(gen.result().stop_reason), false));
+    if (job.req.include_usage) {
+      json u = chunk(job, "", nullptr, false);
+      u["choices"] = json::array();
+      u["usage"] = usage(job);
+      event(u);
+    }
+    write("data: [DONE]\n\n");
+    if (open) sink.done();
+    return open;
+  }
+
+  void tokenize(const httplib::Request& req, httplib::Response& res) {
+    check_auth(req);
+    const json body = parse_body(req.body);
+    auto it = body.find("content");
+    if (it == body.end() || it->is_null())
+      fail_request(400, "content", "missing_field", "'content' is required");
+    if (!it->is_string())
+      fail_request(400, "content", "invalid_type", "'content' must be a string");
+    bool add_special = false;
+    if (auto a = body.find("add_special"); a != body.end() && !a->is_null()) {
+      if (!a->is_boolean())
+        fail_request(400, "add_special", "invalid_type", "'add_special' must be a boolean");
+      add_special = a->get<bool>();
+    }
+    send_json(res, 200,
+              {{"tokens", model->tokenizer().encode(it->get<std::string>(), add_special)}});
+  }
+
+  void detokenize(const httplib::Request& req, httplib::Response& res) {
+    check_auth(req);
+    const json body = parse_body(req.body);
+    auto it = body.find("tokens");
+    if (it == body.end() || it->is_null())
+      fail_request(400, "tokens", "missing_field", "'tokens' is required");
+    if (!it->is_array())
+      fail_request(400, "tokens", "invalid_type", "'tokens' must be an array of token ids");
+    std::vector<int32_t> ids;
+    const int32_t n_vocab = model->tokenizer().n_vocab();
+    for (size_t i = 0; i < it->size(); ++i) {
+      const json& v = (*it)[i];
+      if (!v.is_number_integer())
+        fail_request(400, cat("tokens[", i, "]"), "invalid_type",
+                     cat("'tokens[", i, "]' must be an integer token id"));
+      const int64_t t = v.get<int64_t>();
+      if (t < 0 || t >= n_vocab)
+        fail_request(
+            400, cat("tokens[", i, "]"), "invalid_value",
+            cat("'tokens[", i, "]' = ", t, " is outside the vocabulary [0, ", n_vocab, ")"));
+      ids.push_back(static_cast<int32_t>(t));
+    }
+    send_json(res, 200, {{"content", model->tokenizer().decode(ids)}});
+  }
+
+  void props(const httplib::Request& req, httplib::Response& res) {
+    check_auth(req);
+    json j = {{"model", id},
+              {"model_path", opt.model_path},
+              {"n_ctx_train", session_opt.trained_ctx},
+              {"parallel", std::max(1, opt.parallel)},
+              {"queue", std::max(0, opt.queue)},
+              {"rope", rope_summary(session_opt.rope)},
+              {"settings", describe_settings(session_opt)}};
+    j["chat_template"] =
+        chat_format ? json(std::string(chat_format_name(*chat_format))) : json(nullptr);
+    send_json(res, 200, j);
+  }
+
+  void models(const httplib::Request& req, httplib::Response& res) {
+    check_auth(req);
+    send_json(
+        res, 200,
+        {{"object", "list"},
+         {"data",
+          json::array(
+              {{{"id", id}, {"object", "model"}, {"created", 0}, {"owned_by", "longctx"}}})}});
+  }
+
+  // Wraps a handler: RequestError and lc::Error become OpenAI-shaped error answers.
+  template <typename F>
+  httplib::Server::Handler guarded(F f) {
+    return [this, f](const httplib::Request& req, httplib::Response& res) {
+      try {
+        (this->*f)(req, res);
+      } catch (const RequestError& e) {
+        send_error(res, e.error());
+      } catch (const Error& e) {
+        ApiError err;
+        err.message = e.what();
+        err.param = e.settings().empty() ? "" : e.settings()[0];
+        err.code = "invalid_value";
+        send_error(res, err);
+      } catch (const std::exception& e) {
+        ApiError err;
+        err.status = 500;
+        err.type = "server_error";
+        err.message = cat("internal error: ", e.what());
+        send_error(res, err);
+      }
+    };
+  }
+
+  void chat_completions(const httplib::Request& req, httplib::Response& res) {
+    completion(req, res, Endpoint::ChatCompletions);
+  }
+  void completions(const httplib::Request& req, httplib::Response& res) {
+    completion(req, res, Endpoint::Completions);
+  }
+
+  void routes() {
+    http.Post("/v1/chat/completions", guarded(&Impl::chat_completions));
+    http.Post("/chat/completions", guarded(&Impl::chat_completions));
+    http.Post("/v1/completions", guarded(&Impl::completions));
+    http.Post("/completions", guarded(&Impl::completions));
+    http.Get("/v1/models", guarded(&Impl::models));
+    http.Get("/models", guarded(&Impl::models));
+    http.Post("/tokenize", guarded(&Impl::tokenize));
+    http.Post("/detokenize", guarded(&Impl::detokenize));
+    http.Get("/props", guarded(&Impl::props));
+    http.Get("/metrics", guarded(&Impl::metrics));
+    http.Get("/health", [](const httplib::Request&, httplib::Response& res) {
+      send_json(res, 200, {{"status", "ok"}});
+    });
+    http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
+                                                                   httplib::Response& res) {
+      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+      ApiError e;
+      e.status = res.status;
+      if (res.status == 404) {
+        e.code = "not_found";
+        e.message = cat("no such endpoint: ", req.method, " ", req.path);
+      } else if (res.status == 413) {
+        e.code = "body_too_large";
+        e.message = cat("the request body is larger than the limit of ", kMaxBodyBytes, " bytes");
+      } else {
+        e.message = cat("the request could not be handled (HTTP ", res.status, ")");
+      }
+      send_error(res, e);
+      return httplib::Server::HandlerResponse::Handled;
+    }));
+    http.set_payload_max_length(kMaxBodyBytes);
+    // SO_REUSEADDR only: a restarted server binds at once, a second one on a port in use fails
+    // (httplib's default, SO_REUSEPORT, would let both listen and share the connections).
+    http.set_socket_options([](socket_t sock) {
+      int yes = 1;
+      setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    });
+    const size_t threads =
+        static_cast<size_t>(std::max(1, opt.parallel) + std::max(0, opt.queue) + 4);
+    http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  }
+};
+
+Server::Server(std::shared_ptr<const Model> model, SessionOptions session, ServerOptions opt) {
+  if (opt.parallel < 1)
+    fail_setting({"server.parallel"}, "server.parallel must be >= 1, got ", opt.parallel);
+  if (opt.queue < 0) fail_setting({"server.queue"}, "server.queue must be >= 0, got ", opt.queue);
+  if (opt.port < 0 || opt.port > 65535)
+    fail_setting({"server.port"}, "server.port must be in [0, 65535], got ", opt.port);
+  if (!(opt.ping_seconds > 0))
+    fail_setting({"server.ping_seconds"}, "server.ping_seconds must be > 0, got ",
+                 opt.ping_seconds);
+  impl_ = std::make_unique<Impl>(std::move(model), std::move(session), std::move(opt));
+  Impl& m = *impl_;
+  m.id = !m.opt.model_id.empty()     ? m.opt.model_id
+         : !m.opt.model_path.empty() ? file_name(m.opt.model_path)
+                                     : std::string("model");
+  if (!m.opt.chat_template.empty()) {
+    m.chat_format = chat_format_from_name(m.opt.chat_template);
+  } else if (m.model->tokenizer().chat_template().empty()) {
+    m.chat_format_error = "the model has no chat template (tokenizer.chat_template)";
+  } else {
+    try {
+      m.chat_format = detect_chat_format(m.model->tokenizer().chat_template());
+    } catch (const Error& e) {
+      m.chat_format_error =
+          cat("the model's chat template is not one this server knows (", e.what(), ")");
+    }
+  }
+  m.routes();
+}
+
+Server::~Server() { stop(); }
+
+int Server::bind() {
+  Impl& m = *impl_;
+  if (m.opt.port == 0) {
+    const int port = m.http.bind_to_any_port(m.opt.host);
+    if (port <= 0) fail("cannot listen on ", m.opt.host, " (no free port)");
+    return port;
+  }
+  if (!m.http.bind_to_port(m.opt.host, m.opt.port))
+    fail("cannot listen on ", m.opt.host, ":", m.opt.port,
+         " (the port is in use, or the address is not this machine's)");
+  return m.opt.port;
+}
+
+void Server::run() {
+  Impl& m = *impl_;
+  m.in_run = true;
+  if (!m.stop_requested) m.http.listen_after_bind();
+  m.in_run = false;
+}
+
+void Server::stop() {
+  if (!impl_) return;
+  Impl& m = *impl_;
+  m.stop_requested = true;
+  // httplib ignores a stop() that comes before its loop runs: wait for the loop (or for run() to
+  // have returned on seeing stop_requested).
+  while (m.in_run && !m.http.is_running())
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  m.http.stop();
+}
+
+const std::string& Server::model_id() const { return impl_->id; }
+
+}  // namespace lc::server

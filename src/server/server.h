@@ -1,0 +1,57 @@
+// An OpenAI-compatible HTTP server over one loaded model:
+//   POST /v1/chat/completions, POST /v1/completions (JSON, or Server-Sent Events with "stream"),
+//   GET /v1/models, GET /health, POST /tokenize, POST /detokenize, GET /props, GET /metrics.
+// One Model is shared by every session. A request naming a session ("session_id", or the header
+// X-Session-Id) keeps its Session between requests and prefills only the tokens that extend what
+// the session holds; other requests get a fresh session. At most `parallel` requests run at once,
+// up to `queue` more wait, and beyond that the answer is 503 with Retry-After.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "engine/session_spec.h"
+#include "model/model.h"
+
+namespace lc::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";  // loopback unless told otherwise
+  int port = 8080;                 // 0: any free port (see Server::bind())
+  int parallel = 1;                // requests generating at once
+  int queue = 64;                  // requests that may wait for a turn; more get 503
+  std::string api_key;             // "" = no key required
+  std::string model_path;          // the file, shown by /props and accepted as a model name
+  std::string model_id;            // the model's name in /v1/models ("" = model_path's file name)
+  std::string chat_template;       // a template family overriding the GGUF's ("" = the GGUF's)
+  double ping_seconds = 3;         // SSE ": ping" comments at least this often while prefilling
+  size_t max_sessions = 256;       // named sessions kept; the least recently used goes first
+};
+
+class Server {
+ public:
+  // lc::Error naming the setting when an option is out of range ("server.parallel", ...) or the
+  // chat template named is unknown.
+  Server(std::shared_ptr<const Model> model, SessionOptions session, ServerOptions opt);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds the listening socket; returns the port (the chosen one when options' port is 0).
+  // lc::Error when the address cannot be bound.
+  int bind();
+  // Serves until stop(); bind() first. Returns at once when stop() came first.
+  void run();
+  // Stops run() (from any thread, before or while it runs).
+  void stop();
+
+  const std::string& model_id() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lc::server
