@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -461,10 +462,19 @@ TEST(Server, MetricsCountRequestsAndTokens) {
   post(*c, "/v1/completions", json{{"prompt", "Once upon a time"}, {"max_tokens", 7}});
   post(*c, "/v1/completions",
        json{{"prompt", "Once upon a time"}, {"max_tokens", 3}, {"stream", true}});
-  auto m = c->Get("/metrics");
-  ASSERT_TRUE(m);
-  EXPECT_EQ(m->status, 200);
-  const std::string& t = m->body;
+  // A streamed request's slot is released once its stream has closed, which may be just after
+  // the client has read the last event: wait (boundedly) for the gauges to settle.
+  std::string t;
+  for (int i = 0; i < 100; ++i) {
+    auto m = c->Get("/metrics");
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->status, 200);
+    t = m->body;
+    if (t.find("\nlongctx_requests_running 0\n") != std::string::npos &&
+        t.find("\nlongctx_requests_total 2\n") != std::string::npos)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   EXPECT_NE(t.find("\nlongctx_requests_total 2\n"), std::string::npos) << t;
   EXPECT_NE(t.find("\nlongctx_prompt_tokens_total 10\n"), std::string::npos) << t;
   EXPECT_NE(t.find("\nlongctx_generated_tokens_total 10\n"), std::string::npos) << t;
