@@ -308,7 +308,6 @@ std::string setting_flags_text(const std::vector<std::pair<std::string, std::str
     const std::string f = flag_for_setting(setting);
     if (!out.empty()) out += " ";
     out += f.empty() ? setting + " = " + value : f + (value.empty() ? "" : " " + value);
-    if (setting == "rope.hf_config") out = f;  // "config.json (--hf-config)"
   }
   return out;
 }

@@ -101,6 +101,9 @@ SessionOptions resolve_session(const Model& model, const SessionSpec& spec) {
   if (ms.max_ctx) check_min("memory.max_ctx", *ms.max_ctx, 0, ">= 0");
   mc.max_ctx = rec.pick<int64_t>("memory.max_ctx", ms.max_ctx, 0, "default: no limit");
 
+  if (ms.index_probe) check_min("memory.index_probe", *ms.index_probe, 0, ">= 0");
+  if (ms.index_budget) check_min("memory.index_budget", *ms.index_budget, 0, ">= 0");
+  // Streaming and full memories ignore the block settings; only infllm reads them.
   ContextMemoryOptions& c = mc.ctx;
   const ContextMemoryOptions d = default_context_memory(o.trained_ctx);
   c = d;
@@ -136,15 +139,7 @@ SessionOptions resolve_session(const Model& model, const SessionSpec& spec) {
       c.store.spill_type = ms.spill_type.value_or(SpillType::F16);
       rec.note("memory.spill_type", spill_type_name(c.store.spill_type),
                ms.spill_type ? rec.set_source("memory.spill_type") : "default");
-    } else {
-      c.store.spill_type = ms.spill_type.value_or(SpillType::F16);
-      if (ms.exact_retrieval) c.exact_retrieval = *ms.exact_retrieval;
-      if (ms.mem_budget) c.store.mem_budget = *ms.mem_budget;
-      if (ms.spill_dir) c.store.spill_dir = *ms.spill_dir;
-      if (ms.measure_recall) c.measure_recall = *ms.measure_recall;
     }
-    if (ms.index_probe) check_min("memory.index_probe", *ms.index_probe, 0, ">= 0");
-    if (ms.index_budget) check_min("memory.index_budget", *ms.index_budget, 0, ">= 0");
     validate_context_memory(c, o.trained_ctx);
     // Past the trained context (stretched by a RoPE scaling factor), window distances are ones the
     // model never saw: allowed, for experiments, but said.
@@ -164,11 +159,6 @@ SessionOptions resolve_session(const Model& model, const SessionSpec& spec) {
       const std::string w = budget_warning(c, dims);
       if (!w.empty()) o.warnings.push_back({w, {"memory.mem_budget"}});
     }
-  } else {
-    // The full memory ignores the block settings; keep what the spec gave for reporting.
-    c.store.spill_type = ms.spill_type.value_or(SpillType::F16);
-    if (ms.index_probe) check_min("memory.index_probe", *ms.index_probe, 0, ">= 0");
-    if (ms.index_budget) check_min("memory.index_budget", *ms.index_budget, 0, ">= 0");
   }
   return o;
 }

@@ -131,7 +131,8 @@ std::vector<std::string> rope_describe(const RopeSettings& s) {
 std::string default_setting_names(
     const std::vector<std::pair<std::string, std::string>>& settings) {
   std::string out;
-  for (const auto& [k, v] : settings) out += (out.empty() ? "" : ", ") + k + " = " + v;
+  for (const auto& [k, v] : settings)
+    out += (out.empty() ? "" : ", ") + k + (v.empty() ? "" : " = " + v);
   return out;
 }
 
@@ -145,7 +146,7 @@ std::optional<std::string> rope_context_warning(const RopeSettings& s, int64_t t
   const std::string flags = name_settings({{"rope.scaling", "yarn"},
                                            {"rope.scale", fs},
                                            {"rope.orig_ctx", std::to_string(trained_ctx)}});
-  const std::string config = name_settings({{"rope.hf_config", "config.json"}});
+  const std::string config = name_settings({{"rope.hf_config", ""}});
   const std::string entry = "\"rope_scaling\": {\"type\": \"dynamic\", \"factor\": " + fs + ".0}";
   const std::string head = "requested context " + std::to_string(requested_ctx) +
                            " is longer than the trained context " + std::to_string(trained_ctx);
