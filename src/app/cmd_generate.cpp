@@ -1,4 +1,6 @@
 // longctx generate: stream a continuation of a prompt.
+#include <algorithm>
+#include <chrono>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -6,7 +8,9 @@
 #include "app/commands.h"
 #include "app/common.h"
 #include "core/error.h"
+#include "core/object_store.h"
 #include "engine/generation.h"
+#include "engine/session_state.h"
 #include "model/tokenizer/chat_template.h"
 
 namespace lc::app {
@@ -15,14 +19,15 @@ namespace {
 
 struct GenOpts {
   ModelOptions mo;
-  std::string prompt, file, system, chat_template;
+  std::string prompt, file, system, chat_template, session;
   int64_t n_predict = 128;
   int64_t ctx = 0;
   float temp = 0.8f, top_p = 0.95f, min_p = 0.05f, repeat_penalty = 1.0f;
   int top_k = 40, repeat_last_n = 64;
   int64_t seed = -1;
   std::vector<std::string> stop;
-  bool json = false, chat = false, ignore_eos = false, no_display_prompt = false;
+  bool json = false, chat = false, ignore_eos = false, no_display_prompt = false,
+       session_ro = false;
 };
 
 void run_generate(const GenOpts& o) {
@@ -46,16 +51,43 @@ void run_generate(const GenOpts& o) {
     text = apply_chat_template(fmt, msgs, true);
     parse_special = true;
   }
-  const std::vector<int32_t> ids = tok.encode(text, true, parse_special);
-  std::string().swap(text);  // a prompt file may be megabytes long
-  const int64_t need = static_cast<int64_t>(ids.size()) + o.n_predict;
-  if (o.ctx > 0 && need > o.ctx)
-    fail("prompt (", ids.size(), " tokens) plus -n ", o.n_predict, " needs ", need,
-         " positions, more than --ctx ", o.ctx);
-
-  warn_context(l, need);
-  l.session.memory.max_ctx = o.ctx;  // the context limit (--ctx), checked above
+  std::vector<int32_t> ids = tok.encode(text, true, parse_special);
+  l.session.memory.max_ctx = o.ctx;  // the context limit (--ctx), checked below
   Session s(l.model, l.session);
+
+  // --session FILE: continue the saved session. A prompt that starts with everything it holds
+  // (the same text given again, as with llama.cpp's --prompt-cache) reads only the rest; any
+  // other prompt is appended to it.
+  std::unique_ptr<ObjectStore> store;
+  if (o.session_ro && o.session.empty()) fail("--session-ro needs --session FILE");
+  if (!o.session.empty()) {
+    store = open_bundle_store(o.session);
+    const auto t0 = std::chrono::steady_clock::now();
+    if (load_session(s, *store, "session")) {
+      std::fprintf(stderr, "session: %lld tokens restored from %s in %.2f s\n",
+                   static_cast<long long>(s.n_past()), o.session.c_str(),
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      const std::vector<int32_t>& held = s.tokens();
+      if (ids.size() >= held.size() && std::equal(held.begin(), held.end(), ids.begin())) {
+        ids.erase(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(held.size()));
+        if (ids.empty()) {
+          // Nothing new: read the last token again to have logits to sample from.
+          if (!s.truncate(s.n_past() - 1))
+            fail("the prompt adds nothing to the session in ", o.session,
+                 ", and its memory cannot take back its last token; add text to the prompt");
+          ids.push_back(held.back());
+        }
+      } else {
+        ids = tok.encode(text, false, parse_special);
+      }
+    }
+  }
+  std::string().swap(text);  // a prompt file may be megabytes long
+  const int64_t need = s.n_past() + static_cast<int64_t>(ids.size()) + o.n_predict;
+  if (o.ctx > 0 && need > o.ctx)
+    fail("prompt (", ids.size(), " tokens", s.n_past() > 0 ? cat(" after ", s.n_past(), " held") : "",
+         ") plus -n ", o.n_predict, " needs ", need, " positions, more than --ctx ", o.ctx);
+  warn_context(l, need);
 
   GenerateOptions g;
   g.n_predict = o.n_predict;
@@ -87,6 +119,16 @@ void run_generate(const GenOpts& o) {
     if (!o.json && !gen.new_text().empty()) std::cout << gen.new_text() << std::flush;
   }
   const GenerateResult& r = gen.result();
+  auto save = [&] {
+    if (!store || o.session_ro) return;
+    // The session holds everything shown: a generation cut by the token limit has not read its
+    // last token yet.
+    if (r.stop_reason == "length" && !r.tokens.empty()) s.feed(&r.tokens.back(), 1);
+    const SaveStats st = save_session(s, *store, "session");
+    std::fprintf(stderr, "session: %lld tokens saved to %s (%.1f MiB) in %.2f s\n",
+                 static_cast<long long>(st.tokens), o.session.c_str(),
+                 static_cast<double>(st.bytes_stored) / (1 << 20), st.seconds);
+  };
   if (o.json) {
     nlohmann::json j;
     j["text"] = valid_utf8(r.text);
@@ -100,6 +142,7 @@ void run_generate(const GenOpts& o) {
                     {"gen_seconds", r.gen_seconds},
                     {"gen_tokens_per_s", r.gen_tok_s()}};
     std::cout << j.dump() << "\n";
+    save();
     return;
   }
   std::cout << std::endl;  // before the timing line on stderr, which may share the terminal
@@ -108,6 +151,7 @@ void run_generate(const GenOpts& o) {
                static_cast<long long>(r.n_prompt), r.prompt_tok_s(), r.tokens.size(), r.gen_tok_s(),
                r.stop_reason.c_str());
   if (o.mo.verbose) std::cerr << s.memory().stats_line() << "\n";
+  save();
 }
 
 }  // namespace
@@ -138,6 +182,10 @@ void register_generate(CLI::App& root) {
   cmd->add_option("--system", o->system, "system message (with --chat)");
   cmd->add_flag("--no-display-prompt", o->no_display_prompt, "do not echo the prompt");
   cmd->add_flag("--json", o->json, "print one JSON object with text, tokens and timings");
+  cmd->add_option("--session", o->session,
+                  "session file: continue the session saved there (when it exists) and save it "
+                  "afterwards, for every memory policy");
+  cmd->add_flag("--session-ro", o->session_ro, "load --session FILE but do not save it");
   cmd->callback([o] { run_generate(*o); });
 }
 

@@ -1,9 +1,12 @@
 // longctx serve: the OpenAI-compatible HTTP server (src/server) over one model.
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 #include "app/commands.h"
 #include "app/common.h"
 #include "core/error.h"
+#include "engine/memory_config.h"
 #include "server/server.h"
 
 namespace lc::app {
@@ -13,8 +16,28 @@ namespace {
 struct ServeOpts {
   ModelOptions mo;
   server::ServerOptions so;
-  std::string api_key_file;
+  std::string api_key_file, session_dir, prompt_cache = "1G";
+  bool no_session_dir = false;
 };
+
+// $XDG_STATE_HOME/longctx/sessions, else ~/.local/state/longctx/sessions (parents created).
+std::string default_session_dir() {
+  const char* xdg = std::getenv("XDG_STATE_HOME");
+  const char* home = std::getenv("HOME");
+  std::string base;
+  if (xdg != nullptr && *xdg == '/') {
+    base = xdg;
+  } else if (home != nullptr && *home == '/') {
+    base = std::string(home) + "/.local/state";
+  } else {
+    fail("no folder for saved sessions: HOME is not set; give one with --session-dir DIR");
+  }
+  std::string dir = base + "/longctx/sessions";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) fail("cannot create the session folder ", dir, ": ", ec.message(), "; give one with --session-dir DIR");
+  return dir;
+}
 
 std::string read_api_key(const std::string& path) {
   std::string key = read_file(path);
@@ -29,6 +52,8 @@ void run_serve(ServeOpts& o) {
   if (o.so.parallel < 1) fail("--parallel must be >= 1, got ", o.so.parallel);
   if (o.so.queue < 0) fail("--queue must be >= 0, got ", o.so.queue);
   if (o.so.port < 0 || o.so.port > 65535) fail("--port must be in [0, 65535], got ", o.so.port);
+  o.so.prompt_cache_bytes = parse_bytes(o.prompt_cache, "server.prompt_cache");
+  if (!o.no_session_dir) o.so.session_dir = o.session_dir.empty() ? default_session_dir() : o.session_dir;
   Loaded l = load_model(o.mo);
   o.so.model_path = o.mo.model;
   server::Server srv(l.model, l.session, o.so);
@@ -36,6 +61,9 @@ void run_serve(ServeOpts& o) {
   std::cerr << "serving " << srv.model_id() << " (trained context " << l.trained_ctx << ", "
             << o.so.parallel << " parallel, queue " << o.so.queue << ") on http://" << o.so.host
             << ":" << port << (o.so.api_key.empty() ? "" : " (API key required)") << "\n";
+  std::cerr << (o.so.session_dir.empty() ? std::string("sessions are kept in RAM only (--no-session-dir)")
+                                         : "sessions are saved in " + o.so.session_dir)
+            << "\n";
   if (o.mo.verbose)
     for (const std::string& line : describe_settings(l.session))
       std::cerr << "setting: " << line << "\n";
@@ -66,6 +94,13 @@ void register_serve(CLI::App& root) {
   cmd->add_option("--alias", o->so.model_id, "the model's name in the API (default: file name)");
   cmd->add_option("--max-sessions", o->so.max_sessions,
                   "named sessions kept (the least recently used goes first)")
+      ->capture_default_str();
+  auto* dir = cmd->add_option("--session-dir", o->session_dir,
+                              "folder where named sessions are saved after every request and found "
+                              "again after a restart (default: ~/.local/state/longctx/sessions)");
+  cmd->add_flag("--no-session-dir", o->no_session_dir, "keep sessions in RAM only")->excludes(dir);
+  cmd->add_option("--prompt-cache", o->prompt_cache,
+                  "KV bytes the prompt cache of requests without a session may keep (0 = off)")
       ->capture_default_str();
   cmd->callback([o] { run_serve(*o); });
 }

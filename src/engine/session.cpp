@@ -31,6 +31,25 @@ void Session::step(const int32_t* tokens, int64_t n, float* logits, bool all) {
   tokens_.insert(tokens_.end(), tokens, tokens + n);
 }
 
+bool Session::truncate(int64_t n) {
+  LC_CHECK(n >= 0 && n <= n_past());
+  if (n == n_past()) return true;
+  if (!mem_->truncate(n)) return false;
+  tokens_.resize(static_cast<size_t>(n));
+  last_.clear();
+  table_len_ = -1;
+  return true;
+}
+
+void Session::restore(std::vector<int32_t> tokens, std::vector<float> last_logits) {
+  LC_CHECK(static_cast<int64_t>(tokens.size()) == mem_->n_past());
+  LC_CHECK(last_logits.empty() ||
+           static_cast<int64_t>(last_logits.size()) == model_->hparams().n_vocab);
+  tokens_ = std::move(tokens);
+  last_ = std::move(last_logits);
+  table_len_ = -1;
+}
+
 size_t Session::workspace_bytes() const {
   return ws_.bytes() + (last_.capacity() + all_.capacity()) * sizeof(float);
 }

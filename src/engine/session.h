@@ -28,7 +28,15 @@ class Session {
   void reset() {
     mem_->reset();
     tokens_.clear();
+    last_.clear();
   }
+  // Forgets every token from position n on (n <= n_past()) when the memory can (see
+  // KvMemory::truncate); false, changing nothing, when it cannot. last_logits() is empty
+  // afterwards: feed at least one token before sampling.
+  bool truncate(int64_t n);
+  // After the memory was restored (engine/session_state.h): the tokens it holds and the logits
+  // after the last one (empty if unknown).
+  void restore(std::vector<int32_t> tokens, std::vector<float> last_logits);
 
   // One forward step of n tokens (1 <= n; prompts are fed in chunks of at most options().batch);
   // the logits after the last one are in last_logits() afterwards.

@@ -431,6 +431,29 @@ std::vector<float> BlockIndex::repr(int64_t id) const {
   fail("block index: no block ", id, " (", n_, " blocks)");
 }
 
+std::vector<float> BlockIndex::reprs(int64_t first, int64_t last) const {
+  LC_CHECK(first >= 0 && first <= last && last <= n_);
+  const int64_t d = opt_.dim;
+  std::vector<float> out(static_cast<size_t>((last - first) * d));
+  for (const Cluster& cl : clusters_) {
+    for (size_t p = 0; p < cl.pages.size(); ++p) {
+      const size_t i0 = p * static_cast<size_t>(opt_.page_reps);
+      const size_t i1 = std::min(cl.ids.size(), i0 + static_cast<size_t>(opt_.page_reps));
+      bool any = false;
+      for (size_t i = i0; i < i1 && !any; ++i) any = cl.ids[i] >= first && cl.ids[i] < last;
+      if (!any) continue;
+      pages_->pin_into(&cl.pages[p], 1, false, views_);
+      for (size_t i = i0; i < i1; ++i)
+        if (cl.ids[i] >= first && cl.ids[i] < last) {
+          const float* r = views_[0].k + static_cast<int64_t>(i - i0) * d;
+          std::copy(r, r + d, out.begin() + (cl.ids[i] - first) * d);
+        }
+    }
+  }
+  pages_->unpin_all();
+  return out;
+}
+
 int64_t BlockIndex::score_members(int64_t c, const float* q, Top& top, bool keep_pinned) const {
   const Cluster& cl = clusters_[static_cast<size_t>(c)];
   const int64_t d = opt_.dim;

@@ -72,6 +72,8 @@ class BlockIndex {
 
   // The block's representative (finds its cluster and page: for tests and inspection, not fast).
   std::vector<float> repr(int64_t id) const;
+  // The representatives of blocks [first, last), in order (one pass over the clusters).
+  std::vector<float> reprs(int64_t first, int64_t last) const;
 
   // The ids of the k best blocks, sorted by decreasing score (all blocks when k >= size()).
   // With `scores`, also their scores.

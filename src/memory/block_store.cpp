@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "kernels/kv_type.h"
 #include "memory/spill_file.h"
 
 namespace lc {
@@ -146,6 +147,17 @@ struct BlockStore::Impl {
   }
 
   size_t floats_of(int64_t n) const { return rows * static_cast<size_t>(n) * row_floats; }
+  // A store that may spill keeps its blocks' values as the spill type holds them from the start,
+  // so that no value depends on whether (or when) a block was evicted.
+  bool rounds() const { return opt.mem_budget != 0 && opt.spill_type != SpillType::F32; }
+  void round(float* x, size_t n) {
+    const KvType t = opt.spill_type == SpillType::F16 ? KvType::F16 : KvType::Q8_0;
+    round_scratch.resize(kv_bytes(t, static_cast<int64_t>(row_floats)));
+    for (size_t i = 0; i + row_floats <= n; i += row_floats) {
+      kv_from_f32(t, x + i, round_scratch.data(), static_cast<int64_t>(row_floats));
+      kv_to_f32(t, round_scratch.data(), x + i, static_cast<int64_t>(row_floats));
+    }
+  }
   size_t bytes_of(int64_t n) const { return floats_of(n) * sizeof(float); }
   bool over_budget(size_t extra) const {
     return opt.mem_budget != 0 && bytes_in_ram + extra > opt.mem_budget;
@@ -386,6 +398,7 @@ struct BlockStore::Impl {
   std::vector<uint8_t> read_scratch;      // owner-thread reads (under mu)
   std::vector<uint8_t> worker_scratch;    // worker reads (worker thread only)
   std::vector<int64_t> victims;           // room_for_prefetch (under mu)
+  std::vector<uint8_t> round_scratch;     // add() (under mu)
 
   std::thread worker;
   std::deque<std::pair<int64_t, uint64_t>> queue;  // (block id, prefetch call)
@@ -414,6 +427,7 @@ int64_t BlockStore::add(const float* k, const float* v, int64_t n) {
     std::vector<float> data = s.take_buffer(n);
     std::memcpy(data.data(), k, half * sizeof(float));
     if (v) std::memcpy(data.data() + half, v, half * sizeof(float));
+    if (s.rounds()) s.round(data.data(), data.size());
     b.slot = s.new_slot(id);
     s.slots[b.slot].data = std::move(data);
   } else {
@@ -434,6 +448,26 @@ int64_t BlockStore::add(const float* k, const float* v, int64_t n) {
     s.lru_push(id);
   }
   return id;
+}
+
+SpillType BlockStore::value_type() const {
+  return impl_->rounds() ? impl_->opt.spill_type : SpillType::F32;
+}
+
+void BlockStore::read(int64_t id, std::vector<float>& kv) const {
+  Impl& s = *impl_;
+  std::unique_lock<std::mutex> lk(s.mu);
+  s.check_id(id);
+  s.cv.wait(lk, [&] { return s.block(id).state != Impl::State::Loading; });
+  const Impl::Block& b = s.block(id);
+  LC_CHECK(b.state != Impl::State::Released);
+  kv.resize(s.floats_of(b.n));
+  if (b.state == Impl::State::Resident) {
+    const std::vector<float>& data = s.slots[b.slot].data;
+    std::copy(data.begin(), data.end(), kv.begin());
+  } else {
+    s.spill.read(s.offset_of(b), b.n, kv.data(), s.read_scratch);
+  }
 }
 
 void BlockStore::extend(int64_t id, const float* k, int64_t n) {

@@ -9,7 +9,9 @@
 // temporarily exceeds it, and the excess is evicted on the next add / pin / unpin_all. A block is
 // written to the spill file once, into a record sized for tokens_per_block tokens (blocks are
 // immutable, except that extend() lets a block of a K-only store grow: it is then rewritten into
-// the same record); evicting a block whose disk copy is current only frees RAM.
+// the same record); evicting a block whose disk copy is current only frees RAM. A store that may
+// spill in F16 or Q8_0 rounds each block to that type when it is added, so a block's values never
+// depend on whether it was evicted.
 //
 // Spill file: created on the first eviction in spill_dir (default $TMPDIR, else /tmp; when
 // mem_budget > 0 the constructor already checks that it is a writable directory) with
@@ -89,6 +91,14 @@ class BlockStore {
   // A newer prefetch() replaces the hints of earlier calls that were not started yet.
   void prefetch(const std::vector<int64_t>& ids);
   void wait_prefetch();  // blocks until every queued prefetch is done (tests, measurements)
+
+  // The element type the blocks' values are exact in: the spill type when the store may spill
+  // (mem_budget > 0; blocks are rounded to it when added, so that evicting one never changes its
+  // values), f32 otherwise.
+  SpillType value_type() const;
+  // Copies a block's values (K rows then V rows, as f32) without changing what is resident.
+  // lc::Error if it cannot be read back from disk.
+  void read(int64_t id, std::vector<float>& kv) const;
 
   int64_t size() const;                   // number of blocks
   size_t bytes_in_ram() const;            // resident block data

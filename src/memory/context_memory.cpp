@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "kernels/kv_type.h"
 #include "kernels/ops.h"
 
 namespace lc {
@@ -118,6 +119,7 @@ ContextMemory::~ContextMemory() = default;
 
 void ContextMemory::reset() {
   n_past_ = 0;
+  saved_.clear();
   reset_stats();
   for (auto& L : layers_) {
     *L = Layer{};
@@ -425,6 +427,189 @@ int64_t ContextMemory::blocks_read_from_disk() const {
   for (const auto& L : layers_)
     if (L->store) n += L->store->reads_from_disk();
   return n;
+}
+
+}  // namespace lc
+
+namespace lc {
+
+size_t ContextMemory::bytes_on_disk() const {
+  size_t b = 0;
+  for (const auto& L : layers_) {
+    if (L->store) b += L->store->bytes_on_disk();
+    if (L->index) b += L->index->page_store().bytes_on_disk();
+  }
+  return b;
+}
+
+namespace {
+
+KvType kv_of(SpillType t) {
+  return t == SpillType::F32 ? KvType::F32 : t == SpillType::F16 ? KvType::F16 : KvType::Q8_0;
+}
+
+}  // namespace
+
+void ContextMemory::save_state(MemorySave& out) {
+  const AttnDims& d = dims_.attn;
+  const int64_t kvw = d.n_head_kv * d.head_dim, qw = d.n_head * d.head_dim;
+  put_memory_tag(out.head, name(), dims_);
+  out.head.put(opt_.block_size);
+  out.head.put(n_past_);
+  ByteWriter win;
+  for (const auto& Lp : layers_) {
+    const Layer& L = *Lp;
+    out.head.put(L.n_init);
+    out.head.put(L.n);
+    out.head.put(L.pos0);
+    out.head.put<uint8_t>(L.has_table);
+    if (L.has_table) put_table(out.head, L.table);
+    win.array(L.k.data() + L.off * kvw, static_cast<size_t>(L.n * kvw));
+    win.array(L.v.data() + L.off * kvw, static_cast<size_t>(L.n * kvw));
+    if (opt_.infllm) win.array(L.score.data() + L.off * d.n_head, static_cast<size_t>(L.n * d.n_head));
+    win.array(L.ik);
+    win.array(L.iv);
+  }
+  const std::string wkey = out.store.put(out.ns, win.bytes());
+  out.head.str(wkey);
+  out.refs.push_back(wkey);
+  if (!opt_.infllm) return;
+  const int64_t nb = layers_[0]->index->size();
+  std::vector<float> kv;
+  std::vector<uint8_t> enc;
+  saved_.save(out, nb, [&](int64_t b0, int64_t b1) {
+    ByteWriter w;
+    for (const auto& Lp : layers_) {
+      const Layer& L = *Lp;
+      LC_CHECK(L.index->size() == nb);
+      const KvType t = kv_of(L.store->value_type());
+      w.put<uint8_t>(static_cast<uint8_t>(t));
+      const std::vector<float> reprs = L.index->reprs(b0, b1);
+      for (int64_t b = b0; b < b1; ++b) {
+        L.store->read(b, kv);
+        const int64_t n = static_cast<int64_t>(kv.size()) / (2 * kvw);
+        w.put<int64_t>(n);
+        enc.resize(kv_bytes(t, 2 * n * kvw));
+        kv_from_f32(t, kv.data(), enc.data(), 2 * n * kvw);
+        w.raw(enc.data(), enc.size());
+        w.raw(reprs.data() + (b - b0) * qw, static_cast<size_t>(qw) * sizeof(float));
+      }
+    }
+    return std::move(w.bytes());
+  });
+}
+
+void ContextMemory::load_state(MemoryLoad& in) {
+  LC_CHECK(n_past_ == 0);
+  const AttnDims& d = dims_.attn;
+  const int64_t kvw = d.n_head_kv * d.head_dim, qw = d.n_head * d.head_dim;
+  ByteReader& h = in.head;
+  try {
+    check_memory_tag(h, name(), dims_);
+    const int64_t bs = h.get<int64_t>();
+    if (bs != opt_.block_size)
+      fail(h.what(), ": the state was saved with memory.block_size = ", bs, ", this session has ",
+           opt_.block_size);
+    const int64_t n_past = h.get<int64_t>();
+    h.expect(n_past >= 0, "token count");
+    for (auto& Lp : layers_) {
+      Layer& L = *Lp;
+      L.n_init = h.get<int64_t>();
+      L.n = h.get<int64_t>();
+      L.pos0 = h.get<int64_t>();
+      h.expect(L.n_init >= 0 && L.n_init <= opt_.n_init && L.n >= 0 && L.pos0 >= 0 &&
+                   L.pos0 + L.n == n_past && L.n_init <= L.pos0,
+               "window");
+      L.has_table = h.get<uint8_t>() != 0;
+      if (L.has_table) {
+        L.table = get_table(h);
+        h.expect(L.table.dim <= d.head_dim, "RoPE dimension");
+      }
+      h.expect(L.has_table || n_past == 0, "RoPE table");
+    }
+    const std::vector<uint8_t> wbytes = in.store.get(h.str(256));
+    ByteReader w(wbytes.data(), wbytes.size(), h.what() + " (window)");
+    for (auto& Lp : layers_) {
+      Layer& L = *Lp;
+      const size_t rem = static_cast<size_t>(L.n * kvw), init = static_cast<size_t>(L.n_init * kvw);
+      L.k = w.array<float>(rem);
+      L.v = w.array<float>(rem);
+      w.expect(L.k.size() == rem && L.v.size() == rem, "window size");
+      if (opt_.infllm) {
+        L.score = w.array<float>(static_cast<size_t>(L.n * d.n_head));
+        w.expect(L.score.size() == static_cast<size_t>(L.n * d.n_head), "score size");
+      }
+      L.ik = w.array<float>(init);
+      L.iv = w.array<float>(init);
+      w.expect(L.ik.size() == init && L.iv.size() == init, "sink size");
+      L.off = 0;
+      L.k_rot = L.k;
+      if (L.has_table) {
+        rope_apply(L.table, L.k_rot.data(), L.n, kvw, d.n_head_kv, d.head_dim, L.pos0);
+        if (!opt_.infllm) {
+          L.ik_rot = L.ik;
+          rope_apply(L.table, L.ik_rot.data(), L.n_init, kvw, d.n_head_kv, d.head_dim, 0);
+        }
+      }
+    }
+    w.expect(w.done(), "window length");
+    if (opt_.infllm) {
+      const int64_t nb = (layers_[0]->pos0 - layers_[0]->n_init) / opt_.block_size;
+      for (const auto& Lp : layers_)
+        h.expect(Lp->n_init + nb * opt_.block_size == Lp->pos0, "block count");
+      std::vector<float> kv;
+      saved_.load(in, nb, [&](int64_t b0, int64_t b1, const std::vector<uint8_t>& bytes) {
+        ByteReader r(bytes.data(), bytes.size(), h.what() + " (blocks)");
+        for (auto& Lp : layers_) {
+          Layer& L = *Lp;
+          const uint8_t tb = r.get<uint8_t>();
+          r.expect(tb <= 2, "element type");
+          const KvType t = static_cast<KvType>(tb);
+          for (int64_t b = b0; b < b1; ++b) {
+            const int64_t n = r.get<int64_t>();
+            r.expect(n == opt_.block_size, "block length");
+            std::vector<uint8_t> enc(kv_bytes(t, 2 * n * kvw));
+            r.raw(enc.data(), enc.size());
+            kv.resize(static_cast<size_t>(2 * n * kvw));
+            kv_to_f32(t, enc.data(), kv.data(), 2 * n * kvw);
+            std::vector<float> repr(static_cast<size_t>(qw));
+            r.raw(repr.data(), repr.size() * sizeof(float));
+            L.store->add(kv.data(), kv.data() + n * kvw, n);
+            L.index->add(repr.data());
+          }
+        }
+        r.expect(r.done(), "segment length");
+      });
+    } else {
+      h.expect(saved_.saved() == 0, "blocks");
+    }
+    n_past_ = n_past;
+  } catch (...) {
+    reset();
+    throw;
+  }
+}
+
+bool ContextMemory::truncate(int64_t n) {
+  LC_CHECK(n >= 0 && n <= n_past_);
+  const AttnDims& d = dims_.attn;
+  const int64_t kvw = d.n_head_kv * d.head_dim;
+  for (const auto& Lp : layers_) {
+    if (n < Lp->pos0) return false;  // some of them are in sinks or blocks already
+    // Once tokens have left the remainder, the window must stay full.
+    if (Lp->pos0 > 0 && n - Lp->pos0 < opt_.n_local) return false;
+  }
+  for (auto& Lp : layers_) {
+    Layer& L = *Lp;
+    L.n = n - L.pos0;
+    const size_t end = static_cast<size_t>((L.off + L.n) * kvw);
+    L.k.resize(end);
+    L.v.resize(end);
+    L.k_rot.resize(end);
+    if (opt_.infllm) L.score.resize(static_cast<size_t>((L.off + L.n) * d.n_head));
+  }
+  n_past_ = n;
+  return true;
 }
 
 }  // namespace lc

@@ -19,6 +19,7 @@
 #include "memory/block_index.h"
 #include "memory/block_store.h"
 #include "memory/kv_memory.h"
+#include "memory/memory_state.h"
 
 namespace lc {
 
@@ -74,6 +75,15 @@ class ContextMemory final : public KvMemory {
   void reset_stats() override;
   int64_t blocks_read_from_disk() const override;
   int64_t max_distance() const override { return opt_.n_local + opt_.n_init + opt_.exec_block; }
+  size_t bytes_on_disk() const override;
+  // State: counts and tables in the head; the sinks and the remainder (window included) in one
+  // object; blocks with their representatives in segments of the blocks formed between saves (the
+  // block index is rebuilt from them when loading: it depends only on the representatives).
+  void save_state(MemorySave& out) override;
+  void load_state(MemoryLoad& in) override;
+  // Possible while the tokens to forget are all in the remainder and the window stays full (no
+  // block or sink holds any of them); sinks' and blocks' scores keep what later queries added.
+  bool truncate(int64_t n) override;
 
   // Inspection for tests and measurements.
   struct LayerStats {
@@ -99,6 +109,7 @@ class ContextMemory final : public KvMemory {
   MemoryDims dims_;
   ContextMemoryOptions opt_;
   int64_t n_past_ = 0;
+  Segments saved_;  // blocks already in immutable objects
   size_t index_budget_bytes_ = 0;  // per layer, for the index's pages (0 = no limit)
   std::vector<std::unique_ptr<Layer>> layers_;
   int64_t blocks_scored_ = 0, bounds_computed_ = 0, searches_ = 0, recall_hits_ = 0,

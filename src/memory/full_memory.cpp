@@ -1,6 +1,7 @@
 #include "memory/full_memory.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/error.h"
 
@@ -32,6 +33,7 @@ FullMemory::FullMemory(const MemoryDims& dims, int64_t max_tokens, KvType kv_typ
 
 void FullMemory::reset() {
   n_past_ = 0;
+  saved_.clear();
   for (auto& l : layers_) {
     for (Rows* r : {&l.k, &l.v}) {
       r->f32.clear();
@@ -119,6 +121,7 @@ void FullMemory::attend(int layer, const MemoryStep& step, float* q, const float
     for (size_t i = 0; i < delta.inv_freq.size(); ++i) delta.inv_freq[i] -= L.table.inv_freq[i];
     delta.attn_factor = rt.attn_factor / L.table.attn_factor;
     rerotate(L, delta);
+    saved_.clear();  // the stored keys changed: every row is written again at the next save
   }
   L.table = rt;
 
@@ -138,5 +141,84 @@ void FullMemory::attend(int layer, const MemoryStep& step, float* q, const float
 }
 
 void FullMemory::commit(const MemoryStep& step) { n_past_ += step.n; }
+
+}  // namespace lc
+
+namespace lc {
+
+namespace {
+const char* kKind = "full";
+}
+
+void FullMemory::save_state(MemorySave& out) {
+  put_memory_tag(out.head, kKind, dims_);
+  out.head.put<uint8_t>(static_cast<uint8_t>(type_));
+  out.head.put(n_past_);
+  for (const Layer& L : layers_) put_table(out.head, L.table);
+  const int64_t kv_w = dims_.attn.n_head_kv * dims_.attn.head_dim;
+  saved_.save(out, n_past_, [&](int64_t r0, int64_t r1) {
+    ByteWriter w;
+    for (Layer& L : layers_)
+      for (Rows* r : {&L.k, &L.v})
+        w.raw(at(*r, r0 * kv_w), kv_bytes(type_, (r1 - r0) * kv_w));
+    return std::move(w.bytes());
+  });
+}
+
+void FullMemory::load_state(MemoryLoad& in) {
+  LC_CHECK(n_past_ == 0);
+  try {
+    check_memory_tag(in.head, kKind, dims_);
+    const uint8_t type = in.head.get<uint8_t>();
+    if (type != static_cast<uint8_t>(type_))
+      fail(in.head.what(), ": the state holds keys and values as ",
+           type <= 2 ? kv_type_name(static_cast<KvType>(type)) : "?", ", this session as ",
+           kv_type_name(type_), " (memory.kv_type)");
+    const int64_t n = in.head.get<int64_t>();
+    in.head.expect(n >= 0 && (max_tokens_ == 0 || n <= max_tokens_), "token count");
+    for (Layer& L : layers_) L.table = get_table(in.head);
+    const int64_t kv_w = dims_.attn.n_head_kv * dims_.attn.head_dim;
+    saved_.load(in, n, [&](int64_t r0, int64_t r1, const std::vector<uint8_t>& bytes) {
+      const size_t rows = kv_bytes(type_, (r1 - r0) * kv_w);
+      in.head.expect(bytes.size() == rows * 2 * layers_.size(), "segment size");
+      const uint8_t* p = bytes.data();
+      for (Layer& L : layers_)
+        for (Rows* r : {&L.k, &L.v}) {
+          const int64_t old = r0 * kv_w;
+          switch (type_) {
+            case KvType::F32:
+              r->f32.resize(static_cast<size_t>(old + (r1 - r0) * kv_w));
+              break;
+            case KvType::F16:
+              r->f16.resize(static_cast<size_t>(old + (r1 - r0) * kv_w));
+              break;
+            case KvType::Q8_0:
+              r->q8.resize(static_cast<size_t>((old + (r1 - r0) * kv_w) / kQK));
+              break;
+          }
+          std::memcpy(at(*r, old), p, rows);
+          p += rows;
+        }
+    });
+    n_past_ = n;
+  } catch (...) {
+    reset();
+    throw;
+  }
+}
+
+bool FullMemory::truncate(int64_t n) {
+  LC_CHECK(n >= 0 && n <= n_past_);
+  const int64_t kv_w = dims_.attn.n_head_kv * dims_.attn.head_dim;
+  for (Layer& L : layers_)
+    for (Rows* r : {&L.k, &L.v}) {
+      r->f32.resize(type_ == KvType::F32 ? static_cast<size_t>(n * kv_w) : 0);
+      r->f16.resize(type_ == KvType::F16 ? static_cast<size_t>(n * kv_w) : 0);
+      r->q8.resize(type_ == KvType::Q8_0 ? static_cast<size_t>(n * kv_w / kQK) : 0);
+    }
+  n_past_ = n;
+  saved_.truncate(n);
+  return true;
+}
 
 }  // namespace lc

@@ -13,6 +13,7 @@
 #include "kernels/kv_type.h"
 #include "kernels/quant_blocks.h"
 #include "memory/kv_memory.h"
+#include "memory/memory_state.h"
 
 namespace lc {
 
@@ -30,6 +31,11 @@ class FullMemory final : public KvMemory {
   int64_t n_past() const override { return n_past_; }
   size_t bytes_in_ram() const override;
   KvType kv_type() const { return type_; }
+  // State: the tables in the head; rows in segments of the rows appended between saves (all
+  // written again after a re-rotation).
+  void save_state(MemorySave& out) override;
+  void load_state(MemoryLoad& in) override;
+  bool truncate(int64_t n) override;
 
  private:
   // Rows of n_head_kv * head_dim elements in the memory's type: only that type's vector is used.
@@ -54,6 +60,7 @@ class FullMemory final : public KvMemory {
   KvType type_;
   int64_t n_past_ = 0;
   std::vector<Layer> layers_;
+  Segments saved_;  // rows already in immutable objects
   AttnState state_;
   std::vector<float> scratch_;  // f32 rows being rotated before they are stored
 };

@@ -10,7 +10,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "core/object_store.h"
+#include "core/state_io.h"
 #include "kernels/attention.h"
 #include "kernels/rotary.h"
 #include "kernels/scratch.h"
@@ -24,6 +27,21 @@ struct MemoryStep {
   const RopeTable* rope = nullptr;  // table in effect for this step (may change between steps)
   // Scratch of the kernels the memory runs (the session's workspace); null: the memory's own.
   KernelScratch* scratch = nullptr;
+};
+
+// Saving a memory's contents (engine/session_state.h saves whole sessions): the memory writes its
+// small part to `head` and its bulk as objects of `store` in namespace `ns`, reusing the objects
+// it wrote before for what has not changed (blocks and rows are immutable once written), and lists
+// in `refs` every object its state needs.
+struct MemorySave {
+  ObjectStore& store;
+  std::string ns;
+  ByteWriter& head;
+  std::vector<std::string>& refs;
+};
+struct MemoryLoad {
+  const ObjectStore& store;
+  ByteReader& head;
 };
 
 class KvMemory {
@@ -55,6 +73,21 @@ class KvMemory {
   virtual void reset_stats() {}
   // Blocks read back from disk so far, all layers (memories that spill; 0 for the others).
   virtual int64_t blocks_read_from_disk() const { return 0; }
+  // Bytes of KV data in the memory's spill files.
+  virtual size_t bytes_on_disk() const { return 0; }
+
+  // Saves the contents (see MemorySave). lc::Error if an object cannot be written or read back.
+  virtual void save_state(MemorySave& out) = 0;
+  // Restores contents saved by a memory of the same kind and settings into this one, which must be
+  // empty (n_past() == 0). lc::Error naming the problem for a state that does not fit (another
+  // kind, other dimensions, a corrupt or missing object); the memory is then reset.
+  virtual void load_state(MemoryLoad& in) = 0;
+  // Forgets every token from position n on (0 <= n <= n_past()), as if they had never come. False
+  // when this memory cannot (what those tokens changed cannot be undone); nothing changes then.
+  virtual bool truncate(int64_t n) {
+    (void)n;
+    return false;
+  }
 
  protected:
   // The kernels' scratch for a step: the caller's, or when it passed none the memory's own.

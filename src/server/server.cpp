@@ -21,6 +21,7 @@
 #include "model/rope/rope_config.h"
 #include "model/tokenizer/chat_template.h"
 #include "server/request.h"
+#include "server/sessions.h"
 
 namespace lc::server {
 
@@ -61,13 +62,6 @@ std::string file_name(const std::string& path) {
 const char* finish_reason(const std::string& stop_reason) {
   return stop_reason == "length" ? "length" : "stop";
 }
-
-// A named session: its Session, and a lock held by the request using it.
-struct SessionEntry {
-  std::mutex busy;
-  std::unique_ptr<Session> session;
-  Clock::time_point last_used;
-};
 
 // Admission: at most `parallel` running, at most `queue` waiting.
 class Scheduler {
@@ -129,19 +123,33 @@ class Scheduler {
 // Everything one completion needs while it runs, kept alive by the streaming provider.
 struct Job {
   std::shared_ptr<Scheduler::Slot> slot;
-  std::shared_ptr<SessionEntry> entry;  // a named session, or null
-  std::unique_lock<std::mutex> entry_lock;
-  std::unique_ptr<Session> own;  // a fresh session for a request without a name
+  SessionRegistry* registry = nullptr;
+  std::unique_ptr<SessionRegistry::Lease> lease;  // the session it runs in
   Session* session = nullptr;
   std::unique_ptr<Generation> gen;
+  bool returned = false;
   CompletionRequest req;
   int64_t n_prompt = 0, n_cached = 0;
   std::string id;
   int64_t created = 0;
 
-  ~Job() {
+  // Returns the session: a named one is saved (before the answer is complete, so that a client
+  // that saw the answer can count on it); false with the error in `error` when saving failed.
+  bool give_back(bool keep, std::string* error = nullptr) {
+    if (returned || !lease) return true;
+    returned = true;
     gen.reset();  // before the session it refers to
+    try {
+      registry->give_back(std::move(lease), keep);
+    } catch (const Error& e) {
+      if (error) *error = e.what();
+      std::fprintf(stderr, "serve: %s\n", e.what());
+      return false;
+    }
+    return true;
   }
+
+  ~Job() { give_back(false); }
 };
 
 }  // namespace
@@ -155,8 +163,7 @@ struct Server::Impl {
   std::string chat_format_error;
   Scheduler scheduler;
   httplib::Server http;
-  std::mutex sessions_m;
-  std::unordered_map<std::string, std::shared_ptr<SessionEntry>> sessions;
+  SessionRegistry registry;
   std::atomic<uint64_t> next_id{1};
   std::atomic<bool> in_run{false}, stop_requested{false};
   // Counters of /metrics.
@@ -167,7 +174,10 @@ struct Server::Impl {
       : model(std::move(m)),
         session_opt(std::move(so)),
         opt(std::move(o)),
-        scheduler(std::max(1, opt.parallel), std::max(0, opt.queue)) {}
+        scheduler(std::max(1, opt.parallel), std::max(0, opt.queue)),
+        registry(model, session_opt, opt.max_sessions,
+                 opt.session_dir.empty() ? nullptr : open_dir_store(opt.session_dir),
+                 opt.prompt_cache_bytes) {}
 
   void check_auth(const httplib::Request& req) const {
     if (opt.api_key.empty()) return;
@@ -189,25 +199,6 @@ struct Server::Impl {
     if (name.empty() || name == id || name == opt.model_path) return;
     fail_request(404, "model", "model_not_found",
                  cat("the model '", name, "' does not exist; this server serves '", id, "'"));
-  }
-
-  std::shared_ptr<SessionEntry> named_session(const std::string& name) {
-    std::lock_guard lock(sessions_m);
-    auto it = sessions.find(name);
-    if (it != sessions.end()) {
-      it->second->last_used = Clock::now();
-      return it->second;
-    }
-    while (!sessions.empty() && sessions.size() >= std::max<size_t>(1, opt.max_sessions)) {
-      auto oldest = sessions.begin();
-      for (auto j = sessions.begin(); j != sessions.end(); ++j)
-        if (j->second->last_used < oldest->second->last_used) oldest = j;
-      sessions.erase(oldest);  // a request still using it keeps it alive until it is done
-    }
-    auto e = std::make_shared<SessionEntry>();
-    e->last_used = Clock::now();
-    sessions.emplace(name, e);
-    return e;
   }
 
   std::vector<int32_t> prompt_tokens(const CompletionRequest& r) const {
@@ -279,26 +270,12 @@ struct Server::Impl {
     const GenerateOptions g = generate_options(r, static_cast<int64_t>(ids.size()));
 
     job->slot = scheduler.acquire();
-    if (!r.session_id.empty()) {
-      job->entry = named_session(r.session_id);
-      job->entry_lock = std::unique_lock(job->entry->busy);
-      if (!job->entry->session) job->entry->session = std::make_unique<Session>(model, session_opt);
-      job->session = job->entry->session.get();
-    } else {
-      job->own = std::make_unique<Session>(model, session_opt);
-      job->session = job->own.get();
-    }
+    job->registry = &registry;
+    job->lease = r.session_id.empty() ? registry.unnamed(ids) : registry.named(r.session_id, ids);
+    job->session = &job->lease->session();
     Session& s = *job->session;
-    const std::vector<int32_t>& held = s.tokens();
-    std::vector<int32_t> fresh;
-    if (!held.empty() && held.size() < ids.size() &&
-        std::equal(held.begin(), held.end(), ids.begin())) {
-      job->n_cached = static_cast<int64_t>(held.size());
-      fresh.assign(ids.begin() + static_cast<std::ptrdiff_t>(held.size()), ids.end());
-    } else {
-      if (!held.empty()) s.reset();
-      fresh = ids;
-    }
+    job->n_cached = job->lease->cached;
+    std::vector<int32_t> fresh(ids.begin() + static_cast<std::ptrdiff_t>(job->n_cached), ids.end());
     job->n_prompt = static_cast<int64_t>(ids.size());
     try {
       job->gen = std::make_unique<Generation>(s, std::move(fresh), g);
@@ -374,11 +351,7 @@ struct Server::Impl {
   void metrics(const httplib::Request& req, httplib::Response& res) {
     check_auth(req);
     const auto [running, waiting] = scheduler.counts();
-    size_t n_sessions;
-    {
-      std::lock_guard lock(sessions_m);
-      n_sessions = sessions.size();
-    }
+    const size_t n_sessions = registry.sessions_in_ram();
     std::string out;
     auto metric = [&](const char* name, const char* type, const char* help, double v) {
       out += cat("# HELP longctx_", name, " ", help, "\n# TYPE longctx_", name, " ", type,
@@ -395,7 +368,11 @@ struct Server::Impl {
            double(generated_tokens.load()));
     metric("requests_running", "gauge", "completions generating now", running);
     metric("requests_waiting", "gauge", "completions waiting for a turn", waiting);
-    metric("sessions", "gauge", "named sessions held", double(n_sessions));
+    metric("sessions", "gauge", "named sessions held in RAM", double(n_sessions));
+    metric("kv_bytes_in_ram", "gauge", "bytes of KV memory of the idle sessions in RAM",
+           double(registry.kv_bytes_in_ram()));
+    metric("kv_bytes_on_disk", "gauge", "bytes of KV memory the idle sessions spilled to disk",
+           double(registry.kv_bytes_on_disk()));
     res.set_content(out, "text/plain; version=0.0.4");
   }
 
@@ -403,6 +380,7 @@ struct Server::Impl {
   static void drop_session(Job& job) {
     job.gen.reset();
     job.session->reset();
+    job.give_back(false);
   }
 
   void completion(const httplib::Request& req, httplib::Response& res, Endpoint endpoint) {
@@ -417,7 +395,10 @@ struct Server::Impl {
                      e.what());
       }
       count(*job);
-      send_json(res, 200, final_response(*job));
+      json out = final_response(*job);
+      std::string err;
+      if (!job->give_back(true, &err)) out["session_warning"] = "the session was not saved: " + err;
+      send_json(res, 200, out);
       return;
     }
     res.set_header("Cache-Control", "no-cache");
@@ -467,6 +448,7 @@ struct Server::Impl {
         gen.cancel();  // the client went away: the session keeps what was finished
         gen.step();
         count(job);
+        job.give_back(true);
         return false;
       }
     } catch (const Error& e) {
@@ -482,11 +464,15 @@ struct Server::Impl {
       return open;
     }
     count(job);
-    event(chunk(job, "", finish_reason(gen.result().stop_reason), false));
+    const std::string stop_reason = gen.result().stop_reason;
+    json usage_json = usage(job);
+    std::string err;
+    if (!job.give_back(true, &err)) write(": the session was not saved: " + err + "\n\n");
+    event(chunk(job, "", finish_reason(stop_reason), false));
     if (job.req.include_usage) {
       json u = chunk(job, "", nullptr, false);
       u["choices"] = json::array();
-      u["usage"] = usage(job);
+      u["usage"] = usage_json;
       event(u);
     }
     write("data: [DONE]\n\n");
@@ -551,6 +537,33 @@ struct Server::Impl {
     send_json(res, 200, j);
   }
 
+  static std::string session_path_id(const httplib::Request& req) {
+    std::string id = req.matches.size() > 1 ? std::string(req.matches[1]) : "";
+    validate_session_id(id, "session_id");
+    return id;
+  }
+
+  void list_sessions(const httplib::Request& req, httplib::Response& res) {
+    check_auth(req);
+    send_json(res, 200, registry.list());
+  }
+
+  void get_session(const httplib::Request& req, httplib::Response& res) {
+    check_auth(req);
+    const std::string id = session_path_id(req);
+    const auto j = registry.describe(id);
+    if (!j) fail_request(404, "session_id", "session_not_found", cat("no session '", id, "'"));
+    send_json(res, 200, *j);
+  }
+
+  void delete_session(const httplib::Request& req, httplib::Response& res) {
+    check_auth(req);
+    const std::string id = session_path_id(req);
+    if (!registry.remove(id))
+      fail_request(404, "session_id", "session_not_found", cat("no session '", id, "'"));
+    send_json(res, 200, {{"id", id}, {"object", "session"}, {"deleted", true}});
+  }
+
   void models(const httplib::Request& req, httplib::Response& res) {
     check_auth(req);
     send_json(
@@ -602,6 +615,9 @@ struct Server::Impl {
     http.Post("/tokenize", guarded(&Impl::tokenize));
     http.Post("/detokenize", guarded(&Impl::detokenize));
     http.Get("/props", guarded(&Impl::props));
+    http.Get("/v1/sessions", guarded(&Impl::list_sessions));
+    http.Get(R"(/v1/sessions/([^/]+))", guarded(&Impl::get_session));
+    http.Delete(R"(/v1/sessions/([^/]+))", guarded(&Impl::delete_session));
     http.Get("/metrics", guarded(&Impl::metrics));
     http.Get("/health", [](const httplib::Request&, httplib::Response& res) {
       send_json(res, 200, {{"status", "ok"}});

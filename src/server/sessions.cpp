@@ -1,0 +1,265 @@
+#include "server/sessions.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "core/state_io.h"
+#include "engine/session_state.h"
+#include "server/request.h"
+
+namespace lc::server {
+
+using json = nlohmann::json;
+
+int64_t reuse_prefix(Session& s, const std::vector<int32_t>& ids) {
+  const std::vector<int32_t>& held = s.tokens();
+  size_t p = 0;
+  while (p < held.size() && p < ids.size() && held[p] == ids[p]) ++p;
+  p = std::min(p, ids.empty() ? 0 : ids.size() - 1);  // at least one token to feed
+  if (p == held.size()) return static_cast<int64_t>(p);
+  if (p > 0 && s.truncate(static_cast<int64_t>(p))) return static_cast<int64_t>(p);
+  s.reset();
+  return 0;
+}
+
+std::string store_name(const std::string& id) {
+  if (valid_store_name(id) && id.compare(0, 2, "x-") != 0) return id;
+  return "x-" + content_hash(id.data(), id.size());
+}
+
+SessionRegistry::SessionRegistry(std::shared_ptr<const Model> model, SessionOptions opt,
+                                 size_t max_sessions, std::unique_ptr<ObjectStore> store,
+                                 size_t cache_bytes)
+    : model_(std::move(model)),
+      opt_(std::move(opt)),
+      max_sessions_(std::max<size_t>(1, max_sessions)),
+      store_(std::move(store)),
+      cache_bytes_(cache_bytes) {}
+
+std::unique_ptr<SessionRegistry::Lease> SessionRegistry::named(const std::string& id,
+                                                               const std::vector<int32_t>& ids) {
+  std::shared_ptr<Entry> e;
+  {
+    std::lock_guard lock(m_);
+    auto it = named_.find(id);
+    if (it != named_.end()) {
+      e = it->second;
+    } else {
+      while (named_.size() >= max_sessions_) {
+        auto oldest = named_.begin();
+        for (auto j = named_.begin(); j != named_.end(); ++j)
+          if (j->second->last_used < oldest->second->last_used) oldest = j;
+        named_.erase(oldest);  // saved after its last request; a request using it keeps it alive
+      }
+      e = std::make_shared<Entry>();
+      named_.emplace(id, e);
+    }
+    e->last_used = Clock::now();
+  }
+  auto lease = std::make_unique<Lease>();
+  lease->lock_ = std::unique_lock(e->busy);
+  lease->entry_ = e;
+  lease->name_ = id;
+  if (!e->session) e->session = std::make_unique<Session>(model_, opt_);
+  if (!e->checked_store && store_) {
+    try {
+      std::lock_guard lock(store_m_);
+      load_session(*e->session, *store_, store_name(id));
+    } catch (const Error& err) {
+      // Left unchecked: the next request reports it again until the session is deleted.
+      const std::string msg = err.what();
+      const bool other = msg.find("another model or other settings") != std::string::npos;
+      fail_request(other ? 409 : 500, "session_id", other ? "session_incompatible" : "session_corrupt",
+                   cat("session '", id, "' cannot be continued: ", msg,
+                       "; DELETE /v1/sessions/{id} to start it afresh"));
+    }
+  }
+  e->checked_store = true;
+  lease->session_ = e->session.get();
+  lease->cached = reuse_prefix(*lease->session_, ids);
+  return lease;
+}
+
+std::unique_ptr<SessionRegistry::Lease> SessionRegistry::unnamed(const std::vector<int32_t>& ids) {
+  auto lease = std::make_unique<Lease>();
+  {
+    std::lock_guard lock(m_);
+    auto best = cache_.end();
+    size_t best_p = 0;
+    for (auto it = cache_.begin(); it != cache_.end(); ++it) {
+      const std::vector<int32_t>& held = (*it)->tokens();
+      size_t p = 0;
+      while (p < held.size() && p < ids.size() && held[p] == ids[p]) ++p;
+      if (p > best_p) {
+        best_p = p;
+        best = it;
+      }
+    }
+    if (best != cache_.end()) {
+      lease->own_ = std::move(*best);
+      cache_.erase(best);
+    }
+  }
+  if (!lease->own_) lease->own_ = std::make_unique<Session>(model_, opt_);
+  lease->session_ = lease->own_.get();
+  lease->cached = reuse_prefix(*lease->session_, ids);
+  return lease;
+}
+
+void SessionRegistry::give_back(std::unique_ptr<Lease> lease, bool keep) {
+  if (lease->entry_) {
+    lease->entry_->last_used = Clock::now();
+    // A session emptied by an error goes back to its saved state at its next request.
+    if (lease->session_->n_past() == 0) lease->entry_->checked_store = false;
+    if (store_ && lease->session_->n_past() > 0) {
+      std::lock_guard lock(store_m_);
+      save_session(*lease->session_, *store_, store_name(lease->name_), lease->name_);
+    }
+    return;
+  }
+  if (!keep || cache_bytes_ == 0 || lease->own_->n_past() == 0) return;
+  std::lock_guard lock(m_);
+  cache_.push_front(std::move(lease->own_));
+  size_t total = 0;
+  for (auto it = cache_.begin(); it != cache_.end();) {
+    total += (*it)->memory().bytes_in_ram();
+    if (total > cache_bytes_ && it != cache_.begin())
+      it = cache_.erase(it);
+    else
+      ++it;
+  }
+  if (cache_.front()->memory().bytes_in_ram() > cache_bytes_) cache_.pop_front();
+}
+
+json SessionRegistry::info(const std::string& id, Session* s) {
+  json j = {{"id", id}, {"object", "session"}, {"in_memory", s != nullptr}};
+  if (s != nullptr) {
+    j["tokens"] = s->n_past();
+    j["memory"] = s->memory().name();
+    j["kv_bytes_in_ram"] = s->memory().bytes_in_ram();
+    j["kv_bytes_spilled"] = s->memory().bytes_on_disk();
+  }
+  if (store_) {
+    std::lock_guard lock(store_m_);
+    const std::string name = store_name(id);
+    if (const auto text = store_->get_manifest(name)) {
+      try {
+        const SavedSessionInfo i = saved_session_info(*text, name);
+        j["saved"] = {{"tokens", i.tokens},
+                      {"saved_at", i.saved_at},
+                      {"bytes", store_->bytes(name)},
+                      {"memory", i.memory}};
+        if (s == nullptr) {
+          j["tokens"] = i.tokens;
+          j["memory"] = i.memory;
+        }
+      } catch (const Error& e) {
+        j["saved"] = {{"error", e.what()}};
+      }
+    }
+  }
+  return j;
+}
+
+json SessionRegistry::list() {
+  std::map<std::string, Session*> ids;
+  {
+    std::lock_guard lock(m_);
+    for (const auto& [id, e] : named_) ids[id] = nullptr;
+  }
+  if (store_) {
+    std::vector<std::string> names;
+    {
+      std::lock_guard lock(store_m_);
+      names = store_->manifests();
+    }
+    for (const std::string& n : names) {
+      std::string label = n;
+      try {
+        std::lock_guard lock(store_m_);
+        if (const auto text = store_->get_manifest(n)) label = saved_session_info(*text, n).label;
+      } catch (const Error&) {
+      }
+      ids.emplace(label, nullptr);
+    }
+  }
+  json data = json::array();
+  for (const auto& [id, unused] : ids) {
+    if (auto d = describe(id)) data.push_back(*d);
+  }
+  return {{"object", "list"}, {"data", data}};
+}
+
+std::optional<json> SessionRegistry::describe(const std::string& id) {
+  std::shared_ptr<Entry> e;
+  {
+    std::lock_guard lock(m_);
+    if (auto it = named_.find(id); it != named_.end()) e = it->second;
+  }
+  std::unique_lock<std::mutex> busy;
+  Session* s = nullptr;
+  if (e) {
+    busy = std::unique_lock(e->busy, std::try_to_lock);
+    if (busy.owns_lock()) s = e->session.get();
+  }
+  json j = info(id, s);
+  if (e && !busy.owns_lock()) {
+    j["in_memory"] = true;
+    j["busy"] = true;
+  }
+  if (!e && !j.contains("saved")) return std::nullopt;
+  return j;
+}
+
+bool SessionRegistry::remove(const std::string& id) {
+  bool found = false;
+  {
+    std::lock_guard lock(m_);
+    if (auto it = named_.find(id); it != named_.end()) {
+      std::unique_lock busy(it->second->busy, std::try_to_lock);
+      if (!busy.owns_lock())
+        fail_request(409, "session_id", "session_busy",
+                     cat("session '", id, "' is in use by a request; retry when it is done"));
+      named_.erase(it);
+      found = true;
+    }
+  }
+  if (store_) {
+    std::lock_guard lock(store_m_);
+    const std::string name = store_name(id);
+    if (store_->get_manifest(name) || !store_->list(name).empty()) {
+      store_->remove_manifest(name);
+      found = true;
+    }
+  }
+  return found;
+}
+
+size_t SessionRegistry::sessions_in_ram() {
+  std::lock_guard lock(m_);
+  return named_.size();
+}
+
+size_t SessionRegistry::kv_bytes_in_ram() {
+  std::lock_guard lock(m_);
+  size_t b = 0;
+  for (const auto& s : cache_) b += s->memory().bytes_in_ram();
+  for (const auto& [id, e] : named_) {
+    std::unique_lock busy(e->busy, std::try_to_lock);
+    if (busy.owns_lock() && e->session) b += e->session->memory().bytes_in_ram();
+  }
+  return b;
+}
+
+size_t SessionRegistry::kv_bytes_on_disk() {
+  std::lock_guard lock(m_);
+  size_t b = 0;
+  for (const auto& s : cache_) b += s->memory().bytes_on_disk();
+  for (const auto& [id, e] : named_) {
+    std::unique_lock busy(e->busy, std::try_to_lock);
+    if (busy.owns_lock() && e->session) b += e->session->memory().bytes_on_disk();
+  }
+  return b;
+}
+
+}  // namespace lc::server
