@@ -331,11 +331,12 @@ TEST(Server, SessionFollowUpPrefillsOnlyNewTokens) {
   // A prompt that goes back to a prefix of what the session holds reuses that prefix.
   a = post(*c, "/v1/completions", json{{"prompt", p2}, {"max_tokens", 1}}.dump(),
            {{"X-Session-Id", "s2"}});
-  a = post(*c, "/v1/completions", json{{"prompt", p1}, {"max_tokens", 1}, {"temperature", 0}}.dump(),
+  a = post(*c, "/v1/completions",
+           json{{"prompt", p1}, {"max_tokens", 1}, {"temperature", 0}}.dump(),
            {{"X-Session-Id", "s2"}});
   EXPECT_EQ(a.body["usage"]["prompt_tokens_details"]["cached_tokens"], n1 - 1);
-  const Answer p1_fresh = post(*c, "/v1/completions",
-                               json{{"prompt", p1}, {"max_tokens", 1}, {"temperature", 0}});
+  const Answer p1_fresh =
+      post(*c, "/v1/completions", json{{"prompt", p1}, {"max_tokens", 1}, {"temperature", 0}});
   EXPECT_EQ(a.body["choices"][0]["text"], p1_fresh.body["choices"][0]["text"]);
 }
 

@@ -72,7 +72,9 @@ std::vector<int32_t> text_tokens(const Model& m, int n, int salt) {
   return t;
 }
 
-void feed(Session& s, const std::vector<int32_t>& t) { s.eval(t.data(), static_cast<int64_t>(t.size())); }
+void feed(Session& s, const std::vector<int32_t>& t) {
+  s.eval(t.data(), static_cast<int64_t>(t.size()));
+}
 
 const Case kCases[] = {
     {"full_f32", MemoryPolicy::Full},

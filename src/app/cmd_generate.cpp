@@ -85,8 +85,9 @@ void run_generate(const GenOpts& o) {
   std::string().swap(text);  // a prompt file may be megabytes long
   const int64_t need = s.n_past() + static_cast<int64_t>(ids.size()) + o.n_predict;
   if (o.ctx > 0 && need > o.ctx)
-    fail("prompt (", ids.size(), " tokens", s.n_past() > 0 ? cat(" after ", s.n_past(), " held") : "",
-         ") plus -n ", o.n_predict, " needs ", need, " positions, more than --ctx ", o.ctx);
+    fail("prompt (", ids.size(), " tokens",
+         s.n_past() > 0 ? cat(" after ", s.n_past(), " held") : "", ") plus -n ", o.n_predict,
+         " needs ", need, " positions, more than --ctx ", o.ctx);
   warn_context(l, need);
 
   GenerateOptions g;

@@ -35,7 +35,9 @@ std::string default_session_dir() {
   std::string dir = base + "/longctx/sessions";
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) fail("cannot create the session folder ", dir, ": ", ec.message(), "; give one with --session-dir DIR");
+  if (ec)
+    fail("cannot create the session folder ", dir, ": ", ec.message(),
+         "; give one with --session-dir DIR");
   return dir;
 }
 
@@ -53,7 +55,8 @@ void run_serve(ServeOpts& o) {
   if (o.so.queue < 0) fail("--queue must be >= 0, got ", o.so.queue);
   if (o.so.port < 0 || o.so.port > 65535) fail("--port must be in [0, 65535], got ", o.so.port);
   o.so.prompt_cache_bytes = parse_bytes(o.prompt_cache, "server.prompt_cache");
-  if (!o.no_session_dir) o.so.session_dir = o.session_dir.empty() ? default_session_dir() : o.session_dir;
+  if (!o.no_session_dir)
+    o.so.session_dir = o.session_dir.empty() ? default_session_dir() : o.session_dir;
   Loaded l = load_model(o.mo);
   o.so.model_path = o.mo.model;
   server::Server srv(l.model, l.session, o.so);
@@ -61,8 +64,9 @@ void run_serve(ServeOpts& o) {
   std::cerr << "serving " << srv.model_id() << " (trained context " << l.trained_ctx << ", "
             << o.so.parallel << " parallel, queue " << o.so.queue << ") on http://" << o.so.host
             << ":" << port << (o.so.api_key.empty() ? "" : " (API key required)") << "\n";
-  std::cerr << (o.so.session_dir.empty() ? std::string("sessions are kept in RAM only (--no-session-dir)")
-                                         : "sessions are saved in " + o.so.session_dir)
+  std::cerr << (o.so.session_dir.empty()
+                    ? std::string("sessions are kept in RAM only (--no-session-dir)")
+                    : "sessions are saved in " + o.so.session_dir)
             << "\n";
   if (o.mo.verbose)
     for (const std::string& line : describe_settings(l.session))

@@ -175,8 +175,7 @@ void make_dir(const std::string& dir) {
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
     fail("cannot create the folder '", dir, "': ", os_error());
   struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    fail("'", dir, "' is not a folder");
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) fail("'", dir, "' is not a folder");
 }
 
 std::vector<std::string> list_dir(const std::string& dir) {

@@ -466,7 +466,8 @@ void ContextMemory::save_state(MemorySave& out) {
     if (L.has_table) put_table(out.head, L.table);
     win.array(L.k.data() + L.off * kvw, static_cast<size_t>(L.n * kvw));
     win.array(L.v.data() + L.off * kvw, static_cast<size_t>(L.n * kvw));
-    if (opt_.infllm) win.array(L.score.data() + L.off * d.n_head, static_cast<size_t>(L.n * d.n_head));
+    if (opt_.infllm)
+      win.array(L.score.data() + L.off * d.n_head, static_cast<size_t>(L.n * d.n_head));
     win.array(L.ik);
     win.array(L.iv);
   }

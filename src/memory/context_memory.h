@@ -109,7 +109,7 @@ class ContextMemory final : public KvMemory {
   MemoryDims dims_;
   ContextMemoryOptions opt_;
   int64_t n_past_ = 0;
-  Segments saved_;  // blocks already in immutable objects
+  Segments saved_;                 // blocks already in immutable objects
   size_t index_budget_bytes_ = 0;  // per layer, for the index's pages (0 = no limit)
   std::vector<std::unique_ptr<Layer>> layers_;
   int64_t blocks_scored_ = 0, bounds_computed_ = 0, searches_ = 0, recall_hits_ = 0,

@@ -159,8 +159,7 @@ void FullMemory::save_state(MemorySave& out) {
   saved_.save(out, n_past_, [&](int64_t r0, int64_t r1) {
     ByteWriter w;
     for (Layer& L : layers_)
-      for (Rows* r : {&L.k, &L.v})
-        w.raw(at(*r, r0 * kv_w), kv_bytes(type_, (r1 - r0) * kv_w));
+      for (Rows* r : {&L.k, &L.v}) w.raw(at(*r, r0 * kv_w), kv_bytes(type_, (r1 - r0) * kv_w));
     return std::move(w.bytes());
   });
 }

@@ -6,8 +6,9 @@
 // the session holds (a prompt that diverges takes the session back to the common prefix where its
 // memory can); with a session folder, sessions are saved after every request and survive restarts
 // (GET /v1/sessions, GET and DELETE /v1/sessions/{id}). Other requests reuse the longest common
-// prefix of a recent unnamed request's session (a prompt cache under a byte budget). At most `parallel` requests run at once,
-// up to `queue` more wait, and beyond that the answer is 503 with Retry-After.
+// prefix of a recent unnamed request's session (a prompt cache under a byte budget). At most
+// `parallel` requests run at once, up to `queue` more wait, and beyond that the answer is 503 with
+// Retry-After.
 #pragma once
 
 #include <cstddef>
@@ -30,7 +31,7 @@ struct ServerOptions {
   std::string model_id;            // the model's name in /v1/models ("" = model_path's file name)
   std::string chat_template;       // a template family overriding the GGUF's ("" = the GGUF's)
   double ping_seconds = 3;         // SSE ": ping" comments at least this often while prefilling
-  size_t max_sessions = 256;  // named sessions kept in RAM; the least recently used goes first
+  size_t max_sessions = 256;       // named sessions kept in RAM; the least recently used goes first
   // Where named sessions are saved after every request and found again after a restart ("" = kept
   // in RAM only): a folder (core/object_store.h DirStore), created when missing.
   std::string session_dir;

@@ -69,7 +69,8 @@ std::unique_ptr<SessionRegistry::Lease> SessionRegistry::named(const std::string
       // Left unchecked: the next request reports it again until the session is deleted.
       const std::string msg = err.what();
       const bool other = msg.find("another model or other settings") != std::string::npos;
-      fail_request(other ? 409 : 500, "session_id", other ? "session_incompatible" : "session_corrupt",
+      fail_request(other ? 409 : 500, "session_id",
+                   other ? "session_incompatible" : "session_corrupt",
                    cat("session '", id, "' cannot be continued: ", msg,
                        "; DELETE /v1/sessions/{id} to start it afresh"));
     }
