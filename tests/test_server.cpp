@@ -185,6 +185,65 @@ TEST(Server, StreamingChunksConcatenateToTheSameText) {
   for (const json& ev : e.events) EXPECT_FALSE(ev.contains("usage"));
 }
 
+TEST(Server, LogprobsOfEveryGeneratedToken) {
+  Running r;
+  auto c = r.client();
+  const lc::GenerateResult want = reference("Once upon a time", 12);
+  Answer a = post(
+      *c, "/v1/completions",
+      json{
+          {"prompt", "Once upon a time"}, {"max_tokens", 12}, {"temperature", 0}, {"logprobs", 3}});
+  ASSERT_EQ(a.status, 200) << a.raw;
+  const json& lp = a.body["choices"][0]["logprobs"];
+  ASSERT_EQ(lp["tokens"].size(), 12u) << lp;
+  std::string text;
+  for (size_t i = 0; i < 12; ++i) {
+    text += lp["tokens"][i].get<std::string>();
+    const double p = lp["token_logprobs"][i];
+    EXPECT_LE(p, 0.0);
+    ASSERT_EQ(lp["top_logprobs"][i].size(), 3u);
+    // Greedy: the chosen token is the most likely one.
+    double best = -1e30;
+    for (const auto& [tok, q] : lp["top_logprobs"][i].items())
+      best = std::max(best, q.get<double>());
+    EXPECT_NEAR(p, best, 1e-6);
+    EXPECT_EQ(lp["text_offset"][i], text.size() - lp["tokens"][i].get<std::string>().size());
+  }
+  EXPECT_EQ(text, want.text);
+
+  // Streamed, in chat's form: one entry per generated token across the chunks.
+  ServerOptions o;
+  o.chat_template = "chatml";
+  Running rc(o);
+  auto cc = rc.client();
+  a = post(*cc, "/v1/chat/completions",
+           json{{"messages", {{{"role", "user"}, {"content", "Tell me a story"}}}},
+                {"max_tokens", 9},
+                {"temperature", 0.7},
+                {"seed", 3},
+                {"logprobs", true},
+                {"top_logprobs", 2},
+                {"stream", true},
+                {"stream_options", {{"include_usage", true}}}});
+  ASSERT_EQ(a.status, 200) << a.raw;
+  const Events e = parse_sse(a.raw);
+  size_t entries = 0;
+  for (const json& ev : e.events) {
+    if (ev["choices"].empty() || ev["choices"][0]["logprobs"].is_null()) continue;
+    for (const json& t : ev["choices"][0]["logprobs"]["content"]) {
+      ++entries;
+      EXPECT_EQ(t["top_logprobs"].size(), 2u);
+      EXPECT_GE(t["top_logprobs"][0]["logprob"].get<double>(), t["logprob"].get<double>() - 1e-6);
+      EXPECT_TRUE(t["bytes"].is_array());
+    }
+  }
+  EXPECT_EQ(entries, e.events.back()["usage"]["completion_tokens"].get<size_t>());
+  // Asked for but not allowed: a 400 naming the field.
+  a = post(*c, "/v1/completions", json{{"prompt", "Hi"}, {"logprobs", 9}});
+  EXPECT_EQ(a.status, 400);
+  EXPECT_EQ(a.body["error"]["param"], "logprobs");
+}
+
 TEST(Server, ChatStreamsDeltasAndNeedsATemplate) {
   {
     Running r;  // stories260K has no chat template
@@ -493,6 +552,19 @@ TEST(Server, MetricsCountRequestsAndTokens) {
   EXPECT_NE(t.find("\nlongctx_generated_tokens_total 10\n"), std::string::npos) << t;
   EXPECT_NE(t.find("\nlongctx_requests_running 0\n"), std::string::npos) << t;
   EXPECT_NE(t.find("# TYPE longctx_requests_total counter"), std::string::npos) << t;
+  // Both requests generated a token: two observations of the time to the first one.
+  EXPECT_NE(t.find("\nlongctx_time_to_first_token_seconds_count 2\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("\nlongctx_time_to_first_token_seconds_bucket{le=\"+Inf\"} 2\n"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("\nlongctx_generation_tokens_per_second "), std::string::npos) << t;
+  EXPECT_NE(t.find("\nlongctx_kv_bytes_in_ram "), std::string::npos) << t;
+  // Errors are counted by status.
+  post(*c, "/v1/completions", json{{"prompt", "Hi"}, {"max_tokens", -1}});
+  c->Get("/no/such/endpoint");
+  t = c->Get("/metrics")->body;
+  EXPECT_NE(t.find("longctx_request_errors_total{status=\"400\"} 1\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("longctx_request_errors_total{status=\"404\"} 1\n"), std::string::npos) << t;
 }
 
 TEST(Server, StreamReportsPromptProgressWhenAsked) {

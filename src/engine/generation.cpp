@@ -1,6 +1,8 @@
 #include "engine/generation.h"
 
 #include <algorithm>
+#include <cmath>
+#include <numeric>
 
 #include "core/error.h"
 
@@ -22,6 +24,8 @@ Generation::Generation(Session& s, std::vector<int32_t> prompt, const GenerateOp
   if (prompt_.empty()) fail("the prompt is empty (and the model adds no BOS token)");
   if (opt_.n_predict < 0)
     fail_setting({"n_predict"}, "n_predict must be >= 0, got ", opt_.n_predict);
+  if (opt_.logprobs < -1 || opt_.logprobs > 20)
+    fail_setting({"logprobs"}, "logprobs must be in 0..20 (or -1 for none), got ", opt_.logprobs);
   r_.n_prompt = static_cast<int64_t>(prompt_.size());
   r_.stop_reason = "length";
   // The penalties look back over the context the model sees: what the session already holds
@@ -83,6 +87,7 @@ void Generation::decode_step() {
     return;
   }
   r_.tokens.push_back(id);
+  if (opt_.logprobs >= 0) r_.logprobs.push_back(logprob_of(id));
   new_token_ = id;
   emit(stops_.push(dec_->push(id)));
   if (stops_.stopped()) {
@@ -93,6 +98,25 @@ void Generation::decode_step() {
     s_.feed(&id, 1);
   else
     finish("length");
+}
+
+TokenLogprob Generation::logprob_of(int32_t id) const {
+  const std::vector<float>& x = s_.last_logits();
+  const float mx = *std::max_element(x.begin(), x.end());
+  double sum = 0;
+  for (float v : x) sum += std::exp(static_cast<double>(v - mx));
+  const float norm = mx + static_cast<float>(std::log(sum));
+  TokenLogprob t;
+  t.id = id;
+  t.logprob = x[static_cast<size_t>(id)] - norm;
+  const size_t k = std::min(static_cast<size_t>(opt_.logprobs), x.size());
+  std::vector<int32_t> order(x.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(),
+                    [&](int32_t a, int32_t b) { return x[a] != x[b] ? x[a] > x[b] : a < b; });
+  for (size_t i = 0; i < k; ++i)
+    t.top.emplace_back(order[i], x[static_cast<size_t>(order[i])] - norm);
+  return t;
 }
 
 void Generation::emit(const std::string& piece) {

@@ -28,11 +28,21 @@ struct GenerateOptions {
   SamplerParams sampling;
   std::vector<std::string> stop;  // stop strings (not included in the output)
   bool ignore_eos = false;
+  // Log-probabilities of each generated token and of the `logprobs` most likely ones (0..20);
+  // -1 = none. From the model's logits (log-softmax), before temperature and the other samplers.
+  int logprobs = -1;
+};
+
+struct TokenLogprob {
+  int32_t id = 0;
+  float logprob = 0;
+  std::vector<std::pair<int32_t, float>> top;  // most likely first
 };
 
 struct GenerateResult {
-  std::string text;             // the continuation, without the prompt
-  std::vector<int32_t> tokens;  // ids of the continuation
+  std::string text;                    // the continuation, without the prompt
+  std::vector<int32_t> tokens;         // ids of the continuation
+  std::vector<TokenLogprob> logprobs;  // one per token, when GenerateOptions::logprobs >= 0
   int64_t n_prompt = 0;
   double prompt_seconds = 0, gen_seconds = 0;
   std::string stop_reason;  // "length", "eog", "stop", "cancelled"
@@ -75,6 +85,10 @@ class Generation {
   // the token it generated (-1 for a prefill step or when it generated none).
   const std::string& new_text() const { return new_text_; }
   int32_t new_token() const { return new_token_; }
+  // The log-probabilities of new_token() (when asked for and it generated one), else null.
+  const TokenLogprob* new_logprob() const {
+    return new_token_ >= 0 && opt_.logprobs >= 0 ? &r_.logprobs.back() : nullptr;
+  }
   // The result so far; complete once done().
   const GenerateResult& result() const { return r_; }
 
@@ -83,6 +97,7 @@ class Generation {
   void decode_step();
   void finish(const char* reason);
   void emit(const std::string& piece);
+  TokenLogprob logprob_of(int32_t id) const;
 
   Session& s_;
   std::vector<int32_t> prompt_;

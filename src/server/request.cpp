@@ -344,16 +344,27 @@ CompletionRequest parse_completion_json(const json& body, Endpoint endpoint) {
     if (v->get<bool>())
       fail_request(400, "echo", "unsupported_value", "'echo' is not supported by this server");
   }
-  if (const json* v = get(body, "logprobs")) {
-    const bool wanted = v->is_boolean() ? v->get<bool>() : integer(*v, "logprobs") != 0;
-    if (wanted)
-      fail_request(400, "logprobs", "unsupported_value",
-                   "'logprobs' is not supported by this server");
-  }
-  if (const json* v = get(body, "top_logprobs")) {
-    if (integer(*v, "top_logprobs") != 0)
-      fail_request(400, "top_logprobs", "unsupported_value",
-                   "'top_logprobs' is not supported by this server");
+  // Chat: "logprobs": true, with "top_logprobs" 0..20. Completions: "logprobs": 0..5, the count
+  // of most likely tokens listed besides the chosen one.
+  if (endpoint == Endpoint::ChatCompletions) {
+    bool wanted = false;
+    if (const json* v = get(body, "logprobs")) {
+      if (!v->is_boolean()) wrong_type("logprobs", "a boolean", *v);
+      wanted = v->get<bool>();
+    }
+    int top = 0;
+    if (const json* v = get(body, "top_logprobs")) {
+      const int64_t n = integer(*v, "top_logprobs");
+      if (n < 0 || n > 20) bad_value("top_logprobs", cat("must be in 0..20, got ", n));
+      if (!wanted)
+        fail_request(400, "top_logprobs", "invalid_value", "'top_logprobs' needs 'logprobs': true");
+      top = static_cast<int>(n);
+    }
+    r.logprobs = wanted ? top : -1;
+  } else if (const json* v = get(body, "logprobs")) {
+    const int64_t n = integer(*v, "logprobs");
+    if (n < 0 || n > 5) bad_value("logprobs", cat("must be in 0..5, got ", n));
+    r.logprobs = static_cast<int>(n);
   }
 
   r.stream = boolean(body, "stream");

@@ -66,6 +66,7 @@ struct CompletionRequest {
   bool include_usage = false;    // stream_options.include_usage
   bool return_progress = false;  // stream prompt_progress events while the prompt is prefilled
   std::string session_id;        // "" = a fresh session for this request
+  int logprobs = -1;  // log-probabilities with this many alternatives per token; -1 = none
 };
 
 // Whole bytes that are valid UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).

@@ -20,6 +20,7 @@
 #include "engine/session.h"
 #include "model/rope/rope_config.h"
 #include "model/tokenizer/chat_template.h"
+#include "server/metrics.h"
 #include "server/request.h"
 #include "server/sessions.h"
 
@@ -130,6 +131,9 @@ struct Job {
   bool returned = false;
   CompletionRequest req;
   int64_t n_prompt = 0, n_cached = 0;
+  size_t logprobs_sent = 0;  // streamed: entries of the result's logprobs already sent
+  Clock::time_point arrived = Clock::now();
+  bool first_token_seen = false;
   std::string id;
   int64_t created = 0;
 
@@ -167,8 +171,7 @@ struct Server::Impl {
   std::atomic<uint64_t> next_id{1};
   std::atomic<bool> in_run{false}, stop_requested{false};
   // Counters of /metrics.
-  std::atomic<uint64_t> requests_done{0}, requests_cancelled{0}, prefilled_tokens{0},
-      cached_tokens{0}, generated_tokens{0};
+  Metrics counters;
 
   Impl(std::shared_ptr<const Model> m, SessionOptions so, ServerOptions o)
       : model(std::move(m)),
@@ -249,6 +252,7 @@ struct Server::Impl {
     g.sampling.min_p = r.min_p;
     g.sampling.repeat_penalty = r.repetition_penalty;
     g.sampling.presence_penalty = r.presence_penalty;
+    g.logprobs = r.logprobs;
     g.sampling.frequency_penalty = r.frequency_penalty;
     g.sampling.seed =
         r.seed ? static_cast<uint64_t>(*r.seed) : static_cast<uint64_t>(std::random_device{}());
@@ -296,6 +300,61 @@ struct Server::Impl {
             {"prompt_tokens_details", {{"cached_tokens", job.n_cached}}}};
   }
 
+  // OpenAI's logprobs object for result entries [from, to): chat's {"content": [...]}, or the
+  // completions' parallel lists.
+  json logprobs_json(const Job& job, size_t from, size_t to) const {
+    const std::vector<TokenLogprob>& lp = job.gen->result().logprobs;
+    const Tokenizer& tok = model->tokenizer();
+    auto bytes = [](const std::string& s) {
+      json b = json::array();
+      for (unsigned char c : s) b.push_back(static_cast<int>(c));
+      return b;
+    };
+    if (job.req.endpoint == Endpoint::ChatCompletions) {
+      json content = json::array();
+      for (size_t i = from; i < to; ++i) {
+        const std::string t = tok.token_to_piece(lp[i].id);
+        json top = json::array();
+        for (const auto& [id, p] : lp[i].top) {
+          const std::string ts = tok.token_to_piece(id);
+          top.push_back({{"token", ts}, {"logprob", p}, {"bytes", bytes(ts)}});
+        }
+        content.push_back(
+            {{"token", t}, {"logprob", lp[i].logprob}, {"bytes", bytes(t)}, {"top_logprobs", top}});
+      }
+      return {{"content", content}, {"refusal", nullptr}};
+    }
+    json tokens = json::array(), token_lp = json::array(), top = json::array(),
+         offset = json::array();
+    size_t at = 0;
+    for (size_t i = 0; i < from; ++i) at += tok.token_to_piece(lp[i].id).size();
+    for (size_t i = from; i < to; ++i) {
+      const std::string t = tok.token_to_piece(lp[i].id);
+      tokens.push_back(t);
+      token_lp.push_back(lp[i].logprob);
+      json alt = json::object();
+      for (const auto& [id, p] : lp[i].top) alt[tok.token_to_piece(id)] = p;
+      top.push_back(alt);
+      offset.push_back(at);
+      at += t.size();
+    }
+    return {{"tokens", tokens},
+            {"token_logprobs", token_lp},
+            {"top_logprobs", top},
+            {"text_offset", offset}};
+  }
+
+  // A streamed chunk with the text and the log-probabilities of the tokens not sent yet.
+  json text_chunk(Job& job, const std::string& text, const char* finish) const {
+    json j = chunk(job, text, finish, false);
+    const size_t n = job.gen->result().logprobs.size();
+    if (job.req.logprobs >= 0 && n > job.logprobs_sent) {
+      j["choices"][0]["logprobs"] = logprobs_json(job, job.logprobs_sent, n);
+      job.logprobs_sent = n;
+    }
+    return j;
+  }
+
   // A streamed chunk's JSON with `text` and `finish` (null when "").
   json chunk(const Job& job, const std::string& text, const char* finish, bool role) const {
     json choice;
@@ -324,6 +383,7 @@ struct Server::Impl {
     const GenerateResult& res = job.gen->result();
     json choice = {
         {"index", 0}, {"finish_reason", finish_reason(res.stop_reason)}, {"logprobs", nullptr}};
+    if (job.req.logprobs >= 0) choice["logprobs"] = logprobs_json(job, 0, res.logprobs.size());
     const bool chat = job.req.endpoint == Endpoint::ChatCompletions;
     if (chat)
       choice["message"] = {{"role", "assistant"}, {"content", res.text}};
@@ -342,38 +402,27 @@ struct Server::Impl {
   // Counts a finished (or cancelled) completion for /metrics.
   void count(const Job& job) {
     const GenerateResult& res = job.gen->result();
-    (res.stop_reason == "cancelled" ? requests_cancelled : requests_done).fetch_add(1);
-    cached_tokens.fetch_add(static_cast<uint64_t>(job.n_cached));
-    prefilled_tokens.fetch_add(static_cast<uint64_t>(job.gen->progress().prompt_done));
-    generated_tokens.fetch_add(res.tokens.size());
+    counters.completion(res.stop_reason == "cancelled", job.n_cached,
+                        job.gen->progress().prompt_done, static_cast<int64_t>(res.tokens.size()),
+                        res.prompt_seconds, res.gen_seconds);
+  }
+
+  // After each step: the time to the first generated token, once.
+  void note_step(Job& job) {
+    if (job.first_token_seen || job.gen->progress().generated == 0) return;
+    job.first_token_seen = true;
+    counters.time_to_first_token(std::chrono::duration<double>(Clock::now() - job.arrived).count());
   }
 
   void metrics(const httplib::Request& req, httplib::Response& res) {
     check_auth(req);
-    const auto [running, waiting] = scheduler.counts();
-    const size_t n_sessions = registry.sessions_in_ram();
-    std::string out;
-    auto metric = [&](const char* name, const char* type, const char* help, double v) {
-      out += cat("# HELP longctx_", name, " ", help, "\n# TYPE longctx_", name, " ", type,
-                 "\nlongctx_", name, " ", v, "\n");
-    };
-    metric("requests_total", "counter", "completions finished", double(requests_done.load()));
-    metric("requests_cancelled_total", "counter", "completions cancelled by a client going away",
-           double(requests_cancelled.load()));
-    metric("prompt_tokens_total", "counter", "prompt tokens prefilled",
-           double(prefilled_tokens.load()));
-    metric("cached_tokens_total", "counter", "prompt tokens a session already held",
-           double(cached_tokens.load()));
-    metric("generated_tokens_total", "counter", "tokens generated",
-           double(generated_tokens.load()));
-    metric("requests_running", "gauge", "completions generating now", running);
-    metric("requests_waiting", "gauge", "completions waiting for a turn", waiting);
-    metric("sessions", "gauge", "named sessions held in RAM", double(n_sessions));
-    metric("kv_bytes_in_ram", "gauge", "bytes of KV memory of the idle sessions in RAM",
-           double(registry.kv_bytes_in_ram()));
-    metric("kv_bytes_on_disk", "gauge", "bytes of KV memory the idle sessions spilled to disk",
-           double(registry.kv_bytes_on_disk()));
-    res.set_content(out, "text/plain; version=0.0.4");
+    Metrics::Gauges g;
+    std::tie(g.running, g.waiting) = scheduler.counts();
+    g.sessions = registry.sessions_in_ram();
+    g.kv_bytes_in_ram = registry.kv_bytes_in_ram();
+    g.kv_bytes_on_disk = registry.kv_bytes_on_disk();
+    g.sessions_saved = registry.sessions_saved();
+    res.set_content(counters.prometheus(g), "text/plain; version=0.0.4");
   }
 
   // An error while generating: the session may hold part of the tokens; start it afresh.
@@ -387,8 +436,7 @@ struct Server::Impl {
     std::shared_ptr<Job> job = prepare(req, endpoint);
     if (!job->req.stream) {
       try {
-        while (job->gen->step()) {
-        }
+        while (job->gen->step()) note_step(*job);
       } catch (const Error& e) {
         drop_session(*job);
         fail_request(400, e.settings().empty() ? "" : e.settings()[0], "generation_failed",
@@ -424,8 +472,9 @@ struct Server::Impl {
       while (open) {
         const bool prefilling = gen.progress().prefilling();
         if (!gen.step()) break;
+        note_step(job);
         if (!gen.new_text().empty()) {
-          event(chunk(job, gen.new_text(), nullptr, false));
+          event(text_chunk(job, gen.new_text(), nullptr));
           last = Clock::now();
         } else if (prefilling && job.req.return_progress) {
           const GenerationProgress p = gen.progress();
@@ -464,11 +513,11 @@ struct Server::Impl {
       return open;
     }
     count(job);
-    const std::string stop_reason = gen.result().stop_reason;
+    const json final_chunk = text_chunk(job, "", finish_reason(gen.result().stop_reason));
     json usage_json = usage(job);
     std::string err;
     if (!job.give_back(true, &err)) write(": the session was not saved: " + err + "\n\n");
-    event(chunk(job, "", finish_reason(stop_reason), false));
+    event(final_chunk);
     if (job.req.include_usage) {
       json u = chunk(job, "", nullptr, false);
       u["choices"] = json::array();
@@ -578,6 +627,13 @@ struct Server::Impl {
   template <typename F>
   httplib::Server::Handler guarded(F f) {
     return [this, f](const httplib::Request& req, httplib::Response& res) {
+      struct CountErrors {
+        Impl* self;
+        httplib::Response& res;
+        ~CountErrors() {
+          if (res.status >= 400) self->counters.error_answer(res.status);
+        }
+      } count_errors{this, res};
       try {
         (this->*f)(req, res);
       } catch (const RequestError& e) {
@@ -622,9 +678,10 @@ struct Server::Impl {
     http.Get("/health", [](const httplib::Request&, httplib::Response& res) {
       send_json(res, 200, {{"status", "ok"}});
     });
-    http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
-                                                                   httplib::Response& res) {
+    http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req,
+                                                                       httplib::Response& res) {
       if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+      counters.error_answer(res.status);
       ApiError e;
       e.status = res.status;
       if (res.status == 404) {

@@ -1,6 +1,8 @@
 #include "server/sessions.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 #include "core/error.h"
 #include "core/state_io.h"
@@ -34,7 +36,8 @@ SessionRegistry::SessionRegistry(std::shared_ptr<const Model> model, SessionOpti
       opt_(std::move(opt)),
       max_sessions_(std::max<size_t>(1, max_sessions)),
       store_(std::move(store)),
-      cache_bytes_(cache_bytes) {}
+      cache_bytes_(cache_bytes),
+      log_saves_(std::getenv("LONGCTX_LOG_SAVES") != nullptr) {}
 
 std::unique_ptr<SessionRegistry::Lease> SessionRegistry::named(const std::string& id,
                                                                const std::vector<int32_t>& ids) {
@@ -114,7 +117,13 @@ void SessionRegistry::give_back(std::unique_ptr<Lease> lease, bool keep) {
     if (lease->session_->n_past() == 0) lease->entry_->checked_store = false;
     if (store_ && lease->session_->n_past() > 0) {
       std::lock_guard lock(store_m_);
-      save_session(*lease->session_, *store_, store_name(lease->name_), lease->name_);
+      const SaveStats st =
+          save_session(*lease->session_, *store_, store_name(lease->name_), lease->name_);
+      if (log_saves_)
+        std::fprintf(stderr,
+                     "serve: session '%s' saved: %llu tokens, %.1f MiB in the store, %.3f s\n",
+                     lease->name_.c_str(), static_cast<unsigned long long>(st.tokens),
+                     static_cast<double>(st.bytes_stored) / (1 << 20), st.seconds);
     }
     return;
   }
@@ -239,6 +248,12 @@ bool SessionRegistry::remove(const std::string& id) {
 size_t SessionRegistry::sessions_in_ram() {
   std::lock_guard lock(m_);
   return named_.size();
+}
+
+size_t SessionRegistry::sessions_saved() {
+  if (!store_) return 0;
+  std::lock_guard lock(store_m_);
+  return store_->manifests().size();
 }
 
 size_t SessionRegistry::kv_bytes_in_ram() {

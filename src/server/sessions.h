@@ -76,6 +76,7 @@ class SessionRegistry {
   bool remove(const std::string& id);
 
   size_t sessions_in_ram();
+  size_t sessions_saved();  // manifests in the store
   size_t kv_bytes_in_ram();
   size_t kv_bytes_on_disk();
   const ObjectStore* store() const { return store_.get(); }
@@ -89,6 +90,7 @@ class SessionRegistry {
   std::unique_ptr<ObjectStore> store_;
   std::mutex store_m_;  // the store is used by one request at a time
   size_t cache_bytes_;
+  bool log_saves_;  // LONGCTX_LOG_SAVES set: a line on stderr per save (measurements)
   std::mutex m_;
   std::unordered_map<std::string, std::shared_ptr<Entry>> named_;
   std::list<std::unique_ptr<Session>> cache_;  // most recently used first
