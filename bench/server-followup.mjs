@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
+import http from 'node:http';
 
 const argv = process.argv.slice(2);
 const dash = argv.indexOf('--');
@@ -59,12 +60,24 @@ async function start() {
   }
 }
 
-async function post(path, body) {
-  const r = await fetch(base + path, { method: 'POST', headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify(body) });
-  const j = await r.json();
-  if (r.status !== 200) throw new Error(`${path}: ${r.status} ${JSON.stringify(j)}`);
-  return j;
+// node:http rather than fetch: a long prefill may take longer than fetch's header timeout.
+function post(path, body) {
+  const data = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request(base + path, { method: 'POST', headers: {
+      'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => {
+        const j = JSON.parse(text);
+        if (res.statusCode !== 200) reject(new Error(`${path}: ${res.statusCode} ${text}`));
+        else resolve(j);
+      });
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
 }
 
 async function timed(body) {

@@ -633,6 +633,38 @@ TEST(Server, BusyServerAnswers503WithRetryAfter) {
   EXPECT_TRUE(busy) << "no request was turned away while the long one ran";
 }
 
+TEST(Server, LongPrefillDoesNotStallAShortRequest) {
+  ServerOptions o;
+  o.parallel = 2;
+  Running r(o, session_options(64));
+  std::atomic<bool> long_started{false}, long_done{false};
+  std::thread slow([&] {
+    auto c = r.client();
+    json body = {{"prompt", long_prompt(12000)},
+                 {"max_tokens", 1},
+                 {"stream", true},
+                 {"return_progress", true}};
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/completions";
+    req.body = body.dump();
+    req.set_header("Content-Type", "application/json");
+    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) {
+      long_started = true;
+      return true;
+    };
+    EXPECT_TRUE(c->send(req));
+    long_done = true;
+  });
+  while (!long_started) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // The short request takes turns with the long prefill, step by step: it is answered first.
+  auto c = r.client();
+  Answer a = post(*c, "/v1/completions", json{{"prompt", "Once upon a time"}, {"max_tokens", 8}});
+  EXPECT_EQ(a.status, 200) << a.raw;
+  EXPECT_FALSE(long_done) << "the short request waited for the whole long prefill";
+  slow.join();
+}
+
 TEST(Server, ClientGoingAwayCancelsItsGeneration) {
   ServerOptions o;
   o.ping_seconds = 0.001;

@@ -86,6 +86,30 @@ class Scheduler {
     return {running_, waiting_};
   }
 
+  // One generation step at a time, in arrival order: running requests take turns step by step
+  // (a prefill chunk, or one generated token), so a long prefill cannot stall a short chat, and
+  // each step has the whole thread pool. The guard holds the turn until it is destroyed.
+  class Turn {
+   public:
+    explicit Turn(Scheduler& s) : s_(s) {
+      std::unique_lock lock(s_.turn_m_);
+      const uint64_t mine = s_.next_ticket_++;
+      s_.turn_cv_.wait(lock, [&] { return s_.serving_ == mine; });
+    }
+    ~Turn() {
+      {
+        std::lock_guard lock(s_.turn_m_);
+        ++s_.serving_;
+      }
+      s_.turn_cv_.notify_all();
+    }
+    Turn(const Turn&) = delete;
+    Turn& operator=(const Turn&) = delete;
+
+   private:
+    Scheduler& s_;
+  };
+
   std::shared_ptr<Slot> acquire() {
     std::unique_lock lock(m_);
     if (running_ >= parallel_) {
@@ -119,6 +143,9 @@ class Scheduler {
   std::condition_variable cv_;
   int parallel_, queue_;
   int running_ = 0, waiting_ = 0;
+  std::mutex turn_m_;
+  std::condition_variable turn_cv_;
+  uint64_t next_ticket_ = 0, serving_ = 0;
 };
 
 // Everything one completion needs while it runs, kept alive by the streaming provider.
@@ -407,6 +434,12 @@ struct Server::Impl {
                         res.prompt_seconds, res.gen_seconds);
   }
 
+  // One step of the job's generation, in its turn (see Scheduler::Turn).
+  bool step(Job& job) {
+    Scheduler::Turn turn(scheduler);
+    return job.gen->step();
+  }
+
   // After each step: the time to the first generated token, once.
   void note_step(Job& job) {
     if (job.first_token_seen || job.gen->progress().generated == 0) return;
@@ -436,7 +469,7 @@ struct Server::Impl {
     std::shared_ptr<Job> job = prepare(req, endpoint);
     if (!job->req.stream) {
       try {
-        while (job->gen->step()) note_step(*job);
+        while (step(*job)) note_step(*job);
       } catch (const Error& e) {
         drop_session(*job);
         fail_request(400, e.settings().empty() ? "" : e.settings()[0], "generation_failed",
@@ -471,7 +504,7 @@ struct Server::Impl {
     try {
       while (open) {
         const bool prefilling = gen.progress().prefilling();
-        if (!gen.step()) break;
+        if (!step(job)) break;
         note_step(job);
         if (!gen.new_text().empty()) {
           event(text_chunk(job, gen.new_text(), nullptr));

@@ -24,7 +24,7 @@ namespace lc::server {
 struct ServerOptions {
   std::string host = "127.0.0.1";  // loopback unless told otherwise
   int port = 8080;                 // 0: any free port (see Server::bind())
-  int parallel = 1;                // requests generating at once
+  int parallel = 4;                // requests generating at once (taking turns step by step)
   int queue = 64;                  // requests that may wait for a turn; more get 503
   std::string api_key;             // "" = no key required
   std::string model_path;          // the file, shown by /props and accepted as a model name
