@@ -122,8 +122,9 @@ std::string parent_of(const std::string& path) {
   return s == 0 ? "/" : path.substr(0, s);
 }
 
-// Writes a file crash-safely: a temporary file beside it, fsync, rename, fsync of the folder.
-void write_file_atomic(const std::string& path, const void* p, size_t n) {
+// Writes a file crash-safely: a temporary file beside it, fsync, rename, and (unless the caller
+// syncs the folder itself, once for many files) fsync of the folder.
+void write_file_atomic(const std::string& path, const void* p, size_t n, bool sync_dir = true) {
   std::string tmp = path + ".tmp-XXXXXX";
   std::vector<char> name(tmp.begin(), tmp.end());
   name.push_back('\0');
@@ -143,7 +144,7 @@ void write_file_atomic(const std::string& path, const void* p, size_t n) {
     ::unlink(name.data());
     fail("cannot write '", path, "': ", err);
   }
-  fsync_dir(parent_of(path));
+  if (sync_dir) fsync_dir(parent_of(path));
 }
 
 std::vector<uint8_t> read_file(const std::string& path, bool* missing) {
@@ -272,7 +273,8 @@ class DirStore final : public ObjectStore {
   void put_object(const std::string& key, const std::vector<uint8_t>& bytes) override {
     const auto [ns, hash] = split_key(describe(), key);
     make_dir(dir_ + "/objects/" + ns);
-    write_file_atomic(object_path(key), bytes.data(), bytes.size());
+    // The folder is synced once, before the manifest that references the object (put_manifest).
+    write_file_atomic(object_path(key), bytes.data(), bytes.size(), false);
   }
 
  private:
