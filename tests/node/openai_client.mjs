@@ -1,9 +1,15 @@
-// `longctx serve` against the official openai npm client: chat and completions, streamed and not.
+// `longctx serve` against the official openai npm client: chat and completions, streamed and not;
+// greedy text equal to `longctx generate`; logprobs; 32 concurrent clients each holding a session
+// for several turns (the same text as one client after another); a session continued after the
+// server is killed with SIGKILL and started again.
 //   node openai_client.mjs LONGCTX_BINARY MODEL.gguf
 // Starts the server on a free loopback port with an API key, runs the checks, stops it; exits 1
 // on the first failed check.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import OpenAI from "openai";
 
 const [binary, modelPath] = process.argv.slice(2);
@@ -13,11 +19,17 @@ if (!binary || !modelPath) {
 }
 
 const apiKey = "node-test-key";
-const server = spawn(
-  binary,
-  ["serve", "-m", modelPath, "--port", "0", "--api-key", apiKey, "--chat-template", "chatml"],
-  { stdio: ["ignore", "inherit", "pipe"] },
-);
+const sessionDir = mkdtempSync(join(tmpdir(), "longctx-node-"));
+let server = start();
+
+function start() {
+  return spawn(
+    binary,
+    ["serve", "-m", modelPath, "--port", "0", "--api-key", apiKey, "--chat-template", "chatml",
+      "--parallel", "8", "--session-dir", sessionDir],
+    { stdio: ["ignore", "inherit", "pipe"] },
+  );
+}
 
 function serverPort() {
   return new Promise((resolve, reject) => {
@@ -104,15 +116,73 @@ async function main() {
   const unauthorised = new OpenAI({ apiKey: "wrong", baseURL: client.baseURL, maxRetries: 0 });
   await assert.rejects(unauthorised.completions.create(params), OpenAI.AuthenticationError);
   console.log("openai client: completions and chat, streamed and not: ok");
+
+  // Greedy text equals `longctx generate` on the same prompt.
+  const cli = JSON.parse(execFileSync(binary, ["generate", "-m", modelPath, "-p", "Once upon a time",
+    "-n", "20", "--temp", "0", "--json"], { stdio: ["ignore", "pipe", "ignore"] }).toString());
+  assert.equal(c.choices[0].text, cli.text);
+
+  // Log-probabilities in the client's types.
+  const lp = await client.chat.completions.create({ ...chatParams, logprobs: true, top_logprobs: 2 });
+  assert.equal(lp.choices[0].logprobs.content.length, lp.usage.completion_tokens);
+  assert.equal(lp.choices[0].logprobs.content[0].top_logprobs.length, 2);
+
+  // 32 clients, each a session of three turns: the same answers as one client after another.
+  const turns = async (cl, i, tag) => {
+    const out = [];
+    let prompt = `Once upon a time there was a child number ${i}.`;
+    for (let t = 0; t < 3; ++t) {
+      const r = await cl.completions.create({ model, prompt, max_tokens: 8, temperature: 0,
+        session_id: `${tag}-${i}` });
+      if (t > 0) assert.ok(r.usage.prompt_tokens_details.cached_tokens > 5, "the session was reused");
+      out.push(r.choices[0].text);
+      prompt += r.choices[0].text + " Then";
+    }
+    return out;
+  };
+  const seq = [];
+  for (let i = 0; i < 32; ++i) seq.push(await turns(client, i, "seq"));
+  const par = await Promise.all(Array.from({ length: 32 }, (_, i) => turns(client, i, "par")));
+  assert.deepEqual(par, seq);
+  console.log("openai client: 32 concurrent sessions of three turns: ok");
+
+  // Killed with SIGKILL mid-conversation and started again: the session continues as if the
+  // server had never stopped.
+  let prompt = "Once upon a time, a little bird";
+  const want = [];
+  for (let t = 0; t < 3; ++t) {
+    const r = await client.completions.create({ model, prompt, max_tokens: 8, temperature: 0,
+      session_id: "durable-ref" });
+    want.push(r.choices[0].text);
+    prompt += r.choices[0].text + " Then";
+  }
+  prompt = "Once upon a time, a little bird";
+  for (let t = 0; t < 2; ++t) {
+    const r = await client.completions.create({ model, prompt, max_tokens: 8, temperature: 0,
+      session_id: "durable" });
+    prompt += r.choices[0].text + " Then";
+  }
+  server.kill("SIGKILL");
+  await new Promise((r) => server.once("exit", r));
+  server = start();
+  const port2 = await serverPort();
+  const client2 = new OpenAI({ apiKey, baseURL: `http://127.0.0.1:${port2}/v1`, maxRetries: 0 });
+  const r3 = await client2.completions.create({ model, prompt, max_tokens: 8, temperature: 0,
+    session_id: "durable" });
+  assert.equal(r3.choices[0].text, want[2]);
+  assert.ok(r3.usage.prompt_tokens_details.cached_tokens > 10, "the session came back from disk");
+  console.log("openai client: a session continued after SIGKILL and restart: ok");
 }
 
 main()
   .then(() => {
     server.kill();
+    rmSync(sessionDir, { recursive: true, force: true });
     process.exit(0);
   })
   .catch((e) => {
     console.error(e);
     server.kill();
+    rmSync(sessionDir, { recursive: true, force: true });
     process.exit(1);
   });
