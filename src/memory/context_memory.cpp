@@ -595,11 +595,8 @@ bool ContextMemory::truncate(int64_t n) {
   LC_CHECK(n >= 0 && n <= n_past_);
   const AttnDims& d = dims_.attn;
   const int64_t kvw = d.n_head_kv * d.head_dim;
-  for (const auto& Lp : layers_) {
+  for (const auto& Lp : layers_)
     if (n < Lp->pos0) return false;  // some of them are in sinks or blocks already
-    // Once tokens have left the remainder, the window must stay full.
-    if (Lp->pos0 > 0 && n - Lp->pos0 < opt_.n_local) return false;
-  }
   for (auto& Lp : layers_) {
     Layer& L = *Lp;
     L.n = n - L.pos0;

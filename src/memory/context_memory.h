@@ -81,8 +81,10 @@ class ContextMemory final : public KvMemory {
   // block index is rebuilt from them when loading: it depends only on the representatives).
   void save_state(MemorySave& out) override;
   void load_state(MemoryLoad& in) override;
-  // Possible while the tokens to forget are all in the remainder and the window stays full (no
-  // block or sink holds any of them); sinks' and blocks' scores keep what later queries added.
+  // Possible while the tokens to forget are all in the remainder (the last n_local to
+  // n_local + block_size tokens; no block or sink holds any of them). The window is then shorter
+  // than n_local until new tokens fill it again (what left it earlier stays in blocks), and the
+  // remainder's representative scores keep what the forgotten queries added.
   bool truncate(int64_t n) override;
 
   // Inspection for tests and measurements.
