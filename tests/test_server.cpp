@@ -2,10 +2,12 @@
 // to with httplib::Client.
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -663,6 +665,49 @@ TEST(Server, LongPrefillDoesNotStallAShortRequest) {
   EXPECT_EQ(a.status, 200) << a.raw;
   EXPECT_FALSE(long_done) << "the short request waited for the whole long prefill";
   slow.join();
+}
+
+TEST(Server, SessionBudgetsDropFromRamAndDeleteFromTheFolder) {
+  char t[] = "/tmp/lc-budget-XXXXXX";
+  const std::string dir = ::mkdtemp(t);
+  ServerOptions o;
+  o.session_dir = dir;
+  o.session_ram = 1;  // every idle session leaves RAM, to be loaded from the folder again
+  {
+    Running r(o);
+    auto c = r.client();
+    const std::string p = "Once upon a time there was a dog";
+    Answer a;
+    for (const char* id : {"a", "b", "a"}) {
+      a = post(*c, "/v1/completions",
+               json{{"prompt", p}, {"max_tokens", 2}, {"temperature", 0}, {"session_id", id}});
+      ASSERT_EQ(a.status, 200) << a.raw;
+    }
+    // "a" left RAM when "b" was done; its second request found it in the folder.
+    EXPECT_GT(a.body["usage"]["prompt_tokens_details"]["cached_tokens"].get<int64_t>(), 3);
+    auto m = c->Get("/metrics");
+    EXPECT_NE(m->body.find("\nlongctx_sessions 1\n"), std::string::npos) << m->body;
+    EXPECT_NE(m->body.find("\nlongctx_sessions_saved 2\n"), std::string::npos) << m->body;
+  }
+  o.session_budget = 1;  // the folder keeps only the session saved last
+  {
+    Running r(o);
+    auto c = r.client();
+    Answer a = post(*c, "/v1/completions",
+                    json{{"prompt", "Once upon a time there was a dog"},
+                         {"max_tokens", 2},
+                         {"temperature", 0},
+                         {"session_id", "a"}});
+    EXPECT_GT(a.body["usage"]["prompt_tokens_details"]["cached_tokens"].get<int64_t>(), 3);
+    a = post(*c, "/v1/completions",
+             json{{"prompt", "A cat"}, {"max_tokens", 2}, {"session_id", "c"}});
+    auto list = json::parse(c->Get("/v1/sessions")->body);
+    std::vector<std::string> ids;
+    for (const json& s : list["data"])
+      if (s.contains("saved")) ids.push_back(s["id"]);
+    EXPECT_EQ(ids, std::vector<std::string>{"c"}) << list;
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Server, ClientGoingAwayCancelsItsGeneration) {

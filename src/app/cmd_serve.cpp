@@ -16,7 +16,8 @@ namespace {
 struct ServeOpts {
   ModelOptions mo;
   server::ServerOptions so;
-  std::string api_key_file, session_dir, prompt_cache = "1G";
+  std::string api_key_file, session_dir, prompt_cache = "1G", session_budget = "20G",
+                                         session_ram = "4G";
   bool no_session_dir = false;
 };
 
@@ -55,6 +56,8 @@ void run_serve(ServeOpts& o) {
   if (o.so.queue < 0) fail("--queue must be >= 0, got ", o.so.queue);
   if (o.so.port < 0 || o.so.port > 65535) fail("--port must be in [0, 65535], got ", o.so.port);
   o.so.prompt_cache_bytes = parse_bytes(o.prompt_cache, "server.prompt_cache");
+  o.so.session_budget = parse_bytes(o.session_budget, "server.session_budget");
+  o.so.session_ram = parse_bytes(o.session_ram, "server.session_ram");
   if (!o.no_session_dir)
     o.so.session_dir = o.session_dir.empty() ? default_session_dir() : o.session_dir;
   Loaded l = load_model(o.mo);
@@ -103,6 +106,14 @@ void register_serve(CLI::App& root) {
                               "folder where named sessions are saved after every request and found "
                               "again after a restart (default: ~/.local/state/longctx/sessions)");
   cmd->add_flag("--no-session-dir", o->no_session_dir, "keep sessions in RAM only")->excludes(dir);
+  cmd->add_option("--session-budget", o->session_budget,
+                  "bytes of the session folder; beyond it the least recently saved idle sessions "
+                  "are deleted (0 = no limit)")
+      ->capture_default_str();
+  cmd->add_option("--session-ram", o->session_ram,
+                  "KV bytes of idle sessions kept in RAM; beyond it the least recently used wait "
+                  "in the session folder (0 = no limit)")
+      ->capture_default_str();
   cmd->add_option("--prompt-cache", o->prompt_cache,
                   "KV bytes the prompt cache of requests without a session may keep (0 = off)")
       ->capture_default_str();

@@ -207,9 +207,9 @@ struct Server::Impl {
         session_opt(std::move(so)),
         opt(std::move(o)),
         scheduler(std::max(1, opt.parallel), std::max(0, opt.queue)),
-        registry(model, session_opt, opt.max_sessions,
-                 opt.session_dir.empty() ? nullptr : open_dir_store(opt.session_dir),
-                 opt.prompt_cache_bytes) {}
+        registry(model, session_opt,
+                 {opt.max_sessions, opt.session_ram, opt.session_budget, opt.prompt_cache_bytes},
+                 opt.session_dir.empty() ? nullptr : open_dir_store(opt.session_dir)) {}
 
   void check_auth(const httplib::Request& req) const {
     if (opt.api_key.empty()) return;

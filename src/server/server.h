@@ -37,6 +37,13 @@ struct ServerOptions {
   std::string session_dir;
   // Bytes of KV memory the prompt cache of unnamed requests may keep (0 = no prompt cache).
   size_t prompt_cache_bytes = size_t{1} << 30;
+  // Bytes of the session folder; beyond it the least recently saved idle sessions are deleted
+  // (0 = no limit).
+  size_t session_budget = size_t{20} << 30;
+  // KV bytes of idle named sessions kept in RAM; beyond it the least recently used are dropped
+  // from RAM, to be loaded from the session folder at their next request (0 = no limit; without
+  // a session folder sessions are only dropped by max_sessions).
+  size_t session_ram = size_t{4} << 30;
 };
 
 class Server {

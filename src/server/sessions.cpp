@@ -30,14 +30,24 @@ std::string store_name(const std::string& id) {
 }
 
 SessionRegistry::SessionRegistry(std::shared_ptr<const Model> model, SessionOptions opt,
-                                 size_t max_sessions, std::unique_ptr<ObjectStore> store,
-                                 size_t cache_bytes)
+                                 Limits limits, std::unique_ptr<ObjectStore> store)
     : model_(std::move(model)),
       opt_(std::move(opt)),
-      max_sessions_(std::max<size_t>(1, max_sessions)),
+      limits_(limits),
       store_(std::move(store)),
-      cache_bytes_(cache_bytes),
-      log_saves_(std::getenv("LONGCTX_LOG_SAVES") != nullptr) {}
+      log_saves_(std::getenv("LONGCTX_LOG_SAVES") != nullptr) {
+  limits_.max_sessions = std::max<size_t>(1, limits_.max_sessions);
+  if (store_)
+    for (const std::string& name : store_->manifests()) {
+      std::string when;
+      try {
+        if (const auto text = store_->get_manifest(name))
+          when = saved_session_info(*text, name).saved_at;
+      } catch (const Error&) {
+      }
+      saved_[name] = {store_->bytes(name), when};
+    }
+}
 
 std::unique_ptr<SessionRegistry::Lease> SessionRegistry::named(const std::string& id,
                                                                const std::vector<int32_t>& ids) {
@@ -48,7 +58,7 @@ std::unique_ptr<SessionRegistry::Lease> SessionRegistry::named(const std::string
     if (it != named_.end()) {
       e = it->second;
     } else {
-      while (named_.size() >= max_sessions_) {
+      while (named_.size() >= limits_.max_sessions) {
         auto oldest = named_.begin();
         for (auto j = named_.begin(); j != named_.end(); ++j)
           if (j->second->last_used < oldest->second->last_used) oldest = j;
@@ -117,28 +127,91 @@ void SessionRegistry::give_back(std::unique_ptr<Lease> lease, bool keep) {
     if (lease->session_->n_past() == 0) lease->entry_->checked_store = false;
     if (store_ && lease->session_->n_past() > 0) {
       std::lock_guard lock(store_m_);
-      const SaveStats st =
-          save_session(*lease->session_, *store_, store_name(lease->name_), lease->name_);
+      const std::string name = store_name(lease->name_);
+      const SaveStats st = save_session(*lease->session_, *store_, name, lease->name_);
+      const std::optional<std::string> text = store_->get_manifest(name);
+      saved_[name] = {st.bytes_stored, text ? saved_session_info(*text, name).saved_at : ""};
+      enforce_store_budget(name);
       if (log_saves_)
         std::fprintf(stderr,
                      "serve: session '%s' saved: %llu tokens, %.1f MiB in the store, %.3f s\n",
                      lease->name_.c_str(), static_cast<unsigned long long>(st.tokens),
                      static_cast<double>(st.bytes_stored) / (1 << 20), st.seconds);
     }
+    const std::string id = lease->name_;
+    lease.reset();  // unlocks the session: it is idle now
+    std::lock_guard lock(m_);
+    enforce_ram_budget(id);
     return;
   }
-  if (!keep || cache_bytes_ == 0 || lease->own_->n_past() == 0) return;
+  const size_t cache_bytes = limits_.cache_bytes;
+  if (!keep || cache_bytes == 0 || lease->own_->n_past() == 0) return;
   std::lock_guard lock(m_);
   cache_.push_front(std::move(lease->own_));
   size_t total = 0;
   for (auto it = cache_.begin(); it != cache_.end();) {
     total += (*it)->memory().bytes_in_ram();
-    if (total > cache_bytes_ && it != cache_.begin())
+    if (total > cache_bytes && it != cache_.begin())
       it = cache_.erase(it);
     else
       ++it;
   }
-  if (cache_.front()->memory().bytes_in_ram() > cache_bytes_) cache_.pop_front();
+  if (cache_.front()->memory().bytes_in_ram() > cache_bytes) cache_.pop_front();
+}
+
+void SessionRegistry::enforce_ram_budget(const std::string& keep) {
+  if (limits_.ram_bytes == 0 || !store_) return;  // without a store, dropping would lose them
+  // Idle sessions, least recently used first.
+  std::vector<std::pair<Clock::time_point, std::string>> idle;
+  size_t total = 0;
+  for (const auto& [id, e] : named_) {
+    std::unique_lock busy(e->busy, std::try_to_lock);
+    if (!busy.owns_lock() || !e->session) continue;
+    total += e->session->memory().bytes_in_ram();
+    if (id != keep) idle.emplace_back(e->last_used, id);
+  }
+  std::sort(idle.begin(), idle.end());
+  for (const auto& [when, id] : idle) {
+    if (total <= limits_.ram_bytes) break;
+    auto it = named_.find(id);
+    std::unique_lock busy(it->second->busy, std::try_to_lock);
+    if (!busy.owns_lock()) continue;
+    total -= it->second->session->memory().bytes_in_ram();
+    busy.unlock();
+    named_.erase(it);  // saved after its last request: loaded again at its next one
+  }
+}
+
+void SessionRegistry::enforce_store_budget(const std::string& keep) {
+  if (limits_.store_bytes == 0) return;
+  uint64_t total = 0;
+  std::vector<std::pair<std::string, std::string>> order;  // (saved at, name)
+  for (const auto& [name, v] : saved_) {
+    total += v.first;
+    if (name != keep) order.emplace_back(v.second, name);
+  }
+  std::sort(order.begin(), order.end());
+  for (const auto& [when, name] : order) {
+    if (total <= limits_.store_bytes) break;
+    // Not a session a request is using (its entry is locked); ids map to names one way only, so
+    // compare through store_name.
+    bool busy = false;
+    {
+      std::lock_guard lock(m_);
+      for (const auto& [id, e] : named_)
+        if (store_name(id) == name) {
+          std::unique_lock b(e->busy, std::try_to_lock);
+          busy = !b.owns_lock();
+          if (!busy) e->checked_store = true;  // what it holds in RAM stays its state
+        }
+    }
+    if (busy) continue;
+    store_->remove_manifest(name);
+    total -= saved_[name].first;
+    saved_.erase(name);
+    std::fprintf(stderr, "serve: session folder over its budget: deleted saved session '%s'\n",
+                 name.c_str());
+  }
 }
 
 json SessionRegistry::info(const std::string& id, Session* s) {
@@ -239,6 +312,7 @@ bool SessionRegistry::remove(const std::string& id) {
     const std::string name = store_name(id);
     if (store_->get_manifest(name) || !store_->list(name).empty()) {
       store_->remove_manifest(name);
+      saved_.erase(name);
       found = true;
     }
   }

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <list>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -54,10 +55,19 @@ class SessionRegistry {
     std::string name_;
   };
 
-  // store: where named sessions are saved (null: kept in RAM only). cache_bytes: the prompt
-  // cache's budget (0 = off).
-  SessionRegistry(std::shared_ptr<const Model> model, SessionOptions opt, size_t max_sessions,
-                  std::unique_ptr<ObjectStore> store, size_t cache_bytes);
+  struct Limits {
+    size_t max_sessions = 256;  // named sessions in RAM
+    // KV bytes of idle named sessions in RAM; beyond it the least recently used are dropped from
+    // RAM (with a store only: they are loaded again at their next request). 0 = no limit.
+    size_t ram_bytes = 0;
+    // Bytes of saved sessions in the store; beyond it the least recently saved idle sessions are
+    // deleted from it. 0 = no limit.
+    size_t store_bytes = 0;
+    size_t cache_bytes = 0;  // the prompt cache of unnamed requests (0 = off)
+  };
+  // store: where named sessions are saved (null: kept in RAM only).
+  SessionRegistry(std::shared_ptr<const Model> model, SessionOptions opt, Limits limits,
+                  std::unique_ptr<ObjectStore> store);
 
   // A named session holding the longest usable prefix of ids; loaded from the store on first use.
   // RequestError (409 session_incompatible, 500 session_corrupt) when its saved state cannot be
@@ -83,13 +93,19 @@ class SessionRegistry {
 
  private:
   nlohmann::json info(const std::string& id, Session* s);
+  // Drops idle sessions from RAM beyond limits_.ram_bytes (caller holds m_).
+  void enforce_ram_budget(const std::string& keep);
+  // Deletes the least recently saved idle sessions beyond limits_.store_bytes (caller holds
+  // store_m_).
+  void enforce_store_budget(const std::string& keep);
 
   std::shared_ptr<const Model> model_;
   SessionOptions opt_;
-  size_t max_sessions_;
+  Limits limits_;
   std::unique_ptr<ObjectStore> store_;
   std::mutex store_m_;  // the store is used by one request at a time
-  size_t cache_bytes_;
+  // Saved sessions: store name -> (bytes, time saved as ISO 8601), for the store budget.
+  std::map<std::string, std::pair<uint64_t, std::string>> saved_;
   bool log_saves_;  // LONGCTX_LOG_SAVES set: a line on stderr per save (measurements)
   std::mutex m_;
   std::unordered_map<std::string, std::shared_ptr<Entry>> named_;
