@@ -11,6 +11,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "core/error.h"
 #include "core/gguf.h"
@@ -289,6 +292,133 @@ TEST(HfFolder, SentencePieceModelRoundTrips) {
   auto m = Model::load(mdir);
   EXPECT_EQ(m->tokenizer().model_name(), "llama");
   EXPECT_EQ(m->tokenizer().decode(m->tokenizer().encode("the lazy fox", false)), "the lazy fox");
+}
+
+// A byte-fallback BPE tokenizer.json (as Llama-2, Mistral and Phi-3 ship them), made here from
+// the SentencePiece model the way Hugging Face's converter does (vocab in id order, a merge for
+// every split of a piece into two pieces, ordered by the merged piece's id): the same ids as
+// libsentencepiece. tokenizer_config.json and generation_config.json set the special tokens.
+TEST(HfFolder, ByteFallbackTokenizerJsonAndTokenizerConfig) {
+  const std::string dir = test::temp_dir();
+  {
+    std::ofstream corpus(dir + "/corpus.txt");
+    for (int r = 0; r < 40; ++r)
+      corpus << "models read long documents and answer questions " << r << "\n"
+             << "the rotary embedding of position p turns each pair\n";
+  }
+  ASSERT_TRUE(sentencepiece::SentencePieceTrainer::Train(
+                  "--input=" + dir + "/corpus.txt --model_prefix=" + dir +
+                  "/sp --vocab_size=360 --model_type=bpe --byte_fallback=true "
+                  "--character_coverage=1.0 --remove_extra_whitespaces=false --minloglevel=2")
+                  .ok());
+  sentencepiece::SentencePieceProcessor sp;
+  ASSERT_TRUE(sp.Load(dir + "/sp.model").ok());
+  const int n = sp.GetPieceSize();
+  nlohmann::json vocab = nlohmann::json::object(), added = nlohmann::json::array();
+  std::map<std::string, int> ids;
+  for (int i = 0; i < n; ++i) {
+    vocab[sp.IdToPiece(i)] = i;
+    ids[sp.IdToPiece(i)] = i;
+    if (sp.IsControl(i) || sp.IsUnknown(i))
+      added.push_back({{"id", i}, {"content", sp.IdToPiece(i)}, {"special", true}});
+  }
+  std::vector<std::tuple<int, int, std::string>> merges;
+  for (int i = 0; i < n; ++i) {
+    const std::string p = sp.IdToPiece(i);
+    if (sp.IsControl(i) || sp.IsUnknown(i) || sp.IsByte(i)) continue;
+    for (size_t k = 1; k < p.size(); ++k) {
+      if ((static_cast<unsigned char>(p[k]) & 0xC0) == 0x80) continue;  // inside a character
+      auto l = ids.find(p.substr(0, k)), r = ids.find(p.substr(k));
+      if (l != ids.end() && r != ids.end())
+        merges.emplace_back(i, l->second, l->first + " " + r->first);
+    }
+  }
+  std::sort(merges.begin(), merges.end());
+  nlohmann::json mj = nlohmann::json::array();
+  for (const auto& m : merges) mj.push_back(std::get<2>(m));
+  const nlohmann::json tj = {
+      {"added_tokens", added},
+      {"normalizer",
+       {{"type", "Sequence"},
+        {"normalizers",
+         {{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}},
+          {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\xE2\x96\x81"}}}}}},
+      {"pre_tokenizer", nullptr},
+      {"model",
+       {{"type", "BPE"},
+        {"vocab", vocab},
+        {"merges", mj},
+        {"byte_fallback", true},
+        {"unk_token", "<unk>"}}}};
+  HfModelSpec s;
+  s.n_vocab = n;
+  const std::string mdir = dir + "/model";
+  test::write_hf_model(s, mdir);
+  std::ofstream(mdir + "/tokenizer.json") << tj.dump();
+  std::ofstream(mdir + "/tokenizer_config.json")
+      << R"({"add_bos_token": true, "bos_token": {"content": "<s>"}, "eos_token": "</s>",
+            "chat_template": "{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}"})";
+  std::ofstream(mdir + "/generation_config.json") << R"({"eos_token_id": [2, 7]})";
+  auto m = Model::load(mdir);
+  const Tokenizer& tok = m->tokenizer();
+  EXPECT_EQ(tok.model_name(), "llama");
+  EXPECT_TRUE(tok.add_bos());
+  EXPECT_EQ(tok.bos(), sp.bos_id());
+  EXPECT_EQ(tok.eos(), sp.eos_id());
+  EXPECT_EQ(tok.eot(), 7);
+  EXPECT_TRUE(tok.is_eog(7));
+  EXPECT_NE(tok.chat_template().find("[INST]"), std::string::npos);
+  for (const std::string text :
+       {"models answer", "the rotary pair 12", "Ünïcode ✓ bytes", "a  b"}) {
+    SCOPED_TRACE(text);
+    std::vector<int> want;
+    ASSERT_TRUE(sp.Encode(text, &want).ok());
+    want.insert(want.begin(), sp.bos_id());
+    EXPECT_EQ(tok.encode(text, true), std::vector<int32_t>(want.begin(), want.end()));
+    EXPECT_EQ(tok.decode(tok.encode(text, false)), text);
+  }
+}
+
+// The pre-tokenizer family is recognised from tokenizer.json's pre_tokenizer section.
+TEST(HfFolder, PreTokenizerFamilies) {
+  const std::string llama3 =
+      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+  const std::string qwen2 =
+      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+  const auto split = [](const std::string& re) {
+    return nlohmann::json{
+        {"type", "Sequence"},
+        {"pretokenizers",
+         {{{"type", "Split"}, {"pattern", {{"Regex", re}}}, {"behavior", "Isolated"}},
+          {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
+  };
+  struct Case {
+    nlohmann::json pre;
+    std::string want;  // pre name, or a piece of the error
+  };
+  const std::vector<Case> cases = {
+      {split(llama3), "llama3"},
+      {split(qwen2), "qwen2"},
+      {{{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}, "gpt-2"},
+      {split("\\w+"), "error: not one of the byte-level families"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.want);
+    HfModelSpec s;
+    const std::string dir = test::temp_dir() + "/pre";
+    test::write_hf_model(s, dir);
+    std::ifstream in(dir + "/tokenizer.json");
+    nlohmann::json tj = nlohmann::json::parse(in);
+    tj["pre_tokenizer"] = c.pre;
+    std::ofstream(dir + "/tokenizer.json") << tj.dump();
+    if (c.want.rfind("error: ", 0) == 0) {
+      const std::string msg = load_error(dir);
+      EXPECT_NE(msg.find(c.want.substr(7)), std::string::npos) << msg;
+      EXPECT_NE(msg.find("tokenizer.json"), std::string::npos) << msg;
+    } else {
+      EXPECT_EQ(Model::load(dir)->tokenizer().pre_name(), c.want);
+    }
+  }
 }
 
 // InternLM2 ships "rope_scaling": null; run past max_position_embeddings, the warning says so and
