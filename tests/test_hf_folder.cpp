@@ -473,6 +473,7 @@ TEST(HfFolder, ConvertCarriesRopeScaling) {
   struct Case {
     const char* json;
     RopeMethod method;
+    const char* arch = "llama";
   };
   const std::vector<Case> cases = {
       {R"({"rope_type": "linear", "factor": 2.0})", RopeMethod::Linear},
@@ -481,10 +482,14 @@ TEST(HfFolder, ConvertCarriesRopeScaling) {
       {R"({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
           "original_max_position_embeddings": 64})",
        RopeMethod::Llama3},
+      {R"({"type": "longrope", "long_factor": [1, 1.5, 2, 3, 4, 6, 8, 9],
+          "short_factor": [1, 1, 1, 1.1, 1.2, 1.3, 1.4, 1.5], "original_max_position_embeddings": 64})",
+       RopeMethod::LongRope, "phi3"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.json);
     HfModelSpec s;
+    s.arch = c.arch;
     s.rope_scaling = c.json;
     const std::string dir = test::temp_dir() + "/rs";
     const test::HfWeights w = test::write_hf_model(s, dir);
