@@ -220,14 +220,24 @@ void SafetensorsFile::parse() {
   }
   std::sort(ranges.begin(), ranges.end(),
             [](const Range& a, const Range& b) { return a.b != b.b ? a.b < b.b : a.e < b.e; });
+  // As the format's reference reader requires: the tensors cover the data section exactly, in
+  // order, with neither overlaps nor holes.
   const Range* prev = nullptr;
+  uint64_t covered = 0;
   for (const Range& r : ranges) {
     if (r.b == r.e) continue;  // empty tensors take no bytes
     if (prev && r.b < prev->e)
       fail(p, ": tensor '", tensors_[r.i].name, "' (bytes ", r.b, "..", r.e, ") overlaps tensor '",
            tensors_[prev->i].name, "' (bytes ", prev->b, "..", prev->e, ")");
+    if (r.b != covered)
+      fail(p, ": bytes ", covered, "..", r.b, " of the data section, before tensor '",
+           tensors_[r.i].name, "', belong to no tensor");
+    covered = r.e;
     prev = &r;
   }
+  if (covered != data_size)
+    fail(p, ": the last ", data_size - covered, " bytes of the data section (", covered, "..",
+         data_size, ") belong to no tensor");
   // Data order, as the file stores them.
   std::vector<SafetensorsTensor> ordered;
   ordered.reserve(tensors_.size());

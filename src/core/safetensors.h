@@ -5,8 +5,8 @@
 // strings), then the data section; offsets are relative to its start. The reader maps the file
 // and validates everything before handing out pointers: the header length against the file, the
 // JSON (an object, bounded nesting), every entry's dtype, shape (no overflow), byte range (inside
-// the data section, matching dtype x shape, not overlapping another tensor). Every problem is an
-// lc::Error naming the file, the tensor and the problem.
+// the data section, matching dtype x shape, covering it without overlaps or holes). Every problem
+// is an lc::Error naming the file, the tensor and the problem.
 #pragma once
 
 #include <cstdint>
