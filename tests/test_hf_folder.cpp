@@ -117,6 +117,24 @@ TEST(HfFolder, HalfPrecisionAndShards) {
   }
 }
 
+// head_dim given in config.json and different from hidden_size / num_attention_heads (as in
+// Mistral-Nemo): queries and the output projection are wider than the embedding.
+TEST(HfFolder, ExplicitHeadDim) {
+  for (const char* arch : {"mistral", "qwen2"}) {
+    SCOPED_TRACE(arch);
+    HfModelSpec s;
+    s.arch = arch;
+    s.head_dim = 24;
+    const std::string dir = test::temp_dir() + "/hd";
+    const test::HfWeights w = test::write_hf_model(s, dir);
+    auto m = Model::load(dir);
+    EXPECT_EQ(m->hparams().head_dim, 24);
+    const auto got = run(m, kTokens);
+    EXPECT_LT(rel_diff(got, test::hf_reference_logits(s, w, kTokens)), 2e-5);
+    EXPECT_LT(rel_diff(run(Model::load(convert(dir, "f32")), kTokens), got), 1e-5);
+  }
+}
+
 TEST(HfFolder, ConvertQuantizedTypesLoad) {
   HfModelSpec s;
   s.n_embd = 256;  // rows long enough for k-quants

@@ -119,7 +119,8 @@ void write_tiny_tokenizer_json(const HfModelSpec& spec, const std::string& dir) 
 
 HfWeights write_hf_model(const HfModelSpec& s, const std::string& dir) {
   std::filesystem::create_directories(dir);
-  const int hd = s.n_embd / s.n_head, dq = s.n_head * hd, dkv = s.n_head_kv * hd;
+  const int hd = s.head_dim > 0 ? s.head_dim : s.n_embd / s.n_head, dq = s.n_head * hd,
+            dkv = s.n_head_kv * hd;
   const bool bias = s.arch == "qwen2";
   std::mt19937 rng(s.seed);
   std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -262,6 +263,11 @@ HfWeights write_hf_model(const HfModelSpec& s, const std::string& dir) {
       {"eos_token_id", s.n_vocab - 3},
       {"torch_dtype",
        "float32"}}.dump(1);
+  if (s.head_dim > 0) {
+    nlohmann::json j = nlohmann::json::parse(cfg);
+    j["head_dim"] = s.head_dim;
+    cfg = j.dump(1);
+  }
   if (!s.rope_scaling.empty()) {
     cfg.pop_back();  // "}" -> add the raw rope_scaling entry
     while (!cfg.empty() && (cfg.back() == '\n' || cfg.back() == ' ')) cfg.pop_back();
@@ -274,7 +280,8 @@ HfWeights write_hf_model(const HfModelSpec& s, const std::string& dir) {
 
 std::vector<std::vector<double>> hf_reference_logits(const HfModelSpec& s, const HfWeights& w,
                                                      const std::vector<int32_t>& tokens) {
-  const int d = s.n_embd, hd = d / s.n_head, half = hd / 2, gs = s.n_head / s.n_head_kv;
+  const int d = s.n_embd, hd = s.head_dim > 0 ? s.head_dim : d / s.n_head, half = hd / 2,
+            gs = s.n_head / s.n_head_kv;
   const size_t T = tokens.size();
   // out[r] = sum_c m[r][c] x[c] (+ b[r])
   const auto matvec = [](const std::vector<float>& m, const std::vector<double>& x, int rows,

@@ -17,6 +17,7 @@ struct HfModelSpec {
   int n_head = 4;
   int n_head_kv = 2;
   int n_ff = 96;
+  int head_dim = 0;   // 0: n_embd / n_head (else written as config.json's head_dim)
   int n_vocab = 300;  // 256 byte tokens + merges + specials (the tokenizer's size)
   int64_t max_pos = 256;
   double theta = 10000.0;
