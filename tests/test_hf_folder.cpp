@@ -200,6 +200,18 @@ TEST(HfFolder, ConfigContradictingTheWeightsIsAnError) {
     const std::string msg = load_error(dir);
     for (const std::string& e : c.expect) EXPECT_NE(msg.find(e), std::string::npos) << msg;
   }
+  {  // A truncated weight file: an error naming the file and a tensor, from the CLI too.
+    HfModelSpec s;
+    const std::string dir = test::temp_dir() + "/truncated";
+    test::write_hf_model(s, dir);
+    fs::resize_file(dir + "/model.safetensors", fs::file_size(dir + "/model.safetensors") / 2);
+    const std::string msg = load_error(dir);
+    EXPECT_NE(msg.find(dir + "/model.safetensors: tensor '"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("outside the data section"), std::string::npos) << msg;
+    std::string out;
+    EXPECT_EQ(test::run_command(test::longctx_binary() + " info -m " + dir, &out), 1) << out;
+    EXPECT_NE(out.find("error: "), std::string::npos) << out;
+  }
   HfModelSpec s;
   s.shards = 2;
   const std::string dir = test::temp_dir() + "/noshard";

@@ -17,13 +17,14 @@ namespace {
 
 struct ArchName {
   const char* hf;
+  const char* model_type;  // config.json's model_type, used when "architectures" is absent
   const char* gguf;
 };
-constexpr ArchName kArchs[] = {{"LlamaForCausalLM", "llama"},
-                               {"MistralForCausalLM", "llama"},
-                               {"Qwen2ForCausalLM", "qwen2"},
-                               {"InternLM2ForCausalLM", "internlm2"},
-                               {"Phi3ForCausalLM", "phi3"}};
+constexpr ArchName kArchs[] = {{"LlamaForCausalLM", "llama", "llama"},
+                               {"MistralForCausalLM", "mistral", "llama"},
+                               {"Qwen2ForCausalLM", "qwen2", "qwen2"},
+                               {"InternLM2ForCausalLM", "internlm2", "internlm2"},
+                               {"Phi3ForCausalLM", "phi3", "phi3"}};
 
 std::string shown(const json& v) {
   std::string d = v.dump();
@@ -99,11 +100,21 @@ HfConfig read_hf_config(const std::string& path) {
   HfConfig c;
   c.path = path;
   const json* archs = j.contains("architectures") ? &j["architectures"] : nullptr;
-  if (!archs || !archs->is_array() || archs->empty() || !(*archs)[0].is_string())
-    fail(path, ": no \"architectures\" list (expected e.g. [\"LlamaForCausalLM\"])");
-  c.hf_arch = (*archs)[0].get<std::string>();
-  for (const ArchName& a : kArchs)
-    if (c.hf_arch == a.hf) c.arch = a.gguf;
+  if (archs && archs->is_array() && !archs->empty() && (*archs)[0].is_string()) {
+    c.hf_arch = (*archs)[0].get<std::string>();
+    for (const ArchName& a : kArchs)
+      if (c.hf_arch == a.hf) c.arch = a.gguf;
+  } else if (j.contains("model_type") && j["model_type"].is_string()) {
+    c.hf_arch = j["model_type"].get<std::string>();
+    for (const ArchName& a : kArchs)
+      if (c.hf_arch == a.model_type) {
+        c.arch = a.gguf;
+        c.hf_arch = a.hf;
+      }
+  } else {
+    fail(path, ": no \"architectures\" list (expected e.g. [\"LlamaForCausalLM\"]) and no ",
+         "\"model_type\"");
+  }
   if (c.arch.empty()) {
     std::string names;
     for (const ArchName& a : kArchs) names += std::string(names.empty() ? "" : ", ") + a.hf;
@@ -126,7 +137,7 @@ HfConfig read_hf_config(const std::string& path) {
   c.head_dim = r.integer("head_dim", 2, 4096, c.n_embd / c.n_head);
   if (c.head_dim % 2 != 0) fail(path, ": head dimension ", c.head_dim, " is odd; RoPE needs pairs");
   c.n_vocab = r.integer("vocab_size", 1, int64_t{1} << 24, 0);
-  c.max_pos = r.integer("max_position_embeddings", 1, int64_t{1} << 32, 0);
+  c.max_pos = r.integer("max_position_embeddings", 1, (int64_t{1} << 32) - 1, 0);
   c.norm_eps = r.number("rms_norm_eps", 1e-6);
   if (!(c.norm_eps > 0 && c.norm_eps < 1))
     fail(path, ": \"rms_norm_eps\" = ", c.norm_eps, " is out of range (0, 1)");

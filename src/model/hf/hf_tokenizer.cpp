@@ -143,7 +143,7 @@ void put_token(Vocab& v, int64_t id, const std::string& text, int32_t type,
   v.ids[text] = id;
 }
 
-std::string json_tokenizer(const std::string& path, const HfConfig& cfg, int64_t n_vocab, Kv& kv,
+std::string json_tokenizer(const std::string& path, int64_t n_vocab, Kv& kv,
                            std::string& bos_text) {
   const json tj = read_json(path);
   if (!tj.contains("model") || !tj["model"].is_object()) fail(path, ": no \"model\" object");
@@ -235,7 +235,6 @@ std::string json_tokenizer(const std::string& path, const HfConfig& cfg, int64_t
   // add_bos from the post-processor, unless tokenizer_config.json says otherwise (below).
   if (!bos_text.empty() && template_adds(tj.value("post_processor", json()), bos_text))
     set("tokenizer.ggml.add_bos_token", GgufValue::of_bool(true));
-  (void)cfg;
   return path;
 }
 
@@ -252,7 +251,7 @@ std::string hf_tokenizer_metadata(const std::string& dir, const HfConfig& cfg, i
   const size_t first = kv.size();
   std::string used;
   if (file_exists(d / "tokenizer.json")) {
-    used = json_tokenizer((d / "tokenizer.json").string(), cfg, n_vocab, kv, bos_text);
+    used = json_tokenizer((d / "tokenizer.json").string(), n_vocab, kv, bos_text);
   } else if (file_exists(d / "tokenizer.model")) {
     used = (d / "tokenizer.model").string();
     spm_tokenizer_metadata(used, n_vocab, kv);
