@@ -407,6 +407,18 @@ TEST(HfFolder, ByteFallbackTokenizerJsonAndTokenizerConfig) {
     EXPECT_EQ(tok.encode(text, true), std::vector<int32_t>(want.begin(), want.end()));
     EXPECT_EQ(tok.decode(tok.encode(text, false)), text);
   }
+  // Without tokenizer_config.json, BOS is added when the post-processor puts it first.
+  fs::remove(mdir + "/tokenizer_config.json");
+  EXPECT_FALSE(Model::load(mdir)->tokenizer().add_bos());
+  nlohmann::json with_post = tj;
+  with_post["post_processor"] = {{"type", "TemplateProcessing"},
+                                 {"single",
+                                  {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
+                                   {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}}};
+  std::ofstream(mdir + "/tokenizer.json") << with_post.dump();
+  auto mp = Model::load(mdir);
+  EXPECT_TRUE(mp->tokenizer().add_bos());
+  EXPECT_EQ(mp->tokenizer().encode("models", true).front(), sp.bos_id());
 }
 
 // The pre-tokenizer family is recognised from tokenizer.json's pre_tokenizer section.

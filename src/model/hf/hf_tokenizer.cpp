@@ -114,16 +114,18 @@ std::string token_text(const json& j) {
   return "";
 }
 
-// True when a TemplateProcessing post-processor puts `bos` before a single sequence.
-bool template_adds(const json& post, const std::string& bos) {
+// The special token a TemplateProcessing post-processor puts before a single sequence ("" when
+// there is none): Hugging Face adds it when encoding, as add_bos does here.
+std::string template_first_special(const json& post) {
   for (const json& p : flatten(post, "processors")) {
     if (type_of(p) != "TemplateProcessing" || !p.contains("single") || !p["single"].is_array() ||
         p["single"].empty())
       continue;
     const json& first = p["single"][0];
-    if (first.contains("SpecialToken") && first["SpecialToken"].value("id", "") == bos) return true;
+    if (first.is_object() && first.contains("SpecialToken") && first["SpecialToken"].is_object())
+      return first["SpecialToken"].value("id", "");
   }
-  return false;
+  return "";
 }
 
 struct Vocab {
@@ -144,7 +146,7 @@ void put_token(Vocab& v, int64_t id, const std::string& text, int32_t type,
 }
 
 std::string json_tokenizer(const std::string& path, int64_t n_vocab, Kv& kv,
-                           std::string& bos_text) {
+                           std::string& template_bos) {
   const json tj = read_json(path);
   if (!tj.contains("model") || !tj["model"].is_object()) fail(path, ": no \"model\" object");
   const json& m = tj["model"];
@@ -232,9 +234,7 @@ std::string json_tokenizer(const std::string& path, int64_t n_vocab, Kv& kv,
   }
   set("tokenizer.ggml.tokens", GgufValue::of_strs(v.tokens));
   set("tokenizer.ggml.token_type", GgufValue::of_i32s(v.types));
-  // add_bos from the post-processor, unless tokenizer_config.json says otherwise (below).
-  if (!bos_text.empty() && template_adds(tj.value("post_processor", json()), bos_text))
-    set("tokenizer.ggml.add_bos_token", GgufValue::of_bool(true));
+  template_bos = template_first_special(tj.value("post_processor", json()));
   return path;
 }
 
@@ -246,12 +246,13 @@ std::string hf_tokenizer_metadata(const std::string& dir, const HfConfig& cfg, i
   json tc = json::object();
   if (file_exists(d / "tokenizer_config.json"))
     tc = read_json((d / "tokenizer_config.json").string());
-  std::string bos_text = tc.contains("bos_token") ? token_text(tc["bos_token"]) : "";
+  const std::string bos_text = tc.contains("bos_token") ? token_text(tc["bos_token"]) : "";
+  std::string template_bos;  // what tokenizer.json's post-processor puts first
 
   const size_t first = kv.size();
   std::string used;
   if (file_exists(d / "tokenizer.json")) {
-    used = json_tokenizer((d / "tokenizer.json").string(), n_vocab, kv, bos_text);
+    used = json_tokenizer((d / "tokenizer.json").string(), n_vocab, kv, template_bos);
   } else if (file_exists(d / "tokenizer.model")) {
     used = (d / "tokenizer.model").string();
     spm_tokenizer_metadata(used, n_vocab, kv);
@@ -285,8 +286,14 @@ std::string hf_tokenizer_metadata(const std::string& dir, const HfConfig& cfg, i
 
   // Special ids: tokenizer_config.json texts, else config.json's ids.
   int64_t bos = bos_text.empty() ? -1 : id_of(bos_text);
+  if (bos < 0 && !template_bos.empty()) bos = id_of(template_bos);
   if (bos < 0) bos = cfg.bos_id;
   set_id("tokenizer.ggml.bos_token_id", bos);
+  // tokenizer.json: BOS is added when its post-processor puts it first (tokenizer_config.json's
+  // add_bos_token, below, still wins).
+  if (used.ends_with("tokenizer.json"))
+    set("tokenizer.ggml.add_bos_token",
+        GgufValue::of_bool(!template_bos.empty() && bos >= 0 && id_of(template_bos) == bos));
   const std::string eos_text = tc.contains("eos_token") ? token_text(tc["eos_token"]) : "";
   int64_t eos = eos_text.empty() ? -1 : id_of(eos_text);
   if (eos < 0) eos = cfg.eos_id;
