@@ -1,4 +1,5 @@
-// longctx info: what a GGUF file holds — architecture, sizes, tensor types, tokenizer, RoPE.
+// longctx info: what a GGUF file or a Hugging Face folder holds — architecture, sizes, tensor
+// types, tokenizer, RoPE; with -v the load time, peak RSS and the tensor bytes copied at load.
 #include <chrono>
 #include <cstdio>
 #include <iostream>

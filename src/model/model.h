@@ -1,6 +1,6 @@
-// A loaded model: hyper-parameters, weights (pointing into the mapped GGUF file), tokenizer and
-// default RoPE settings. Immutable after load; forward() takes the caller's memory and workspace,
-// so one Model serves many sessions.
+// A loaded model: hyper-parameters, weights (pointing into the mapped GGUF or safetensors files),
+// tokenizer and default RoPE settings. Immutable after load; forward() takes the caller's memory
+// and workspace, so one Model serves many sessions.
 #pragma once
 
 #include <cstdint>
