@@ -442,7 +442,13 @@ TEST(HfFolder, PreTokenizerFamilies) {
       {split(llama3), "llama3"},
       {split(qwen2), "qwen2"},
       {{{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}, "gpt-2"},
-      {split("\\w+"), "error: not one of the byte-level families"},
+      {split("\\w+"), "tokenizer.json"},  // no llama.cpp family: its own regex
+      {{{"type", "Whitespace"}}, "error: has a \"Whitespace\" step"},
+      {{{"type", "Sequence"},
+        {"pretokenizers",
+         {{{"type", "Split"}, {"pattern", {{"Regex", "x"}}}, {"behavior", "Removed"}},
+          {{"type", "ByteLevel"}, {"use_regex", false}}}}},
+       "error: only behavior Isolated"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.want);
@@ -458,7 +464,12 @@ TEST(HfFolder, PreTokenizerFamilies) {
       EXPECT_NE(msg.find(c.want.substr(7)), std::string::npos) << msg;
       EXPECT_NE(msg.find("tokenizer.json"), std::string::npos) << msg;
     } else {
-      EXPECT_EQ(Model::load(dir)->tokenizer().pre_name(), c.want);
+      auto m = Model::load(dir);
+      EXPECT_EQ(m->tokenizer().pre_name(), c.want);
+      if (c.want == "tokenizer.json") {
+        // "ab", " ", "ba": merged words, the space a byte token.
+        EXPECT_EQ(m->tokenizer().encode("ab ba", false), (std::vector<int32_t>{257, 32, 282}));
+      }
     }
   }
 }

@@ -138,6 +138,12 @@ void run_convert(const Opts& o) {
   std::vector<Extra> extra;
   std::vector<std::string> notes;
   rope_metadata(m.rope(), hp.arch, w, extra, notes);
+  if (f.find("tokenizer.hf.pre_regexes"))
+    notes.push_back(
+        "the tokenizer.json pre-tokenizer is of no llama.cpp family: its regexes are "
+        "stored as tokenizer.hf.pre_regexes, which longctx reads and llama.cpp does "
+        "not (llama.cpp refuses the pre-tokenizer name '" +
+        f.get_str_or("tokenizer.ggml.pre", "") + "')");
 
   std::vector<TensorType> types;
   std::map<std::string, int> type_counts;

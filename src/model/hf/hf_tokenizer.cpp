@@ -2,7 +2,8 @@
 // the project's tokenizers (model/tokenizer):
 //  - tokenizer.json with a byte-level BPE model (GPT-2, SmolLM2, Llama-3, Qwen2): model "gpt2",
 //    vocabulary in id order, merges, the pre-tokenizer family recognised from the pre_tokenizer
-//    section (ByteLevel alone: gpt-2; Digits + ByteLevel: smollm; a Split regex: llama3 or qwen2);
+//    section (ByteLevel alone: gpt-2; Digits + ByteLevel: smollm; a Split regex: llama3 or qwen2),
+//    else the section's own regexes (tokenizer.hf.pre_regexes);
 //  - tokenizer.json with a byte-fallback BPE model (Llama-2, Mistral, Phi-3): model "llama" (the
 //    SentencePiece-style tokenizer), scores from the merge ranks, <0xNN> byte tokens, the "▁"
 //    prefix from the normalizer (Prepend) or a Metaspace pre-tokenizer;
@@ -18,6 +19,7 @@
 
 #include "core/error.h"
 #include "model/hf/hf_folder.h"
+#include "model/tokenizer/pretokenize.h"
 
 namespace lc {
 
@@ -72,21 +74,52 @@ std::vector<json> flatten(const json& j, const char* list_key) {
   return out;
 }
 
-// The llama.cpp pre-tokenizer family of a byte-level BPE tokenizer.json.
-std::string byte_level_pre(const json& tj, const std::string& path) {
+// The pre-tokenizer of a byte-level BPE tokenizer.json: a llama.cpp family name when it is one
+// of the known ones (so that a converted GGUF names it), else its regexes in order ("Split"
+// patterns, "Digits", "ByteLevel"'s GPT-2 regex), applied the same way.
+struct BytePre {
+  std::string name;
+  std::vector<std::string> regexes;  // empty for a known family
+};
+
+BytePre byte_level_pre(const json& tj, const std::string& path) {
   const json pre = tj.value("pre_tokenizer", json());
   const std::vector<json> items = flatten(pre, "pretokenizers");
-  std::vector<std::string> types;
-  std::string regex;
-  bool digits_individual = false;
+  std::vector<std::string> types, regexes;
+  std::string split_regex;
+  bool digits_individual = false, byte_level = false;
   for (const json& e : items) {
-    types.push_back(type_of(e));
-    if (type_of(e) == "Split" && e.contains("pattern") && e["pattern"].is_object()) {
-      const json& p = e["pattern"];
-      if (p.contains("Regex") && p["Regex"].is_string()) regex = p["Regex"].get<std::string>();
+    const std::string t = type_of(e);
+    types.push_back(t);
+    if (t == "Split") {
+      const json p = e.value("pattern", json());
+      if (p.is_object() && p.contains("Regex") && p["Regex"].is_string())
+        split_regex = p["Regex"].get<std::string>();
+      else if (p.is_object() && p.contains("String") && p["String"].is_string())
+        split_regex = "\\Q" + p["String"].get<std::string>() + "\\E";
+      else
+        fail(path, ": pre_tokenizer Split ", shown(e), " has no Regex or String pattern");
+      if (e.value("behavior", "Isolated") != "Isolated" || e.value("invert", false))
+        fail(path, ": pre_tokenizer Split ", shown(e),
+             " is not supported (only behavior Isolated, not inverted)");
+      regexes.push_back(split_regex);
+    } else if (t == "Digits") {
+      digits_individual = e.value("individual_digits", false);
+      regexes.push_back(digits_individual ? "\\p{N}" : "\\p{N}+");
+    } else if (t == "ByteLevel") {
+      byte_level = true;
+      if (e.value("add_prefix_space", false))
+        fail(path, ": pre_tokenizer ByteLevel with add_prefix_space is not supported");
+      if (e.value("use_regex", true))
+        for (const std::string& r : pretokenizer_info("gpt-2").regexes) regexes.push_back(r);
+    } else {
+      fail(path, ": pre_tokenizer ", shown(pre), " has a \"", t,
+           "\" step; byte-level tokenizers are read with Split, Digits and ByteLevel steps");
     }
-    if (type_of(e) == "Digits") digits_individual = e.value("individual_digits", false);
   }
+  if (!byte_level)
+    fail(path, ": pre_tokenizer ", shown(pre),
+         " has no ByteLevel step, but the BPE model has no byte_fallback either");
   const auto is = [&](std::initializer_list<const char*> want) {
     if (want.size() != types.size()) return false;
     size_t i = 0;
@@ -94,16 +127,18 @@ std::string byte_level_pre(const json& tj, const std::string& path) {
       if (types[i++] != w) return false;
     return true;
   };
-  if (is({"ByteLevel"})) return "gpt-2";
-  if (is({"Digits", "ByteLevel"}) && digits_individual) return "smollm";
-  if (is({"Split", "ByteLevel"}) && !regex.empty()) {
-    const bool llama3_like = regex.find("[^\\r\\n\\p{L}\\p{N}]?\\p{L}+") != std::string::npos;
-    if (llama3_like && regex.find("\\p{N}{1,3}") != std::string::npos) return "llama3";
-    if (llama3_like && regex.find("|\\p{N}|") != std::string::npos) return "qwen2";
+  if (is({"ByteLevel"}) && regexes.size() == 1) return {"gpt-2", {}};
+  if (is({"Digits", "ByteLevel"}) && digits_individual && regexes.size() == 2)
+    return {"smollm", {}};
+  if (is({"Split", "ByteLevel"}) && regexes.size() == 1) {
+    for (const char* fam : {"llama3", "qwen2"})
+      if (pretokenizer_info(fam).regexes == std::vector<std::string>{split_regex}) return {fam, {}};
+    // The same regexes as tokenizer.json writes them, with (?i:...) for the contractions.
+    const bool llama3_like = split_regex.find("[^\\r\\n\\p{L}\\p{N}]?\\p{L}+") != std::string::npos;
+    if (llama3_like && split_regex.find("\\p{N}{1,3}") != std::string::npos) return {"llama3", {}};
+    if (llama3_like && split_regex.find("|\\p{N}|") != std::string::npos) return {"qwen2", {}};
   }
-  fail(path, ": pre_tokenizer ", shown(pre),
-       " is not one of the byte-level families read here (ByteLevel: gpt-2; Digits + ByteLevel: "
-       "smollm; the Llama-3 or Qwen2 Split regex + ByteLevel)");
+  return {"tokenizer.json", regexes};
 }
 
 // A token given as a string or as {"content": ...}; "" when absent.
@@ -203,7 +238,13 @@ std::string json_tokenizer(const std::string& path, int64_t n_vocab, Kv& kv,
   };
   if (!byte_fallback) {
     set("tokenizer.ggml.model", GgufValue::of_str("gpt2"));
-    set("tokenizer.ggml.pre", GgufValue::of_str(byte_level_pre(tj, path)));
+    const BytePre bp = byte_level_pre(tj, path);
+    set("tokenizer.ggml.pre", GgufValue::of_str(bp.name));
+    if (!bp.regexes.empty()) {
+      // No llama.cpp family: the regexes themselves (keys of this project).
+      set("tokenizer.hf.pre_regexes", GgufValue::of_strs(bp.regexes));
+      set("tokenizer.hf.ignore_merges", GgufValue::of_bool(m.value("ignore_merges", false)));
+    }
     const json norm = tj.value("normalizer", json());
     for (const json& n : flatten(norm, "normalizers"))
       if (type_of(n) != "NFC")
