@@ -165,7 +165,6 @@ HfConfig read_hf_config(const std::string& path) {
       fail(path, ": \"hidden_act\" = ", shown(*act), " is not supported (expected \"silu\")");
   c.bos_id = r.token_id("bos_token_id");
   c.eos_id = r.token_id("eos_token_id");
-  c.rope_scaling_null = j.contains("rope_scaling") && j["rope_scaling"].is_null();
   return c;
 }
 

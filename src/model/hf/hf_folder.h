@@ -31,7 +31,6 @@ struct HfConfig {
   bool tied = false;      // tie_word_embeddings
   bool qkv_bias = false;  // q/k/v projections have biases
   int64_t bos_id = -1, eos_id = -1;
-  bool rope_scaling_null = false;
 };
 
 // Reads and checks config.json (lc::Error naming the file and key for anything missing, of the
@@ -41,7 +40,7 @@ HfConfig read_hf_config(const std::string& path);
 struct HfFolder {
   std::shared_ptr<GgufFile> container;
   HfConfig config;
-  std::string tokenizer_source;  // tokenizer.json, tokenizer.model or "" (none)
+  std::string tokenizer_source;  // the tokenizer file read: tokenizer.json or tokenizer.model
   uint64_t copied_bytes = 0;     // tensor bytes transformed or copied at load
 };
 
@@ -53,8 +52,8 @@ HfFolder open_hf_folder(const std::string& dir);
 
 // Tokenizer metadata (tokenizer.* keys in llama.cpp's names) from the folder's tokenizer.json,
 // else tokenizer.model, with tokenizer_config.json and generation_config.json; `n_vocab` rows of
-// the embedding (the token list is padded to it). Appends to `kv`; returns the file used ("" when
-// the folder has no tokenizer).
+// the embedding (the token list is padded to it). Appends to `kv`; returns the file used
+// (lc::Error when the folder has neither).
 std::string hf_tokenizer_metadata(const std::string& dir, const HfConfig& cfg, int64_t n_vocab,
                                   std::vector<std::pair<std::string, GgufValue>>& kv);
 // The same from a SentencePiece tokenizer.model (hf_spm.cpp).
