@@ -121,6 +121,14 @@ const SafetensorsTensor* SafetensorsFile::tensor(std::string_view name) const {
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
+void SafetensorsFile::release(const SafetensorsTensor& t) const {
+  if (map_ == nullptr || t.data == nullptr) return;
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto b = reinterpret_cast<uintptr_t>(t.data), e = b + t.nbytes();
+  const uintptr_t pb = (b + page - 1) / page * page, pe = e / page * page;
+  if (pe > pb) ::madvise(reinterpret_cast<void*>(pb), pe - pb, MADV_DONTNEED);
+}
+
 void SafetensorsFile::parse() {
   const std::string& p = path_;
   if (size_ < 8)

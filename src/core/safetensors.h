@@ -54,6 +54,10 @@ class SafetensorsFile {
   // Tensors in data order.
   const std::vector<SafetensorsTensor>& tensors() const { return tensors_; }
   const SafetensorsTensor* tensor(std::string_view name) const;  // nullptr if absent
+  // Drops the mapped pages that lie wholly inside the tensor's bytes from this process's resident
+  // memory (after a copy of the tensor was made; reading it again faults them back in from the
+  // file). Nothing for an in-memory image.
+  void release(const SafetensorsTensor& t) const;
 
  private:
   SafetensorsFile() = default;

@@ -57,13 +57,15 @@ class Builder {
     for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
     permute(idx, heads);
     put(name, t, gather(t, idx), shape);
+    file->release(t);  // only the permuted copy is used
   }
 
   // InternLM2's fused wqkv: per KV group, the group's query heads then its key and value heads.
   void add_internlm2_qkv(int il, const std::string& hf) {
     const int64_t hd = c_.head_dim, gs = c_.n_head / c_.n_head_kv;
     const int64_t rows = (c_.n_head + 2 * c_.n_head_kv) * hd;
-    const SafetensorsTensor& t = get(hf, {rows, c_.n_embd}, nullptr);
+    const SafetensorsFile* file = nullptr;
+    const SafetensorsTensor& t = get(hf, {rows, c_.n_embd}, &file);
     used_.insert(hf);
     std::vector<int64_t> q, k, v;
     for (int64_t h = 0; h < c_.n_head; ++h)
@@ -79,6 +81,7 @@ class Builder {
     put(layer(il, kAttnQ), t, gather(t, q), {c_.n_head * hd, c_.n_embd});
     put(layer(il, kAttnK), t, gather(t, k), {c_.n_head_kv * hd, c_.n_embd});
     put(layer(il, kAttnV), t, gather(t, v), {c_.n_head_kv * hd, c_.n_embd});
+    file->release(t);
   }
 
   void ignore(const std::string& hf) { used_.insert(hf); }
