@@ -138,7 +138,8 @@ HfConfig read_hf_config(const std::string& path) {
   if (c.head_dim % 2 != 0) fail(path, ": head dimension ", c.head_dim, " is odd; RoPE needs pairs");
   c.n_vocab = r.integer("vocab_size", 1, int64_t{1} << 24, 0);
   c.max_pos = r.integer("max_position_embeddings", 1, (int64_t{1} << 32) - 1, 0);
-  c.norm_eps = r.number("rms_norm_eps", 1e-6);
+  // Defaults of the transformers configuration classes: 1e-5 for Phi-3, 1e-6 for the others.
+  c.norm_eps = r.number("rms_norm_eps", c.arch == "phi3" ? 1e-5 : 1e-6);
   if (!(c.norm_eps > 0 && c.norm_eps < 1))
     fail(path, ": \"rms_norm_eps\" = ", c.norm_eps, " is out of range (0, 1)");
   c.rope_theta = r.number("rope_theta", 10000.0);
