@@ -135,6 +135,32 @@ TEST(HfFolder, ExplicitHeadDim) {
   }
 }
 
+// A header whose length is not a multiple of the element sizes leaves every tensor unaligned in
+// the mapping: the loader copies them (the kernels read aligned elements), and the logits are
+// unchanged.
+TEST(HfFolder, UnalignedTensorsAreCopied) {
+  HfModelSpec s;
+  const std::string dir = test::temp_dir() + "/unaligned";
+  const test::HfWeights w = test::write_hf_model(s, dir);
+  const std::string path = dir + "/model.safetensors";
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  uint64_t n = 0;
+  for (int k = 7; k >= 0; --k) n = (n << 8) | static_cast<uint8_t>(bytes[static_cast<size_t>(k)]);
+  bytes.insert(8 + n, " ");  // JSON allows trailing whitespace
+  ++n;
+  for (int k = 0; k < 8; ++k) bytes[static_cast<size_t>(k)] = static_cast<char>(n >> (8 * k));
+  std::ofstream(path, std::ios::binary) << bytes;
+  auto m = Model::load(dir);
+  uint64_t total = 0;
+  for (const GgufTensor& t : m->gguf().tensors()) total += t.nbytes;
+  EXPECT_EQ(m->copied_bytes(), total);
+  EXPECT_LT(rel_diff(run(m, kTokens), test::hf_reference_logits(s, w, kTokens)), 2e-5);
+}
+
 TEST(HfFolder, ConvertQuantizedTypesLoad) {
   HfModelSpec s;
   s.n_embd = 256;  // rows long enough for k-quants
