@@ -248,6 +248,24 @@ TEST(HfFolder, ConfigContradictingTheWeightsIsAnError) {
   EXPECT_NE(msg.find("missing"), std::string::npos) << msg;
 }
 
+TEST(HfFolder, ValuesOfTheWrongJsonTypeAreErrors) {
+  HfModelSpec s;
+  const std::string dir = test::temp_dir() + "/types";
+  test::write_hf_model(s, dir);
+  edit_config(dir, "\"tie_word_embeddings\": false", "\"tie_word_embeddings\": \"no\"");
+  std::string msg = load_error(dir);
+  EXPECT_NE(msg.find("tie_word_embeddings"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("not true or false"), std::string::npos) << msg;
+  edit_config(dir, "\"tie_word_embeddings\": \"no\"", "\"tie_word_embeddings\": false");
+  std::ifstream in(dir + "/tokenizer.json");
+  nlohmann::json tj = nlohmann::json::parse(in);
+  tj["model"]["byte_fallback"] = "yes";
+  std::ofstream(dir + "/tokenizer.json") << tj.dump();
+  msg = load_error(dir);
+  EXPECT_NE(msg.find("wrong type"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(dir), std::string::npos) << msg;
+}
+
 TEST(HfFolder, CommandsAcceptAFolder) {
   HfModelSpec s;
   const std::string dir = test::temp_dir() + "/cli";

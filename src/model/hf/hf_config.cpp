@@ -82,9 +82,7 @@ class Reader {
   const std::string& path_;
 };
 
-}  // namespace
-
-HfConfig read_hf_config(const std::string& path) {
+HfConfig read_config(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, ": cannot open (a Hugging Face model folder needs a config.json)");
   std::ostringstream os;
@@ -167,6 +165,16 @@ HfConfig read_hf_config(const std::string& path) {
   c.bos_id = r.token_id("bos_token_id");
   c.eos_id = r.token_id("eos_token_id");
   return c;
+}
+
+}  // namespace
+
+HfConfig read_hf_config(const std::string& path) {
+  try {
+    return read_config(path);
+  } catch (const json::exception& e) {
+    fail(path, ": a value of the wrong type (", e.what(), ")");
+  }
 }
 
 }  // namespace lc

@@ -279,10 +279,8 @@ std::string json_tokenizer(const std::string& path, int64_t n_vocab, Kv& kv,
   return path;
 }
 
-}  // namespace
-
-std::string hf_tokenizer_metadata(const std::string& dir, const HfConfig& cfg, int64_t n_vocab,
-                                  Kv& kv) {
+std::string tokenizer_metadata(const std::string& dir, const HfConfig& cfg, int64_t n_vocab,
+                               Kv& kv) {
   const fs::path d(dir);
   json tc = json::object();
   if (file_exists(d / "tokenizer_config.json"))
@@ -389,6 +387,18 @@ std::string hf_tokenizer_metadata(const std::string& dir, const HfConfig& cfg, i
     if (!t.empty()) set("tokenizer.chat_template", GgufValue::of_str(t));
   }
   return used;
+}
+
+}  // namespace
+
+std::string hf_tokenizer_metadata(const std::string& dir, const HfConfig& cfg, int64_t n_vocab,
+                                  Kv& kv) {
+  try {
+    return tokenizer_metadata(dir, cfg, n_vocab, kv);
+  } catch (const json::exception& e) {
+    // A value of an unexpected JSON type somewhere in the tokenizer files.
+    fail(dir, ": a tokenizer file holds a value of the wrong type (", e.what(), ")");
+  }
 }
 
 }  // namespace lc
