@@ -363,9 +363,17 @@ TEST(HfFolder, SentencePieceModelRoundTrips) {
   test::write_hf_model(s, mdir);
   fs::remove(mdir + "/tokenizer.json");
   fs::copy_file(dir + "/tokenizer.model", mdir + "/tokenizer.model");
+  // tokenizer_config.json's added_tokens_decoder names a control token past the pieces.
+  const int32_t im_end = sp.GetPieceSize() + 3;
+  std::ofstream(mdir + "/tokenizer_config.json")
+      << R"({"added_tokens_decoder": {")" << im_end
+      << R"(": {"content": "<|im_end|>", "special": true}}, "eos_token": "<|im_end|>"})";
   auto m = Model::load(mdir);
   EXPECT_EQ(m->tokenizer().model_name(), "llama");
   EXPECT_EQ(m->tokenizer().decode(m->tokenizer().encode("the lazy fox", false)), "the lazy fox");
+  EXPECT_EQ(m->tokenizer().encode("<|im_end|>", false, true), std::vector<int32_t>{im_end});
+  EXPECT_EQ(m->tokenizer().eos(), im_end);
+  EXPECT_EQ(m->tokenizer().attr(im_end), TokenAttr::Control);
 }
 
 // A byte-fallback BPE tokenizer.json (as Llama-2, Mistral and Phi-3 ship them), made here from

@@ -323,6 +323,36 @@ std::string tokenizer_metadata(const std::string& dir, const HfConfig& cfg, int6
     if (id >= 0 && id < n_vocab) set(key, GgufValue::of_u32(static_cast<uint32_t>(id)));
   };
 
+  // tokenizer_config.json's added_tokens_decoder ({"id": {"content", "special"}}) names the added
+  // tokens a tokenizer.model does not mark (InternLM2's <|im_start|> and the like).
+  if (!used.ends_with("tokenizer.json") && tc.contains("added_tokens_decoder") &&
+      tc["added_tokens_decoder"].is_object()) {
+    std::vector<int32_t> types;
+    for (size_t i = first; i < kv.size(); ++i)
+      if (kv[i].first == "tokenizer.ggml.token_type")
+        for (const GgufValue& e : kv[i].second.items) types.push_back(static_cast<int32_t>(e.i));
+    LC_CHECK(types.size() == tok_list.size());
+    const json& atd = tc["added_tokens_decoder"];
+    for (auto it = atd.begin(); it != atd.end(); ++it) {
+      const std::string& key = it.key();
+      const json& e = it.value();
+      if (key.empty() || key.size() > 9 ||
+          key.find_first_not_of("0123456789") != std::string::npos || !e.is_object() ||
+          !e.contains("content") || !e["content"].is_string())
+        fail((d / "tokenizer_config.json").string(), ": added_tokens_decoder entry \"",
+             key.substr(0, 20), "\" is not {\"id\": {\"content\": ...}}");
+      const int64_t id = std::stoll(key);
+      if (id >= n_vocab)
+        fail((d / "tokenizer_config.json").string(), ": added_tokens_decoder id ", id,
+             " is outside the ", n_vocab, " rows of the embedding");
+      const auto k = static_cast<size_t>(id);
+      tok_list[k] = e["content"].get<std::string>();
+      types[k] = e.value("special", false) ? 3 : 4;
+    }
+    set("tokenizer.ggml.tokens", GgufValue::of_strs(tok_list));
+    set("tokenizer.ggml.token_type", GgufValue::of_i32s(types));
+  }
+
   // Special ids: tokenizer_config.json texts, else config.json's ids.
   int64_t bos = bos_text.empty() ? -1 : id_of(bos_text);
   if (bos < 0 && !template_bos.empty()) bos = id_of(template_bos);
