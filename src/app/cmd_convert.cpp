@@ -87,8 +87,17 @@ void rope_metadata(const RopeSettings& s, const std::string& arch, GgufStreamWri
       w.set(p + "original_context_length", u32(s.orig_ctx));
       w.set(p + "yarn_beta_fast", f32(s.beta_fast));
       w.set(p + "yarn_beta_slow", f32(s.beta_slow));
-      if (s.attn_factor)
-        notes.push_back("rope_scaling.attention_factor is not stored (llama.cpp derives it)");
+      {
+        // GGUF readers multiply rope.scaling.attn_factor into the derived 0.1 ln s + 1, so an
+        // explicit attention_factor (or mscale / mscale_all_dim) is stored as its ratio to it.
+        RopeSettings derived = s;
+        derived.attn_factor.reset();
+        derived.mscale.reset();
+        derived.mscale_all_dim.reset();
+        derived.attn_mult = 1.0;
+        const double ratio = rope_attn_factor(s) / rope_attn_factor(derived);
+        if (std::fabs(ratio - 1.0) > 1e-9) w.set(p + "attn_factor", f32(ratio));
+      }
       break;
     case RopeMethod::Llama3: {
       // llama.cpp stores Llama 3's frequency scaling as per-pair divisors (rope_freqs).
