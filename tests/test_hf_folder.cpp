@@ -284,12 +284,12 @@ TEST(HfFolder, CommandsAcceptAFolder) {
 
 // SmolLM2's tokenizer.json through the folder path: the ids Hugging Face's tokenizers give.
 TEST(HfFolder, SmolLM2TokenizerJsonMatchesGoldens) {
+  // The shared folder holds config.json and tokenizer.json only: a tokenizer-only model.
   const std::string dir = test::shared_path("models/vocab/smollm2-135m-instruct");
-  const HfConfig cfg = read_hf_config(dir + "/config.json");
-  std::vector<std::pair<std::string, GgufValue>> kv;
-  EXPECT_EQ(hf_tokenizer_metadata(dir, cfg, cfg.n_vocab, kv), dir + "/tokenizer.json");
-  auto f = GgufFile::assemble(dir, std::move(kv), {}, nullptr);
-  auto tok = Tokenizer::from_gguf(*f);
+  auto m = Model::load(dir);
+  EXPECT_FALSE(m->has_weights());
+  EXPECT_EQ(m->hparams().n_ctx_train, 8192);
+  const Tokenizer* tok = &m->tokenizer();
   EXPECT_EQ(tok->pre_name(), "smollm");
   EXPECT_EQ(tok->bos(), 1);
   EXPECT_EQ(tok->eos(), 2);
@@ -317,6 +317,13 @@ TEST(HfFolder, SmolLM2TokenizerJsonMatchesGoldens) {
     EXPECT_EQ(tok->decode(c.ids), c.text);
   }
   EXPECT_EQ(tok->encode("<|im_start|>user", false, true)[0], 1);
+  std::string out;
+  EXPECT_EQ(
+      test::run_command(test::longctx_binary() + " tokenize --json -m " + dir + " 'Hello world!'",
+                        &out, false),
+      0)
+      << out;
+  EXPECT_NE(out.find("[19556,905,17]"), std::string::npos) << out;
 }
 
 // A SentencePiece model trained here, read through tokenizer.model: the same ids as

@@ -221,14 +221,14 @@ void map_tensors(const HfConfig& c, Builder& b, int64_t n_vocab) {
   }
 }
 
+// The index or the single weight file; "" when the folder has neither.
 std::string weights_path(const std::string& dir) {
   for (const char* n : {"model.safetensors.index.json", "model.safetensors"}) {
     const fs::path p = fs::path(dir) / n;
     std::error_code ec;
     if (fs::exists(p, ec)) return p.string();
   }
-  fail(dir, ": no model.safetensors or model.safetensors.index.json (weights of a Hugging Face ",
-       "folder; .bin and .pt checkpoints are not read)");
+  return "";
 }
 
 }  // namespace
@@ -243,26 +243,36 @@ HfFolder open_hf_folder(const std::string& dir) {
   out.config = read_hf_config((fs::path(dir) / "config.json").string());
   const HfConfig& c = out.config;
   auto st = std::make_shared<Storage>();
-  st->set = SafetensorsSet::open(weights_path(dir));
-
-  // Vocabulary rows: the embedding's; config.json's vocab_size must agree.
-  const char* emb_name =
-      c.arch == "internlm2" ? "model.tok_embeddings.weight" : "model.embed_tokens.weight";
-  const SafetensorsFile* ef = nullptr;
-  const SafetensorsTensor* emb = st->set.find(emb_name, &ef);
-  if (!emb) fail(dir, ": missing tensor '", emb_name, "'");
-  if (emb->shape.size() != 2 || emb->shape[0] < 1)
-    fail(ef->path(), ": tensor '", emb_name, "' has shape ", shape_str(emb->shape),
-         ", expected [vocab, hidden_size]");
-  const int64_t n_vocab = emb->shape[0];
-  if (c.n_vocab > 0 && c.n_vocab != n_vocab)
-    fail(ef->path(), ": tensor '", emb_name, "' has ", n_vocab, " rows but ", c.path,
-         " says vocab_size ", c.n_vocab, "; config.json and the weights disagree");
-
-  Builder b(c, *st, dir);
-  map_tensors(c, b, n_vocab);
-  b.check_all_used();
-  out.copied_bytes = b.copied;
+  const std::string wp = weights_path(dir);
+  int64_t n_vocab = c.n_vocab;
+  std::vector<GgufTensor> tensors;
+  if (wp.empty()) {
+    // No weights: a tokenizer-only folder (enough for info and tokenize), sized by vocab_size.
+    if (n_vocab <= 0)
+      fail(dir, ": no model.safetensors or model.safetensors.index.json (weights of a Hugging ",
+           "Face folder; .bin and .pt checkpoints are not read), and config.json has no ",
+           "vocab_size for a tokenizer-only folder");
+  } else {
+    st->set = SafetensorsSet::open(wp);
+    // Vocabulary rows: the embedding's; config.json's vocab_size must agree.
+    const char* emb_name =
+        c.arch == "internlm2" ? "model.tok_embeddings.weight" : "model.embed_tokens.weight";
+    const SafetensorsFile* ef = nullptr;
+    const SafetensorsTensor* emb = st->set.find(emb_name, &ef);
+    if (!emb) fail(dir, ": missing tensor '", emb_name, "'");
+    if (emb->shape.size() != 2 || emb->shape[0] < 1)
+      fail(ef->path(), ": tensor '", emb_name, "' has shape ", shape_str(emb->shape),
+           ", expected [vocab, hidden_size]");
+    n_vocab = emb->shape[0];
+    if (c.n_vocab > 0 && c.n_vocab != n_vocab)
+      fail(ef->path(), ": tensor '", emb_name, "' has ", n_vocab, " rows but ", c.path,
+           " says vocab_size ", c.n_vocab, "; config.json and the weights disagree");
+    Builder b(c, *st, dir);
+    map_tensors(c, b, n_vocab);
+    b.check_all_used();
+    out.copied_bytes = b.copied;
+    tensors = std::move(b.tensors);
+  }
 
   std::vector<std::pair<std::string, GgufValue>> kv;
   const std::string& a = c.arch;
@@ -289,7 +299,7 @@ HfFolder open_hf_folder(const std::string& dir) {
   set(names::key(a, names::kVocabSize), u32(n_vocab));
   out.tokenizer_source = hf_tokenizer_metadata(dir, c, n_vocab, kv);
 
-  out.container = GgufFile::assemble(dir, std::move(kv), std::move(b.tensors), st);
+  out.container = GgufFile::assemble(dir, std::move(kv), std::move(tensors), st);
   return out;
 }
 

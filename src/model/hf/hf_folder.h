@@ -47,7 +47,9 @@ struct HfFolder {
 // True when `path` is a directory (the model loader then treats it as a Hugging Face folder).
 bool is_model_folder(const std::string& path);
 // Opens and validates the folder: config.json against the tensors (every expected tensor present
-// with the shape the config implies, no tensor left unused), dtypes F32/F16/BF16.
+// with the shape the config implies, no tensor left unused), dtypes F32/F16/BF16. A folder without
+// weights (config.json with vocab_size, and tokenizer files) gives a container without tensors,
+// as a tokenizer-only GGUF does.
 HfFolder open_hf_folder(const std::string& dir);
 
 // Tokenizer metadata (tokenizer.* keys in llama.cpp's names) from the folder's tokenizer.json,
