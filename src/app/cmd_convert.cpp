@@ -5,6 +5,9 @@
 // and yarn as rope.scaling.* keys, llama3 as the rope_freqs tensor, longrope as the
 // rope_factors_long/short tensors; dynamic NTK has no GGUF form and a null rope_scaling means no
 // scaling — both are reported.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -56,6 +59,21 @@ TensorType matrix_type(TensorType want, int64_t n_in) {
   for (TensorType t : {want, TensorType::Q8_0, TensorType::F16})
     if (n_in % tensor_type_info(t).block_size == 0) return t;
   return TensorType::F32;
+}
+
+// Asks the kernel to reclaim the pages wholly inside [p, p + n) (a tensor already written): the
+// source is mapped, and without this every page read stays resident until the end. Safe for any
+// memory (reclaimed pages are read back when touched); a kernel without MADV_PAGEOUT ignores it.
+void page_out(const void* p, size_t n) {
+#ifdef MADV_PAGEOUT
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto b = reinterpret_cast<uintptr_t>(p), e = b + n;
+  const uintptr_t pb = (b + page - 1) / page * page, pe = e / page * page;
+  if (pe > pb) ::madvise(reinterpret_cast<void*>(pb), pe - pb, MADV_PAGEOUT);
+#else
+  (void)p;
+  (void)n;
+#endif
 }
 
 struct Extra {
@@ -182,6 +200,7 @@ void run_convert(const Opts& o) {
       }
     });
     w.write(buf.data(), buf.size());
+    page_out(t.data, t.nbytes);
   }
   for (const Extra& e : extra) w.write(e.data.data(), e.data.size() * sizeof(float));
   w.finish();
