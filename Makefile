@@ -7,7 +7,7 @@ BUILD ?= build
 LONGCTX_MODEL ?= ../shared/models/stories260K.gguf
 FUZZ_SECONDS ?= 60
 
-.PHONY: setup build test demo asan-test tsan-test fuzz fuzz-request fuzz-session format clean
+.PHONY: setup build test demo asan-test tsan-test fuzz fuzz-request fuzz-session fuzz-safetensors format clean
 
 setup:
 	@./scripts/setup
@@ -66,6 +66,15 @@ fuzz-session: setup
 	@mkdir -p $(BUILD)-fuzz/corpus-session && cp -n fuzz/corpus-session/* $(BUILD)-fuzz/corpus-session/ 2>/dev/null || true
 	@$(BUILD)-fuzz/fuzz/fuzz_session -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
 	  -print_final_stats=1 $(BUILD)-fuzz/corpus-session 2>&1 | tail -n 12
+
+# libFuzzer on the safetensors header reader (clang), bounded in time.
+fuzz-safetensors: setup
+	@CXX=clang++ cmake -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLONGCTX_FUZZ=ON -DLONGCTX_TESTS=OFF -DLONGCTX_WERROR=OFF >/dev/null
+	@cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_safetensors 2>&1 | (grep -v -E '^\[ *[0-9]+%\]' || true)
+	@test -x $(BUILD)-fuzz/fuzz/fuzz_safetensors
+	@mkdir -p $(BUILD)-fuzz/corpus-safetensors && cp -n fuzz/corpus-safetensors/* $(BUILD)-fuzz/corpus-safetensors/ 2>/dev/null || true
+	@$(BUILD)-fuzz/fuzz/fuzz_safetensors -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+	  -print_final_stats=1 $(BUILD)-fuzz/corpus-safetensors 2>&1 | tail -n 12
 
 format:
 	@find src tests fuzz bench -name '*.cpp' -o -name '*.h' | xargs clang-format -i

@@ -1,4 +1,7 @@
-// longctx info: what a GGUF file holds — architecture, sizes, tensor types, tokenizer, RoPE.
+// longctx info: what a GGUF file or a Hugging Face folder holds — architecture, sizes, tensor
+// types, tokenizer, RoPE; with -v the load time, peak RSS and the tensor bytes copied at load.
+#include <chrono>
+#include <cstdio>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -13,11 +16,14 @@ namespace lc::app {
 
 namespace {
 
-void run_info(const std::string& path, const SessionSpec& settings, bool json) {
-  const std::string hf_config = settings.hf_config.value_or("");
+void run_info(const std::string& path, const SessionSpec& settings, bool json, bool verbose) {
   const RopeOverrides& ov = settings.rope;
+  const auto t0 = std::chrono::steady_clock::now();
   auto model = Model::load(path);
+  const double load_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const Model& m = *model;
+  const std::string hf_config = settings.hf_config.value_or(m.hf_config());
   const HParams& hp = m.hparams();
   const GgufFile& f = m.gguf();
   const Tokenizer& tok = m.tokenizer();
@@ -46,6 +52,10 @@ void run_info(const std::string& path, const SessionSpec& settings, bool json) {
   if (json) {
     nlohmann::json j;
     j["file"] = path;
+    j["format"] = m.hf_config().empty() ? "gguf" : "hf_folder";
+    j["load_seconds"] = load_s;
+    j["peak_rss_mib"] = peak_rss_mb();
+    j["copied_bytes"] = m.copied_bytes();
     j["gguf_version"] = f.version();
     j["architecture"] = hp.arch;
     j["name"] = hp.name;
@@ -84,8 +94,19 @@ void run_info(const std::string& path, const SessionSpec& settings, bool json) {
     return;
   }
 
-  std::cout << "file:            " << path << " (GGUF v" << f.version() << ", " << f.file_size()
-            << " bytes)\n";
+  if (m.hf_config().empty())
+    std::cout << "file:            " << path << " (GGUF v" << f.version() << ", " << f.file_size()
+              << " bytes)\n";
+  else
+    std::cout << "folder:          " << path << " (Hugging Face: " << m.hf_config() << ", "
+              << f.tensors().size() << " tensors, " << f.file_size() << " bytes)\n";
+  if (verbose) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%.3f s, peak RSS %.1f MiB, %.1f MiB of tensors copied", load_s,
+                  peak_rss_mb(), static_cast<double>(m.copied_bytes()) / (1024.0 * 1024.0));
+    std::cout << "load:            " << buf
+              << (m.hf_config().empty() ? "" : " (the rest memory-mapped)") << "\n";
+  }
   std::cout << "architecture:    " << hp.arch << (spec ? "" : " (not supported for inference)")
             << (hp.name.empty() ? "" : "  name: " + hp.name) << "\n";
   if (m.has_weights()) {
@@ -131,16 +152,23 @@ void run_info(const std::string& path, const SessionSpec& settings, bool json) {
 
 void register_info(CLI::App& root) {
   struct Opts {
-    std::string model;
-    bool json = false;
+    std::string model, model_opt;
+    bool json = false, verbose = false;
     ModelOptions mo;
   };
   auto o = std::make_shared<Opts>();
-  CLI::App* cmd = root.add_subcommand("info", "describe a GGUF model or tokenizer file");
-  cmd->add_option("model", o->model, "GGUF file")->required();
+  CLI::App* cmd = root.add_subcommand(
+      "info", "describe a GGUF model or tokenizer file, or a Hugging Face model folder");
+  cmd->add_option("file", o->model, "GGUF file or Hugging Face model folder");
+  cmd->add_option("-m,--model", o->model_opt, "the same, as an option");
   cmd->add_flag("--json", o->json, "print one JSON object");
+  cmd->add_flag("-v,--verbose", o->verbose, "also print load time, peak RSS and copied bytes");
   o->mo.add_rope_options(*cmd);
-  cmd->callback([o] { run_info(o->model, o->mo.spec(), o->json); });
+  cmd->callback([o] {
+    const std::string& path = o->model_opt.empty() ? o->model : o->model_opt;
+    if (path.empty()) fail("give the model: a GGUF file or a Hugging Face folder");
+    run_info(path, o->mo.spec(), o->json, o->verbose);
+  });
 }
 
 }  // namespace lc::app

@@ -12,6 +12,7 @@ void register_ppl(CLI::App& root);
 void register_sample_text(CLI::App& root);
 void register_eval(CLI::App& root);  // the `eval` group: ppl-curve, ...
 void register_make_model(CLI::App& root);
+void register_convert(CLI::App& root);
 void register_bench(CLI::App& root);
 void register_bench_context(CLI::App& root);
 void register_plot_context(CLI::App& root);

@@ -17,7 +17,7 @@
 namespace lc::app {
 
 void ModelOptions::add_to(CLI::App& cmd, bool require_model) {
-  auto* m = cmd.add_option("-m,--model", model, "GGUF model file");
+  auto* m = cmd.add_option("-m,--model", model, "GGUF model file or Hugging Face model folder");
   if (require_model) m->required();
   add_run_options(cmd);
   cmd.add_flag("-v,--verbose", verbose, "print model, RoPE and every setting on stderr");

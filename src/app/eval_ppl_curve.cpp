@@ -162,7 +162,8 @@ void register_eval_ppl_curve(CLI::App& eval) {
       "\nExample: longctx eval ppl-curve -m model.gguf -f text.txt --lengths 512,2k,8k "
       "--config none,yarn --config \"yarn-b16=--rope-scaling yarn --rope-scale {s} "
       "--yarn-orig-ctx {L0} --yarn-beta-fast 16\" --json curve.json");
-  cmd->add_option("-m,--model", o->mo.model, "GGUF model file")->required();
+  cmd->add_option("-m,--model", o->mo.model, "GGUF model file or Hugging Face model folder")
+      ->required();
   cmd->add_option("-f,--file", o->file, "text file")->required();
   cmd->add_option("--lengths", o->lengths, "comma-separated context lengths; k = 1024, m = 1024^2")
       ->capture_default_str();

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   lc::app::register_sample_text(app);
   lc::app::register_eval(app);
   lc::app::register_make_model(app);
+  lc::app::register_convert(app);
   lc::app::register_bench(app);
   lc::app::register_bench_context(app);
   lc::app::register_plot_context(app);

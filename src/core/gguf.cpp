@@ -485,6 +485,32 @@ std::shared_ptr<GgufFile> GgufFile::from_bytes(std::vector<uint8_t> bytes,
   return f;
 }
 
+std::shared_ptr<GgufFile> GgufFile::assemble(std::string name,
+                                             std::vector<std::pair<std::string, GgufValue>> kv,
+                                             std::vector<GgufTensor> tensors,
+                                             std::shared_ptr<const void> owner) {
+  std::shared_ptr<GgufFile> f(new GgufFile());
+  f->path_ = std::move(name);
+  f->version_ = 3;
+  f->owner_ = std::move(owner);
+  f->kv_ = std::move(kv);
+  for (size_t i = 0; i < f->kv_.size(); ++i)
+    if (!f->kv_index_.emplace(f->kv_[i].first, i).second)
+      fail(f->path_, ": metadata key '", f->kv_[i].first, "' given twice");
+  f->tensors_ = std::move(tensors);
+  for (size_t i = 0; i < f->tensors_.size(); ++i) {
+    const GgufTensor& t = f->tensors_[i];
+    const TensorTypeInfo& ti = tensor_type_info(t.type);
+    if (t.ne.empty() || t.ne[0] % ti.block_size != 0 ||
+        static_cast<uint64_t>(row_bytes(ti, t.ne[0]) * t.rows()) != t.nbytes || !t.data)
+      fail(f->path_, ": tensor '", t.name, "' has a byte size that does not match its shape");
+    if (!f->tensor_index_.emplace(t.name, i).second)
+      fail(f->path_, ": tensor '", t.name, "' given twice");
+    f->size_ += t.nbytes;
+  }
+  return f;
+}
+
 GgufFile::~GgufFile() {
   if (map_ != nullptr) ::munmap(map_, static_cast<size_t>(size_));
 }

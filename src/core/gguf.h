@@ -80,6 +80,14 @@ class GgufFile {
   static std::shared_ptr<GgufFile> open(const std::string& path);
   // Parses an in-memory image (tests, fuzzing); `name` is used in messages.
   static std::shared_ptr<GgufFile> from_bytes(std::vector<uint8_t> bytes, const std::string& name);
+  // A container assembled from metadata and tensor views (another weight source, such as a
+  // Hugging Face folder, presented in GGUF names). Tensor data points into memory that `owner`
+  // keeps alive; each tensor's nbytes must match its shape and type, and names must be unique
+  // (lc::Error naming the tensor otherwise). `name` is what path() returns.
+  static std::shared_ptr<GgufFile> assemble(std::string name,
+                                            std::vector<std::pair<std::string, GgufValue>> kv,
+                                            std::vector<GgufTensor> tensors,
+                                            std::shared_ptr<const void> owner);
 
   ~GgufFile();
   GgufFile(const GgufFile&) = delete;
@@ -120,8 +128,9 @@ class GgufFile {
   uint64_t alignment_ = 32;
   const uint8_t* base_ = nullptr;
   uint64_t size_ = 0;
-  void* map_ = nullptr;         // mmap region (when opened from a file)
-  std::vector<uint8_t> owned_;  // image (when parsed from bytes)
+  void* map_ = nullptr;                // mmap region (when opened from a file)
+  std::vector<uint8_t> owned_;         // image (when parsed from bytes)
+  std::shared_ptr<const void> owner_;  // what assembled tensors point into
   std::vector<std::pair<std::string, GgufValue>> kv_;
   std::map<std::string, size_t, std::less<>> kv_index_;
   std::vector<GgufTensor> tensors_;

@@ -76,8 +76,11 @@ SessionOptions resolve_session(const Model& model, const SessionSpec& spec) {
   const ArchSpec* arch = find_arch(hp.arch);
   LC_CHECK(arch != nullptr);
   o.rope = rope_resolve(&model.gguf(), hp.arch, hp.head_dim, arch->rope_layout,
-                        spec.hf_config.value_or(""), spec.rope);
-  if (spec.hf_config) rec.note("rope.hf_config", *spec.hf_config, rec.set_source("rope.hf_config"));
+                        spec.hf_config.value_or(model.hf_config()), spec.rope);
+  if (spec.hf_config)
+    rec.note("rope.hf_config", *spec.hf_config, rec.set_source("rope.hf_config"));
+  else if (!model.hf_config().empty())
+    rec.note("rope.hf_config", model.hf_config(), "the model folder's config.json");
 
   o.trained_ctx = resolve_trained_context(model, spec, o.rope);
   const std::string from_trained = cat("default: trained context ", o.trained_ctx);

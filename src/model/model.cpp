@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "model/arch/arch.h"
 #include "model/arch/tensor_loader.h"
+#include "model/hf/hf_folder.h"
 #include "model/names.h"
 #include "model/rope/rope_config.h"
 
@@ -43,7 +44,14 @@ MemoryDims Model::memory_dims() const {
 
 std::shared_ptr<const Model> Model::load(const std::string& path) {
   std::shared_ptr<Model> m(new Model());
-  m->file_ = GgufFile::open(path);
+  if (is_model_folder(path)) {
+    HfFolder hf = open_hf_folder(path);
+    m->file_ = hf.container;
+    m->hf_config_ = hf.config.path;
+    m->copied_bytes_ = hf.copied_bytes;
+  } else {
+    m->file_ = GgufFile::open(path);
+  }
   const GgufFile& f = *m->file_;
   m->tok_ = Tokenizer::from_gguf(f);
 
@@ -123,7 +131,7 @@ std::shared_ptr<const Model> Model::load(const std::string& path) {
   for (int il = 0; il < hp.n_layer; ++il)
     spec->load_layer(ld, hp, il, w.layers[static_cast<size_t>(il)]);
 
-  m->rope_ = rope_from_gguf(f, hp.arch, hp.head_dim, spec->rope_layout);
+  m->rope_ = rope_resolve(&f, hp.arch, hp.head_dim, spec->rope_layout, m->hf_config_, {});
   return m;
 }
 

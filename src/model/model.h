@@ -1,6 +1,6 @@
-// A loaded model: hyper-parameters, weights (pointing into the mapped GGUF file), tokenizer and
-// default RoPE settings. Immutable after load; forward() takes the caller's memory and workspace,
-// so one Model serves many sessions.
+// A loaded model: hyper-parameters, weights (pointing into the mapped GGUF or safetensors files),
+// tokenizer and default RoPE settings. Immutable after load; forward() takes the caller's memory
+// and workspace, so one Model serves many sessions.
 #pragma once
 
 #include <cstdint>
@@ -63,13 +63,20 @@ struct Workspace {
 
 class Model {
  public:
-  // Loads and validates a GGUF model. Tokenizer-only files (no tensors) load with
-  // has_weights() == false, enough for `info` and `tokenize`.
+  // Loads and validates a GGUF model, or a Hugging Face model folder when `path` is a directory
+  // (model/hf/hf_folder.h). Tokenizer-only files (no tensors) load with has_weights() == false,
+  // enough for `info` and `tokenize`.
   static std::shared_ptr<const Model> load(const std::string& path);
 
   const HParams& hparams() const { return hp_; }
   const Tokenizer& tokenizer() const { return *tok_; }
+  // The weights' container: the GGUF file, or a Hugging Face folder in GGUF names.
   const GgufFile& gguf() const { return *file_; }
+  // The folder's config.json when the model is a Hugging Face folder, else "". Sessions apply
+  // it as the RoPE configuration (rope.hf_config) unless another one is set.
+  const std::string& hf_config() const { return hf_config_; }
+  // Tensor bytes transformed or copied at load (the rest is mapped from the files).
+  uint64_t copied_bytes() const { return copied_bytes_; }
   const ModelWeights& weights() const { return w_; }
   bool has_weights() const { return has_weights_; }
   // RoPE settings from the file (method, base, factors...); sessions may override them.
@@ -86,6 +93,8 @@ class Model {
   Model() = default;
 
   std::shared_ptr<GgufFile> file_;
+  std::string hf_config_;
+  uint64_t copied_bytes_ = 0;
   HParams hp_;
   ModelWeights w_;
   bool has_weights_ = false;

@@ -1,7 +1,8 @@
 // Byte-level BPE tokenizer (`tokenizer.ggml.model` = "gpt2"): the text is cut into words by the
 // pre-tokenizer of `tokenizer.ggml.pre`, each word's bytes are written with the GPT-2
 // byte-to-unicode mapping, and adjacent symbols are merged by the rank of their pair in
-// `tokenizer.ggml.merges` (lowest rank first), as llama.cpp does.
+// `tokenizer.ggml.merges` (lowest rank first), as llama.cpp does. A Hugging Face folder whose
+// pre-tokenizer is of no known family gives its regexes in `tokenizer.hf.pre_regexes`.
 #include <algorithm>
 #include <queue>
 
@@ -20,7 +21,16 @@ class BpeTokenizer final : public TokenizerBase {
   explicit BpeTokenizer(const GgufFile& f) {
     model_ = "gpt2";
     pre_ = f.get_str_or("tokenizer.ggml.pre", "default");
-    const PreTokenizerInfo info = pretokenizer_info(pre_);
+    PreTokenizerInfo info;
+    if (auto rx = f.get_str_array("tokenizer.hf.pre_regexes")) {
+      // A Hugging Face tokenizer.json pre-tokenizer of no llama.cpp family: its own regexes.
+      info.name = pre_;
+      info.regexes = std::move(*rx);
+      info.ignore_merges = f.get_bool_or("tokenizer.hf.ignore_merges", false);
+      info.clean_spaces = false;
+    } else {
+      info = pretokenizer_info(pre_);
+    }
     pre_ = info.name;
     ignore_merges_ = info.ignore_merges;
     clean_spaces_ = info.clean_spaces;
