@@ -20,6 +20,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/file_map.h"
 
 namespace lc {
 
@@ -446,30 +447,10 @@ int64_t GgufTensor::n_elements() const {
 std::shared_ptr<GgufFile> GgufFile::open(const std::string& path) {
   std::shared_ptr<GgufFile> f(new GgufFile());
   f->path_ = path;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("cannot open GGUF file ", path, ": ", std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    fail("cannot stat GGUF file ", path, ": ", std::strerror(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail("GGUF path ", path, " is not a regular file");
-  }
-  f->size_ = static_cast<uint64_t>(st.st_size);
-  if (f->size_ > 0) {
-    void* m = ::mmap(nullptr, static_cast<size_t>(f->size_), PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) {
-      const int err = errno;
-      ::close(fd);
-      fail("cannot map GGUF file ", path, ": ", std::strerror(err));
-    }
-    f->map_ = m;
-    f->base_ = static_cast<const uint8_t*>(m);
-  }
-  ::close(fd);
+  const FileMap m = map_file(path, "GGUF");
+  f->map_ = m.addr;
+  f->size_ = m.size;
+  f->base_ = static_cast<const uint8_t*>(m.addr);
   f->parse();
   return f;
 }
@@ -511,9 +492,7 @@ std::shared_ptr<GgufFile> GgufFile::assemble(std::string name,
   return f;
 }
 
-GgufFile::~GgufFile() {
-  if (map_ != nullptr) ::munmap(map_, static_cast<size_t>(size_));
-}
+GgufFile::~GgufFile() { unmap_file(FileMap{map_, size_}); }
 
 void GgufFile::parse() {
   Cursor c(path_, base_, size_);

@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/file_map.h"
 
 namespace lc {
 
@@ -77,26 +78,10 @@ int64_t SafetensorsTensor::n_elements() const {
 std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
   std::shared_ptr<SafetensorsFile> f(new SafetensorsFile());
   f->path_ = path;
-  // O_NONBLOCK: a FIFO given as the file must not block the open.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) fail("cannot open safetensors file ", path, ": ", std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail("safetensors path ", path, " is not a readable regular file");
-  }
-  f->size_ = static_cast<uint64_t>(st.st_size);
-  if (f->size_ > 0) {
-    void* m = ::mmap(nullptr, static_cast<size_t>(f->size_), PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) {
-      const int err = errno;
-      ::close(fd);
-      fail("cannot map safetensors file ", path, ": ", std::strerror(err));
-    }
-    f->map_ = m;
-    f->base_ = static_cast<const uint8_t*>(m);
-  }
-  ::close(fd);
+  const FileMap m = map_file(path, "safetensors");
+  f->map_ = m.addr;
+  f->size_ = m.size;
+  f->base_ = static_cast<const uint8_t*>(m.addr);
   f->parse();
   return f;
 }
@@ -112,9 +97,7 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::from_bytes(std::vector<uint8_t
   return f;
 }
 
-SafetensorsFile::~SafetensorsFile() {
-  if (map_ != nullptr) ::munmap(map_, static_cast<size_t>(size_));
-}
+SafetensorsFile::~SafetensorsFile() { unmap_file(FileMap{map_, size_}); }
 
 const SafetensorsTensor* SafetensorsFile::tensor(std::string_view name) const {
   auto it = index_.find(name);

@@ -4,8 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -79,14 +81,34 @@ nlohmann::json parse_manifest(const std::string& text, const std::string& what) 
   return m;
 }
 
+// A Hugging Face folder: every file's name, size and digest, together.
+std::string folder_digest(const std::string& dir, uint64_t* size_out) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.is_regular_file()) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  std::string all;
+  uint64_t total = 0;
+  for (const std::string& n : names) {
+    uint64_t size = 0;
+    all += n + ":" + file_digest(dir + "/" + n, &size) + ";";
+    total += size;
+  }
+  *size_out = total;
+  return content_hash(all.data(), all.size());
+}
+
 }  // namespace
 
 Fingerprint session_fingerprint(const Session& s) {
   Fingerprint f;
-  const std::string& path = s.model().gguf().path();
+  std::string path = s.model().gguf().path();
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
   const size_t slash = path.rfind('/');
   uint64_t size = 0;
-  const std::string digest = file_digest(path, &size);
+  std::error_code ec;
+  const std::string digest = std::filesystem::is_directory(path, ec) ? folder_digest(path, &size)
+                                                                     : file_digest(path, &size);
   f.emplace_back("model.file", slash == std::string::npos ? path : path.substr(slash + 1));
   f.emplace_back("model.bytes", std::to_string(size));
   f.emplace_back("model.digest", digest);

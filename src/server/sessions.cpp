@@ -330,26 +330,19 @@ size_t SessionRegistry::sessions_saved() {
   return store_->manifests().size();
 }
 
-size_t SessionRegistry::kv_bytes_in_ram() {
+size_t SessionRegistry::idle_kv_bytes(size_t (KvMemory::*bytes)() const) {
   std::lock_guard lock(m_);
   size_t b = 0;
-  for (const auto& s : cache_) b += s->memory().bytes_in_ram();
+  for (const auto& s : cache_) b += (s->memory().*bytes)();
   for (const auto& [id, e] : named_) {
     std::unique_lock busy(e->busy, std::try_to_lock);
-    if (busy.owns_lock() && e->session) b += e->session->memory().bytes_in_ram();
+    if (busy.owns_lock() && e->session) b += (e->session->memory().*bytes)();
   }
   return b;
 }
 
-size_t SessionRegistry::kv_bytes_on_disk() {
-  std::lock_guard lock(m_);
-  size_t b = 0;
-  for (const auto& s : cache_) b += s->memory().bytes_on_disk();
-  for (const auto& [id, e] : named_) {
-    std::unique_lock busy(e->busy, std::try_to_lock);
-    if (busy.owns_lock() && e->session) b += e->session->memory().bytes_on_disk();
-  }
-  return b;
-}
+size_t SessionRegistry::kv_bytes_in_ram() { return idle_kv_bytes(&KvMemory::bytes_in_ram); }
+
+size_t SessionRegistry::kv_bytes_on_disk() { return idle_kv_bytes(&KvMemory::bytes_on_disk); }
 
 }  // namespace lc::server

@@ -93,6 +93,8 @@ class SessionRegistry {
 
  private:
   nlohmann::json info(const std::string& id, Session* s);
+  // Sum over the idle sessions (prompt cache and named ones not in use) of a memory's bytes.
+  size_t idle_kv_bytes(size_t (KvMemory::*bytes)() const);
   // Drops idle sessions from RAM beyond limits_.ram_bytes (caller holds m_).
   void enforce_ram_budget(const std::string& keep);
   // Deletes the least recently saved idle sessions beyond limits_.store_bytes (caller holds
