@@ -38,13 +38,14 @@ try {
     await new Promise((r) => setTimeout(r, 50));
   }
   const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'unused' });
+  const model = (await client.models.list()).data[0].id;
   const doc = readFileSync(textFile, 'utf8');
   let prompt = doc;
   for (const question of ['\n\nOne day, ', '\n\nThe next morning, ']) {
     prompt += question;
     const t0 = performance.now();
     const r = await client.completions.create({
-      model: 'default', prompt, max_tokens: 24, temperature: 0,
+      model, prompt, max_tokens: 24, temperature: 0,
       // the session field is longctx's: the client passes unknown body fields through
       session_id: 'demo',
     });

@@ -102,6 +102,12 @@ void register_serve(CLI::App& root) {
   cmd->add_option("--max-sessions", o->so.max_sessions,
                   "named sessions kept (the least recently used goes first)")
       ->capture_default_str();
+  cmd->add_option("--session-store", o->so.session_store,
+                  "shared session store for several replicas: dir:PATH or redis://HOST:PORT[/DB] "
+                  "(instead of --session-dir)");
+  cmd->add_option("--session-lease", o->so.session_lease_seconds,
+                  "seconds after which a dead replica's hold on a session expires (redis)")
+      ->capture_default_str();
   auto* dir = cmd->add_option("--session-dir", o->session_dir,
                               "folder where named sessions are saved after every request and found "
                               "again after a restart (default: ~/.local/state/longctx/sessions)");

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -192,6 +193,15 @@ std::vector<std::string> list_dir(const std::string& dir) {
   return out;
 }
 
+class FileLock final : public StoreLock {
+ public:
+  explicit FileLock(int fd) : fd_(fd) {}
+  ~FileLock() override { ::close(fd_); }  // closing releases the flock
+
+ private:
+  int fd_;
+};
+
 class DirStore final : public ObjectStore {
  public:
   explicit DirStore(std::string dir) : dir_(std::move(dir)) {
@@ -199,10 +209,25 @@ class DirStore final : public ObjectStore {
     make_dir(dir_);
     make_dir(dir_ + "/manifests");
     make_dir(dir_ + "/objects");
+    make_dir(dir_ + "/locks");
     if (::access(dir_.c_str(), W_OK | X_OK) != 0)
       fail("the session folder '", dir_, "' is not writable: ", os_error());
   }
   std::string describe() const override { return "dir:" + dir_; }
+
+  std::unique_ptr<StoreLock> try_lock(const std::string& name) override {
+    check_name(describe(), name);
+    const std::string path = dir_ + "/locks/" + name + ".lock";
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) fail(describe(), ": cannot open the lock file ", path, ": ", os_error());
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      ::close(fd);
+      if (err == EWOULDBLOCK) return nullptr;
+      fail(describe(), ": cannot lock ", path, ": ", std::strerror(err));
+    }
+    return std::make_unique<FileLock>(fd);
+  }
 
   bool has(const std::string& key) const override {
     split_key(describe(), key);

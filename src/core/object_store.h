@@ -23,9 +23,24 @@ namespace lc {
 // True for a usable manifest or namespace name (see above).
 bool valid_store_name(const std::string& name);
 
+// Exclusive use of one session's state among the processes sharing a store (held until
+// destroyed). renew() keeps a lease that expires alive; false once it was lost.
+class StoreLock {
+ public:
+  virtual ~StoreLock() = default;
+  virtual bool renew() { return true; }
+};
+
 class ObjectStore {
  public:
   virtual ~ObjectStore() = default;
+  // Takes the session `name` for this process: null when another process holds it. A store
+  // shared by several processes writes a manifest only while its writer holds the lock (when it
+  // took one): a writer that lost it gets an lc::Error instead of overwriting a newer state.
+  virtual std::unique_ptr<StoreLock> try_lock(const std::string& name) {
+    (void)name;
+    return std::make_unique<StoreLock>();
+  }
   // "dir:/path", "file:/path": what the store is, for messages.
   virtual std::string describe() const = 0;
 
@@ -54,7 +69,9 @@ class ObjectStore {
 };
 
 // A folder: manifests/<name>.json and objects/<ns>/<hash>, each written to a temporary file,
-// fsynced and renamed into place. Created when missing.
+// fsynced and renamed into place; locks/<name>.lock taken with flock (released by the kernel when
+// the holder dies, so another process sharing the folder takes over at once). Created when
+// missing.
 std::unique_ptr<ObjectStore> open_dir_store(const std::string& dir);
 
 // One file holding manifests and their objects (the state of one session): objects put are kept

@@ -24,6 +24,7 @@
 #include "model/tokenizer/chat_template.h"
 #include "server/metrics.h"
 #include "server/request.h"
+#include "server/session_store.h"
 #include "server/sessions.h"
 
 namespace lc::server {
@@ -209,7 +210,10 @@ struct Server::Impl {
         scheduler(std::max(1, opt.parallel), std::max(0, opt.queue)),
         registry(model, session_opt,
                  {opt.max_sessions, opt.session_ram, opt.session_budget, opt.prompt_cache_bytes},
-                 opt.session_dir.empty() ? nullptr : open_dir_store(opt.session_dir)) {}
+                 !opt.session_store.empty()
+                     ? open_session_store(opt.session_store, opt.session_lease_seconds)
+                 : opt.session_dir.empty() ? nullptr
+                                           : open_dir_store(opt.session_dir)) {}
 
   void check_auth(const httplib::Request& req) const {
     if (opt.api_key.empty()) return;
@@ -438,6 +442,7 @@ struct Server::Impl {
 
   // One step of the job's generation, in its turn (see Scheduler::Turn).
   bool step(Job& job) {
+    job.lease->keep_alive();
     Scheduler::Turn turn(scheduler);
     return job.gen->step();
   }
@@ -478,9 +483,13 @@ struct Server::Impl {
                      e.what());
       }
       count(*job);
-      json out = final_response(*job);
+      const json out = final_response(*job);
       std::string err;
-      if (!job->give_back(true, &err)) out["session_warning"] = "the session was not saved: " + err;
+      if (!job->give_back(true, &err))
+        fail_request(503, "session_id", "session_store_unavailable",
+                     cat("the answer could not be saved in the session, which stays as it was "
+                         "before this request (retry): ",
+                         err));
       send_json(res, 200, out);
       return;
     }
@@ -551,7 +560,20 @@ struct Server::Impl {
     const json final_chunk = text_chunk(job, "", finish_reason(gen.result().stop_reason));
     json usage_json = usage(job);
     std::string err;
-    if (!job.give_back(true, &err)) write(": the session was not saved: " + err + "\n\n");
+    if (!job.give_back(true, &err)) {
+      // The text was streamed already: an error event says the session did not keep it.
+      ApiError e;
+      e.status = 503;
+      e.type = "server_error";
+      e.code = "session_store_unavailable";
+      e.param = "session_id";
+      e.message = "the answer could not be saved in the session, which stays as it was before "
+                  "this request (retry): " + err;
+      event(e.body());
+      write("data: [DONE]\n\n");
+      if (open) sink.done();
+      return open;
+    }
     event(final_chunk);
     if (job.req.include_usage) {
       json u = chunk(job, "", nullptr, false);

@@ -35,6 +35,10 @@ struct ServerOptions {
   // Where named sessions are saved after every request and found again after a restart ("" = kept
   // in RAM only): a folder (core/object_store.h DirStore), created when missing.
   std::string session_dir;
+  // Or a store by URL (server/session_store.h: dir:PATH, redis://HOST:PORT[/DB]); wins over
+  // session_dir. Replicas sharing it take over each other's sessions.
+  std::string session_store;
+  double session_lease_seconds = 30;  // a replica's hold on a session it is not using expires
   // Bytes of KV memory the prompt cache of unnamed requests may keep (0 = no prompt cache).
   size_t prompt_cache_bytes = size_t{1} << 30;
   // Bytes of the session folder; beyond it the least recently saved idle sessions are deleted

@@ -74,21 +74,43 @@ std::unique_ptr<SessionRegistry::Lease> SessionRegistry::named(const std::string
   lease->entry_ = e;
   lease->name_ = id;
   if (!e->session) e->session = std::make_unique<Session>(model_, opt_);
-  if (!e->checked_store && store_) {
+  if (store_) {
+    const std::string name = store_name(id);
+    // Exclusive use among the replicas sharing the store, for this request.
+    lease->store_lock_ = store_->try_lock(name);
+    if (!lease->store_lock_)
+      fail_request(503, "session_id", "session_busy",
+                   cat("session '", id, "' is in use by another replica; retry shortly"));
+    lease->renewed_ = Clock::now();
     try {
       std::lock_guard lock(store_m_);
-      load_session(*e->session, *store_, store_name(id));
+      // What the session holds in RAM is its state only if the store still has the state this
+      // replica last saved or loaded (another replica may have continued it meanwhile).
+      const std::optional<std::string> text = store_->get_manifest(name);
+      const std::string now = text ? content_hash(text->data(), text->size()) : "none";
+      if (now != e->state) {
+        e->state.clear();
+        if (text) load_session(*e->session, *store_, name);
+        else e->session->reset();
+        e->state = now;
+      }
     } catch (const Error& err) {
-      // Left unchecked: the next request reports it again until the session is deleted.
+      // The next request tries again, until the session is deleted.
       const std::string msg = err.what();
       const bool other = msg.find("another model or other settings") != std::string::npos;
-      fail_request(other ? 409 : 500, "session_id",
-                   other ? "session_incompatible" : "session_corrupt",
+      const bool corrupt = msg.find("corrupt") != std::string::npos ||
+                           msg.find("missing") != std::string::npos ||
+                           msg.find("truncated") != std::string::npos ||
+                           msg.find("manifest") != std::string::npos;
+      fail_request(other ? 409 : corrupt ? 500 : 503, "session_id",
+                   other     ? "session_incompatible"
+                   : corrupt ? "session_corrupt"
+                             : "session_store_unavailable",
                    cat("session '", id, "' cannot be continued: ", msg,
-                       "; DELETE /v1/sessions/{id} to start it afresh"));
+                       other || corrupt ? "; DELETE /v1/sessions/{id} to start it afresh"
+                                        : "; retry when the store is back"));
     }
   }
-  e->checked_store = true;
   lease->session_ = e->session.get();
   lease->cached = reuse_prefix(*lease->session_, ids);
   return lease;
@@ -122,21 +144,33 @@ std::unique_ptr<SessionRegistry::Lease> SessionRegistry::unnamed(const std::vect
 
 void SessionRegistry::give_back(std::unique_ptr<Lease> lease, bool keep) {
   if (lease->entry_) {
-    lease->entry_->last_used = Clock::now();
-    // A session emptied by an error goes back to its saved state at its next request.
-    if (lease->session_->n_past() == 0) lease->entry_->checked_store = false;
-    if (store_ && lease->session_->n_past() > 0) {
+    Entry& e = *lease->entry_;
+    e.last_used = Clock::now();
+    if (store_) {
       std::lock_guard lock(store_m_);
       const std::string name = store_name(lease->name_);
-      const SaveStats st = save_session(*lease->session_, *store_, name, lease->name_);
-      const std::optional<std::string> text = store_->get_manifest(name);
-      saved_[name] = {st.bytes_stored, text ? saved_session_info(*text, name).saved_at : ""};
-      enforce_store_budget(name);
-      if (log_saves_)
-        std::fprintf(stderr,
-                     "serve: session '%s' saved: %llu tokens, %.1f MiB in the store, %.3f s\n",
-                     lease->name_.c_str(), static_cast<unsigned long long>(st.tokens),
-                     static_cast<double>(st.bytes_stored) / (1 << 20), st.seconds);
+      try {
+        if (lease->session_->n_past() == 0) {
+          e.state.clear();  // emptied by an error: back to its saved state at its next request
+        } else {
+          const SaveStats st = save_session(*lease->session_, *store_, name, lease->name_);
+          const std::optional<std::string> text = store_->get_manifest(name);
+          e.state = text ? content_hash(text->data(), text->size()) : "";
+          saved_[name] = {st.bytes_stored, text ? saved_session_info(*text, name).saved_at : ""};
+          enforce_store_budget(name);
+          if (log_saves_)
+            std::fprintf(stderr,
+                         "serve: session '%s' saved: %llu tokens, %.1f MiB in the store, %.3f s\n",
+                         lease->name_.c_str(), static_cast<unsigned long long>(st.tokens),
+                         static_cast<double>(st.bytes_stored) / (1 << 20), st.seconds);
+        }
+      } catch (const Error&) {
+        // Not saved: what RAM holds is ahead of the store; the next request goes back to the
+        // store's last consistent state.
+        lease->session_->reset();
+        e.state.clear();
+        throw;
+      }
     }
     const std::string id = lease->name_;
     lease.reset();  // unlocks the session: it is idle now
@@ -202,7 +236,7 @@ void SessionRegistry::enforce_store_budget(const std::string& keep) {
         if (store_name(id) == name) {
           std::unique_lock b(e->busy, std::try_to_lock);
           busy = !b.owns_lock();
-          if (!busy) e->checked_store = true;  // what it holds in RAM stays its state
+          if (!busy) e->state = "none";  // what it holds in RAM stays its state
         }
     }
     if (busy) continue;

@@ -38,7 +38,9 @@ class SessionRegistry {
     std::mutex busy;
     std::unique_ptr<Session> session;
     Clock::time_point last_used;
-    bool checked_store = false;  // looked for a saved state already
+    // Hash of the store's manifest that the session in RAM corresponds to ("none": no state in
+    // the store; "": unknown, load it).
+    std::string state;
   };
   class Lease {
    public:
@@ -46,8 +48,18 @@ class SessionRegistry {
     const std::string& name() const { return name_; }
     int64_t cached = 0;  // prompt tokens the session already held
 
+    // Keeps the hold on the session in a shared store alive during a long request (at most
+    // every few seconds); false once it was lost.
+    bool keep_alive() {
+      if (!store_lock_ || Clock::now() - renewed_ < std::chrono::seconds(5)) return true;
+      renewed_ = Clock::now();
+      return store_lock_->renew();
+    }
+
    private:
     friend class SessionRegistry;
+    std::unique_ptr<StoreLock> store_lock_;
+    Clock::time_point renewed_;
     std::shared_ptr<Entry> entry_;
     std::unique_lock<std::mutex> lock_;
     std::unique_ptr<Session> own_;
