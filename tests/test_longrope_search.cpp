@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "core/error.h"
 #include "core/gguf.h"
@@ -310,6 +312,60 @@ TEST(LongRopeFactors, GgufRoundTripsAndTheSettingReadsTheFile) {
   bad.long_factors.push_back(2.0f);
   bad.short_factors.push_back(2.0f);
   EXPECT_THROW(write_longrope_gguf(kStories, bad, dir + "/bad.gguf"), Error);
+}
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return nlohmann::json::parse(ss.str());
+}
+
+TEST(LongRopeCli, SearchResumeApplyAndRunTheWrittenModel) {
+  const std::string dir = test::temp_dir();
+  const std::string text = dir + "/t.txt", f = dir + "/f.json", gguf = dir + "/ext.gguf";
+  std::string out;
+  ASSERT_EQ(test::run_command(test::longctx_binary() + " sample-text -m " + kStories + " -o " +
+                                  text + " --tokens 1500 --seed 3 --max-doc 256",
+                              &out),
+            0)
+      << out;
+  const std::string search = test::longctx_binary() + " rope-search -m " + kStories + " -f " +
+                             text + " -t 2 --orig-ctx 128 --target 512 --population 4 " +
+                             "--parents 2 --mutations 1 --crossovers 1 --iterations 2 " +
+                             "--documents 2 --seed 4 -o " + f;
+  ASSERT_EQ(test::run_command(search, &out), 0) << out;
+  const nlohmann::json j = read_json(f);
+  EXPECT_EQ(j["long_factor"].size(), 4u);
+  EXPECT_EQ(j["original_max_position_embeddings"], 128);
+  EXPECT_EQ(j["target_length"], 512);
+  EXPECT_NEAR(j["attention_factor"].get<double>(), longrope_attn_factor(512, 128), 1e-9);
+  EXPECT_EQ(j["search"]["evaluations"], 4 + 2 * 2);
+
+  // Resumed from its own log: nothing is evaluated again, the same factors come out.
+  out.clear();
+  ASSERT_EQ(test::run_command(search + " --resume " + f + ".log.json", &out), 0) << out;
+  EXPECT_NE(out.find("8 from the log"), std::string::npos) << out;
+  const nlohmann::json again = read_json(f);
+  EXPECT_EQ(again["long_factor"], j["long_factor"]);
+  EXPECT_EQ(again["search"]["evaluations"], 8);
+
+  out.clear();
+  ASSERT_EQ(test::run_command(test::longctx_binary() + " rope-apply -m " + kStories +
+                                  " --factors " + f + " -o " + gguf + " --hf-config-out -",
+                              &out, false),
+            0)
+      << out;
+  EXPECT_EQ(nlohmann::json::parse(out)["rope_scaling"]["rope_type"], "longrope");
+  // The written model and --rope-factors on the original give the same perplexity.
+  std::string a, b;
+  const std::string ppl = " -f " + text + " -t 2 -c 512 --json";
+  ASSERT_EQ(test::run_command(test::longctx_binary() + " ppl -m " + gguf + ppl, &a, false), 0);
+  ASSERT_EQ(
+      test::run_command(
+          test::longctx_binary() + " ppl -m " + kStories + ppl + " --rope-factors " + f, &b, false),
+      0);
+  EXPECT_EQ(nlohmann::json::parse(a)["ppl"], nlohmann::json::parse(b)["ppl"]);
 }
 
 }  // namespace
