@@ -12,11 +12,22 @@
 
 namespace lc::eval {
 
+namespace {
+
+// Factors as short decimals (1.41, not the float's 1.409999966621399).
+nlohmann::json factor_list(const std::vector<float>& v) {
+  nlohmann::json a = nlohmann::json::array();
+  for (float x : v) a.push_back(std::round(static_cast<double>(x) * 1e6) / 1e6);
+  return a;
+}
+
+}  // namespace
+
 nlohmann::json longrope_factors_json(const LongRopeFactors& f) {
   nlohmann::json j;
   j["rope_type"] = "longrope";
-  j["long_factor"] = f.long_factors;
-  j["short_factor"] = f.short_factors;
+  j["long_factor"] = factor_list(f.long_factors);
+  j["short_factor"] = factor_list(f.short_factors);
   j["attention_factor"] = f.attn_factor;
   j["original_max_position_embeddings"] = f.orig_ctx;
   j["target_length"] = f.target;
@@ -86,8 +97,8 @@ void write_json_file(const std::string& path, const nlohmann::json& j) {
 nlohmann::json longrope_hf_config(const LongRopeFactors& f) {
   nlohmann::json rs;
   rs["rope_type"] = "longrope";
-  rs["long_factor"] = f.long_factors;
-  rs["short_factor"] = f.short_factors;
+  rs["long_factor"] = factor_list(f.long_factors);
+  rs["short_factor"] = factor_list(f.short_factors);
   rs["factor"] = static_cast<double>(f.target) / static_cast<double>(f.orig_ctx);
   rs["original_max_position_embeddings"] = f.orig_ctx;
   rs["attention_factor"] = f.attn_factor;
