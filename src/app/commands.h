@@ -17,5 +17,7 @@ void register_bench(CLI::App& root);
 void register_bench_context(CLI::App& root);
 void register_plot_context(CLI::App& root);
 void register_serve(CLI::App& root);
+void register_rope_search(CLI::App& root);
+void register_rope_apply(CLI::App& root);
 
 }  // namespace lc::app

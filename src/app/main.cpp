@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
   lc::app::register_bench_context(app);
   lc::app::register_plot_context(app);
   lc::app::register_serve(app);
+  lc::app::register_rope_search(app);
+  lc::app::register_rope_apply(app);
   try {
     std::vector<std::string> args = lc::app::rewrite_llama_cpp_args(argc, argv);
     app.name(args.front());

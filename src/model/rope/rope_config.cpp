@@ -355,6 +355,21 @@ void rope_apply_overrides(RopeSettings& s, const RopeOverrides& o) {
     if (s.long_factors.empty() && !s.short_factors.empty())
       fail_setting({"rope.factors"}, "rope.factors ", *o.factors_file,
                    ": has only a short factor list; expected a \"long_factor\" list as well");
+    if (l.attn_factor) {
+      if (!(*l.attn_factor > 0.0))
+        fail_setting({"rope.factors"}, "rope.factors ", *o.factors_file,
+                     ": attention_factor = ", num(*l.attn_factor), ", expected > 0");
+      s.attn_factor = *l.attn_factor;
+      s.source["attn_factor"] = src;
+    }
+    if (l.orig_ctx && *l.orig_ctx > 0 && !(o.yarn_orig_ctx && *o.yarn_orig_ctx > 0)) {
+      s.orig_ctx = *l.orig_ctx;
+      s.source["orig_ctx"] = src;
+    }
+    if (l.max_pos && *l.max_pos > 0) {
+      s.max_pos = *l.max_pos;
+      s.source["max_pos"] = src;
+    }
   }
 }
 

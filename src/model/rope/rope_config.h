@@ -52,8 +52,12 @@ void rope_apply_hf_config(RopeSettings& s, const std::string& path);  // reads t
 
 // LongRoPE factor lists from a JSON file: {"long_factor": [...], "short_factor": [...]}
 // ("long" / "short" accepted too). Either list may be absent (empty vector).
+// A file written by the factor search (FACTORS.json) also carries "attention_factor",
+// "original_max_position_embeddings" and "target_length".
 struct RopeFactorLists {
   std::vector<float> long_factors, short_factors;
+  std::optional<double> attn_factor;
+  std::optional<int64_t> orig_ctx, max_pos;
 };
 RopeFactorLists rope_read_factors_file(const std::string& path);
 RopeFactorLists rope_parse_factors_json(const std::string& json_text, const std::string& name);
@@ -70,8 +74,9 @@ struct RopeOverrides {
   std::optional<double> yarn_beta_fast;     // rope.beta_fast
   std::optional<double> yarn_beta_slow;     // rope.beta_slow
   std::optional<std::string> factors_file;  // rope.factors: LongRoPE lists, a JSON file
-  // Where a front end got each setting (e.g. "rope.scale" -> the command-line flag that set it); recorded as the
-  // parameter's source. Settings without an entry are recorded as "setting:rope.scale".
+  // Where a front end got each setting (e.g. "rope.scale" -> the command-line flag that set it);
+  // recorded as the parameter's source. Settings without an entry are recorded as
+  // "setting:rope.scale".
   std::map<std::string, std::string> origin;
 
   bool empty() const;

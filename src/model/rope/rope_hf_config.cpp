@@ -228,6 +228,20 @@ RopeFactorLists rope_parse_factors_json(const std::string& json_text, const std:
   for (const char* k : {"short_factor", "short"}) {
     if (l.short_factors.empty()) l.short_factors = get_list(*obj, k, where);
   }
+  // A factors file the factor search wrote also says which attention factor and lengths the
+  // lists were found for.
+  auto number = [&](const char* k) -> std::optional<double> {
+    for (const json* o : {obj, &j}) {
+      auto it = o->find(k);
+      if (it == o->end() || it->is_null()) continue;
+      if (!it->is_number()) fail(where, k, " = ", it->dump(), " is not a number");
+      return it->get<double>();
+    }
+    return std::nullopt;
+  };
+  l.attn_factor = number("attention_factor");
+  if (auto v = number("original_max_position_embeddings")) l.orig_ctx = static_cast<int64_t>(*v);
+  if (auto v = number("target_length")) l.max_pos = static_cast<int64_t>(*v);
   return l;
 }
 
