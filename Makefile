@@ -7,7 +7,7 @@ BUILD ?= build
 LONGCTX_MODEL ?= ../shared/models/stories260K.gguf
 FUZZ_SECONDS ?= 60
 
-.PHONY: setup build test demo asan-test tsan-test fuzz fuzz-request fuzz-session fuzz-safetensors format clean
+.PHONY: setup build test demo asan-test tsan-test fuzz fuzz-request fuzz-session fuzz-safetensors cluster-demo format clean
 
 setup:
 	@./scripts/setup
@@ -24,6 +24,11 @@ test: build
 
 demo: build
 	@./scripts/demo "$(LONGCTX_MODEL)" $(BUILD)/longctx
+
+# Redis, three replicas and nginx on loopback ports: a conversation whose replica is killed is
+# continued by another from the shared store (docs/deploy.md).
+cluster-demo: build
+	@node scripts/cluster.mjs demo $(BUILD)/longctx "$(LONGCTX_MODEL)"
 
 # AddressSanitizer + UBSan build of everything, running the whole test suite.
 asan-test: setup

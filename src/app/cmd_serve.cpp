@@ -58,7 +58,9 @@ void run_serve(ServeOpts& o) {
   o.so.prompt_cache_bytes = parse_bytes(o.prompt_cache, "server.prompt_cache");
   o.so.session_budget = parse_bytes(o.session_budget, "server.session_budget");
   o.so.session_ram = parse_bytes(o.session_ram, "server.session_ram");
-  if (!o.no_session_dir)
+  if (!o.so.session_store.empty() && (o.no_session_dir || !o.session_dir.empty()))
+    fail("--session-store replaces --session-dir and --no-session-dir: give one of them");
+  if (!o.no_session_dir && o.so.session_store.empty())
     o.so.session_dir = o.session_dir.empty() ? default_session_dir() : o.session_dir;
   Loaded l = load_model(o.mo);
   o.so.model_path = o.mo.model;
@@ -67,9 +69,10 @@ void run_serve(ServeOpts& o) {
   std::cerr << "serving " << srv.model_id() << " (trained context " << l.trained_ctx << ", "
             << o.so.parallel << " parallel, queue " << o.so.queue << ") on http://" << o.so.host
             << ":" << port << (o.so.api_key.empty() ? "" : " (API key required)") << "\n";
-  std::cerr << (o.so.session_dir.empty()
-                    ? std::string("sessions are kept in RAM only (--no-session-dir)")
-                    : "sessions are saved in " + o.so.session_dir)
+  std::cerr << (!o.so.session_store.empty() ? "sessions are saved in " + o.so.session_store
+                 : o.so.session_dir.empty()
+                     ? std::string("sessions are kept in RAM only (--no-session-dir)")
+                     : "sessions are saved in " + o.so.session_dir)
             << "\n";
   if (o.mo.verbose)
     for (const std::string& line : describe_settings(l.session))

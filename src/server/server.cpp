@@ -193,6 +193,7 @@ struct Server::Impl {
   SessionOptions session_opt;
   ServerOptions opt;
   std::string id;
+  std::string replica;  // host:port this server listens on
   std::optional<ChatFormat> chat_format;
   std::string chat_format_error;
   Scheduler scheduler;
@@ -691,6 +692,8 @@ struct Server::Impl {
           if (res.status >= 400) self->counters.error_answer(res.status);
         }
       } count_errors{this, res};
+      // Which replica answered (behind a load balancer: for logs, tests and the cluster demo).
+      res.set_header("X-Longctx-Replica", replica);
       try {
         (this->*f)(req, res);
       } catch (const RequestError& e) {
@@ -805,8 +808,10 @@ int Server::bind() {
   if (m.opt.port == 0) {
     const int port = m.http.bind_to_any_port(m.opt.host);
     if (port <= 0) fail("cannot listen on ", m.opt.host, " (no free port)");
+    m.replica = cat(m.opt.host, ":", port);
     return port;
   }
+  m.replica = cat(m.opt.host, ":", m.opt.port);
   if (!m.http.bind_to_port(m.opt.host, m.opt.port))
     fail("cannot listen on ", m.opt.host, ":", m.opt.port,
          " (the port is in use, or the address is not this machine's)");

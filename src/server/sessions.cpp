@@ -76,13 +76,13 @@ std::unique_ptr<SessionRegistry::Lease> SessionRegistry::named(const std::string
   if (!e->session) e->session = std::make_unique<Session>(model_, opt_);
   if (store_) {
     const std::string name = store_name(id);
-    // Exclusive use among the replicas sharing the store, for this request.
-    lease->store_lock_ = store_->try_lock(name);
-    if (!lease->store_lock_)
-      fail_request(503, "session_id", "session_busy",
-                   cat("session '", id, "' is in use by another replica; retry shortly"));
-    lease->renewed_ = Clock::now();
     try {
+      // Exclusive use among the replicas sharing the store, for this request.
+      lease->store_lock_ = store_->try_lock(name);
+      if (!lease->store_lock_)
+        fail_request(503, "session_id", "session_busy",
+                     cat("session '", id, "' is in use by another replica; retry shortly"));
+      lease->renewed_ = Clock::now();
       std::lock_guard lock(store_m_);
       // What the session holds in RAM is its state only if the store still has the state this
       // replica last saved or loaded (another replica may have continued it meanwhile).
