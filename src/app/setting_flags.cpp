@@ -94,7 +94,9 @@ const std::vector<SettingFlag> kFlags = {
        s.memory.exec_block = parse_int(f, v);
      }},
     {"--mem-budget", "memory.mem_budget", F::Memory,
-     "RAM for memory blocks, e.g. 256M (infllm; the rest spills to disk)", "",
+     "RAM for memory blocks, e.g. 256M (infllm; the rest spills to disk; default: twice what "
+     "a decoding step reads, at least 512M; 0 = keep everything in RAM)",
+     "",
      [](SessionSpec& s, const std::string& v, const std::string& f) {
        s.memory.mem_budget = parse_bytes(v, "memory.mem_budget");
      }},

@@ -135,8 +135,10 @@ SessionOptions resolve_session(const Model& model, const SessionSpec& spec) {
       c.index_clusters =
           rec.pick<int64_t>("memory.index_clusters", ms.index_clusters, 1024, "default");
       c.measure_recall = rec.pick("memory.measure_recall", ms.measure_recall, false, "default");
-      c.store.mem_budget =
-          rec.pick<size_t>("memory.mem_budget", ms.mem_budget, 0, "default: no limit");
+      // Bounded by default; 0, set explicitly, keeps every block in RAM.
+      c.store.mem_budget = rec.pick<size_t>(
+          "memory.mem_budget", ms.mem_budget, default_mem_budget(c, model.memory_dims()),
+          "default: twice what a decoding step reads, at least 512 MiB; 0 = no limit");
       c.store.spill_dir =
           rec.pick<std::string>("memory.spill_dir", ms.spill_dir, "", "default: $TMPDIR");
       c.store.spill_type = ms.spill_type.value_or(SpillType::F16);

@@ -47,16 +47,45 @@ BudgetShare share_budget(size_t mem_budget, int n_layer) {
   return s;
 }
 
+namespace {
+
+// Bytes of blocks one decoding step reads in a layer (the topk blocks), and of the index's
+// representatives one search may score.
+struct StepBytes {
+  size_t blocks = 0, scored = 0;
+};
+StepBytes step_bytes(const ContextMemoryOptions& o, const MemoryDims& dims) {
+  const size_t block =
+      2 * static_cast<size_t>(o.block_size * dims.attn.n_head_kv * dims.attn.head_dim) *
+      sizeof(float);
+  StepBytes b;
+  b.blocks = static_cast<size_t>(o.topk) * block;
+  b.scored = static_cast<size_t>(o.index_budget > 0 ? o.index_budget : 512) *
+             static_cast<size_t>(dims.attn.n_head * dims.attn.head_dim) * sizeof(float);
+  return b;
+}
+
+// All layers' RAM that keeps one decoding step off the disk.
+size_t one_step_bytes(const ContextMemoryOptions& o, const MemoryDims& dims) {
+  const StepBytes b = step_bytes(o, dims);
+  return static_cast<size_t>(dims.n_layer) * std::max(b.blocks + b.blocks / 7, 8 * b.scored);
+}
+
+}  // namespace
+
+size_t default_mem_budget(const ContextMemoryOptions& o, const MemoryDims& dims) {
+  return std::max<size_t>(size_t{512} << 20, 2 * one_step_bytes(o, dims));
+}
+
 std::string budget_warning(const ContextMemoryOptions& o, const MemoryDims& dims) {
   if (!o.infllm || o.store.mem_budget == 0) return "";
   const BudgetShare s = share_budget(o.store.mem_budget, dims.n_layer);
   const size_t block =
       2 * static_cast<size_t>(o.block_size * dims.attn.n_head_kv * dims.attn.head_dim) *
       sizeof(float);
-  const size_t step = static_cast<size_t>(o.topk) * block;
-  const size_t scored = static_cast<size_t>(o.index_budget > 0 ? o.index_budget : 512) *
-                        static_cast<size_t>(dims.attn.n_head * dims.attn.head_dim) * sizeof(float);
-  const size_t need = static_cast<size_t>(dims.n_layer) * std::max(step + step / 7, 8 * scored);
+  const StepBytes sb = step_bytes(o, dims);
+  const size_t step = sb.blocks, scored = sb.scored;
+  const size_t need = one_step_bytes(o, dims);
   if (s.blocks >= step && s.pages >= scored) return "";
   const size_t b = o.store.mem_budget;
   return cat("memory.mem_budget ", b >= (size_t{1} << 20) ? b >> 20 : b >> 10,
