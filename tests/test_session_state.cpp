@@ -4,6 +4,9 @@
 // the difference named; a corrupt or truncated state is an error that leaves the session empty;
 // truncation equals never having read the forgotten tokens; the object stores themselves.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -251,6 +254,46 @@ TEST(SessionState, TruncateEqualsNeverHavingReadTheRest) {
   feed(s, text_tokens(*m, 150, 10));
   EXPECT_FALSE(s.truncate(20));
   EXPECT_EQ(s.n_past(), 150);
+}
+
+// A full disk (simulated with a file size limit in a child process): the save fails with an error
+// naming the file, and the state saved before stays whole and loadable.
+TEST(SessionState, FullDiskKeepsTheLastConsistentState) {
+  auto m = stories();
+  TempDir dir;
+  const Case c{"infllm", MemoryPolicy::InfLLM};
+  {
+    Session a(m, options(*m, c, dir.path));
+    feed(a, text_tokens(*m, 100, 11));
+    auto store = open_dir_store(dir.path);
+    save_session(a, *store, "s");
+  }
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    rlimit lim{4096, 4096};
+    ::setrlimit(RLIMIT_FSIZE, &lim);
+    int code = 3;
+    try {
+      Session a(m, options(*m, c, dir.path));
+      auto store = open_dir_store(dir.path);
+      load_session(a, *store, "s");
+      feed(a, text_tokens(*m, 200, 12));
+      save_session(a, *store, "s");
+      code = 1;  // saved although the disk was full
+    } catch (const Error& e) {
+      code = std::string(e.what()).find("cannot write") != std::string::npos ? 0 : 2;
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: saved anyway, 2: another error, 3: no error";
+  Session b(m, options(*m, c, dir.path));
+  auto store = open_dir_store(dir.path);
+  ASSERT_TRUE(load_session(b, *store, "s"));
+  EXPECT_EQ(b.n_past(), 100);
 }
 
 TEST(ObjectStore, ObjectsManifestsAndNames) {
