@@ -30,29 +30,6 @@ struct Opts {
   std::string dir, out, type = "f16";
 };
 
-uint32_t file_type_of(TensorType t) {
-  switch (t) {
-    case TensorType::F32:
-      return 0;
-    case TensorType::F16:
-      return 1;
-    case TensorType::Q4_0:
-      return 2;
-    case TensorType::Q8_0:
-      return 7;
-    case TensorType::Q4_K:
-      return 14;
-    case TensorType::Q6_K:
-      return 18;
-    case TensorType::BF16:
-      return 32;
-    default:
-      break;
-  }
-  LC_CHECK(false);
-  return 0;
-}
-
 // The type a matrix with rows of n_in elements gets: the requested one when its block size
 // divides n_in, else q8_0, else f16, else f32.
 TensorType matrix_type(TensorType want, int64_t n_in) {
@@ -160,7 +137,7 @@ void run_convert(const Opts& o) {
 
   GgufStreamWriter w;
   for (const auto& [k, v] : f.metadata()) w.set(k, v);
-  w.set(names::kFileType, GgufValue::of_u32(file_type_of(*want)));
+  w.set(names::kFileType, GgufValue::of_u32(llama_file_type(*want)));
   w.set("general.quantization_version", GgufValue::of_u32(2));
   std::vector<Extra> extra;
   std::vector<std::string> notes;

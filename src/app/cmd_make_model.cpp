@@ -59,28 +59,6 @@ struct Opts {
   bool tied = false;
 };
 
-// llama.cpp's llama_ftype of a file whose matrices are mostly `t`.
-uint32_t file_type_of(TensorType t) {
-  switch (t) {
-    case TensorType::F32:
-      return 0;
-    case TensorType::F16:
-      return 1;
-    case TensorType::Q4_0:
-      return 2;
-    case TensorType::Q8_0:
-      return 7;
-    case TensorType::Q4_K:
-      return 14;  // Q4_K_S: every matrix Q4_K where its rows allow
-    case TensorType::BF16:
-      return 32;
-    default:
-      break;
-  }
-  LC_CHECK(false);
-  return 0;
-}
-
 enum class Init { Matrix, Norm, Bias };
 
 struct Planned {
@@ -261,7 +239,7 @@ void run_make_model(const Opts& o) {
   w.set("general.description",
         GgufValue::of_str("random weights written by longctx make-model --shape " + o.shape +
                           " --type " + o.type + " --seed " + std::to_string(o.seed)));
-  w.set(names::kFileType, GgufValue::of_u32(file_type_of(*want)));
+  w.set(names::kFileType, GgufValue::of_u32(llama_file_type(*want)));
   w.set("general.quantization_version", GgufValue::of_u32(2));
   w.set(names::key(a, names::kContextLength), u32(s.n_ctx));
   w.set(names::key(a, names::kEmbeddingLength), u32(s.n_embd));

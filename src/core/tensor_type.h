@@ -47,4 +47,8 @@ inline int64_t row_bytes(const TensorTypeInfo& ti, int64_t n) {
   return n / ti.block_size * ti.type_size;
 }
 
+// llama.cpp's general.file_type (llama_ftype) of a file whose matrices are mostly `t` (Q4_K: its
+// Q4_K_S, every matrix Q4_K where its rows allow); lc::Error for a type with none.
+uint32_t llama_file_type(TensorType t);
+
 }  // namespace lc
