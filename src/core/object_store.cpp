@@ -49,7 +49,7 @@ std::string content_hash(const void* data, size_t n) {
     b = (b << 31) | (b >> 33);
   }
   uint64_t t0 = 0, t1 = 0;
-  std::memcpy(&t0, p + i, std::min<size_t>(8, n - i));
+  if (n > i) std::memcpy(&t0, p + i, std::min<size_t>(8, n - i));
   if (n - i > 8) std::memcpy(&t1, p + i + 8, n - i - 8);
   a = mix(a ^ mix(t0 + kP1) ^ b);
   b = mix(b ^ mix(t1 + kP2) ^ a);

@@ -25,6 +25,7 @@ class ByteWriter {
     raw(&x, sizeof x);
   }
   void raw(const void* p, size_t n) {
+    if (n == 0) return;  // p may be null (an empty vector's data)
     const auto* b = static_cast<const uint8_t*>(p);
     buf_.insert(buf_.end(), b, b + n);
   }
@@ -62,6 +63,7 @@ class ByteReader {
   }
   void raw(void* dst, size_t n) {
     need(n);
+    if (n == 0) return;  // dst may be null (an empty vector's data)
     std::memcpy(dst, p_ + at_, n);
     at_ += n;
   }
