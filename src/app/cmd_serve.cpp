@@ -70,9 +70,9 @@ void run_serve(ServeOpts& o) {
             << o.so.parallel << " parallel, queue " << o.so.queue << ") on http://" << o.so.host
             << ":" << port << (o.so.api_key.empty() ? "" : " (API key required)") << "\n";
   std::cerr << (!o.so.session_store.empty() ? "sessions are saved in " + o.so.session_store
-                 : o.so.session_dir.empty()
-                     ? std::string("sessions are kept in RAM only (--no-session-dir)")
-                     : "sessions are saved in " + o.so.session_dir)
+                : o.so.session_dir.empty()
+                    ? std::string("sessions are kept in RAM only (--no-session-dir)")
+                    : "sessions are saved in " + o.so.session_dir)
             << "\n";
   if (o.mo.verbose)
     for (const std::string& line : describe_settings(l.session))

@@ -46,7 +46,10 @@ class RedisLease final : public StoreLock {
 class RedisStore final : public ObjectStore {
  public:
   RedisStore(std::string host, int port, int db, double lease_seconds)
-      : host_(std::move(host)), port_(port), db_(db), lease_ms_(static_cast<long long>(lease_seconds * 1000)) {
+      : host_(std::move(host)),
+        port_(port),
+        db_(db),
+        lease_ms_(static_cast<long long>(lease_seconds * 1000)) {
     std::random_device rd;
     replica_ = std::to_string(rd()) + std::to_string(rd());
     std::lock_guard lock(m_);
@@ -150,8 +153,8 @@ class RedisStore final : public ObjectStore {
     const std::string token = replica_ + ":" + std::to_string(rd());
     std::lock_guard lock(m_);
     Reply r;
-    r.r = command_locked({"SET", kPrefix + "lease:" + name, token, "NX", "PX",
-                          std::to_string(lease_ms_)});
+    r.r = command_locked(
+        {"SET", kPrefix + "lease:" + name, token, "NX", "PX", std::to_string(lease_ms_)});
     if (r.r->type != REDIS_REPLY_STATUS) return nullptr;  // held by another replica
     leases_[name] = token;
     return std::make_unique<RedisLease>(*this, name, token);
@@ -167,7 +170,8 @@ class RedisStore final : public ObjectStore {
         "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
     if (release) {
       std::lock_guard lock(m_);
-      if (auto it = leases_.find(name); it != leases_.end() && it->second == token) leases_.erase(it);
+      if (auto it = leases_.find(name); it != leases_.end() && it->second == token)
+        leases_.erase(it);
     }
     return integer({"EVAL", release ? kRelease : kRenew, "1", kPrefix + "lease:" + name, token,
                     std::to_string(lease_ms_)}) == 1;
@@ -182,8 +186,9 @@ class RedisStore final : public ObjectStore {
     for (size_t i = 0; i < chunks; ++i) {
       const size_t n = std::min(kChunk, bytes.size() - i * kChunk);
       Reply r;
-      r.r = command_locked({"SET", kPrefix + "obj:" + key + ":" + std::to_string(i),
-                            std::string(reinterpret_cast<const char*>(bytes.data()) + i * kChunk, n)});
+      r.r = command_locked(
+          {"SET", kPrefix + "obj:" + key + ":" + std::to_string(i),
+           std::string(reinterpret_cast<const char*>(bytes.data()) + i * kChunk, n)});
     }
     // The count last: an object without it does not exist (a write cut short leaves only chunks,
     // which the next write of the same key overwrites).
@@ -211,7 +216,8 @@ class RedisStore final : public ObjectStore {
     if (db_ != 0) {
       Reply r;
       r.r = static_cast<redisReply*>(redisCommand(c_, "SELECT %d", db_));
-      if (!r.r || r.r->type == REDIS_REPLY_ERROR) fail(describe(), ": cannot select database ", db_);
+      if (!r.r || r.r->type == REDIS_REPLY_ERROR)
+        fail(describe(), ": cannot select database ", db_);
     }
   }
 

@@ -568,8 +568,10 @@ struct Server::Impl {
       e.type = "server_error";
       e.code = "session_store_unavailable";
       e.param = "session_id";
-      e.message = "the answer could not be saved in the session, which stays as it was before "
-                  "this request (retry): " + err;
+      e.message =
+          "the answer could not be saved in the session, which stays as it was before "
+          "this request (retry): " +
+          err;
       event(e.body());
       write("data: [DONE]\n\n");
       if (open) sink.done();

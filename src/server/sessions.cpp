@@ -90,19 +90,23 @@ std::unique_ptr<SessionRegistry::Lease> SessionRegistry::named(const std::string
       const std::string now = text ? content_hash(text->data(), text->size()) : "none";
       if (now != e->state) {
         e->state.clear();
-        if (text) load_session(*e->session, *store_, name);
-        else e->session->reset();
+        if (text)
+          load_session(*e->session, *store_, name);
+        else
+          e->session->reset();
         e->state = now;
       }
     } catch (const Error& err) {
       // The next request tries again, until the session is deleted.
       const std::string msg = err.what();
       const bool other = msg.find("another model or other settings") != std::string::npos;
-      const bool corrupt = msg.find("corrupt") != std::string::npos ||
-                           msg.find("missing") != std::string::npos ||
-                           msg.find("truncated") != std::string::npos ||
-                           msg.find("manifest") != std::string::npos;
-      fail_request(other ? 409 : corrupt ? 500 : 503, "session_id",
+      const bool corrupt =
+          msg.find("corrupt") != std::string::npos || msg.find("missing") != std::string::npos ||
+          msg.find("truncated") != std::string::npos || msg.find("manifest") != std::string::npos;
+      fail_request(other     ? 409
+                   : corrupt ? 500
+                             : 503,
+                   "session_id",
                    other     ? "session_incompatible"
                    : corrupt ? "session_corrupt"
                              : "session_store_unavailable",
