@@ -155,12 +155,12 @@ std::vector<uint8_t> read_file(const std::string& path, bool* missing) {
       *missing = true;
       return {};
     }
-    fail("cannot open '", path, "': ", os_error());
+    throw StoreUnavailable(cat("cannot open '", path, "': ", os_error()));
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     ::close(fd);
-    fail("cannot read '", path, "': ", os_error());
+    throw StoreUnavailable(cat("cannot read '", path, "': ", os_error()));
   }
   std::vector<uint8_t> b(static_cast<size_t>(st.st_size));
   try {

@@ -18,7 +18,16 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
+
 namespace lc {
+
+// The store could not be reached, read or written (an OS or connection error), as opposed to what
+// it holds being corrupt or missing (a plain lc::Error). What it held stays as it was.
+class StoreUnavailable : public Error {
+ public:
+  using Error::Error;
+};
 
 // True for a usable manifest or namespace name (see above).
 bool valid_store_name(const std::string& name);

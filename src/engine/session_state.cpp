@@ -149,8 +149,9 @@ SaveStats save_session(Session& s, ObjectStore& store, const std::string& name,
                       {"tokens", tok_key},
                       {"logits", log_key},
                       {"objects", refs}};
-  store.put_manifest(name, m.dump(1), refs);
   SaveStats st;
+  st.manifest = m.dump(1);
+  store.put_manifest(name, st.manifest, refs);
   st.tokens = static_cast<uint64_t>(s.n_past());
   st.objects = refs.size();
   st.bytes_stored = store.bytes(name);
@@ -177,8 +178,9 @@ bool load_session(Session& s, const ObjectStore& store, const std::string& name)
   for (const auto& [k, v] : saved.items())
     if (seen.count(k) == 0) diff += cat("; ", k, " was ", v.dump(), ", now (none)");
   if (!diff.empty())
-    fail(what, " was saved with another model or other settings and cannot be continued",
-         diff.substr(0, 1) == ";" ? ":" + diff.substr(1) : diff);
+    throw SessionIncompatible(
+        cat(what, " was saved with another model or other settings and cannot be continued",
+            diff.substr(0, 1) == ";" ? ":" + diff.substr(1) : diff));
   try {
     const std::vector<uint8_t> head = store.get(m["memory"].get<std::string>());
     ByteReader r(head.data(), head.size(), what + ": memory state");

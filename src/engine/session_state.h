@@ -22,10 +22,18 @@ namespace lc {
 
 using Fingerprint = std::vector<std::pair<std::string, std::string>>;
 
+// A saved state of another model or other settings (load_session): the message names each
+// difference.
+class SessionIncompatible : public Error {
+ public:
+  using Error::Error;
+};
+
 // The model file (name, size, a hash of its first and last MiB) and the resolved settings.
 Fingerprint session_fingerprint(const Session& s);
 
 struct SaveStats {
+  std::string manifest;  // the manifest written
   uint64_t tokens = 0;
   size_t objects = 0;         // objects the state references
   uint64_t bytes_stored = 0;  // bytes of those objects in the store
@@ -41,8 +49,9 @@ SaveStats save_session(Session& s, ObjectStore& store, const std::string& name,
                        const std::string& label = "");
 
 // Restores manifest `name` into s (reset first). False when the store has no such manifest.
-// lc::Error naming the problem — another model or other settings (each difference named), a
-// corrupt or truncated object — leaving s empty.
+// SessionIncompatible for another model or other settings (each difference named); StoreUnavailable
+// when the store cannot be read; lc::Error for a corrupt, truncated or missing object. s is left
+// empty on any error.
 bool load_session(Session& s, const ObjectStore& store, const std::string& name);
 
 // What a saved state holds, from its manifest alone (for listings): tokens, saved time (UTC,

@@ -210,7 +210,7 @@ class RedisStore final : public ObjectStore {
       const std::string err = c_ ? c_->errstr : "out of memory";
       if (c_) redisFree(c_);
       c_ = nullptr;
-      fail("the session store ", describe(), " cannot be reached: ", err);
+      throw StoreUnavailable(cat("the session store ", describe(), " cannot be reached: ", err));
     }
     redisSetTimeout(c_, timeval{30, 0});
     if (db_ != 0) {
@@ -237,7 +237,8 @@ class RedisStore final : public ObjectStore {
         const std::string err = c_->errstr;
         redisFree(c_);
         c_ = nullptr;
-        if (attempt == 1) fail("the session store ", describe(), " failed: ", err);
+        if (attempt == 1)
+          throw StoreUnavailable(cat("the session store ", describe(), " failed: ", err));
         continue;
       }
       if (r->type == REDIS_REPLY_ERROR) {
@@ -247,7 +248,7 @@ class RedisStore final : public ObjectStore {
       }
       return r;
     }
-    fail("the session store ", describe(), " cannot be reached");
+    throw StoreUnavailable(cat("the session store ", describe(), " cannot be reached"));
   }
 
   long long integer(const std::vector<std::string>& args) const {

@@ -96,23 +96,19 @@ std::unique_ptr<SessionRegistry::Lease> SessionRegistry::named(const std::string
           e->session->reset();
         e->state = now;
       }
-    } catch (const Error& err) {
+    } catch (const SessionIncompatible& err) {
       // The next request tries again, until the session is deleted.
-      const std::string msg = err.what();
-      const bool other = msg.find("another model or other settings") != std::string::npos;
-      const bool corrupt =
-          msg.find("corrupt") != std::string::npos || msg.find("missing") != std::string::npos ||
-          msg.find("truncated") != std::string::npos || msg.find("manifest") != std::string::npos;
-      fail_request(other     ? 409
-                   : corrupt ? 500
-                             : 503,
-                   "session_id",
-                   other     ? "session_incompatible"
-                   : corrupt ? "session_corrupt"
-                             : "session_store_unavailable",
-                   cat("session '", id, "' cannot be continued: ", msg,
-                       other || corrupt ? "; DELETE /v1/sessions/{id} to start it afresh"
-                                        : "; retry when the store is back"));
+      fail_request(409, "session_id", "session_incompatible",
+                   cat("session '", id, "' cannot be continued: ", err.what(),
+                       "; DELETE /v1/sessions/{id} to start it afresh"));
+    } catch (const StoreUnavailable& err) {
+      fail_request(503, "session_id", "session_store_unavailable",
+                   cat("session '", id, "' cannot be continued: ", err.what(),
+                       "; retry when the store is back"));
+    } catch (const Error& err) {
+      fail_request(500, "session_id", "session_corrupt",
+                   cat("session '", id, "' cannot be continued: ", err.what(),
+                       "; DELETE /v1/sessions/{id} to start it afresh"));
     }
   }
   lease->session_ = e->session.get();
@@ -158,9 +154,8 @@ void SessionRegistry::give_back(std::unique_ptr<Lease> lease, bool keep) {
           e.state.clear();  // emptied by an error: back to its saved state at its next request
         } else {
           const SaveStats st = save_session(*lease->session_, *store_, name, lease->name_);
-          const std::optional<std::string> text = store_->get_manifest(name);
-          e.state = text ? content_hash(text->data(), text->size()) : "";
-          saved_[name] = {st.bytes_stored, text ? saved_session_info(*text, name).saved_at : ""};
+          e.state = content_hash(st.manifest.data(), st.manifest.size());
+          saved_[name] = {st.bytes_stored, saved_session_info(st.manifest, name).saved_at};
           enforce_store_budget(name);
           if (log_saves_)
             std::fprintf(stderr,
