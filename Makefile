@@ -44,42 +44,33 @@ tsan-test: setup
 	@cd $(BUILD)-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
 	  ctest --output-on-failure -j $(JOBS) -R '^(Concurrency|ThreadPoolTest)\.'
 
-# libFuzzer on the GGUF reader (clang), bounded in time. Warnings are errors in the g++ builds;
+# libFuzzer targets (clang), each bounded in time: $(call run_fuzzer,TARGET,CORPUS) builds
+# fuzz/TARGET.cpp and runs it on a copy of fuzz/CORPUS. Warnings are errors in the g++ builds;
 # clang's extra warnings are shown here but do not stop the fuzzer.
+define run_fuzzer
+	@CXX=clang++ cmake -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLONGCTX_FUZZ=ON -DLONGCTX_TESTS=OFF -DLONGCTX_WERROR=OFF >/dev/null
+	@cmake --build $(BUILD)-fuzz -j $(JOBS) --target $(1) 2>&1 | (grep -v -E '^\[ *[0-9]+%\]' || true)
+	@test -x $(BUILD)-fuzz/fuzz/$(1)
+	@mkdir -p $(BUILD)-fuzz/$(2) && cp -n fuzz/$(2)/* $(BUILD)-fuzz/$(2)/ 2>/dev/null || true
+	@$(BUILD)-fuzz/fuzz/$(1) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+	  -print_final_stats=1 $(BUILD)-fuzz/$(2) 2>&1 | tail -n 12
+endef
+
+# The GGUF reader.
 fuzz: setup
-	@CXX=clang++ cmake -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLONGCTX_FUZZ=ON -DLONGCTX_TESTS=OFF -DLONGCTX_WERROR=OFF >/dev/null
-	@cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_gguf 2>&1 | (grep -v -E '^\[ *[0-9]+%\]' || true)
-	@test -x $(BUILD)-fuzz/fuzz/fuzz_gguf
-	@mkdir -p $(BUILD)-fuzz/corpus && cp -n fuzz/corpus/* $(BUILD)-fuzz/corpus/ 2>/dev/null || true
-	@$(BUILD)-fuzz/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
-	  -print_final_stats=1 $(BUILD)-fuzz/corpus 2>&1 | tail -n 12
+	$(call run_fuzzer,fuzz_gguf,corpus)
 
-# libFuzzer on the server's request parser (clang), bounded in time.
+# The server's request parser.
 fuzz-request: setup
-	@CXX=clang++ cmake -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLONGCTX_FUZZ=ON -DLONGCTX_TESTS=OFF -DLONGCTX_WERROR=OFF >/dev/null
-	@cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_request 2>&1 | (grep -v -E '^\[ *[0-9]+%\]' || true)
-	@test -x $(BUILD)-fuzz/fuzz/fuzz_request
-	@mkdir -p $(BUILD)-fuzz/corpus-request && cp -n fuzz/corpus-request/* $(BUILD)-fuzz/corpus-request/ 2>/dev/null || true
-	@$(BUILD)-fuzz/fuzz/fuzz_request -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
-	  -print_final_stats=1 $(BUILD)-fuzz/corpus-request 2>&1 | tail -n 12
+	$(call run_fuzzer,fuzz_request,corpus-request)
 
-# libFuzzer on saved session state (the memories' state records, the session file reader).
+# Saved session state (the memories' state records, the session file reader).
 fuzz-session: setup
-	@CXX=clang++ cmake -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLONGCTX_FUZZ=ON -DLONGCTX_TESTS=OFF -DLONGCTX_WERROR=OFF >/dev/null
-	@cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_session 2>&1 | (grep -v -E '^\[ *[0-9]+%\]' || true)
-	@test -x $(BUILD)-fuzz/fuzz/fuzz_session
-	@mkdir -p $(BUILD)-fuzz/corpus-session && cp -n fuzz/corpus-session/* $(BUILD)-fuzz/corpus-session/ 2>/dev/null || true
-	@$(BUILD)-fuzz/fuzz/fuzz_session -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
-	  -print_final_stats=1 $(BUILD)-fuzz/corpus-session 2>&1 | tail -n 12
+	$(call run_fuzzer,fuzz_session,corpus-session)
 
-# libFuzzer on the safetensors header reader (clang), bounded in time.
+# The safetensors header reader.
 fuzz-safetensors: setup
-	@CXX=clang++ cmake -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLONGCTX_FUZZ=ON -DLONGCTX_TESTS=OFF -DLONGCTX_WERROR=OFF >/dev/null
-	@cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_safetensors 2>&1 | (grep -v -E '^\[ *[0-9]+%\]' || true)
-	@test -x $(BUILD)-fuzz/fuzz/fuzz_safetensors
-	@mkdir -p $(BUILD)-fuzz/corpus-safetensors && cp -n fuzz/corpus-safetensors/* $(BUILD)-fuzz/corpus-safetensors/ 2>/dev/null || true
-	@$(BUILD)-fuzz/fuzz/fuzz_safetensors -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
-	  -print_final_stats=1 $(BUILD)-fuzz/corpus-safetensors 2>&1 | tail -n 12
+	$(call run_fuzzer,fuzz_safetensors,corpus-safetensors)
 
 format:
 	@find src tests fuzz bench -name '*.cpp' -o -name '*.h' | xargs clang-format -i
