@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "core/error.h"
 #include "core/object_store.h"
@@ -83,6 +84,16 @@ std::vector<int32_t> text_tokens(const Model& m, int n, int salt) {
 
 void feed(Session& s, const std::vector<int32_t>& t) {
   s.eval(t.data(), static_cast<int64_t>(t.size()));
+}
+
+// The message of the lc::Error fn throws ("" when it throws none).
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 const Case kCases[] = {
@@ -161,26 +172,14 @@ TEST(SessionState, BundleFileRoundTrips) {
   // A truncated file is an error naming it.
   const auto size = fs::file_size(file);
   fs::resize_file(file, size - 7);
-  const std::string msg = [&] {
-    try {
-      open_bundle_store(file);
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string();
-  }();
+  const std::string msg = error_of([&] { open_bundle_store(file); });
   EXPECT_NE(msg.find("truncated or corrupt"), std::string::npos) << msg;
   std::ofstream(dir.path + "/text") << "hello";
   EXPECT_THROW(open_bundle_store(dir.path + "/text"), Error);
 }
 
 std::string load_error(Session& s, const ObjectStore& store, const std::string& name) {
-  try {
-    load_session(s, store, name);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return error_of([&] { load_session(s, store, name); });
 }
 
 TEST(SessionState, OtherSettingsAreRefusedNamingTheDifference) {
