@@ -176,6 +176,14 @@ TEST(SessionState, BundleFileRoundTrips) {
   EXPECT_NE(msg.find("truncated or corrupt"), std::string::npos) << msg;
   std::ofstream(dir.path + "/text") << "hello";
   EXPECT_THROW(open_bundle_store(dir.path + "/text"), Error);
+
+  // A refused file keeps no descriptor open (a server opening many stays within its limit).
+  const auto open_fds = [] {
+    return std::distance(fs::directory_iterator("/proc/self/fd"), fs::directory_iterator{});
+  };
+  const auto before = open_fds();
+  for (int i = 0; i < 50; ++i) EXPECT_THROW(open_bundle_store(file), Error);
+  EXPECT_EQ(open_fds(), before);
 }
 
 std::string load_error(Session& s, const ObjectStore& store, const std::string& name) {

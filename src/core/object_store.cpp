@@ -319,7 +319,14 @@ constexpr size_t kTrailer = 8 + 8 + 32 + 8;
 
 class BundleStore final : public ObjectStore {
  public:
-  explicit BundleStore(std::string path) : path_(std::move(path)) { load(); }
+  explicit BundleStore(std::string path) : path_(std::move(path)) {
+    try {
+      load();
+    } catch (...) {  // the destructor will not run: a rejected file must not keep its descriptor
+      if (fd_ >= 0) ::close(fd_);
+      throw;
+    }
+  }
   ~BundleStore() override {
     if (fd_ >= 0) ::close(fd_);
   }
