@@ -139,6 +139,32 @@ const std::vector<SettingFlag> kFlags = {
      [](SessionSpec& s, const std::string&, const std::string&) {
        s.memory.measure_recall = true;
      }},
+    {"--head-score", "memory.head_score", F::Memory,
+     "how a block's per-head scores combine (infllm): max (of per-head z-scores), norm (sum of "
+     "z-scores) or sum (InfLLM's plain sum over heads)",
+     "max",
+     [](SessionSpec& s, const std::string& v, const std::string& f) {
+       if (v == "sum")
+         s.memory.head_score = HeadScore::Sum;
+       else if (v == "norm")
+         s.memory.head_score = HeadScore::Norm;
+       else if (v == "max")
+         s.memory.head_score = HeadScore::Max;
+       else
+         fail(f, " must be max, norm or sum, got '", v, "'");
+     }},
+    {"--neighbors", "memory.neighbors", F::Memory,
+     "best blocks whose adjacent blocks are attended too (infllm)", "",
+     [](SessionSpec& s, const std::string& v, const std::string& f) {
+       s.memory.neighbors = parse_int(f, v);
+     }},
+    {"--trace-retrieval", "memory.trace_retrieval", F::Memory,
+     "append one JSON line per block search to this file: blocks chosen, scores, and where the "
+     "needle's blocks ranked when a needle is known (infllm)",
+     "",
+     [](SessionSpec& s, const std::string& v, const std::string&) {
+       s.memory.trace_retrieval = v;
+     }},
     {"--hf-config", "rope.hf_config", F::Rope, "Hugging Face config.json whose RoPE settings apply",
      "", [](SessionSpec& s, const std::string& v, const std::string&) { s.hf_config = v; }},
     {"--rope-scaling", "rope.scaling", F::Rope,
@@ -322,9 +348,9 @@ void SettingOptions::add(CLI::App& cmd, FlagGroup group) {
       b.opt = cmd.add_flag(f.names, f.help);
     } else {
       b.opt = cmd.add_option(f.names, *b.value, f.help);
-      static const std::string kText[] = {"memory.policy",     "memory.kv_type",
-                                          "memory.mem_budget", "memory.spill_dir",
-                                          "memory.spill_type", "memory.retrieval"};
+      static const std::string kText[] = {
+          "memory.policy",     "memory.kv_type",   "memory.mem_budget", "memory.spill_dir",
+          "memory.spill_type", "memory.retrieval", "memory.head_score", "memory.trace_retrieval"};
       const std::string setting = f.setting;
       const bool text = setting.rfind("rope.", 0) == 0 ||
                         std::find(std::begin(kText), std::end(kText), setting) != std::end(kText);

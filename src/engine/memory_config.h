@@ -26,6 +26,7 @@ struct MemoryConfig {
   int64_t max_ctx = 0;           // full: most tokens it may hold (0 = unlimited)
   KvType kv_type = KvType::F32;  // full: storage of keys and values (streaming / infllm: f32 only)
   ContextMemoryOptions ctx;      // streaming / infllm
+  std::string trace_path;        // memory.trace_retrieval: the retrieval trace file ("" = none)
 };
 
 // Defaults from the trained context L (docs/algorithms.md 1.5): the reference configuration for

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "engine/retrieval_trace_file.h"
 
 namespace lc {
 
@@ -14,6 +15,13 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions opt)
     fail("rotary dimension ", opt_.rope.dim, " must be even and in 2..",
          model_->hparams().head_dim);
   mem_ = make_memory(model_->memory_dims(), opt_.memory);
+  if (!opt_.memory.trace_path.empty())
+    set_retrieval_trace(std::make_shared<RetrievalTraceFile>(opt_.memory.trace_path));
+}
+
+void Session::set_retrieval_trace(std::shared_ptr<RetrievalTrace> trace) {
+  trace_ = std::move(trace);
+  mem_->set_retrieval_trace(trace_);
 }
 
 void Session::step(const int32_t* tokens, int64_t n, float* logits, bool all) {

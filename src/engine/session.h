@@ -59,6 +59,11 @@ class Session {
 
   const std::vector<float>& last_logits() const { return last_; }
 
+  // Where the memory reports its searches (memory.trace_retrieval opens a file for it); a
+  // caller may put its own in front (e.g. one that also records the needle's blocks).
+  const std::shared_ptr<RetrievalTrace>& retrieval_trace() const { return trace_; }
+  void set_retrieval_trace(std::shared_ptr<RetrievalTrace> trace);
+
   // Bytes of the session's working buffers (forward-step activations, kernel scratch, logits):
   // with memory().bytes_in_ram(), what the session holds besides the model.
   size_t workspace_bytes() const;
@@ -69,6 +74,7 @@ class Session {
   std::shared_ptr<const Model> model_;
   SessionOptions opt_;
   std::unique_ptr<KvMemory> mem_;
+  std::shared_ptr<RetrievalTrace> trace_;
   Workspace ws_;
   std::vector<float> last_, all_;
   std::vector<int32_t> tokens_;

@@ -9,6 +9,11 @@
 
 namespace lc {
 
+namespace {
+// Best blocks whose adjacent blocks are attended too (docs/memory.md: measured).
+constexpr int64_t kDefaultNeighbors = 0;
+}  // namespace
+
 void SessionSpec::set_origin(const std::string& setting, const std::string& where) {
   origin[setting] = where;
   if (setting.rfind("rope.", 0) == 0) rope.origin[setting] = where;
@@ -135,6 +140,13 @@ SessionOptions resolve_session(const Model& model, const SessionSpec& spec) {
       c.index_clusters =
           rec.pick<int64_t>("memory.index_clusters", ms.index_clusters, 1024, "default");
       c.measure_recall = rec.pick("memory.measure_recall", ms.measure_recall, false, "default");
+      c.head_score = ms.head_score.value_or(HeadScore::Max);
+      rec.note("memory.head_score", head_score_name(c.head_score),
+               ms.head_score ? rec.set_source("memory.head_score") : "default");
+      c.neighbors =
+          rec.pick<int64_t>("memory.neighbors", ms.neighbors, kDefaultNeighbors, "default");
+      mc.trace_path =
+          rec.pick<std::string>("memory.trace_retrieval", ms.trace_retrieval, "", "default: none");
       // Bounded by default; 0, set explicitly, keeps every block in RAM.
       c.store.mem_budget = rec.pick<size_t>(
           "memory.mem_budget", ms.mem_budget, default_mem_budget(c, model.memory_dims()),

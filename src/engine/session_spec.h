@@ -22,24 +22,27 @@ namespace lc {
 
 // The KV memory's settings; names in the comments.
 struct MemorySpec {
-  std::optional<MemoryPolicy> policy;     // memory.policy (default full)
-  std::optional<KvType> kv_type;          // memory.kv_type (full memory; default f32)
-  std::optional<int64_t> max_ctx;         // memory.max_ctx: tokens a full memory may hold
-  std::optional<int64_t> n_init;          // memory.n_init: attention sinks
-  std::optional<int64_t> n_local;         // memory.n_local: local window
-  std::optional<int64_t> block_size;      // memory.block_size (infllm)
-  std::optional<int64_t> topk;            // memory.topk: blocks retrieved per step (infllm)
-  std::optional<int64_t> repr_topk;       // memory.repr_topk: representatives per block
-  std::optional<int64_t> exec_block;      // memory.exec_block: query tokens per attention step
-  std::optional<size_t> mem_budget;       // memory.mem_budget: bytes of blocks in RAM
-  std::optional<std::string> spill_dir;   // memory.spill_dir
-  std::optional<SpillType> spill_type;    // memory.spill_type (default f16)
-  std::optional<bool> exact_retrieval;    // memory.retrieval: exact (true) or index
-  std::optional<int64_t> index_group;     // memory.index_group (default 32)
-  std::optional<int64_t> index_probe;     // memory.index_probe (default 0 = no cap)
-  std::optional<int64_t> index_budget;    // memory.index_budget (default 512)
-  std::optional<int64_t> index_clusters;  // memory.index_clusters (default 1024)
-  std::optional<bool> measure_recall;     // memory.measure_recall
+  std::optional<MemoryPolicy> policy;          // memory.policy (default full)
+  std::optional<KvType> kv_type;               // memory.kv_type (full memory; default f32)
+  std::optional<int64_t> max_ctx;              // memory.max_ctx: tokens a full memory may hold
+  std::optional<int64_t> n_init;               // memory.n_init: attention sinks
+  std::optional<int64_t> n_local;              // memory.n_local: local window
+  std::optional<int64_t> block_size;           // memory.block_size (infllm)
+  std::optional<int64_t> topk;                 // memory.topk: blocks retrieved per step (infllm)
+  std::optional<int64_t> repr_topk;            // memory.repr_topk: representatives per block
+  std::optional<int64_t> exec_block;           // memory.exec_block: query tokens per attention step
+  std::optional<size_t> mem_budget;            // memory.mem_budget: bytes of blocks in RAM
+  std::optional<std::string> spill_dir;        // memory.spill_dir
+  std::optional<SpillType> spill_type;         // memory.spill_type (default f16)
+  std::optional<bool> exact_retrieval;         // memory.retrieval: exact (true) or index
+  std::optional<int64_t> index_group;          // memory.index_group (default 32)
+  std::optional<int64_t> index_probe;          // memory.index_probe (default 0 = no cap)
+  std::optional<int64_t> index_budget;         // memory.index_budget (default 512)
+  std::optional<int64_t> index_clusters;       // memory.index_clusters (default 1024)
+  std::optional<bool> measure_recall;          // memory.measure_recall
+  std::optional<HeadScore> head_score;         // memory.head_score (default max)
+  std::optional<int64_t> neighbors;            // memory.neighbors
+  std::optional<std::string> trace_retrieval;  // memory.trace_retrieval: JSON-lines file
 };
 
 struct SessionSpec {

@@ -112,9 +112,13 @@ Fingerprint session_fingerprint(const Session& s) {
   f.emplace_back("model.file", slash == std::string::npos ? path : path.substr(slash + 1));
   f.emplace_back("model.bytes", std::to_string(size));
   f.emplace_back("model.digest", digest);
-  static const std::set<std::string> kWorkOnly = {"threads",           "batch",
-                                                  "memory.mem_budget", "memory.spill_dir",
-                                                  "memory.spill_max",  "memory.measure_recall"};
+  static const std::set<std::string> kWorkOnly = {"threads",
+                                                  "batch",
+                                                  "memory.mem_budget",
+                                                  "memory.spill_dir",
+                                                  "memory.spill_max",
+                                                  "memory.measure_recall",
+                                                  "memory.trace_retrieval"};
   for (const auto& [name, v] : s.options().settings)
     if (kWorkOnly.count(name) == 0) f.emplace_back(name, v.value);
   int i = 0;

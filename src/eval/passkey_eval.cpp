@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "engine/generate.h"
+#include "engine/retrieval_trace_file.h"
 #include "engine/session.h"
 #include "eval/machine.h"
 #include "eval/text_format.h"
@@ -25,6 +26,47 @@ struct Trial {
   int64_t tokens = 0, needle_pos = 0;
   bool assembled = true;
   double prompt_seconds = 0, gen_seconds = 0;
+  // Block memories: per layer, the answer steps (the prompt's last token and each generated one)
+  // whose retrieval attended a block of the needle, of how many.
+  std::vector<int64_t> needle_hits, needle_steps;
+};
+
+// Records, per layer, whether the answer steps' retrieval attended the needle's blocks, and
+// passes every event on to the session's own trace (a file) when there is one.
+class NeedleRecorder final : public RetrievalTrace {
+ public:
+  explicit NeedleRecorder(std::shared_ptr<RetrievalTrace> next) : next_(std::move(next)) {}
+  bool wants_ranks() const override { return next_ && next_->wants_ranks(); }
+  bool wants_scores() const override { return next_ && next_->wants_scores(); }
+  void start(int64_t needle_first, int64_t needle_last, int64_t answer_from,
+             const std::string& label) {
+    set_needle(needle_first, needle_last);
+    if (next_) next_->set_needle(needle_first, needle_last);
+    answer_from_ = answer_from;
+    hits_.clear();
+    steps_.clear();
+    if (auto* f = dynamic_cast<RetrievalTraceFile*>(next_.get())) f->note(label);
+  }
+  void record(const RetrievalEvent& e) override {
+    if (next_) next_->record(e);
+    if (e.pos < answer_from_) return;
+    const auto l = static_cast<size_t>(e.layer);
+    if (hits_.size() <= l) {
+      hits_.resize(l + 1, 0);
+      steps_.resize(l + 1, 0);
+    }
+    bool hit = false;
+    for (const RetrievalEvent::Needle& n : e.needle) hit = hit || n.chosen;
+    hits_[l] += hit;
+    ++steps_[l];
+  }
+  const std::vector<int64_t>& hits() const { return hits_; }
+  const std::vector<int64_t>& steps() const { return steps_; }
+
+ private:
+  std::shared_ptr<RetrievalTrace> next_;
+  int64_t answer_from_ = 0;
+  std::vector<int64_t> hits_, steps_;
 };
 
 struct Cell {
@@ -103,6 +145,14 @@ json cell_json(const Cell& c) {
                             {"assembled", t.assembled},
                             {"prompt_seconds", t.prompt_seconds},
                             {"gen_seconds", t.gen_seconds}});
+    if (!t.needle_steps.empty()) {
+      // Per layer: did the answer's retrieval attend the needle (all steps / some / none)?
+      json& a = e["answers"].back();
+      a["needle_retrieved"] = json::array();
+      for (size_t l = 0; l < t.needle_steps.size(); ++l)
+        a["needle_retrieved"].push_back(
+            {{"layer", l}, {"steps", t.needle_steps[l]}, {"with_needle", t.needle_hits[l]}});
+    }
   }
   return e;
 }
@@ -122,6 +172,11 @@ Cell cell_from_json(const json& e) {
     t.assembled = a.value("assembled", true);
     t.prompt_seconds = a.value("prompt_seconds", 0.0);
     t.gen_seconds = a.value("gen_seconds", 0.0);
+    if (a.contains("needle_retrieved"))
+      for (const json& l : a.at("needle_retrieved")) {
+        t.needle_steps.push_back(l.value("steps", int64_t{0}));
+        t.needle_hits.push_back(l.value("with_needle", int64_t{0}));
+      }
     c.trials.push_back(std::move(t));
   }
   return c;
@@ -320,6 +375,8 @@ void PasskeyEval::run(const CheckpointFiles& files, const GridProgressFn& progre
            " trials to run"));
 
   Session session(r.model, r.session);
+  auto recorder = std::make_shared<NeedleRecorder>(session.retrieval_trace());
+  session.set_retrieval_trace(recorder);
   GenerateOptions g;
   g.n_predict = s.n_predict;
   g.sampling.temperature = 0;  // greedy
@@ -370,6 +427,10 @@ void PasskeyEval::run(const CheckpointFiles& files, const GridProgressFn& progre
       };
       show(0);
       session.reset();
+      recorder->start(
+          p.needle_pos, p.needle_pos + p.needle_tokens, n - 1,
+          cat("{\"trial\":{\"length\":", c.length, ",\"depth\":", c.depth, ",\"trial\":", t,
+              ",\"key\":\"", p.key, "\",\"tokens\":", n, ",\"needle_pos\":", p.needle_pos, "}}"));
       const GenerateResult gr =
           generate(session, p.ids, g, {}, [&](int64_t done, int64_t) { show(done); });
       Trial tr;
@@ -381,6 +442,8 @@ void PasskeyEval::run(const CheckpointFiles& files, const GridProgressFn& progre
       tr.assembled = p.assembled;
       tr.prompt_seconds = gr.prompt_seconds;
       tr.gen_seconds = gr.gen_seconds;
+      tr.needle_hits = recorder->hits();
+      tr.needle_steps = recorder->steps();
       c.trials.push_back(std::move(tr));
       done_work += cost(static_cast<double>(c.length));
       r.prompt_tokens += n;

@@ -495,9 +495,10 @@ float BlockIndex::bound(int64_t c) const {
   return dot_f32(q_pos_.data(), box(c) + d, d) + dot_f32(q_neg_.data(), box(c), d);
 }
 
-std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k) const {
+std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k,
+                                       std::vector<float>* scores) const {
   if (k <= 0) return {};
-  if (opt_.exact || n_ <= k || n_ <= 2 * opt_.group_size) return top_k_exact(q, k);
+  if (opt_.exact || n_ <= k || n_ <= 2 * opt_.group_size) return top_k_exact(q, k, scores);
   const int64_t d = opt_.dim, nc = clusters();
   // Two scores per cluster, from bytes (each a pass of integer multiply-adds over all clusters):
   // its mean's score q.m, and an optimistic one q.m + |q|.r (r: the largest distance of a member
@@ -581,7 +582,7 @@ std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k) const {
   pages_->unpin_all();
   last_scored_ = scored;
   last_bounds_ = nc / 2 + 2 * n_bounds;  // in dot products of dim (a byte pass: a quarter each)
-  return top.sorted(nullptr);
+  return top.sorted(scores);
 }
 
 }  // namespace lc

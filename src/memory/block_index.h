@@ -77,7 +77,7 @@ class BlockIndex {
 
   // The ids of the k best blocks, sorted by decreasing score (all blocks when k >= size()).
   // With `scores`, also their scores.
-  std::vector<int64_t> top_k(const float* q, int64_t k) const;
+  std::vector<int64_t> top_k(const float* q, int64_t k, std::vector<float>* scores = nullptr) const;
   std::vector<int64_t> top_k_exact(const float* q, int64_t k,
                                    std::vector<float>* scores = nullptr) const;
 

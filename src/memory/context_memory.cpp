@@ -34,7 +34,7 @@ struct ContextMemory::Layer {
   RopeTable table;
   bool has_table = false;
   std::unique_ptr<BlockStore> store;
-  std::unique_ptr<BlockIndex> index;
+  std::unique_ptr<BlockRetrieval> retrieval;
   std::vector<int64_t> selected;
 };
 
@@ -123,6 +123,8 @@ void validate_context_memory(const ContextMemoryOptions& o, int64_t /*trained_ct
     if (o.index_budget < 0)
       fail_setting({"memory.index_budget"}, "memory.index_budget must be >= 0, got ",
                    o.index_budget);
+    if (o.neighbors < 0)
+      fail_setting({"memory.neighbors"}, "memory.neighbors must be >= 0, got ", o.neighbors);
     if (o.index_max_groups < 0)
       fail_setting({"memory.index_probe"}, "memory.index_probe must be >= 0, got ",
                    o.index_max_groups);
@@ -163,7 +165,16 @@ void ContextMemory::reset() {
       io.exact = opt_.exact_retrieval;
       io.pages = opt_.store;
       io.pages.mem_budget = index_budget_bytes_;
-      L->index = std::make_unique<BlockIndex>(io);
+      BlockRetrievalOptions ro;
+      ro.n_head = dims_.attn.n_head;
+      ro.head_dim = dims_.attn.head_dim;
+      ro.topk = opt_.topk;
+      ro.head_score = opt_.head_score;
+      ro.neighbors = opt_.neighbors;
+      ro.block_size = opt_.block_size;
+      ro.first_pos = opt_.n_init;
+      ro.measure_recall = opt_.measure_recall;
+      L->retrieval = std::make_unique<BlockRetrieval>(io, ro);
     }
   }
 }
@@ -175,7 +186,7 @@ size_t ContextMemory::bytes_in_ram() const {
           L->ik.capacity() + L->iv.capacity() + L->ik_rot.capacity()) *
          sizeof(float);
     if (L->store) b += L->store->bytes_in_ram();
-    if (L->index) b += L->index->bytes_in_ram();
+    if (L->retrieval) b += L->retrieval->index().bytes_in_ram();
   }
   return b;
 }
@@ -185,13 +196,13 @@ ContextMemory::LayerStats ContextMemory::stats(int layer) const {
   LayerStats s;
   s.n_init = L.n_init;
   s.n_remainder = L.n;
-  s.n_blocks = L.index ? L.index->size() : 0;
+  s.n_blocks = L.retrieval ? L.retrieval->size() : 0;
   s.last_selected = L.selected;
   return s;
 }
 
 std::vector<float> ContextMemory::block_repr(int layer, int64_t id) const {
-  return layers_.at(static_cast<size_t>(layer))->index->repr(id);
+  return layers_.at(static_cast<size_t>(layer))->retrieval->index().repr(id);
 }
 
 const BlockStore& ContextMemory::store(int layer) const {
@@ -222,7 +233,7 @@ void ContextMemory::attend(int layer, const MemoryStep& step, float* q, const fl
   const int64_t kvw = dims_.attn.n_head_kv * dims_.attn.head_dim;
   for (int64_t t0 = 0; t0 < step.n; t0 += opt_.exec_block) {
     const int64_t m = std::min(opt_.exec_block, step.n - t0);
-    attend_block(L, step, t0, m, q + t0 * qw, k + t0 * kvw, v + t0 * kvw, out + t0 * qw);
+    attend_block(L, layer, step, t0, m, q + t0 * qw, k + t0 * kvw, v + t0 * kvw, out + t0 * qw);
     if (opt_.infllm && layer + 1 < dims_.n_layer) {
       // The next layer tends to want what it wanted last step: read it ahead while we compute.
       Layer& next = *layers_[static_cast<size_t>(layer + 1)];
@@ -231,8 +242,8 @@ void ContextMemory::attend(int layer, const MemoryStep& step, float* q, const fl
   }
 }
 
-void ContextMemory::attend_block(Layer& L, const MemoryStep& step, int64_t t0, int64_t n, float* q,
-                                 const float* k, const float* v, float* out) {
+void ContextMemory::attend_block(Layer& L, int layer, const MemoryStep& step, int64_t t0, int64_t n,
+                                 float* q, const float* k, const float* v, float* out) {
   const AttnDims& d = dims_.attn;
   const int64_t hd = d.head_dim, kvw = d.n_head_kv * hd, qw = d.n_head * hd;
   const int64_t pos0 = step.pos0 + t0;
@@ -269,21 +280,12 @@ void ContextMemory::attend_block(Layer& L, const MemoryStep& step, int64_t t0, i
   attention_accumulate(q_loc_.data(), qw, rem_rot, local, d, state_, ks);
 
   if (opt_.infllm) {
-    // 3. Retrieval: the top-k blocks for the mean global query of this execution block.
+    // 3. Retrieval: the blocks this execution block's queries attend (block_retrieval.h).
     L.selected.clear();
-    const int64_t nb = L.index->size();
-    if (nb > 0 && opt_.topk > 0) {
-      if (nb <= opt_.topk) {
-        L.selected.resize(static_cast<size_t>(nb));
-        std::iota(L.selected.begin(), L.selected.end(), 0);
-      } else {
-        q_bar_.assign(static_cast<size_t>(qw), 0.0f);
-        for (int64_t i = 0; i < n; ++i)
-          for (int64_t e = 0; e < qw; ++e) q_bar_[e] += q_glob_[i * qw + e];
-        const double t_search = now_us();
-        select_blocks(L, n);
-        search_us_ += now_us() - t_search;
-      }
+    if (L.retrieval->size() > 0 && opt_.topk > 0) {
+      const double t_search = now_us();
+      L.retrieval->select(q_glob_.data(), n, L.selected, counters_, trace_.get(), layer, pos0);
+      search_us_ += now_us() - t_search;
       const double t_fetch = now_us();
       L.store->pin_into(L.selected.data(), static_cast<int64_t>(L.selected.size()), false, views_);
       const std::vector<BlockView>& views = views_;
@@ -360,7 +362,7 @@ void ContextMemory::form_blocks(Layer& L) {
         for (int64_t e = 0; e < hd; ++e) r[e] /= static_cast<float>(opt_.repr_topk);
       }
       L.store->add(k, L.v.data() + L.off * kvw, opt_.block_size);
-      L.index->add(repr.data());
+      L.retrieval->add(repr.data());
       pop(opt_.block_size);
     }
   } else if (L.n > opt_.n_local) {
@@ -380,61 +382,35 @@ void ContextMemory::form_blocks(Layer& L) {
   }
 }
 
-void ContextMemory::select_blocks(Layer& L, int64_t n_queries) {
-  const int64_t dim = dims_.attn.n_head * dims_.attn.head_dim;
-  const int64_t nb = L.index->size();
-  ++searches_;
-  if (opt_.exact_retrieval) {
-    L.selected = L.index->top_k_exact(q_bar_.data(), opt_.topk);
-    blocks_scored_ += nb;
-  } else {
-    L.selected = L.index->top_k(q_bar_.data(), opt_.topk);
-    blocks_scored_ += L.index->last_scored();
-    bounds_computed_ += L.index->last_bounds();
-  }
-  if (opt_.measure_recall) {
-    // A returned block counts as a hit when it scores at least the exact k-th score (repeated
-    // text gives blocks with identical representatives: ties are not misses).
-    std::vector<float> ref_scores;
-    const auto ref = L.index->top_k_exact(q_bar_.data(), opt_.topk, &ref_scores);
-    const float kth = ref_scores.back();
-    for (int64_t id : L.selected) {
-      const bool in_ref = std::find(ref.begin(), ref.end(), id) != ref.end();
-      recall_hits_ += in_ref || dot_f32(q_bar_.data(), L.index->repr(id).data(), dim) >=
-                                    kth - 1e-5f * std::fabs(kth);
-    }
-    recall_total_ += static_cast<int64_t>(ref.size());
-  }
-  std::sort(L.selected.begin(), L.selected.end());
-}
-
 std::string ContextMemory::stats_line() const {
   const Layer& L = *layers_[0];
   std::string s = cat(name(), ": ", n_past_, " tokens; layer 0: ", L.n_init, " sinks, ", L.n,
                       " in window/remainder");
   if (opt_.infllm) {
-    const BlockStore& pages = L.index->page_store();
-    s += cat(", ", L.index->size(), " blocks (", L.store->bytes_in_ram() >> 20, " MiB in RAM, ",
+    const BlockIndex& index = L.retrieval->index();
+    const BlockStore& pages = index.page_store();
+    s += cat(", ", index.size(), " blocks (", L.store->bytes_in_ram() >> 20, " MiB in RAM, ",
              L.store->bytes_on_disk() >> 20, " MiB spilled, ", L.store->reads_from_disk(),
-             " reads from disk), index ", L.index->clusters(), " clusters (",
-             L.index->bytes_in_ram() >> 10, " KiB in RAM, ", pages.bytes_on_disk() >> 10,
+             " reads from disk), index ", index.clusters(), " clusters (",
+             index.bytes_in_ram() >> 10, " KiB in RAM, ", pages.bytes_on_disk() >> 10,
              " KiB spilled, ", pages.reads_from_disk(), " page reads)");
     if (reads0_ >= 0)
       s += cat("; since the stats were reset: ", L.store->reads_from_disk() - reads0_,
                " block reads and ", pages.reads_from_disk() - page_reads0_, " page reads");
-    if (searches_ > 0) {
-      s += cat("; all layers: ", searches_, " searches, ", blocks_scored_ / searches_,
-               " representatives scored and ", bounds_computed_ / searches_,
+    const int64_t searches = counters_.searches;
+    if (searches > 0) {
+      s += cat("; all layers: ", searches, " searches, ", counters_.scored / searches,
+               " representatives scored and ", counters_.bounds / searches,
                " cluster scores per search");
       char buf[160];
       std::snprintf(buf, sizeof buf,
                     "; us per search %.2f, block fetch %.2f, block forming %.2f (per layer step)",
-                    search_us_ / static_cast<double>(searches_),
-                    fetch_us_ / static_cast<double>(searches_),
-                    form_us_ / static_cast<double>(searches_));
+                    search_us_ / static_cast<double>(searches),
+                    fetch_us_ / static_cast<double>(searches),
+                    form_us_ / static_cast<double>(searches));
       s += buf;
     }
-    if (recall_total_ > 0) s += cat(", recall vs exact ", recall());
+    if (counters_.recall_total > 0) s += cat(", recall vs exact ", recall());
   }
   return s;
 }
@@ -442,12 +418,12 @@ std::string ContextMemory::stats_line() const {
 void ContextMemory::commit(const MemoryStep& step) { n_past_ += step.n; }
 
 void ContextMemory::reset_stats() {
-  blocks_scored_ = bounds_computed_ = searches_ = recall_hits_ = recall_total_ = 0;
+  counters_ = RetrievalCounters{};
   search_us_ = fetch_us_ = form_us_ = 0;
   reads0_ = page_reads0_ = -1;
   if (opt_.infllm && !layers_.empty() && layers_[0]->store && n_past_ > 0) {
     reads0_ = layers_[0]->store->reads_from_disk();
-    page_reads0_ = layers_[0]->index->page_store().reads_from_disk();
+    page_reads0_ = layers_[0]->retrieval->index().page_store().reads_from_disk();
   }
 }
 
@@ -466,7 +442,7 @@ size_t ContextMemory::bytes_on_disk() const {
   size_t b = 0;
   for (const auto& L : layers_) {
     if (L->store) b += L->store->bytes_on_disk();
-    if (L->index) b += L->index->page_store().bytes_on_disk();
+    if (L->retrieval) b += L->retrieval->index().page_store().bytes_on_disk();
   }
   return b;
 }
@@ -504,17 +480,17 @@ void ContextMemory::save_state(MemorySave& out) {
   out.head.str(wkey);
   out.refs.push_back(wkey);
   if (!opt_.infllm) return;
-  const int64_t nb = layers_[0]->index->size();
+  const int64_t nb = layers_[0]->retrieval->size();
   std::vector<float> kv;
   std::vector<uint8_t> enc;
   saved_.save(out, nb, [&](int64_t b0, int64_t b1) {
     ByteWriter w;
     for (const auto& Lp : layers_) {
       const Layer& L = *Lp;
-      LC_CHECK(L.index->size() == nb);
+      LC_CHECK(L.retrieval->size() == nb);
       const KvType t = kv_of(L.store->value_type());
       w.put<uint8_t>(static_cast<uint8_t>(t));
-      const std::vector<float> reprs = L.index->reprs(b0, b1);
+      const std::vector<float> reprs = L.retrieval->index().reprs(b0, b1);
       for (int64_t b = b0; b < b1; ++b) {
         L.store->read(b, kv);
         const int64_t n = static_cast<int64_t>(kv.size()) / (2 * kvw);
@@ -605,7 +581,7 @@ void ContextMemory::load_state(MemoryLoad& in) {
             std::vector<float> repr(static_cast<size_t>(qw));
             r.raw(repr.data(), repr.size() * sizeof(float));
             L.store->add(kv.data(), kv.data() + n * kvw, n);
-            L.index->add(repr.data());
+            L.retrieval->add(repr.data());
           }
         }
         r.expect(r.done(), "segment length");

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "memory/block_index.h"
+#include "memory/block_retrieval.h"
 #include "memory/block_store.h"
 #include "memory/kv_memory.h"
 #include "memory/memory_state.h"
@@ -38,6 +38,8 @@ struct ContextMemoryOptions {
   // Blocks scored per search after the cluster bounds (0 = no cap: the bound search is exact).
   int64_t index_budget = 512;
   bool measure_recall = false;  // also run exact search and count agreement (slow; measurements)
+  HeadScore head_score = HeadScore::Max;  // how per-head block scores combine (block_retrieval.h)
+  int64_t neighbors = 0;                  // best blocks whose adjacent blocks are attended too
   // tokens_per_block and row_floats are filled in; mem_budget (all layers) is shared: per layer,
   // an eighth for the index's pages of representatives, the rest for blocks.
   BlockStoreOptions store;
@@ -99,18 +101,22 @@ class ContextMemory final : public KvMemory {
   LayerStats stats(int layer) const;
   std::vector<float> block_repr(int layer, int64_t id) const;
   const BlockStore& store(int layer) const;
-  int64_t blocks_scored() const { return blocks_scored_; }
-  int64_t searches() const { return searches_; }
+  int64_t blocks_scored() const { return counters_.scored; }
+  int64_t searches() const { return counters_.searches; }
   // With measure_recall: fraction of exact top-k blocks the index search also returned.
-  double recall() const { return recall_total_ ? double(recall_hits_) / recall_total_ : 1.0; }
+  double recall() const {
+    return counters_.recall_total ? double(counters_.recall_hits) / counters_.recall_total : 1.0;
+  }
+  void set_retrieval_trace(std::shared_ptr<RetrievalTrace> trace) override {
+    trace_ = std::move(trace);
+  }
 
  private:
   struct Layer;
-  void attend_block(Layer& L, const MemoryStep& step, int64_t t0, int64_t n, float* q,
+  void attend_block(Layer& L, int layer, const MemoryStep& step, int64_t t0, int64_t n, float* q,
                     const float* k, const float* v, float* out);
   void form_blocks(Layer& L);
   void rerotate(Layer& L, const RopeTable& rt);
-  void select_blocks(Layer& L, int64_t n_queries);
 
   MemoryDims dims_;
   ContextMemoryOptions opt_;
@@ -118,12 +124,12 @@ class ContextMemory final : public KvMemory {
   Segments saved_;                 // blocks already in immutable objects
   size_t index_budget_bytes_ = 0;  // per layer, for the index's pages (0 = no limit)
   std::vector<std::unique_ptr<Layer>> layers_;
-  int64_t blocks_scored_ = 0, bounds_computed_ = 0, searches_ = 0, recall_hits_ = 0,
-          recall_total_ = 0;
+  RetrievalCounters counters_;
+  std::shared_ptr<RetrievalTrace> trace_;
   double search_us_ = 0, fetch_us_ = 0, form_us_ = 0;  // wall time (measurements)
   int64_t reads0_ = -1, page_reads0_ = -1;  // layer 0's disk reads at reset_stats() (after use)
   // scratch
-  std::vector<float> q_loc_, q_glob_, q_bar_, mass_;
+  std::vector<float> q_loc_, q_glob_, mass_;
   AttnState state_;
   std::vector<BlockView> views_;
 };

@@ -17,6 +17,7 @@
 #include "kernels/attention.h"
 #include "kernels/rotary.h"
 #include "kernels/scratch.h"
+#include "memory/retrieval_trace.h"
 
 namespace lc {
 
@@ -75,6 +76,9 @@ class KvMemory {
   virtual int64_t blocks_read_from_disk() const { return 0; }
   // Bytes of KV data in the memory's spill files.
   virtual size_t bytes_on_disk() const { return 0; }
+  // Where retrieving memories report their searches (retrieval_trace.h); null: nowhere. Others
+  // retrieve nothing and ignore it.
+  virtual void set_retrieval_trace(std::shared_ptr<RetrievalTrace>) {}
 
   // Saves the contents (see MemorySave). lc::Error if an object cannot be written or read back.
   virtual void save_state(MemorySave& out) = 0;

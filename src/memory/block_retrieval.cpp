@@ -1,0 +1,278 @@
+#include "memory/block_retrieval.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "core/error.h"
+#include "kernels/ops.h"
+
+namespace lc {
+
+const char* head_score_name(HeadScore s) {
+  switch (s) {
+    case HeadScore::Sum:
+      return "sum";
+    case HeadScore::Norm:
+      return "norm";
+    case HeadScore::Max:
+      return "max";
+  }
+  return "?";
+}
+
+BlockRetrieval::BlockRetrieval(const BlockIndexOptions& index, const BlockRetrievalOptions& opt)
+    : opt_(opt), index_(std::make_unique<BlockIndex>(index)) {
+  LC_CHECK(opt_.n_head > 0 && opt_.head_dim > 0 && index.dim == opt_.n_head * opt_.head_dim);
+  const auto hd = static_cast<size_t>(opt_.head_dim), nh = static_cast<size_t>(opt_.n_head);
+  sum_.assign(nh * hd, 0.0);
+  outer_.assign(nh * hd * hd, 0.0);
+  sigma_.assign(nh, 1.0);
+  mu_.assign(nh, 0.0);
+}
+
+BlockRetrieval::~BlockRetrieval() = default;
+
+void BlockRetrieval::add(const float* repr) {
+  index_->add(repr);
+  const int64_t hd = opt_.head_dim;
+  for (int64_t h = 0; h < opt_.n_head; ++h) {
+    const float* r = repr + h * hd;
+    double* s = sum_.data() + h * hd;
+    double* o = outer_.data() + h * hd * hd;
+    for (int64_t i = 0; i < hd; ++i) {
+      s[i] += r[i];
+      for (int64_t j = 0; j < hd; ++j) o[i * hd + j] += static_cast<double>(r[i]) * r[j];
+    }
+  }
+  ++count_;
+}
+
+void BlockRetrieval::standardise(const float* q_bar) {
+  const int64_t hd = opt_.head_dim, nh = opt_.n_head;
+  std::fill(sigma_.begin(), sigma_.end(), 1.0);
+  std::fill(mu_.begin(), mu_.end(), 0.0);
+  if (opt_.head_score == HeadScore::Sum || count_ < 2) return;
+  // var_h = q' C q with C = E[r r'] - mu mu', from the running sums.
+  const double inv = 1.0 / static_cast<double>(count_);
+  double top = 0;
+  for (int64_t h = 0; h < nh; ++h) {
+    const float* q = q_bar + h * hd;
+    const double* s = sum_.data() + h * hd;
+    const double* o = outer_.data() + h * hd * hd;
+    double qo = 0, qm = 0;
+    for (int64_t i = 0; i < hd; ++i) {
+      double row = 0;
+      for (int64_t j = 0; j < hd; ++j) row += o[i * hd + j] * q[j];
+      qo += q[i] * row;
+      qm += q[i] * s[i];
+    }
+    mu_[static_cast<size_t>(h)] = qm * inv;
+    sigma_[static_cast<size_t>(h)] = std::max(0.0, qo * inv - (qm * inv) * (qm * inv));
+    top = std::max(top, sigma_[static_cast<size_t>(h)]);
+  }
+  // A head whose blocks all score the same (repeated text) is not blown up from rounding noise.
+  for (double& v : sigma_) v = top > 0 ? std::sqrt(std::max(v, 1e-4 * top)) : 1.0;
+}
+
+float BlockRetrieval::combine(const float* dots) const {
+  double out = opt_.head_score == HeadScore::Max ? -1e300 : 0.0;
+  for (int64_t h = 0; h < opt_.n_head; ++h) {
+    const auto i = static_cast<size_t>(h);
+    switch (opt_.head_score) {
+      case HeadScore::Sum:
+        out += dots[h];
+        break;
+      case HeadScore::Norm:
+        out += (dots[h] - mu_[i]) / sigma_[i];
+        break;
+      case HeadScore::Max:
+        out = std::max(out, (dots[h] - mu_[i]) / sigma_[i]);
+        break;
+    }
+  }
+  return static_cast<float>(out);
+}
+
+float BlockRetrieval::score(const float* q_bar, const float* r) {
+  standardise(q_bar);
+  const int64_t hd = opt_.head_dim;
+  dots_.resize(static_cast<size_t>(opt_.n_head));
+  for (int64_t h = 0; h < opt_.n_head; ++h) dots_[h] = dot_f32(q_bar + h * hd, r + h * hd, hd);
+  return combine(dots_.data());
+}
+
+std::vector<int64_t> BlockRetrieval::top_k_exact(const float* q_bar, int64_t k,
+                                                 std::vector<float>* scores) {
+  const int64_t dim = opt_.n_head * opt_.head_dim;
+  q_bar_.assign(q_bar, q_bar + dim);
+  standardise(q_bar);
+  std::vector<int64_t> ids;
+  std::vector<float> sc;
+  search(k, true, ids, sc, nullptr);
+  if (scores) *scores = sc;
+  return ids;
+}
+
+void BlockRetrieval::search(int64_t k, bool exact, std::vector<int64_t>& ids,
+                            std::vector<float>& scores, RetrievalCounters* c) {
+  const int64_t hd = opt_.head_dim, dim = opt_.n_head * hd;
+  auto run = [&](const float* q, std::vector<float>& sc) {
+    std::vector<int64_t> r = exact ? index_->top_k_exact(q, k, &sc) : index_->top_k(q, k, &sc);
+    if (c) {
+      c->scored += index_->last_scored();
+      c->bounds += index_->last_bounds();
+    }
+    return r;
+  };
+  qs_.assign(static_cast<size_t>(dim), 0.0f);
+  if (opt_.head_score != HeadScore::Max) {
+    // One inner product: q_bar, each head divided by its sigma (Norm); the head offsets
+    // sum_h mu_h / sigma_h are the same for every block and change no order.
+    for (int64_t h = 0; h < opt_.n_head; ++h)
+      for (int64_t e = 0; e < hd; ++e)
+        qs_[h * hd + e] = static_cast<float>(q_bar_[h * hd + e] / sigma_[static_cast<size_t>(h)]);
+    ids = run(qs_.data(), scores);
+    if (opt_.head_score == HeadScore::Norm) {
+      double off = 0;
+      for (int64_t h = 0; h < opt_.n_head; ++h)
+        off += mu_[static_cast<size_t>(h)] / sigma_[static_cast<size_t>(h)];
+      for (float& s : scores) s = static_cast<float>(s - off);
+    }
+    return;
+  }
+  // Max over heads: the union of each head's top k, ranked by the best z-score found for it.
+  std::vector<std::pair<float, int64_t>> all;
+  std::vector<float> sc;
+  for (int64_t h = 0; h < opt_.n_head; ++h) {
+    const auto i = static_cast<size_t>(h);
+    std::fill(qs_.begin(), qs_.end(), 0.0f);
+    for (int64_t e = 0; e < hd; ++e)
+      qs_[h * hd + e] = static_cast<float>(q_bar_[h * hd + e] / sigma_[i]);
+    const std::vector<int64_t> r = run(qs_.data(), sc);
+    const auto off = static_cast<float>(mu_[i] / sigma_[i]);
+    for (size_t j = 0; j < r.size(); ++j) all.emplace_back(sc[j] - off, r[j]);
+  }
+  // Best first; ties by id (deterministic). Keep each block's best.
+  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  });
+  ids.clear();
+  scores.clear();
+  for (const auto& [s, id] : all) {
+    if (static_cast<int64_t>(ids.size()) >= k) break;
+    if (std::find(ids.begin(), ids.end(), id) != ids.end()) continue;
+    ids.push_back(id);
+    scores.push_back(s);
+  }
+}
+
+void BlockRetrieval::select(const float* q, int64_t n, std::vector<int64_t>& out,
+                            RetrievalCounters& c, RetrievalTrace* trace, int layer, int64_t pos) {
+  const int64_t dim = opt_.n_head * opt_.head_dim, nb = size();
+  out.clear();
+  if (nb == 0 || opt_.topk <= 0) return;
+  q_bar_.assign(static_cast<size_t>(dim), 0.0f);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t e = 0; e < dim; ++e) q_bar_[static_cast<size_t>(e)] += q[i * dim + e];
+  standardise(q_bar_.data());
+  std::vector<int64_t> ranked;
+  std::vector<float> scores;
+  if (nb <= opt_.topk) {
+    ranked.resize(static_cast<size_t>(nb));
+    std::iota(ranked.begin(), ranked.end(), 0);
+  } else {
+    ++c.searches;
+    search(opt_.topk, false, ranked, scores, &c);
+    if (opt_.measure_recall) {
+      // A returned block counts as a hit when it scores at least the exact k-th score (repeated
+      // text gives blocks with identical representatives: ties are not misses).
+      std::vector<int64_t> ref;
+      std::vector<float> ref_scores;
+      search(opt_.topk, true, ref, ref_scores, nullptr);
+      const float kth = ref_scores.back();
+      for (size_t j = 0; j < ranked.size(); ++j) {
+        const bool in_ref = std::find(ref.begin(), ref.end(), ranked[j]) != ref.end();
+        c.recall_hits += in_ref || scores[j] >= kth - 1e-5f * std::fabs(kth);
+      }
+      c.recall_total += static_cast<int64_t>(ref.size());
+    }
+  }
+  // The best blocks in order, each of the first `neighbors` followed by its adjacent blocks.
+  auto taken = [&](int64_t b) { return std::find(out.begin(), out.end(), b) != out.end(); };
+  const auto k = static_cast<size_t>(std::min(opt_.topk, nb));
+  for (size_t i = 0; i < ranked.size() && out.size() < k; ++i) {
+    const int64_t b = ranked[i];
+    if (!taken(b)) out.push_back(b);
+    if (static_cast<int64_t>(i) >= opt_.neighbors) continue;
+    for (int64_t nbh : {b + 1, b - 1})
+      if (nbh >= 0 && nbh < nb && out.size() < k && !taken(nbh)) out.push_back(nbh);
+  }
+  if (trace) emit(*trace, ranked, out, layer, pos, n);
+  std::sort(out.begin(), out.end());
+}
+
+void BlockRetrieval::emit(RetrievalTrace& trace, const std::vector<int64_t>& ranked,
+                          const std::vector<int64_t>& chosen, int layer, int64_t pos,
+                          int64_t n) const {
+  const int64_t hd = opt_.head_dim, nh = opt_.n_head, nb = size();
+  const float* q_bar = q_bar_.data();
+  std::vector<float> dots(static_cast<size_t>(nh));
+  auto head_dots = [&](const float* r) {
+    for (int64_t h = 0; h < nh; ++h) dots[h] = dot_f32(q_bar + h * hd, r + h * hd, hd);
+  };
+  RetrievalEvent e;
+  e.layer = layer;
+  e.pos = pos;
+  e.n_queries = n;
+  e.n_blocks = nb;
+  e.chosen = chosen;
+  if (trace.wants_scores())
+    for (int64_t id : chosen) {
+      head_dots(index_->repr(id).data());
+      e.scores.push_back(combine(dots.data()));
+    }
+  const int64_t first = trace.needle_first(), last = trace.needle_last();
+  if (first >= 0 && last > first && last > opt_.first_pos && opt_.block_size > 0) {
+    const int64_t b0 = std::max<int64_t>(0, (first - opt_.first_pos) / opt_.block_size);
+    const int64_t b1 = std::min(nb, (last - 1 - opt_.first_pos) / opt_.block_size + 1);
+    for (int64_t b = b0; b < b1; ++b) {
+      RetrievalEvent::Needle nd;
+      nd.block = b;
+      const auto it = std::find(ranked.begin(), ranked.end(), b);
+      nd.rank_index = it == ranked.end() ? -1 : it - ranked.begin();
+      nd.chosen = std::find(chosen.begin(), chosen.end(), b) != chosen.end();
+      e.needle.push_back(std::move(nd));
+    }
+    if (!e.needle.empty() && trace.wants_ranks()) {
+      // Exact ranks: every block's combined and per-head scores (slow: tracing only).
+      const size_t w = static_cast<size_t>(nh + 1);
+      std::vector<float> own(w * e.needle.size());
+      for (size_t j = 0; j < e.needle.size(); ++j) {
+        head_dots(index_->repr(e.needle[j].block).data());
+        own[j * w] = combine(dots.data());
+        std::copy(dots.begin(), dots.end(), own.begin() + static_cast<std::ptrdiff_t>(j * w + 1));
+        e.needle[j].rank_head.assign(static_cast<size_t>(nh), 0);
+        e.needle[j].rank_exact = 0;
+      }
+      constexpr int64_t kChunk = 4096;
+      for (int64_t c0 = 0; c0 < nb; c0 += kChunk) {
+        const int64_t c1 = std::min(nb, c0 + kChunk);
+        const std::vector<float> reps = index_->reprs(c0, c1);
+        for (int64_t b = c0; b < c1; ++b) {
+          head_dots(reps.data() + (b - c0) * nh * hd);
+          const float s = combine(dots.data());
+          for (size_t j = 0; j < e.needle.size(); ++j) {
+            const float* o = own.data() + j * w;
+            e.needle[j].rank_exact += s > o[0];
+            for (int64_t h = 0; h < nh; ++h)
+              e.needle[j].rank_head[static_cast<size_t>(h)] += dots[h] > o[1 + h];
+          }
+        }
+      }
+    }
+  }
+  trace.record(e);
+}
+
+}  // namespace lc
