@@ -4,6 +4,7 @@
 // setting; the progressive rescale formula.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -268,8 +269,10 @@ TEST(LongRopeFactors, GgufRoundTripsAndTheSettingReadsTheFile) {
   f.long_factors = {1.0f, 1.5f, 6.25f, 9.0f};
   f.short_factors = {1.0f, 1.0f, 1.1f, 1.2f};
   f.attn_factor = 1.1547;
+  f.short_attn_factor = 1.0;
   f.orig_ctx = 512;
   f.target = 4096;
+  f.n_hat = 12;
   const std::string dir = test::temp_dir();
   const std::string out = dir + "/ext.gguf";
   write_longrope_gguf(kStories, f, out);
@@ -285,6 +288,10 @@ TEST(LongRopeFactors, GgufRoundTripsAndTheSettingReadsTheFile) {
   ASSERT_TRUE(rs.attn_factor.has_value());
   EXPECT_NEAR(*rs.attn_factor, f.attn_factor, 1e-6);
   EXPECT_EQ(rs.orig_ctx, 512);
+  EXPECT_EQ(rs.n_hat, 12);
+  ASSERT_TRUE(rs.short_attn_factor.has_value());
+  EXPECT_NEAR(*rs.short_attn_factor, 1.0, 1e-7);
+  EXPECT_EQ(g->get_int("longctx.rope.scaling.n_hat"), 12);
   // The model runs from the written file with the same table as the factors file gives.
   const auto m2 = Model::load(out);
   EXPECT_EQ(m2->hparams().n_layer, Model::load(kStories)->hparams().n_layer);
@@ -300,13 +307,41 @@ TEST(LongRopeFactors, GgufRoundTripsAndTheSettingReadsTheFile) {
   EXPECT_EQ(s.short_factors, f.short_factors);
   EXPECT_EQ(s.orig_ctx, 512);
   EXPECT_NEAR(rope_attn_factor(s), f.attn_factor, 1e-9);
+  EXPECT_EQ(s.n_hat, 12);
   EXPECT_EQ(rope_table(s, 4096), rope_table(rs, 4096));
   EXPECT_EQ(rope_table(s, 100), rope_table(rs, 100));
+  EXPECT_EQ(rope_table(s, 4096).n_hat, 12);
+  EXPECT_EQ(rope_table(s, 100).attn_factor, 1.0f);  // the short list's attention factor
+  EXPECT_NEAR(rope_table(s, 4096).attn_factor, f.attn_factor, 1e-6);
+  // The file itself round-trips every field.
+  const LongRopeFactors back = read_longrope_factors(fj);
+  EXPECT_EQ(back.n_hat, 12);
+  EXPECT_EQ(back.short_attn_factor, f.short_attn_factor);
+  EXPECT_EQ(back.long_factors, f.long_factors);
+  EXPECT_EQ(back.short_factors, f.short_factors);
+  EXPECT_NEAR(back.attn_factor, f.attn_factor, 1e-12);
+  EXPECT_EQ(back.orig_ctx, 512);
+  EXPECT_EQ(back.target, 4096);
+  // Without short_attention_factor the attention factor applies at every length.
+  nlohmann::json old = longrope_factors_json(f);
+  old.erase("short_attention_factor");
+  EXPECT_FALSE(longrope_factors_from_json(old, "old").short_attn_factor.has_value());
+  old["n_hat"] = -1;
+  EXPECT_THROW(longrope_factors_from_json(old, "bad"), Error);
 
   const nlohmann::json hf = longrope_hf_config(f);
   EXPECT_EQ(hf["rope_scaling"]["rope_type"], "longrope");
   EXPECT_EQ(hf["rope_scaling"]["original_max_position_embeddings"], 512);
   EXPECT_EQ(hf["rope_scaling"]["long_factor"].size(), 4u);
+  EXPECT_EQ(hf["rope_scaling"]["short_mscale"], 1.0);
+  EXPECT_NEAR(hf["rope_scaling"]["long_mscale"].get<double>(), f.attn_factor, 1e-12);
+  EXPECT_EQ(hf["rope_scaling"]["n_hat"], 12);
+  // The entry read back as a config.json gives the same tables.
+  RopeSettings h = rope_defaults(8, RopeLayout::Adjacent);
+  rope_apply_hf_config_text(h, hf.dump(), "config.json");
+  EXPECT_EQ(h.n_hat, 12);
+  EXPECT_EQ(rope_table(h, 4096), rope_table(rs, 4096));
+  EXPECT_EQ(rope_table(h, 100), rope_table(rs, 100));
 
   LongRopeFactors bad = f;
   bad.long_factors.push_back(2.0f);
@@ -366,6 +401,54 @@ TEST(LongRopeCli, SearchResumeApplyAndRunTheWrittenModel) {
           test::longctx_binary() + " ppl -m " + kStories + ppl + " --rope-factors " + f, &b, false),
       0);
   EXPECT_EQ(nlohmann::json::parse(a)["ppl"], nlohmann::json::parse(b)["ppl"]);
+}
+
+// --start-tokens: n_hat searched with the factors (from LongRoPE's candidates), recorded in the
+// factors file and carried to the written model; without it n_hat stays 0.
+TEST(LongRopeCli, StartTokensSearchesAndRecordsNHat) {
+  const std::string dir = test::temp_dir();
+  const std::string text = dir + "/t.txt", f = dir + "/f.json", gguf = dir + "/ext.gguf";
+  std::string out;
+  ASSERT_EQ(test::run_command(test::longctx_binary() + " sample-text -m " + kStories + " -o " +
+                                  text + " --tokens 1500 --seed 3 --max-doc 256",
+                              &out),
+            0)
+      << out;
+  const std::string search = test::longctx_binary() + " rope-search -m " + kStories + " -f " +
+                             text + " -t 2 --orig-ctx 128 --target 512 --population 8 " +
+                             "--parents 4 --mutations 4 --crossovers 2 --iterations 2 " +
+                             "--documents 1 --seed 4 --start-tokens -o " + f;
+  ASSERT_EQ(test::run_command(search, &out), 0) << out;
+  const nlohmann::json j = read_json(f);
+  const auto& choices = longrope_n_hat_choices();
+  const int64_t n_hat = j.at("n_hat").get<int64_t>();
+  EXPECT_NE(std::find(choices.begin(), choices.end(), n_hat), choices.end()) << n_hat;
+  EXPECT_NE(j["search"]["command"].get<std::string>().find("--start-tokens"), std::string::npos);
+  EXPECT_EQ(j["short_attention_factor"], 1.0);
+  // The search tried leading positions left unscaled (the log's genomes), and the best genome's
+  // n_hat is the file's.
+  const nlohmann::json log = read_json(f + ".log.json");
+  std::set<int64_t> tried;
+  double best = 1e300;
+  int64_t best_n_hat = -1;
+  for (const auto& rec : log.at("records")) {
+    tried.insert(rec.at("n_hat").get<int64_t>());
+    if (rec.contains("fitness") && rec["fitness"].get<double>() < best) {
+      best = rec["fitness"].get<double>();
+      best_n_hat = rec["n_hat"].get<int64_t>();
+    }
+  }
+  EXPECT_GT(tried.size(), 1u);
+  EXPECT_EQ(best_n_hat, n_hat);
+  EXPECT_TRUE(log.at("bounds").at("search_n_hat").get<bool>());
+
+  ASSERT_EQ(test::run_command(test::longctx_binary() + " rope-apply -m " + kStories +
+                                  " --factors " + f + " -o " + gguf,
+                              &out),
+            0)
+      << out;
+  const RopeSettings rs = rope_from_gguf(*GgufFile::open(gguf), "llama", 8, RopeLayout::Adjacent);
+  EXPECT_EQ(rs.n_hat, n_hat);
 }
 
 }  // namespace
