@@ -449,6 +449,25 @@ TEST(LongRopeCli, StartTokensSearchesAndRecordsNHat) {
       << out;
   const RopeSettings rs = rope_from_gguf(*GgufFile::open(gguf), "llama", 8, RopeLayout::Adjacent);
   EXPECT_EQ(rs.n_hat, n_hat);
+
+  // A --from file's n_hat seeds the search, on the candidates (10 -> 8).
+  nlohmann::json from = j;
+  from["n_hat"] = 10;
+  const std::string ff = dir + "/from.json", f2 = dir + "/f2.json";
+  write_json_file(ff, from);
+  ASSERT_EQ(
+      test::run_command(test::longctx_binary() + " rope-search -m " + kStories + " -f " + text +
+                            " -t 2 --orig-ctx 128 --target 512 --population 4 " +
+                            "--parents 2 --mutations 1 --crossovers 1 --iterations 1 " +
+                            "--documents 1 --seed 4 --start-tokens --from " + ff + " -o " + f2,
+                        &out),
+      0)
+      << out;
+  const nlohmann::json seeds = read_json(f2 + ".log.json").at("seeds");
+  bool seeded = false;
+  for (const auto& sd : seeds)
+    if (sd.at("name") == "from") seeded = sd.at("genome").at("n_hat") == 8;
+  EXPECT_TRUE(seeded) << seeds.dump();
 }
 
 }  // namespace

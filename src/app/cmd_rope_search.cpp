@@ -1,5 +1,6 @@
 // longctx rope-search: the LongRoPE factor search (docs/longrope.md) on a model and a text,
 // writing FACTORS.json for --rope-factors and rope-apply.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -91,8 +92,15 @@ void run(Opts& o) {
   const double short_attn = from && from->short_attn_factor ? *from->short_attn_factor : 1.0;
 
   std::vector<std::pair<std::string, eval::RopeGenome>> seeds;
+  // A --from file's n_hat, on LongRoPE's candidates (the largest not above it).
+  auto snap_n_hat = [&](int64_t n_hat) {
+    int64_t out = 0;
+    for (int64_t c : eval::longrope_n_hat_choices())
+      if (c <= n_hat) out = std::max(out, c);
+    return o.start_tokens ? out : int64_t{0};
+  };
   auto seed = [&](const std::string& name, const std::vector<double>& f, int64_t n_hat = 0) {
-    eval::RopeGenome g = eval::snap_genome(f, b, o.start_tokens ? n_hat : 0);
+    eval::RopeGenome g = eval::snap_genome(f, b, snap_n_hat(n_hat));
     for (const auto& [n, s2] : seeds)
       if (s2 == g) return;
     seeds.emplace_back(name, g);
