@@ -221,6 +221,44 @@ TEST(LongRopeSearch, BudgetStopsWithTheBestSoFar) {
   EXPECT_LT(static_cast<int64_t>(r.history.size()), 12 + 6 * 8);
 }
 
+// With n_hat searched, each iteration tries the best parent's factors with every n_hat candidate:
+// a fitness whose optimum needs n_hat 64 finds it, every genome is new and valid, and the count
+// stays within total_candidates().
+TEST(LongRopeSearch, NHatStepTriesTheBestParentWithEveryCandidate) {
+  class NHatFitness : public SyntheticFitness {
+   public:
+    NHatFitness() : SyntheticFitness(2) {}
+    double score(const RopeGenome& g, int64_t doc) override {
+      return SyntheticFitness::score(g, doc) + (g.n_hat == 64 ? 0.0 : 0.5);
+    }
+  };
+  const GenomeBounds b = bounds(1000, true);
+  NHatFitness f;
+  RopeSearch search(small_settings(3), b, seeds4(b));
+  const RopeSearchResult r = search.run(f);
+  EXPECT_EQ(r.best.genome.n_hat, 64);
+  EXPECT_LE(static_cast<int64_t>(r.history.size()), search.total_candidates());
+  EXPECT_EQ(search.total_candidates(), 12 + 6 * (8 + 13));
+  const std::vector<std::string> k = keys(r);
+  EXPECT_EQ(std::set<std::string>(k.begin(), k.end()).size(), k.size());
+  std::map<int64_t, std::set<std::vector<int>>> n_hat_tries;  // iteration -> factor vectors
+  int64_t n_hat_step = 0;
+  for (const auto& h : r.history) {
+    EXPECT_TRUE(genome_valid(h.genome, b)) << h.genome.key();
+    if (h.origin == "n_hat") {
+      ++n_hat_step;
+      n_hat_tries[h.iteration].insert(h.genome.f);
+    }
+  }
+  EXPECT_GT(n_hat_step, 0);
+  for (const auto& [it, fs] : n_hat_tries) EXPECT_EQ(fs.size(), 1u) << "iteration " << it;
+  // Without n_hat searched there is no such step.
+  SyntheticFitness plain(2);
+  for (const auto& h :
+       RopeSearch(small_settings(3), bounds(1000), seeds4(bounds(1000))).run(plain).history)
+    EXPECT_NE(h.origin, "n_hat");
+}
+
 const std::string kStories = shared_path("models/stories260K.gguf");
 
 TEST(LongRopeSearch, TinySearchOnStoriesImprovesOnTheSeeds) {
