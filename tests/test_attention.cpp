@@ -494,6 +494,47 @@ TEST(KvType, FullMemoryReRotatesStoredKeysOfEveryType) {
   }
 }
 
+// The same with LongRoPE's n_hat: keys below it were rotated with the unscaled table and stay so
+// when the table changes; the rest are re-rotated.
+TEST(KvType, FullMemoryReRotationKeepsTheUnscaledLeadingPositions) {
+  std::mt19937 rng(31);
+  MemoryDims md;
+  md.n_layer = 1;
+  md.attn = AttnDims{4, 2, 32, 1.0f / std::sqrt(32.0f)};
+  auto table = [](float factor, float attn, int64_t n_hat) {
+    RopeTable t;
+    t.dim = 32;
+    t.attn_factor = attn;
+    t.n_hat = n_hat;
+    for (int i = 0; i < 16; ++i) {
+      const float th = std::pow(10000.0f, -2.0f * i / 32);
+      t.inv_freq.push_back(th / (1.0f + (factor - 1.0f) * static_cast<float>(i) / 15.0f));
+      if (n_hat > 0) t.start_inv_freq.push_back(th);
+    }
+    return t;
+  };
+  const int64_t n1 = 40, n2 = 3, n = n1 + n2, kw = 64, qw = 128;
+  const auto q = randv(n * qw, rng), k = randv(n * kw, rng), v = randv(n * kw, rng);
+  auto run = [&](KvType t, const RopeTable& a, const RopeTable& b) {
+    FullMemory mem(md, 0, t);
+    std::vector<float> qa = q, out(n2 * qw), scratch(n1 * qw);
+    MemoryStep s1{0, n1, &a}, s2{n1, n2, &b};
+    mem.attend(0, s1, qa.data(), k.data(), v.data(), scratch.data());
+    mem.commit(s1);
+    mem.attend(0, s2, qa.data() + n1 * qw, k.data() + n1 * kw, v.data() + n1 * kw, out.data());
+    return out;
+  };
+  const RopeTable s16 = table(1, 1, 16), l16 = table(6, 1.2f, 16);
+  const auto ref = run(KvType::F32, l16, l16);
+  ASSERT_GT(max_rel_diff(run(KvType::F32, table(6, 1.2f, 0), table(6, 1.2f, 0)), ref), 0.01);
+  for (KvType t : {KvType::F32, KvType::F16}) {
+    SCOPED_TRACE(kv_type_name(t));
+    EXPECT_LT(max_rel_diff(run(t, s16, l16), ref), kv_tolerance(t));
+  }
+  // Tables with different n_hat cannot be turned into one another.
+  EXPECT_THROW(run(KvType::F32, table(1, 1, 0), l16), Error);
+}
+
 TEST(KvType, Q8_0NeedsHeadDimMultipleOf32AndOtherPoliciesRefuseIt) {
   MemoryDims md;
   md.n_layer = 1;

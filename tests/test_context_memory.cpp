@@ -36,9 +36,10 @@ double max_rel_diff(const float* a, const float* b, int64_t n) {
 
 // Logits of every token with the given memory configuration.
 std::vector<std::vector<float>> run(const std::shared_ptr<const Model>& m, const MemoryConfig& mc,
-                                    const std::vector<int32_t>& toks, int64_t batch) {
+                                    const std::vector<int32_t>& toks, int64_t batch,
+                                    const RopeSettings* rope = nullptr) {
   SessionOptions so;
-  so.rope = m->rope();
+  so.rope = rope ? *rope : m->rope();
   so.memory = mc;
   so.batch = batch;
   Session s(m, so);
@@ -90,6 +91,50 @@ TEST(ContextMemory, StreamingWithWindowCoveringEverythingEqualsFullAttention) {
   for (size_t i = 0; i < toks.size(); ++i)
     ASSERT_LT(max_rel_diff(got[i].data(), ref[i].data(), static_cast<int64_t>(ref[i].size())),
               1e-4);
+}
+
+// LongRoPE with n_hat and a short-list attention factor, the sequence crossing the original
+// context (short -> long list): every memory rotates the same positions with the same tables, so
+// with everything visible streaming and InfLLM equal full attention (which re-rotates its cached
+// keys), and n_hat changes the result.
+TEST(ContextMemory, LongRopeNHatAcrossTheSwitchEqualsFullAttention) {
+  auto m = Model::load(test::shared_path("models/stories260K.gguf"));
+  const auto toks = some_tokens(200);
+  RopeSettings r = m->rope();
+  r.method = RopeMethod::LongRope;
+  r.orig_ctx = 64;
+  r.max_pos = 512;
+  r.short_factors.assign(static_cast<size_t>(r.dim / 2), 1.0f);
+  r.long_factors.clear();
+  for (int i = 0; i < r.dim / 2; ++i) r.long_factors.push_back(1.0f + 2.0f * static_cast<float>(i));
+  r.short_attn_factor = 1.0;
+  RopeSettings no_hat = r;
+  r.n_hat = 8;
+  MemoryConfig full;
+  const auto ref = run(m, full, toks, 24, &r);
+  const auto ref0 = run(m, full, toks, 24, &no_hat);
+  EXPECT_GT(
+      max_rel_diff(ref0.back().data(), ref.back().data(), static_cast<int64_t>(ref.back().size())),
+      1e-3);
+  MemoryConfig st;
+  st.policy = MemoryPolicy::Streaming;
+  st.ctx.n_local = 256;
+  st.ctx.n_init = 4;
+  st.ctx.exec_block = 24;
+  MemoryConfig inf;
+  inf.policy = MemoryPolicy::InfLLM;
+  inf.ctx.n_local = 256;
+  inf.ctx.n_init = 4;
+  inf.ctx.block_size = 32;
+  inf.ctx.topk = 64;
+  inf.ctx.exec_block = 24;
+  for (const MemoryConfig* mc : {&st, &inf}) {
+    const auto got = run(m, *mc, toks, 24, &r);
+    for (size_t i = 0; i < toks.size(); ++i)
+      ASSERT_LT(max_rel_diff(got[i].data(), ref[i].data(), static_cast<int64_t>(ref[i].size())),
+                1e-4)
+          << "token " << i;
+  }
 }
 
 TEST(ContextMemory, FarPastTheTrainedContextLogitsStayFinite) {
@@ -169,57 +214,76 @@ TEST(ContextMemory, BlockFormationSinksAndRemainder) {
 }
 
 // Recomputes one decoding step by hand: local keys at their distances, every other key unrotated
-// and seen from position n_local - 1, one softmax over all of them.
+// and seen from position n_local - 1, one softmax over all of them. Also with an attention factor
+// m, and with LongRoPE's n_hat: unrotated keys count as keys at position 0, which below n_hat
+// carry no attention factor (global logits m * 1), and without n_hat do (m * m).
 TEST(ContextMemory, InfllmPositionsAndOneSoftmax) {
-  Fixture f;
-  f.md.attn = AttnDims{1, 1, 8, 0.35f};
-  f.o.topk = 2;
-  ContextMemory mem(f.md, f.o);
-  std::mt19937 rng(5);
-  const int64_t n = 17;
-  auto q = randv(n * 8, rng), k = randv(n * 8, rng), v = randv(n * 8, rng);
-  std::vector<float> out(8);
-  for (int64_t t = 0; t < n; ++t) {
-    MemoryStep s{t, 1, &f.rt};
-    std::vector<float> qt(q.begin() + t * 8, q.begin() + (t + 1) * 8);
-    mem.attend(0, s, qt.data(), k.data() + t * 8, v.data() + t * 8, out.data());
-    mem.commit(s);
-  }
-  const auto st = mem.stats(0);
-  ASSERT_EQ(st.last_selected.size(), 2u);
-  // Which tokens are where after the last step (t = 16): sinks 0,1; blocks of 3 from token 2.
-  const int64_t last = n - 1, rem0 = 2 + 3 * st.n_blocks;
-  std::vector<std::pair<int64_t, bool>> keys;  // (token, local?)
-  for (int64_t t = 0; t < 2; ++t) keys.push_back({t, false});
-  for (int64_t b : st.last_selected)
-    for (int64_t t = 2 + 3 * b; t < 5 + 3 * b; ++t) keys.push_back({t, false});
-  for (int64_t t = rem0; t <= last; ++t) keys.push_back({t, last - t < 4});
-  auto rot = [&](const float* x, double pos) {
-    std::vector<float> y(x, x + 8);
-    for (int i = 0; i < 4; ++i) {
-      const double a = pos * f.rt.inv_freq[i];
-      const float c = static_cast<float>(std::cos(a)), s = static_cast<float>(std::sin(a));
-      y[2 * i] = x[2 * i] * c - x[2 * i + 1] * s;
-      y[2 * i + 1] = x[2 * i] * s + x[2 * i + 1] * c;
+  for (int variant = 0; variant < 3; ++variant) {
+    SCOPED_TRACE("variant " + std::to_string(variant));
+    Fixture f;
+    f.md.attn = AttnDims{1, 1, 8, 0.35f};
+    f.o.topk = 2;
+    if (variant > 0) {
+      f.rt.attn_factor = 1.3f;
+      for (float& x : f.rt.inv_freq) x *= 0.5f;
     }
-    return y;
-  };
-  std::vector<double> logit;
-  for (const auto& [t, local] : keys) {
-    const auto qq = local ? rot(q.data() + last * 8, double(last)) : rot(q.data() + last * 8, 3.0);
-    const auto kk = local ? rot(k.data() + t * 8, double(t))
-                          : std::vector<float>(k.data() + t * 8, k.data() + t * 8 + 8);
-    double dot = 0;
-    for (int e = 0; e < 8; ++e) dot += double(qq[e]) * kk[e];
-    logit.push_back(dot * 0.35);
+    if (variant == 2) {
+      f.rt.n_hat = 2;
+      for (float x : f.rt.inv_freq) f.rt.start_inv_freq.push_back(2.0f * x);
+    }
+    const RopeTable& rt = f.rt;
+    ContextMemory mem(f.md, f.o);
+    std::mt19937 rng(5);
+    const int64_t n = 17;
+    auto q = randv(n * 8, rng), k = randv(n * 8, rng), v = randv(n * 8, rng);
+    std::vector<float> out(8);
+    for (int64_t t = 0; t < n; ++t) {
+      MemoryStep s{t, 1, &f.rt};
+      std::vector<float> qt(q.begin() + t * 8, q.begin() + (t + 1) * 8);
+      mem.attend(0, s, qt.data(), k.data() + t * 8, v.data() + t * 8, out.data());
+      mem.commit(s);
+    }
+    const auto st = mem.stats(0);
+    ASSERT_EQ(st.last_selected.size(), 2u);
+    // Which tokens are where after the last step (t = 16): sinks 0,1; blocks of 3 from token 2.
+    const int64_t last = n - 1, rem0 = 2 + 3 * st.n_blocks;
+    std::vector<std::pair<int64_t, bool>> keys;  // (token, local?)
+    for (int64_t t = 0; t < 2; ++t) keys.push_back({t, false});
+    for (int64_t b : st.last_selected)
+      for (int64_t t = 2 + 3 * b; t < 5 + 3 * b; ++t) keys.push_back({t, false});
+    for (int64_t t = rem0; t <= last; ++t) keys.push_back({t, last - t < 4});
+    auto rot = [&](const float* x, double pos) {
+      const bool start = pos < static_cast<double>(rt.n_hat);
+      const double m = start ? 1.0 : rt.attn_factor;
+      std::vector<float> y(x, x + 8);
+      for (int i = 0; i < 4; ++i) {
+        const double a = pos * (start ? rt.start_inv_freq[i] : rt.inv_freq[i]);
+        const float c = static_cast<float>(m * std::cos(a)),
+                    s = static_cast<float>(m * std::sin(a));
+        y[2 * i] = x[2 * i] * c - x[2 * i + 1] * s;
+        y[2 * i + 1] = x[2 * i] * s + x[2 * i + 1] * c;
+      }
+      return y;
+    };
+    const double key_factor = rt.n_hat > 0 ? 1.0 : rt.attn_factor;
+    std::vector<double> logit;
+    for (const auto& [t, local] : keys) {
+      const auto qq =
+          local ? rot(q.data() + last * 8, double(last)) : rot(q.data() + last * 8, 3.0);
+      const auto kk = local ? rot(k.data() + t * 8, double(t))
+                            : std::vector<float>(k.data() + t * 8, k.data() + t * 8 + 8);
+      double dot = 0;
+      for (int e = 0; e < 8; ++e) dot += double(qq[e]) * kk[e];
+      logit.push_back(dot * 0.35 * (local ? 1.0 : key_factor));
+    }
+    const double mx = *std::max_element(logit.begin(), logit.end());
+    double sum = 0;
+    for (auto& x : logit) sum += (x = std::exp(x - mx));
+    std::vector<double> ref(8, 0.0);
+    for (size_t j = 0; j < keys.size(); ++j)
+      for (int e = 0; e < 8; ++e) ref[e] += logit[j] / sum * v[keys[j].first * 8 + e];
+    for (int e = 0; e < 8; ++e) EXPECT_NEAR(out[e], ref[e], 1e-5);
   }
-  const double mx = *std::max_element(logit.begin(), logit.end());
-  double sum = 0;
-  for (auto& x : logit) sum += (x = std::exp(x - mx));
-  std::vector<double> ref(8, 0.0);
-  for (size_t j = 0; j < keys.size(); ++j)
-    for (int e = 0; e < 8; ++e) ref[e] += logit[j] / sum * v[keys[j].first * 8 + e];
-  for (int e = 0; e < 8; ++e) EXPECT_NEAR(out[e], ref[e], 1e-5);
 }
 
 TEST(ContextMemory, RetrievalPicksTheBlockMostAlignedWithTheQuery) {

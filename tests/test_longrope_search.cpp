@@ -4,6 +4,7 @@
 // setting; the progressive rescale formula.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -220,6 +221,44 @@ TEST(LongRopeSearch, BudgetStopsWithTheBestSoFar) {
   EXPECT_LT(static_cast<int64_t>(r.history.size()), 12 + 6 * 8);
 }
 
+// With n_hat searched, each iteration tries the best parent's factors with every n_hat candidate:
+// a fitness whose optimum needs n_hat 64 finds it, every genome is new and valid, and the count
+// stays within total_candidates().
+TEST(LongRopeSearch, NHatStepTriesTheBestParentWithEveryCandidate) {
+  class NHatFitness : public SyntheticFitness {
+   public:
+    NHatFitness() : SyntheticFitness(2) {}
+    double score(const RopeGenome& g, int64_t doc) override {
+      return SyntheticFitness::score(g, doc) + (g.n_hat == 64 ? 0.0 : 0.5);
+    }
+  };
+  const GenomeBounds b = bounds(1000, true);
+  NHatFitness f;
+  RopeSearch search(small_settings(3), b, seeds4(b));
+  const RopeSearchResult r = search.run(f);
+  EXPECT_EQ(r.best.genome.n_hat, 64);
+  EXPECT_LE(static_cast<int64_t>(r.history.size()), search.total_candidates());
+  EXPECT_EQ(search.total_candidates(), 12 + 6 * (8 + 13));
+  const std::vector<std::string> k = keys(r);
+  EXPECT_EQ(std::set<std::string>(k.begin(), k.end()).size(), k.size());
+  std::map<int64_t, std::set<std::vector<int>>> n_hat_tries;  // iteration -> factor vectors
+  int64_t n_hat_step = 0;
+  for (const auto& h : r.history) {
+    EXPECT_TRUE(genome_valid(h.genome, b)) << h.genome.key();
+    if (h.origin == "n_hat") {
+      ++n_hat_step;
+      n_hat_tries[h.iteration].insert(h.genome.f);
+    }
+  }
+  EXPECT_GT(n_hat_step, 0);
+  for (const auto& [it, fs] : n_hat_tries) EXPECT_EQ(fs.size(), 1u) << "iteration " << it;
+  // Without n_hat searched there is no such step.
+  SyntheticFitness plain(2);
+  for (const auto& h :
+       RopeSearch(small_settings(3), bounds(1000), seeds4(bounds(1000))).run(plain).history)
+    EXPECT_NE(h.origin, "n_hat");
+}
+
 const std::string kStories = shared_path("models/stories260K.gguf");
 
 TEST(LongRopeSearch, TinySearchOnStoriesImprovesOnTheSeeds) {
@@ -268,8 +307,10 @@ TEST(LongRopeFactors, GgufRoundTripsAndTheSettingReadsTheFile) {
   f.long_factors = {1.0f, 1.5f, 6.25f, 9.0f};
   f.short_factors = {1.0f, 1.0f, 1.1f, 1.2f};
   f.attn_factor = 1.1547;
+  f.short_attn_factor = 1.0;
   f.orig_ctx = 512;
   f.target = 4096;
+  f.n_hat = 12;
   const std::string dir = test::temp_dir();
   const std::string out = dir + "/ext.gguf";
   write_longrope_gguf(kStories, f, out);
@@ -285,6 +326,10 @@ TEST(LongRopeFactors, GgufRoundTripsAndTheSettingReadsTheFile) {
   ASSERT_TRUE(rs.attn_factor.has_value());
   EXPECT_NEAR(*rs.attn_factor, f.attn_factor, 1e-6);
   EXPECT_EQ(rs.orig_ctx, 512);
+  EXPECT_EQ(rs.n_hat, 12);
+  ASSERT_TRUE(rs.short_attn_factor.has_value());
+  EXPECT_NEAR(*rs.short_attn_factor, 1.0, 1e-7);
+  EXPECT_EQ(g->get_int("longctx.rope.scaling.n_hat"), 12);
   // The model runs from the written file with the same table as the factors file gives.
   const auto m2 = Model::load(out);
   EXPECT_EQ(m2->hparams().n_layer, Model::load(kStories)->hparams().n_layer);
@@ -300,13 +345,41 @@ TEST(LongRopeFactors, GgufRoundTripsAndTheSettingReadsTheFile) {
   EXPECT_EQ(s.short_factors, f.short_factors);
   EXPECT_EQ(s.orig_ctx, 512);
   EXPECT_NEAR(rope_attn_factor(s), f.attn_factor, 1e-9);
+  EXPECT_EQ(s.n_hat, 12);
   EXPECT_EQ(rope_table(s, 4096), rope_table(rs, 4096));
   EXPECT_EQ(rope_table(s, 100), rope_table(rs, 100));
+  EXPECT_EQ(rope_table(s, 4096).n_hat, 12);
+  EXPECT_EQ(rope_table(s, 100).attn_factor, 1.0f);  // the short list's attention factor
+  EXPECT_NEAR(rope_table(s, 4096).attn_factor, f.attn_factor, 1e-6);
+  // The file itself round-trips every field.
+  const LongRopeFactors back = read_longrope_factors(fj);
+  EXPECT_EQ(back.n_hat, 12);
+  EXPECT_EQ(back.short_attn_factor, f.short_attn_factor);
+  EXPECT_EQ(back.long_factors, f.long_factors);
+  EXPECT_EQ(back.short_factors, f.short_factors);
+  EXPECT_NEAR(back.attn_factor, f.attn_factor, 1e-12);
+  EXPECT_EQ(back.orig_ctx, 512);
+  EXPECT_EQ(back.target, 4096);
+  // Without short_attention_factor the attention factor applies at every length.
+  nlohmann::json old = longrope_factors_json(f);
+  old.erase("short_attention_factor");
+  EXPECT_FALSE(longrope_factors_from_json(old, "old").short_attn_factor.has_value());
+  old["n_hat"] = -1;
+  EXPECT_THROW(longrope_factors_from_json(old, "bad"), Error);
 
   const nlohmann::json hf = longrope_hf_config(f);
   EXPECT_EQ(hf["rope_scaling"]["rope_type"], "longrope");
   EXPECT_EQ(hf["rope_scaling"]["original_max_position_embeddings"], 512);
   EXPECT_EQ(hf["rope_scaling"]["long_factor"].size(), 4u);
+  EXPECT_EQ(hf["rope_scaling"]["short_mscale"], 1.0);
+  EXPECT_NEAR(hf["rope_scaling"]["long_mscale"].get<double>(), f.attn_factor, 1e-12);
+  EXPECT_EQ(hf["rope_scaling"]["n_hat"], 12);
+  // The entry read back as a config.json gives the same tables.
+  RopeSettings h = rope_defaults(8, RopeLayout::Adjacent);
+  rope_apply_hf_config_text(h, hf.dump(), "config.json");
+  EXPECT_EQ(h.n_hat, 12);
+  EXPECT_EQ(rope_table(h, 4096), rope_table(rs, 4096));
+  EXPECT_EQ(rope_table(h, 100), rope_table(rs, 100));
 
   LongRopeFactors bad = f;
   bad.long_factors.push_back(2.0f);
@@ -366,6 +439,73 @@ TEST(LongRopeCli, SearchResumeApplyAndRunTheWrittenModel) {
           test::longctx_binary() + " ppl -m " + kStories + ppl + " --rope-factors " + f, &b, false),
       0);
   EXPECT_EQ(nlohmann::json::parse(a)["ppl"], nlohmann::json::parse(b)["ppl"]);
+}
+
+// --start-tokens: n_hat searched with the factors (from LongRoPE's candidates), recorded in the
+// factors file and carried to the written model; without it n_hat stays 0.
+TEST(LongRopeCli, StartTokensSearchesAndRecordsNHat) {
+  const std::string dir = test::temp_dir();
+  const std::string text = dir + "/t.txt", f = dir + "/f.json", gguf = dir + "/ext.gguf";
+  std::string out;
+  ASSERT_EQ(test::run_command(test::longctx_binary() + " sample-text -m " + kStories + " -o " +
+                                  text + " --tokens 1500 --seed 3 --max-doc 256",
+                              &out),
+            0)
+      << out;
+  const std::string search = test::longctx_binary() + " rope-search -m " + kStories + " -f " +
+                             text + " -t 2 --orig-ctx 128 --target 512 --population 8 " +
+                             "--parents 4 --mutations 4 --crossovers 2 --iterations 2 " +
+                             "--documents 1 --seed 4 --start-tokens -o " + f;
+  ASSERT_EQ(test::run_command(search, &out), 0) << out;
+  const nlohmann::json j = read_json(f);
+  const auto& choices = longrope_n_hat_choices();
+  const int64_t n_hat = j.at("n_hat").get<int64_t>();
+  EXPECT_NE(std::find(choices.begin(), choices.end(), n_hat), choices.end()) << n_hat;
+  EXPECT_NE(j["search"]["command"].get<std::string>().find("--start-tokens"), std::string::npos);
+  EXPECT_EQ(j["short_attention_factor"], 1.0);
+  // The search tried leading positions left unscaled (the log's genomes), and the best genome's
+  // n_hat is the file's.
+  const nlohmann::json log = read_json(f + ".log.json");
+  std::set<int64_t> tried;
+  double best = 1e300;
+  int64_t best_n_hat = -1;
+  for (const auto& rec : log.at("records")) {
+    tried.insert(rec.at("n_hat").get<int64_t>());
+    if (rec.contains("fitness") && rec["fitness"].get<double>() < best) {
+      best = rec["fitness"].get<double>();
+      best_n_hat = rec["n_hat"].get<int64_t>();
+    }
+  }
+  EXPECT_GT(tried.size(), 1u);
+  EXPECT_EQ(best_n_hat, n_hat);
+  EXPECT_TRUE(log.at("bounds").at("search_n_hat").get<bool>());
+
+  ASSERT_EQ(test::run_command(test::longctx_binary() + " rope-apply -m " + kStories +
+                                  " --factors " + f + " -o " + gguf,
+                              &out),
+            0)
+      << out;
+  const RopeSettings rs = rope_from_gguf(*GgufFile::open(gguf), "llama", 8, RopeLayout::Adjacent);
+  EXPECT_EQ(rs.n_hat, n_hat);
+
+  // A --from file's n_hat seeds the search, on the candidates (10 -> 8).
+  nlohmann::json from = j;
+  from["n_hat"] = 10;
+  const std::string ff = dir + "/from.json", f2 = dir + "/f2.json";
+  write_json_file(ff, from);
+  ASSERT_EQ(
+      test::run_command(test::longctx_binary() + " rope-search -m " + kStories + " -f " + text +
+                            " -t 2 --orig-ctx 128 --target 512 --population 4 " +
+                            "--parents 2 --mutations 1 --crossovers 1 --iterations 1 " +
+                            "--documents 1 --seed 4 --start-tokens --from " + ff + " -o " + f2,
+                        &out),
+      0)
+      << out;
+  const nlohmann::json seeds = read_json(f2 + ".log.json").at("seeds");
+  bool seeded = false;
+  for (const auto& sd : seeds)
+    if (sd.at("name") == "from") seeded = sd.at("genome").at("n_hat") == 8;
+  EXPECT_TRUE(seeded) << seeds.dump();
 }
 
 }  // namespace

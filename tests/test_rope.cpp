@@ -310,6 +310,93 @@ TEST(Rope, DependsOnLength) {
   EXPECT_NE(rope_table(s, 2048), rope_table(s, 2049));
 }
 
+// LongRoPE with n_hat: RoPE_i(n) = n * theta_i * I(lambda_i, n_hat), I = 1 below n_hat (original
+// frequencies, no attention factor) and 1 / lambda_i from n_hat on (times the attention factor).
+// Every position's cos / sin and a rotated vector against that formula in double.
+TEST(Rope, LongRopeNHatLeavesTheLeadingPositionsUnscaled) {
+  for (RopeLayout layout : {RopeLayout::Adjacent, RopeLayout::SplitHalf})
+    for (int64_t n_hat : {int64_t{0}, int64_t{1}, int64_t{4}, int64_t{32}}) {
+      const int d = 16;
+      const double b = 1e4;
+      const int64_t l0 = 64;
+      RopeSettings s = settings(RopeMethod::LongRope, d, b, 1.0, l0);
+      s.layout = layout;
+      s.max_pos = 8 * l0;
+      s.short_factors.assign(d / 2, 1.0f);
+      s.long_factors = ramp_list(d / 2, 1.0f, 10.0f);
+      s.n_hat = n_hat;
+      const double m = std::sqrt(1 + std::log(8.0) / std::log(static_cast<double>(l0)));
+      const RopeTable t = rope_table(s, 8 * l0);
+      EXPECT_EQ(t.n_hat, n_hat);
+      std::vector<float> cs(d / 2), sn(d / 2);
+      for (int64_t pos = 0; pos < 3 * n_hat + 5; ++pos) {
+        rope_cos_sin(t, static_cast<double>(pos), cs.data(), sn.data());
+        const bool start = pos < n_hat;
+        for (int i = 0; i < d / 2; ++i) {
+          const double a = static_cast<double>(pos) * theta(b, d, i) /
+                           (start ? 1.0 : static_cast<double>(s.long_factors[i]));
+          const double mm = start ? 1.0 : m;
+          ASSERT_NEAR(cs[i], std::cos(a) * mm, 2e-6) << "n_hat " << n_hat << " pos " << pos;
+          ASSERT_NEAR(sn[i], std::sin(a) * mm, 2e-6) << "n_hat " << n_hat << " pos " << pos;
+        }
+        EXPECT_EQ(rope_attn_factor_at(t, static_cast<double>(pos)), start ? 1.0f : t.attn_factor);
+      }
+      // rope_apply rotates each row by its own position's table.
+      const int64_t n_tok = 2 * n_hat + 3;
+      std::vector<float> x(static_cast<size_t>(n_tok * d));
+      for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37 * static_cast<double>(i)) + 0.1f;
+      std::vector<float> y = x;
+      rope_apply(t, y.data(), n_tok, d, 1, d, 0);
+      for (int64_t pos = 0; pos < n_tok; ++pos) {
+        const bool start = pos < n_hat;
+        for (int i = 0; i < d / 2; ++i) {
+          const double a = static_cast<double>(pos) * theta(b, d, i) /
+                           (start ? 1.0 : static_cast<double>(s.long_factors[i]));
+          const double mm = start ? 1.0 : m;
+          const size_t i0 = static_cast<size_t>(pos * d) +
+                            (layout == RopeLayout::Adjacent ? 2 * i : static_cast<size_t>(i));
+          const size_t i1 = layout == RopeLayout::Adjacent ? i0 + 1 : i0 + d / 2;
+          ASSERT_NEAR(y[i0], mm * (x[i0] * std::cos(a) - x[i1] * std::sin(a)), 1e-5);
+          ASSERT_NEAR(y[i1], mm * (x[i0] * std::sin(a) + x[i1] * std::cos(a)), 1e-5);
+        }
+      }
+    }
+  // n_hat needs LongRoPE's settings; the short list honours it as well.
+  RopeSettings s = settings(RopeMethod::LongRope, 8, 1e4, 1.0, 64);
+  s.short_factors = ramp_list(4, 1.0f, 2.0f);
+  s.long_factors = ramp_list(4, 1.0f, 4.0f);
+  s.n_hat = 8;
+  const RopeTable shrt = rope_table(s, 10);
+  EXPECT_EQ(shrt.n_hat, 8);
+  EXPECT_NEAR(shrt.start_inv_freq[3], theta(1e4, 8, 3), 1e-9);
+  EXPECT_NEAR(shrt.inv_freq[3], theta(1e4, 8, 3) / 2.0, 1e-9);
+}
+
+// A short-list attention factor applies at or below the original context, the long list's above.
+TEST(Rope, LongRopeShortListAttentionFactor) {
+  RopeSettings s = settings(RopeMethod::LongRope, 8, 1e4, 1.0, 512);
+  s.max_pos = 4096;
+  s.short_factors.assign(4, 1.0f);
+  s.long_factors = ramp_list(4, 1.0f, 4.0f);
+  const double m = std::sqrt(1 + std::log(8.0) / std::log(512.0));
+  EXPECT_NEAR(rope_table(s, 512).attn_factor, m, 1e-6);  // unset: one factor at every length
+  s.short_factors = s.long_factors;
+  EXPECT_FALSE(rope_depends_on_length(s));
+  s.short_attn_factor = 1.0;
+  EXPECT_TRUE(rope_depends_on_length(s));
+  EXPECT_EQ(rope_table(s, 1).attn_factor, 1.0f);
+  EXPECT_EQ(rope_table(s, 512).attn_factor, 1.0f);
+  EXPECT_NEAR(rope_table(s, 513).attn_factor, m, 1e-6);
+  s.attn_mult = 2.0;  // llama.cpp's yarn_attn_factor multiplies both
+  EXPECT_NEAR(rope_table(s, 512).attn_factor, 2.0, 1e-6);
+  EXPECT_NEAR(rope_table(s, 513).attn_factor, 2.0 * m, 1e-6);
+  // With short factors all ones and attention factor 1 the short table is plain RoPE.
+  s.attn_mult = 1.0;
+  s.short_factors.assign(4, 1.0f);
+  RopeSettings plain = settings(RopeMethod::None, 8, 1e4, 1.0, 512);
+  EXPECT_EQ(rope_table(s, 512), rope_table(plain, 512));
+}
+
 void expect_error(const RopeSettings& s, int64_t len, const std::string& needle) {
   try {
     rope_table(s, len);

@@ -34,7 +34,15 @@ void register_rope_apply(CLI::App& root) {
       eval::write_longrope_gguf(o->model, f, o->out);
       std::cerr << "wrote " << o->out << ": longrope, " << f.long_factors.size()
                 << " factors per list, attention factor " << f.attn_factor << ", original context "
-                << f.orig_ctx << ", context " << f.target << "\n";
+                << f.orig_ctx << ", context " << f.target;
+      if (f.short_attn_factor)
+        std::cerr << ", short-list attention factor " << *f.short_attn_factor
+                  << " (longctx.rope.scaling.short_attn_factor; llama.cpp applies " << f.attn_factor
+                  << " with both lists)";
+      if (f.n_hat > 0)
+        std::cerr << ", n_hat " << f.n_hat
+                  << " (longctx.rope.scaling.n_hat; llama.cpp has no such setting)";
+      std::cerr << "\n";
     }
     if (!o->hf_out.empty()) {
       const std::string text = eval::longrope_hf_config(f).dump(2);

@@ -1,5 +1,6 @@
 // longctx rope-search: the LongRoPE factor search (docs/longrope.md) on a model and a text,
 // writing FACTORS.json for --rope-factors and rope-apply.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -23,7 +24,7 @@ struct Opts {
   std::string file, out = "factors.json", from, resume, log, fitness = "ppl";
   int64_t target = 0, orig_ctx = 0, documents = 3;
   double max_factor = 0;
-  bool short_list = false, json = false, no_race = false;
+  bool short_list = false, json = false, no_race = false, start_tokens = false;
   eval::RopeSearchSettings s;
 };
 
@@ -41,6 +42,7 @@ std::string command_line(const Opts& o, int64_t target, int64_t l0, double max_f
        std::to_string(o.s.iterations) + " --seed " + std::to_string(o.s.seed) + " --documents " +
        std::to_string(o.documents) + " --fitness " + o.fitness;
   if (o.short_list) c += " --short";
+  if (o.start_tokens) c += " --start-tokens";
   if (!o.from.empty()) c += " --from " + o.from;
   if (o.no_race) c += " --no-race";
   if (o.s.budget_minutes > 0) {
@@ -65,6 +67,8 @@ void run(Opts& o) {
   if (!o.from.empty()) from = eval::read_longrope_factors(o.from);
   if (o.short_list && !from)
     fail("--short searches the short list that goes with a long one: give --from FACTORS.json");
+  if (o.short_list && o.start_tokens)
+    fail("--start-tokens searches n_hat with the long list; --short keeps the n_hat of --from");
 
   const int64_t target = o.target > 0 ? o.target : (o.short_list ? l0 : 4 * l0);
   if (o.short_list && target > l0)
@@ -81,11 +85,22 @@ void run(Opts& o) {
   eval::GenomeBounds b;
   b.lo = 100;
   b.hi = static_cast<int>(std::lround(max_factor * 100));
+  b.search_n_hat = o.start_tokens;
+  // The long list's attention factor; the short list runs with the --from file's short-list
+  // factor, else 1 (the model's own RoPE at or below L0).
   const double attn = o.short_list ? from->attn_factor : eval::longrope_attn_factor(target, l0);
+  const double short_attn = from && from->short_attn_factor ? *from->short_attn_factor : 1.0;
 
   std::vector<std::pair<std::string, eval::RopeGenome>> seeds;
-  auto seed = [&](const std::string& name, const std::vector<double>& f) {
-    eval::RopeGenome g = eval::snap_genome(f, b);
+  // A --from file's n_hat, on LongRoPE's candidates (the largest not above it).
+  auto snap_n_hat = [&](int64_t n_hat) {
+    int64_t out = 0;
+    for (int64_t c : eval::longrope_n_hat_choices())
+      if (c <= n_hat) out = std::max(out, c);
+    return o.start_tokens ? out : int64_t{0};
+  };
+  auto seed = [&](const std::string& name, const std::vector<double>& f, int64_t n_hat = 0) {
+    eval::RopeGenome g = eval::snap_genome(f, b, snap_n_hat(n_hat));
     for (const auto& [n, s2] : seeds)
       if (s2 == g) return;
     seeds.emplace_back(name, g);
@@ -104,7 +119,7 @@ void run(Opts& o) {
       std::vector<double> f = to_double(from->long_factors);
       if (from->target > from->orig_ctx && from->target != target && from->orig_ctx == l0)
         f = eval::rescale_factors(f, l0, from->target, target);
-      seed("from", f);
+      seed("from", f, from->n_hat);
     }
   }
   if (from && static_cast<int64_t>(from->long_factors.size()) != pairs)
@@ -117,8 +132,12 @@ void run(Opts& o) {
   st.orig_ctx = l0;
   st.target = target;
   st.attn_factor = attn;
+  st.short_attn_factor = short_attn;
   st.short_list = o.short_list;
-  if (from) st.other = from->long_factors;
+  if (from) {
+    st.other = from->long_factors;
+    st.other_n_hat = from->n_hat;
+  }
   std::unique_ptr<eval::RopeFitness> fitness;
   if (o.fitness == "ppl") {
     const Tokenizer& tok = l.model->tokenizer();
@@ -143,9 +162,10 @@ void run(Opts& o) {
     search.load_log(lj);
   }
   std::cerr << "rope-search: " << pairs << " factors in [1, " << max_factor << "], target "
-            << target << " (" << s << "x of " << l0 << "), attention factor " << attn << ", "
-            << fitness->documents() << " documents, fitness " << o.fitness << ", "
-            << search.total_candidates() << " candidates\n";
+            << target << " (" << s << "x of " << l0 << "), attention factor " << attn
+            << (o.start_tokens ? ", n_hat searched" : "") << ", " << fitness->documents()
+            << " documents, fitness " << o.fitness << ", " << search.total_candidates()
+            << " candidates\n";
   Progress prog("rope-search", search.total_candidates(), "candidates");
   const eval::RopeSearchResult r = search.run(
       *fitness,
@@ -176,8 +196,9 @@ void run(Opts& o) {
     out.target = target;
   }
   out.attn_factor = attn;
+  out.short_attn_factor = short_attn;
   out.orig_ctx = l0;
-  out.n_hat = r.best.genome.n_hat;
+  out.n_hat = o.short_list ? from->n_hat : r.best.genome.n_hat;
   nlohmann::json seeds_j = nlohmann::json::object();
   for (const auto& h : r.history)
     if (h.origin.rfind("seed:", 0) == 0) seeds_j[h.origin.substr(5)] = h.fitness;
@@ -212,6 +233,7 @@ void run(Opts& o) {
               r.stopped_by_budget ? ", stopped by --budget-minutes" : "");
   std::printf("factors:");
   for (float f : best) std::printf(" %.2f", f);
+  if (out.n_hat > 0) std::printf(", n_hat %lld", static_cast<long long>(out.n_hat));
   std::printf("\nwritten %s (log %s)\n", o.out.c_str(), log_path.c_str());
 }
 
@@ -251,6 +273,9 @@ void register_rope_search(CLI::App& root) {
                   "list to keep");
   cmd->add_flag("--short", o->short_list,
                 "search the short list (used at or below the original context)");
+  cmd->add_flag("--start-tokens", o->start_tokens,
+                "search n_hat too: the count of leading positions left unscaled (0, 1, 2, 4, ..., "
+                "256)");
   cmd->add_option("--resume", o->resume, "continue the search of this log");
   cmd->add_option("--log", o->log, "search log to write (default: OUTPUT.log.json)");
   cmd->add_option("--budget-minutes", o->s.budget_minutes,

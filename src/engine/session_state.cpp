@@ -19,7 +19,7 @@ namespace lc {
 
 namespace {
 
-constexpr int kVersion = 1;
+constexpr int kVersion = 2;  // 2: RoPE tables carry n_hat and the unscaled leading frequencies
 const char* kFormat = "longctx-session";
 
 // Hash of the first and last MiB of the file and its size: cheap, and different for another

@@ -29,6 +29,7 @@ nlohmann::json longrope_factors_json(const LongRopeFactors& f) {
   j["long_factor"] = factor_list(f.long_factors);
   j["short_factor"] = factor_list(f.short_factors);
   j["attention_factor"] = f.attn_factor;
+  if (f.short_attn_factor) j["short_attention_factor"] = *f.short_attn_factor;
   j["original_max_position_embeddings"] = f.orig_ctx;
   j["target_length"] = f.target;
   j["n_hat"] = f.n_hat;
@@ -42,6 +43,8 @@ LongRopeFactors longrope_factors_from_json(const nlohmann::json& j, const std::s
     f.long_factors = j.at("long_factor").get<std::vector<float>>();
     f.short_factors = j.value("short_factor", std::vector<float>{});
     f.attn_factor = j.value("attention_factor", 1.0);
+    if (j.contains("short_attention_factor") && !j["short_attention_factor"].is_null())
+      f.short_attn_factor = j["short_attention_factor"].get<double>();
     f.orig_ctx = j.at("original_max_position_embeddings").get<int64_t>();
     f.target = j.value("target_length", int64_t{0});
     f.n_hat = j.value("n_hat", int64_t{0});
@@ -63,6 +66,9 @@ LongRopeFactors longrope_factors_from_json(const nlohmann::json& j, const std::s
   if (f.orig_ctx <= 0)
     fail(name, ": original_max_position_embeddings = ", f.orig_ctx, ", expected > 0");
   if (!(f.attn_factor > 0.0)) fail(name, ": attention_factor = ", f.attn_factor, ", expected > 0");
+  if (f.short_attn_factor && !(*f.short_attn_factor > 0.0))
+    fail(name, ": short_attention_factor = ", *f.short_attn_factor, ", expected > 0");
+  if (f.n_hat < 0) fail(name, ": n_hat = ", f.n_hat, ", expected >= 0");
   if (f.target <= 0) f.target = f.orig_ctx;
   return f;
 }
@@ -102,14 +108,19 @@ nlohmann::json longrope_hf_config(const LongRopeFactors& f) {
   rs["factor"] = static_cast<double>(f.target) / static_cast<double>(f.orig_ctx);
   rs["original_max_position_embeddings"] = f.orig_ctx;
   rs["attention_factor"] = f.attn_factor;
+  if (f.short_attn_factor) {
+    rs["long_mscale"] = f.attn_factor;
+    rs["short_mscale"] = *f.short_attn_factor;
+  }
+  if (f.n_hat > 0) rs["n_hat"] = f.n_hat;
   return {{"rope_scaling", rs}, {"max_position_embeddings", f.target}};
 }
 
 namespace {
 
 bool dropped_key(const std::string& key, const std::string& p) {
-  return key.rfind(p + "rope.scaling.", 0) == 0 || key == p + "rope.scale_linear" ||
-         key == p + "context_length";
+  return key.rfind(p + "rope.scaling.", 0) == 0 || key.rfind("longctx.rope.scaling.", 0) == 0 ||
+         key == p + "rope.scale_linear" || key == p + "context_length";
 }
 
 bool dropped_tensor(const std::string& name) {
@@ -157,6 +168,12 @@ void write_longrope_gguf(const std::string& in_path, const LongRopeFactors& f,
   w.set(p + "rope.scaling.attn_factor", GgufValue::of_f32(static_cast<float>(f.attn_factor)));
   w.set(p + "rope.scaling.original_context_length",
         GgufValue::of_u32(static_cast<uint32_t>(f.orig_ctx)));
+  // llama.cpp has no key for these; it ignores them (n_hat 0, one attention factor).
+  if (f.n_hat > 0)
+    w.set("longctx.rope.scaling.n_hat", GgufValue::of_u32(static_cast<uint32_t>(f.n_hat)));
+  if (f.short_attn_factor)
+    w.set("longctx.rope.scaling.short_attn_factor",
+          GgufValue::of_f32(static_cast<float>(*f.short_attn_factor)));
   std::vector<const GgufTensor*> kept;
   for (const GgufTensor& t : in->tensors()) {
     if (dropped_tensor(t.name)) continue;

@@ -3,13 +3,15 @@
 // rope_factors_long / rope_factors_short tensors carry it in llama.cpp's form.
 //
 // FACTORS.json: {"rope_type": "longrope", "long_factor": [...], "short_factor": [...],
-//   "attention_factor": m, "original_max_position_embeddings": L0, "target_length": L',
-//   "n_hat": 0, "search": {...}}. The rope.factors setting reads the lists, the attention factor
-// and the original context from it.
+//   "attention_factor": m, "short_attention_factor": 1, "original_max_position_embeddings": L0,
+//   "target_length": L', "n_hat": 0, "search": {...}}. The rope.factors setting reads the lists,
+// both attention factors, n_hat and the original context from it. Without
+// "short_attention_factor" the attention factor applies at every length (as in Hugging Face).
 #pragma once
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,8 +20,9 @@ namespace lc::eval {
 struct LongRopeFactors {
   std::vector<float> long_factors, short_factors;
   double attn_factor = 1.0;
-  int64_t orig_ctx = 0;  // L0
-  int64_t target = 0;    // L'
+  std::optional<double> short_attn_factor;  // with the short list; unset = attn_factor
+  int64_t orig_ctx = 0;                     // L0
+  int64_t target = 0;                       // L'
   int64_t n_hat = 0;
   nlohmann::json search;  // the search's record (command, seed, fitness, evaluations, minutes)
 };
@@ -32,13 +35,17 @@ LongRopeFactors read_longrope_factors(const std::string& path);
 void write_json_file(const std::string& path, const nlohmann::json& j);
 
 // {"rope_scaling": {"rope_type": "longrope", "long_factor", "short_factor", "factor",
-//  "original_max_position_embeddings", "attention_factor"}, "max_position_embeddings": L'}.
+//  "original_max_position_embeddings", "attention_factor", and with a short-list attention factor
+//  "long_mscale" / "short_mscale" (vLLM's and MLX's names), with n_hat > 0 "n_hat" (read by
+//  longctx only)}, "max_position_embeddings": L'}.
 nlohmann::json longrope_hf_config(const LongRopeFactors& f);
 
 // Copies the GGUF `in_path` to `out_path` with the factors: {arch}.rope.scaling.type = longrope,
 // .rope.scaling.attn_factor, .rope.scaling.original_context_length, {arch}.context_length = the
 // target, tensors rope_factors_long.weight / rope_factors_short.weight (F32, rotary dim / 2);
-// earlier rope scaling keys and rope_freqs / rope factor tensors are dropped. lc::Error when a
+// what llama.cpp has no key for in longctx.rope.scaling.n_hat (when > 0) and
+// longctx.rope.scaling.short_attn_factor (when set); earlier rope scaling keys and rope_freqs /
+// rope factor tensors are dropped. lc::Error when a
 // list's length is not the model's rotary dim / 2.
 void write_longrope_gguf(const std::string& in_path, const LongRopeFactors& f,
                          const std::string& out_path);

@@ -12,7 +12,8 @@ namespace lc::eval {
 
 RopeSettings longrope_settings(const RopeSettings& base, const std::vector<float>& long_factors,
                                const std::vector<float>& short_factors, int64_t orig_ctx,
-                               int64_t target, double attn_factor) {
+                               int64_t target, double attn_factor, double short_attn_factor,
+                               int64_t n_hat) {
   RopeSettings s = base;
   s.method = RopeMethod::LongRope;
   s.long_factors = long_factors;
@@ -22,6 +23,8 @@ RopeSettings longrope_settings(const RopeSettings& base, const std::vector<float
   s.max_pos = std::max(target, orig_ctx);
   s.factor = static_cast<double>(s.max_pos) / static_cast<double>(orig_ctx);
   s.attn_factor = attn_factor;
+  s.short_attn_factor = short_attn_factor;
+  s.n_hat = n_hat;
   s.attn_mult = 1.0;
   return s;
 }
@@ -53,10 +56,11 @@ void run_genome(const RopeFitnessSetup& st, const RopeGenome& g, const std::vect
   SessionOptions opt = st.session;
   if (st.short_list) {
     const std::vector<float> longf = st.other.empty() ? f : st.other;
-    opt.rope = longrope_settings(st.session.rope, longf, f, st.orig_ctx, st.target, st.attn_factor);
+    opt.rope = longrope_settings(st.session.rope, longf, f, st.orig_ctx, st.target, st.attn_factor,
+                                 st.short_attn_factor, st.other_n_hat);
   } else {
     opt.rope = longrope_settings(st.session.rope, f, ones(f.size()), st.orig_ctx, st.target,
-                                 st.attn_factor);
+                                 st.attn_factor, st.short_attn_factor, g.n_hat);
   }
   Session s(st.model, opt);
   s.eval_all(ids.data(), static_cast<int64_t>(ids.size()), [&](int64_t i, const float* logits) {

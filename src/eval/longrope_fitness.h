@@ -23,17 +23,21 @@ struct RopeFitnessSetup {
   int64_t orig_ctx = 0;    // L0
   int64_t target = 0;      // the length the documents have
   double attn_factor = 1.0;
+  double short_attn_factor = 1.0;  // with the short list (at or below L0)
   // false: the genome is the long list (short list: ones, plain RoPE up to L0); true: the genome
   // is the short list, `other` the long list.
   bool short_list = false;
   std::vector<float> other;
+  int64_t other_n_hat = 0;  // with short_list: the n_hat that goes with `other`
 };
 
 // The RoPE settings of a factors pair: LongRoPE with these lists, original context orig_ctx,
-// max positions target, the attention factor given.
+// max positions target, the attention factors given (short_attn_factor with the short list), the
+// first n_hat positions unscaled.
 RopeSettings longrope_settings(const RopeSettings& base, const std::vector<float>& long_factors,
                                const std::vector<float>& short_factors, int64_t orig_ctx,
-                               int64_t target, double attn_factor);
+                               int64_t target, double attn_factor, double short_attn_factor,
+                               int64_t n_hat);
 
 // `count` consecutive windows of `length` tokens of a tokenized text (BOS first when `bos` >= 0,
 // as perplexity() does). lc::Error naming `setting` when the text is shorter than one window;

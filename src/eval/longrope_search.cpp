@@ -90,7 +90,9 @@ RopeSearch::RopeSearch(RopeSearchSettings settings, GenomeBounds bounds,
 }
 
 int64_t RopeSearch::total_candidates() const {
-  return s_.population + s_.iterations * (s_.mutations + s_.crossovers);
+  const int64_t n_hat_tries =
+      b_.search_n_hat ? static_cast<int64_t>(longrope_n_hat_choices().size()) - 1 : 0;
+  return s_.population + s_.iterations * (s_.mutations + s_.crossovers + n_hat_tries);
 }
 
 nlohmann::json RopeSearch::log_json(const RopeSearchResult& r) const {
@@ -288,6 +290,13 @@ RopeSearchResult RopeSearch::run(RopeFitness& fitness,
         add(new_mutation(parents[pick(parents.size())].genome), "mutation");
       }
     }
+    // LongRoPE's n_hat step: the best parent's factors with each n_hat candidate not tried yet.
+    if (b_.search_n_hat)
+      for (int64_t n_hat : longrope_n_hat_choices()) {
+        RopeGenome g = parents.front().genome;
+        g.n_hat = n_hat;
+        if (!seen.count(g.key())) add(g, "n_hat");
+      }
     pop = std::move(next);
     if (!r.stopped_by_budget) r.iterations_done = iteration;
   }

@@ -96,7 +96,9 @@ class RopeSearch {
   // The log: settings, bounds, seeds and every record so far, for load_log().
   nlohmann::json log_json(const RopeSearchResult& r) const;
 
-  // Candidates the whole search takes: population + iterations * (mutations + crossovers).
+  // Candidates the whole search takes: population + iterations * (mutations + crossovers); with
+  // n_hat searched at most iterations * (n_hat candidates - 1) more (each iteration tries the best
+  // parent's factors with every n_hat not tried yet, as LongRoPE does).
   int64_t total_candidates() const;
 
  private:

@@ -10,11 +10,30 @@ namespace lc {
 
 void rope_cos_sin(const RopeTable& t, double pos, float* cos_out, float* sin_out) {
   const int half = t.dim / 2;
+  const bool start = pos < static_cast<double>(t.n_hat);
+  const float* inv = start ? t.start_inv_freq.data() : t.inv_freq.data();
+  const float m = start ? t.start_attn_factor : t.attn_factor;
   for (int i = 0; i < half; ++i) {
-    const double a = pos * static_cast<double>(t.inv_freq[static_cast<size_t>(i)]);
-    cos_out[i] = static_cast<float>(std::cos(a)) * t.attn_factor;
-    sin_out[i] = static_cast<float>(std::sin(a)) * t.attn_factor;
+    const double a = pos * static_cast<double>(inv[i]);
+    cos_out[i] = static_cast<float>(std::cos(a)) * m;
+    sin_out[i] = static_cast<float>(std::sin(a)) * m;
   }
+}
+
+float rope_attn_factor_at(const RopeTable& t, double pos) {
+  return pos < static_cast<double>(t.n_hat) ? t.start_attn_factor : t.attn_factor;
+}
+
+RopeTable rope_delta(const RopeTable& from, const RopeTable& to) {
+  LC_CHECK(from.inv_freq.size() == to.inv_freq.size() && from.n_hat == to.n_hat &&
+           from.start_inv_freq.size() == to.start_inv_freq.size());
+  RopeTable d = to;
+  for (size_t i = 0; i < d.inv_freq.size(); ++i) d.inv_freq[i] -= from.inv_freq[i];
+  for (size_t i = 0; i < d.start_inv_freq.size(); ++i)
+    d.start_inv_freq[i] -= from.start_inv_freq[i];
+  d.attn_factor = to.attn_factor / from.attn_factor;
+  d.start_attn_factor = to.start_attn_factor / from.start_attn_factor;
+  return d;
 }
 
 void rope_rotate(const RopeTable& t, const float* cs, const float* sn, float* x, int64_t n_vec,
@@ -43,6 +62,7 @@ void rope_apply(const RopeTable& t, float* x, int64_t n_tok, int64_t row_stride,
                 int64_t head_dim, int64_t pos0, int64_t pos_step) {
   LC_CHECK(t.dim <= head_dim && t.dim % 2 == 0 &&
            static_cast<int64_t>(t.inv_freq.size()) == t.dim / 2);
+  LC_CHECK(t.n_hat <= 0 || static_cast<int64_t>(t.start_inv_freq.size()) == t.dim / 2);
   // Each token's angles and rotation are its own: tokens split over the pool (prefill) give the
   // same numbers as one after another.
   // cos / sin of one position on the stack (no allocation per call) unless the rotary dimension

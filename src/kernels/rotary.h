@@ -15,12 +15,23 @@ struct RopeTable {
   float attn_factor = 1.0f;     // multiplies both cos and sin
   int dim = 0;
   RopeLayout layout = RopeLayout::Adjacent;
+  // Positions below n_hat rotate with start_inv_freq (dim/2 entries when n_hat > 0) and
+  // start_attn_factor instead (LongRoPE's leading positions left unscaled).
+  int64_t n_hat = 0;
+  std::vector<float> start_inv_freq;
+  float start_attn_factor = 1.0f;
 
   bool operator==(const RopeTable&) const = default;
 };
 
 // cos/sin (already multiplied by the attention factor) for one position: dim/2 each.
 void rope_cos_sin(const RopeTable& t, double pos, float* cos_out, float* sin_out);
+// The attention factor a position is rotated with (start_attn_factor below n_hat).
+float rope_attn_factor_at(const RopeTable& t, double pos);
+
+// The table that turns keys rotated with `from` into keys rotated with `to` (angle differences,
+// ratio of attention factors, per region of positions). Both must share n_hat.
+RopeTable rope_delta(const RopeTable& from, const RopeTable& to);
 
 // Rotates n_vec vectors of head_dim (stride floats apart) in place by one position's cos/sin.
 // Only the first t.dim elements of each vector rotate (partial rotary).

@@ -269,8 +269,10 @@ void ContextMemory::attend_block(Layer& L, int layer, const MemoryStep& step, in
   q_glob_.assign(q, q + n * qw);
   const int64_t glob_pos = opt_.infllm ? opt_.n_local - 1 : opt_.n_init + opt_.n_local - 1;
   rope_apply(rt, q_glob_.data(), n, qw, d.n_head, hd, glob_pos, 0);
-  if (opt_.infllm && rt.attn_factor != 1.0f)  // unrotated keys lack the factor a rotation applies
-    for (auto& x : q_glob_) x *= rt.attn_factor;
+  // Unrotated keys stand at position 0 and lack the factor a rotation there applies.
+  const float key_factor = rope_attn_factor_at(rt, 0.0);
+  if (opt_.infllm && key_factor != 1.0f)
+    for (auto& x : q_glob_) x *= key_factor;
 
   state_.reset(n, d.n_head, hd);
   const KvSpan rem_rot{L.k_rot.data() + L.off * kvw, L.v.data() + L.off * kvw, L.n, kvw};

@@ -114,13 +114,14 @@ void FullMemory::attend(int layer, const MemoryStep& step, float* q, const float
   const RopeTable& rt = *step.rope;
 
   // Re-rotate cached keys when the table changed: rotating by the angle difference and rescaling
-  // by the ratio of attention factors is the same as rotating the unrotated key with the new table.
+  // by the ratio of attention factors is the same as rotating the unrotated key with the new table
+  // (positions below n_hat by their own tables' difference).
   if (n_past_ > 0 && !(L.table == rt)) {
-    LC_CHECK(L.table.inv_freq.size() == rt.inv_freq.size());
-    RopeTable delta = rt;
-    for (size_t i = 0; i < delta.inv_freq.size(); ++i) delta.inv_freq[i] -= L.table.inv_freq[i];
-    delta.attn_factor = rt.attn_factor / L.table.attn_factor;
-    rerotate(L, delta);
+    if (L.table.n_hat != rt.n_hat || L.table.inv_freq.size() != rt.inv_freq.size())
+      fail("the cached keys were rotated with ", L.table.inv_freq.size(),
+           " frequency pairs and n_hat ", L.table.n_hat, ", this step's RoPE table has ",
+           rt.inv_freq.size(), " and n_hat ", rt.n_hat, "; reset the memory");
+    rerotate(L, rope_delta(L.table, rt));
     saved_.clear();  // the stored keys changed: every row is written again at the next save
   }
   L.table = rt;

@@ -9,6 +9,9 @@ void put_table(ByteWriter& w, const RopeTable& t) {
   w.put(t.attn_factor);
   w.put<int32_t>(t.dim);
   w.put<uint8_t>(static_cast<uint8_t>(t.layout));
+  w.put<int64_t>(t.n_hat);
+  w.array(t.start_inv_freq);
+  w.put(t.start_attn_factor);
 }
 
 RopeTable get_table(ByteReader& r) {
@@ -20,6 +23,11 @@ RopeTable get_table(ByteReader& r) {
   r.expect(layout <= static_cast<uint8_t>(RopeLayout::SplitHalf), "RoPE layout");
   t.layout = static_cast<RopeLayout>(layout);
   r.expect(t.dim >= 0 && static_cast<size_t>(t.dim) == 2 * t.inv_freq.size(), "RoPE dimension");
+  t.n_hat = r.get<int64_t>();
+  t.start_inv_freq = r.array<float>(1 << 16);
+  t.start_attn_factor = r.get<float>();
+  r.expect(t.n_hat >= 0 && (t.n_hat == 0 || t.start_inv_freq.size() == t.inv_freq.size()),
+           "RoPE leading positions");
   return t;
 }
 

@@ -120,6 +120,13 @@ double rope_attn_factor(const RopeSettings& s) {
   return (s.attn_factor ? *s.attn_factor : derived_attn_factor(s)) * s.attn_mult;
 }
 
+double rope_attn_factor_for(const RopeSettings& s, int64_t seq_len) {
+  if (s.method == RopeMethod::LongRope && s.short_attn_factor && s.orig_ctx > 0 &&
+      seq_len <= s.orig_ctx)
+    return *s.short_attn_factor * s.attn_mult;
+  return rope_attn_factor(s);
+}
+
 RopeTable rope_table(const RopeSettings& s, int64_t seq_len) {
   if (s.dim <= 0 || s.dim % 2 != 0)
     fail("RoPE: rotary dimension must be a positive even number, got ", s.dim);
@@ -172,9 +179,16 @@ RopeTable rope_table(const RopeSettings& s, int64_t seq_len) {
 
   RopeTable t;
   t.inv_freq.assign(inv.begin(), inv.end());
-  t.attn_factor = static_cast<float>(rope_attn_factor(s));
+  t.attn_factor = static_cast<float>(rope_attn_factor_for(s, seq_len));
   t.dim = s.dim;
   t.layout = s.layout;
+  if (s.method == RopeMethod::LongRope && s.n_hat > 0) {
+    // The leading positions: the model's own frequencies, no attention factor.
+    const std::vector<double> orig = base_inv_freq(s.base, s.dim);
+    t.n_hat = s.n_hat;
+    t.start_inv_freq.assign(orig.begin(), orig.end());
+    t.start_attn_factor = 1.0f;
+  }
   return t;
 }
 
@@ -183,7 +197,8 @@ bool rope_depends_on_length(const RopeSettings& s) {
     case RopeMethod::DynamicNtk:
       return true;
     case RopeMethod::LongRope:
-      return s.long_factors != s.short_factors;
+      return s.long_factors != s.short_factors ||
+             (s.short_attn_factor && *s.short_attn_factor != rope_attn_factor(s) / s.attn_mult);
     default:
       return false;
   }

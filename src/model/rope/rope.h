@@ -45,6 +45,12 @@ struct RopeSettings {
   double low_freq_factor = 1.0, high_freq_factor = 4.0;
   // LongRoPE lists (dim/2 each) and llama3-style divisors from a `rope_freqs` tensor (dim/2).
   std::vector<float> long_factors, short_factors, freq_divisors;
+  // LongRoPE: positions below n_hat keep the original frequencies and attention factor 1 (with
+  // either list).
+  int64_t n_hat = 0;
+  // LongRoPE: the attention factor used with the short list (at or below orig_ctx); unset = the
+  // one attention factor at every length (Hugging Face, llama.cpp).
+  std::optional<double> short_attn_factor;
   std::map<std::string, std::string> source;
   // Set when a config.json was applied: its path, and whether it said "rope_scaling": null
   // explicitly (as opposed to leaving the key out).
@@ -56,6 +62,9 @@ struct RopeSettings {
 RopeTable rope_table(const RopeSettings& s, int64_t seq_len);
 // The attention factor m of the settings (explicit attn_factor, else derived from the method).
 double rope_attn_factor(const RopeSettings& s);
+// The attention factor the table for seq_len applies: LongRoPE's short_attn_factor (times
+// attn_mult) at or below orig_ctx when set, else rope_attn_factor().
+double rope_attn_factor_for(const RopeSettings& s, int64_t seq_len);
 // True when rope_table() can differ between sequence lengths.
 bool rope_depends_on_length(const RopeSettings& s);
 

@@ -35,11 +35,11 @@ RopeSettings rope_defaults(int head_dim, RopeLayout layout) {
   s.dim = head_dim;
   s.head_dim = head_dim;
   for (const char* k :
-       {"method",          "layout",           "dim",          "head_dim",      "base",
-        "factor",          "orig_ctx",         "max_pos",      "beta_fast",     "beta_slow",
-        "ext_factor",      "attn_factor",      "attn_mult",    "mscale",        "mscale_all_dim",
-        "low_freq_factor", "high_freq_factor", "long_factors", "short_factors", "freq_divisors",
-        "yarn_log_mul",    "finetuned"})
+       {"method",          "layout",           "dim",          "head_dim",         "base",
+        "factor",          "orig_ctx",         "max_pos",      "beta_fast",        "beta_slow",
+        "ext_factor",      "attn_factor",      "attn_mult",    "mscale",           "mscale_all_dim",
+        "low_freq_factor", "high_freq_factor", "long_factors", "short_factors",    "freq_divisors",
+        "yarn_log_mul",    "finetuned",        "n_hat",        "short_attn_factor"})
     s.source[k] = "default";
   return s;
 }
@@ -62,9 +62,12 @@ void reset_method_params(RopeSettings& s) {
   s.long_factors.clear();
   s.short_factors.clear();
   s.yarn_log_mul.reset();
-  for (const char* k : {"beta_fast", "beta_slow", "ext_factor", "attn_factor", "attn_mult",
-                        "mscale", "mscale_all_dim", "low_freq_factor", "high_freq_factor",
-                        "long_factors", "short_factors", "yarn_log_mul"})
+  s.n_hat = 0;
+  s.short_attn_factor.reset();
+  for (const char* k :
+       {"beta_fast", "beta_slow", "ext_factor", "attn_factor", "attn_mult", "mscale",
+        "mscale_all_dim", "low_freq_factor", "high_freq_factor", "long_factors", "short_factors",
+        "yarn_log_mul", "n_hat", "short_attn_factor"})
     s.source[k] = "default";
 }
 
@@ -240,6 +243,15 @@ RopeSettings rope_from_gguf(const GgufFile& f, const std::string& arch, int head
     s.source["method"] =
         s.long_factors.empty() ? s.source["short_factors"] : s.source["long_factors"];
   }
+  // LongRoPE's extras llama.cpp has no key for (written by rope-apply).
+  if (auto v = f.get_int("longctx.rope.scaling.n_hat")) {
+    s.n_hat = *v;
+    s.source["n_hat"] = "gguf:longctx.rope.scaling.n_hat";
+  }
+  if (auto v = f.get_float("longctx.rope.scaling.short_attn_factor")) {
+    s.short_attn_factor = *v;
+    s.source["short_attn_factor"] = "gguf:longctx.rope.scaling.short_attn_factor";
+  }
   if (s.method == RopeMethod::Llama3 && !s.freq_divisors.empty())
     fail("GGUF ", f.path(), ": ", p, "rope.scaling.type = 'llama3' together with ",
          s.source["freq_divisors"],
@@ -362,6 +374,20 @@ void rope_apply_overrides(RopeSettings& s, const RopeOverrides& o) {
       s.attn_factor = *l.attn_factor;
       s.source["attn_factor"] = src;
     }
+    if (l.short_attn_factor) {
+      if (!(*l.short_attn_factor > 0.0))
+        fail_setting({"rope.factors"}, "rope.factors ", *o.factors_file,
+                     ": short_attention_factor = ", num(*l.short_attn_factor), ", expected > 0");
+      s.short_attn_factor = *l.short_attn_factor;
+      s.source["short_attn_factor"] = src;
+    }
+    if (l.n_hat) {
+      if (*l.n_hat < 0)
+        fail_setting({"rope.factors"}, "rope.factors ", *o.factors_file, ": n_hat = ", *l.n_hat,
+                     ", expected >= 0");
+      s.n_hat = *l.n_hat;
+      s.source["n_hat"] = src;
+    }
     if (l.orig_ctx && *l.orig_ctx > 0 && !(o.yarn_orig_ctx && *o.yarn_orig_ctx > 0)) {
       s.orig_ctx = *l.orig_ctx;
       s.source["orig_ctx"] = src;
@@ -476,6 +502,15 @@ void rope_validate(const RopeSettings& s) {
          "); expected scaling 'longrope' or no factor lists");
   }
   if (!s.freq_divisors.empty()) check_list(s, s.freq_divisors, "freq_divisors", "rope_freqs");
+  if (s.n_hat < 0)
+    fail("LongRoPE n_hat ", s.n_hat, " (", from(s, "n_hat"), ") is invalid; expected >= 0");
+  if (s.n_hat > 0 && s.method != RopeMethod::LongRope)
+    fail("LongRoPE n_hat ", s.n_hat, " (", from(s, "n_hat"), ") is set but the RoPE scaling is '",
+         m, "' (", from(s, "method"), "); expected scaling 'longrope'");
+  if (s.short_attn_factor &&
+      (!(*s.short_attn_factor > 0.0) || !std::isfinite(*s.short_attn_factor)))
+    fail("LongRoPE short-list attention factor ", num(*s.short_attn_factor), " (",
+         from(s, "short_attn_factor"), ") is invalid; expected a number > 0");
   if (s.attn_factor && (!(*s.attn_factor > 0.0) || !std::isfinite(*s.attn_factor)))
     fail("RoPE attention factor ", num(*s.attn_factor), " (", from(s, "attn_factor"),
          ") is invalid; expected a number > 0");

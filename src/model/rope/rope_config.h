@@ -8,7 +8,7 @@
 // Keys of RopeSettings::source: method, layout, dim, head_dim, base, factor, orig_ctx, max_pos,
 // beta_fast, beta_slow, ext_factor, attn_factor, attn_mult, mscale, mscale_all_dim,
 // low_freq_factor, high_freq_factor, long_factors, short_factors, freq_divisors, yarn_log_mul,
-// finetuned.
+// finetuned, n_hat, short_attn_factor.
 #pragma once
 
 #include <cstdint>
@@ -36,7 +36,9 @@ const char* rope_method_choices();
 RopeSettings rope_defaults(int head_dim, RopeLayout layout);
 
 // From GGUF metadata (llama.cpp key names, `arch` is general.architecture) and the tensors
-// rope_freqs / rope_factors_long / rope_factors_short. orig_ctx falls back to
+// rope_freqs / rope_factors_long / rope_factors_short; LongRoPE's n_hat and short-list attention
+// factor, which llama.cpp has no key for, from longctx.rope.scaling.n_hat and
+// longctx.rope.scaling.short_attn_factor. orig_ctx falls back to
 // {arch}.context_length (as llama.cpp does); max_pos is {arch}.context_length.
 // lc::Error on unknown scaling types, bad values and factor tensors of the wrong length or type.
 RopeSettings rope_from_gguf(const GgufFile& f, const std::string& arch, int head_dim,
@@ -53,11 +55,11 @@ void rope_apply_hf_config(RopeSettings& s, const std::string& path);  // reads t
 // LongRoPE factor lists from a JSON file: {"long_factor": [...], "short_factor": [...]}
 // ("long" / "short" accepted too). Either list may be absent (empty vector).
 // A file written by the factor search (FACTORS.json) also carries "attention_factor",
-// "original_max_position_embeddings" and "target_length".
+// "short_attention_factor", "original_max_position_embeddings", "target_length" and "n_hat".
 struct RopeFactorLists {
   std::vector<float> long_factors, short_factors;
-  std::optional<double> attn_factor;
-  std::optional<int64_t> orig_ctx, max_pos;
+  std::optional<double> attn_factor, short_attn_factor;
+  std::optional<int64_t> orig_ctx, max_pos, n_hat;
 };
 RopeFactorLists rope_read_factors_file(const std::string& path);
 RopeFactorLists rope_parse_factors_json(const std::string& json_text, const std::string& name);

@@ -112,7 +112,14 @@ void apply_rope_scaling(RopeSettings& s, const json& rs, const std::string& name
   }
   set_d("beta_fast", s.beta_fast, "beta_fast");
   set_d("beta_slow", s.beta_slow, "beta_slow");
+  // vLLM / MLX LongRoPE: long_mscale and short_mscale, the attention factor of each list.
+  set_o("long_mscale", s.attn_factor, "attn_factor");
   set_o("attention_factor", s.attn_factor, "attn_factor");
+  set_o("short_mscale", s.short_attn_factor, "short_attn_factor");
+  if (auto v = get_int(rs, "n_hat", where)) {
+    s.n_hat = *v;
+    s.source["n_hat"] = src("n_hat");
+  }
   set_o("mscale", s.mscale, "mscale");
   set_o("mscale_all_dim", s.mscale_all_dim, "mscale_all_dim");
   set_d("low_freq_factor", s.low_freq_factor, "low_freq_factor");
@@ -240,6 +247,10 @@ RopeFactorLists rope_parse_factors_json(const std::string& json_text, const std:
     return std::nullopt;
   };
   l.attn_factor = number("attention_factor");
+  if (!l.attn_factor) l.attn_factor = number("long_mscale");
+  l.short_attn_factor = number("short_attention_factor");
+  if (!l.short_attn_factor) l.short_attn_factor = number("short_mscale");
+  if (auto v = number("n_hat")) l.n_hat = static_cast<int64_t>(*v);
   if (auto v = number("original_max_position_embeddings")) l.orig_ctx = static_cast<int64_t>(*v);
   if (auto v = number("target_length")) l.max_pos = static_cast<int64_t>(*v);
   return l;

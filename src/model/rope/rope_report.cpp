@@ -64,6 +64,10 @@ std::string rope_summary(const RopeSettings& s) {
   if (!s.freq_divisors.empty()) out += ", rope_freqs divisors";
   const double m = rope_attn_factor(s);
   if (m != 1.0) out += ", attention factor " + num(m);
+  if (s.method == RopeMethod::LongRope && s.short_attn_factor)
+    out += " (" + num(*s.short_attn_factor * s.attn_mult) + " with the short list)";
+  if (s.method == RopeMethod::LongRope && s.n_hat > 0)
+    out += ", first " + std::to_string(s.n_hat) + " positions unscaled";
   return out;
 }
 
@@ -109,6 +113,12 @@ std::vector<std::string> rope_describe(const RopeSettings& s) {
                     ", used when the sequence exceeds the original context");
       out.push_back("short_factor: " + std::to_string(s.short_factors.size()) + " entries" +
                     src(s, "short_factors"));
+      if (s.short_attn_factor)
+        out.push_back("attention factor with the short list: " + num(*s.short_attn_factor) +
+                      src(s, "short_attn_factor"));
+      if (s.n_hat > 0)
+        out.push_back("n_hat: " + std::to_string(s.n_hat) + src(s, "n_hat") +
+                      " (positions below it keep the original frequencies, attention factor 1)");
       break;
     default:
       break;
