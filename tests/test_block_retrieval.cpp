@@ -130,6 +130,28 @@ TEST(BlockRetrieval, EveryHeadScoreEqualsTheScalarReference) {
   }
 }
 
+TEST(BlockRetrieval, MaxThroughPerHeadIndexSearchesEqualsTheScalarReference) {
+  std::mt19937 rng(8);
+  const int64_t n = 3000, k = 8;
+  const auto reps = make_reps(n, rng);
+  BlockRetrievalOptions o = retrieval_options(HeadScore::Max, k);
+  o.budget = 128;  // n > n_head * budget: one index search per head (uncapped here: exact)
+  BlockRetrieval r(index_options(0), o);
+  for (int64_t b = 0; b < n; ++b) r.add(reps.data() + b * kDim);
+  std::normal_distribution<float> nd(0, 1);
+  for (int trial = 0; trial < 20; ++trial) {
+    std::vector<float> q(kDim);
+    for (auto& x : q) x = nd(rng);
+    std::vector<int64_t> want = best(reference_scores(reps, n, q.data(), HeadScore::Max), k);
+    RetrievalCounters c;
+    std::vector<int64_t> sel;
+    r.select(q.data(), 1, sel, c, nullptr, 0, 0);
+    std::sort(want.begin(), want.end());
+    EXPECT_EQ(sel, want) << "trial " << trial;
+    EXPECT_EQ(c.searches, 1);
+  }
+}
+
 TEST(BlockRetrieval, MaxFindsABlockOneHeadSinglesOutWhereTheSumDoesNot) {
   std::mt19937 rng(4);
   const int64_t n = 800, needle = 377;

@@ -33,6 +33,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -78,6 +79,8 @@ class BlockIndex {
   // The ids of the k best blocks, sorted by decreasing score (all blocks when k >= size()).
   // With `scores`, also their scores.
   std::vector<int64_t> top_k(const float* q, int64_t k, std::vector<float>* scores = nullptr) const;
+  // Calls fn(id, representative) for every block (cluster by cluster, each page read once).
+  void scan(const std::function<void(int64_t, const float*)>& fn) const;
   std::vector<int64_t> top_k_exact(const float* q, int64_t k,
                                    std::vector<float>* scores = nullptr) const;
 

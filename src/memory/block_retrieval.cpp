@@ -141,8 +141,36 @@ void BlockRetrieval::search(int64_t k, bool exact, std::vector<int64_t>& ids,
     }
     return;
   }
-  // Max over heads: the union of each head's top k, ranked by the best z-score found for it.
   std::vector<std::pair<float, int64_t>> all;
+  auto better = [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  };
+  const int64_t nb = size();
+  if (exact || opt_.budget <= 0 || nb <= opt_.n_head * std::max<int64_t>(opt_.budget, 64)) {
+    // One pass scoring every block (exact; cheaper than n_head searches at this size).
+    std::vector<float> d(static_cast<size_t>(opt_.n_head));
+    all.reserve(static_cast<size_t>(k) + 1);
+    index_->scan([&](int64_t id, const float* r) {
+      for (int64_t h = 0; h < opt_.n_head; ++h)
+        d[h] = dot_f32(q_bar_.data() + h * hd, r + h * hd, hd);
+      all.emplace_back(combine(d.data()), id);
+      std::push_heap(all.begin(), all.end(), better);  // worst of the kept at the front
+      if (static_cast<int64_t>(all.size()) > k) {
+        std::pop_heap(all.begin(), all.end(), better);
+        all.pop_back();
+      }
+    });
+    if (c) c->scored += nb;
+    std::sort(all.begin(), all.end(), better);
+    ids.clear();
+    scores.clear();
+    for (const auto& [s, id] : all) {
+      ids.push_back(id);
+      scores.push_back(s);
+    }
+    return;
+  }
+  // Max over heads: the union of each head's top k, ranked by the best z-score found for it.
   std::vector<float> sc;
   for (int64_t h = 0; h < opt_.n_head; ++h) {
     const auto i = static_cast<size_t>(h);
@@ -154,9 +182,7 @@ void BlockRetrieval::search(int64_t k, bool exact, std::vector<int64_t>& ids,
     for (size_t j = 0; j < r.size(); ++j) all.emplace_back(sc[j] - off, r[j]);
   }
   // Best first; ties by id (deterministic). Keep each block's best.
-  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
-    return a.first != b.first ? a.first > b.first : a.second < b.second;
-  });
+  std::sort(all.begin(), all.end(), better);
   ids.clear();
   scores.clear();
   for (const auto& [s, id] : all) {

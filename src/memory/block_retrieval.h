@@ -10,8 +10,10 @@
 // covariance of head h's representatives (running sums, head_dim^2 per head), and combined either
 // by a sum (HeadScore::Norm: still one inner product with a reweighted query) or by the maximum
 // over heads (HeadScore::Max, the default: a block any head singles out ranks high). The maximum
-// is searched exactly as the union of each head's own top k (a block outside head h's top k is
-// beaten there by k blocks whose maximum is at least as high), one index search per head.
+// is searched as the union of each head's own top k (a block outside head h's top k is beaten
+// there by k blocks whose maximum is at least as high): one index search per head (the query zero
+// outside that head), each within the index's budget; up to n_head x budget blocks, one pass
+// scoring every block costs less and is exact.
 //
 // Neighbours. A passage that matters (a needle) often straddles block boundaries: the best
 // block holds part of it, its neighbours the rest. The blocks adjacent to the `neighbors` best
@@ -38,6 +40,7 @@ struct BlockRetrievalOptions {
   int64_t neighbors = 0;   // best blocks whose adjacent blocks join the selection
   int64_t block_size = 0;  // tokens per block, and the position of block 0's first token
   int64_t first_pos = 0;   // (for the trace's needle)
+  int64_t budget = 0;  // blocks an index search scores (0 = no cap: every block is scored)
   bool measure_recall = false;
 };
 
