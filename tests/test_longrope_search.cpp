@@ -394,15 +394,18 @@ nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(ss.str());
 }
 
+// A 1,500-token text sampled from stories260K (the CLI tests' search text).
+int sample_text(const std::string& path, std::string* out) {
+  return test::run_command(test::longctx_binary() + " sample-text -m " + kStories + " -o " + path +
+                               " --tokens 1500 --seed 3 --max-doc 256",
+                           out);
+}
+
 TEST(LongRopeCli, SearchResumeApplyAndRunTheWrittenModel) {
   const std::string dir = test::temp_dir();
   const std::string text = dir + "/t.txt", f = dir + "/f.json", gguf = dir + "/ext.gguf";
   std::string out;
-  ASSERT_EQ(test::run_command(test::longctx_binary() + " sample-text -m " + kStories + " -o " +
-                                  text + " --tokens 1500 --seed 3 --max-doc 256",
-                              &out),
-            0)
-      << out;
+  ASSERT_EQ(sample_text(text, &out), 0) << out;
   const std::string search = test::longctx_binary() + " rope-search -m " + kStories + " -f " +
                              text + " -t 2 --orig-ctx 128 --target 512 --population 4 " +
                              "--parents 2 --mutations 1 --crossovers 1 --iterations 2 " +
@@ -447,11 +450,7 @@ TEST(LongRopeCli, StartTokensSearchesAndRecordsNHat) {
   const std::string dir = test::temp_dir();
   const std::string text = dir + "/t.txt", f = dir + "/f.json", gguf = dir + "/ext.gguf";
   std::string out;
-  ASSERT_EQ(test::run_command(test::longctx_binary() + " sample-text -m " + kStories + " -o " +
-                                  text + " --tokens 1500 --seed 3 --max-doc 256",
-                              &out),
-            0)
-      << out;
+  ASSERT_EQ(sample_text(text, &out), 0) << out;
   const std::string search = test::longctx_binary() + " rope-search -m " + kStories + " -f " +
                              text + " -t 2 --orig-ctx 128 --target 512 --population 8 " +
                              "--parents 4 --mutations 4 --crossovers 2 --iterations 2 " +
