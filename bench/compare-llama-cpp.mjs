@@ -1,26 +1,37 @@
 #!/usr/bin/env node
 // longctx against llama.cpp on the same GGUF files, threads and machine, in one run.
 //
-// Usage: node bench/compare-llama-cpp.mjs [options] MODEL.gguf...
+// Usage: node bench/compare-llama-cpp.mjs [options] [MODEL.gguf...]
 //   --longctx PATH     longctx binary (default build/longctx)
-//   --llama-bench PATH llama-bench binary (default build/llama.cpp/bin/llama-bench; made by
-//                      bench/llama-cpp-setup when missing)
+//   --llama-bench PATH llama-bench of a native llama.cpp build (default
+//                      build/llama.cpp/bin/llama-bench; bench/llama-cpp-setup builds it when it
+//                      is missing or is the former build against prebuilt libraries)
+//   --from-f16 FILE    also time the files bench/llama-cpp-quantize makes from this F16 GGUF with
+//                      llama.cpp's llama-quantize (repeatable); FILE itself is the F16 row
+//   --types A,B        llama-quantize types for --from-f16 (default Q8_0,Q4_0,Q4_K_M,F16; F16 is
+//                      the input file, others e.g. Q5_K_M, Q6_K, BF16)
+//   --quant-dir DIR    where the quantized files go (default build/llama.cpp/models; files that
+//                      are there already are used as they are)
 //   -t N               threads (default 2)
 //   -p N               prompt tokens for prefill (default 512)
 //   -n N               decoded tokens (default 128)
-//   -d N               also decode after a prompt of N tokens (default 0 = no)
+//   -d N               also prefill a prompt of N tokens and decode after it (default 0 = no)
+//   --no-depth-prefill with -d: time only the decode after N tokens (llama-bench fills its cache
+//                      untimed), not llama.cpp's prefill of N tokens
 //   --rounds N         rounds (default 3); each round runs llama.cpp once then longctx once,
 //                      so that a change of load on the machine hits both; medians are printed
 //   --json FILE        also write every sample and the medians as JSON
-//   --longctx-args "A B"  extra arguments for longctx bench (e.g. "--kv-type f16")
+//   --longctx-args "A B"  extra arguments for longctx bench (e.g. "--kv-type f32")
 //
-// Prefill: tokens/s over one P-token prompt (llama-bench pp P; longctx bench -p P).
+// Prefill: tokens/s over one P-token prompt (llama-bench pp P; longctx bench -p P), and over the
+// N-token prompt with -d (llama-bench pp N; longctx bench -p N).
 // Decode: tokens/s over n tokens decoded after P tokens in the cache (llama-bench tg n at depth P;
-// longctx bench decodes after its P-token prompt), and after D tokens with -d.
+// longctx bench decodes after its P-token prompt), and after N tokens with -d.
 // Peak RSS: of the first round's processes (/usr/bin/time), each one prefilling P and decoding n.
-// Both engines run with their defaults otherwise (llama.cpp: f16 KV cache, flash attention auto).
+// Both engines run with their defaults otherwise (f16 KV cache in both; llama.cpp: flash
+// attention auto).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
@@ -29,7 +40,8 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const opt = {
   longctx: join(root, 'build/longctx'),
   llamaBench: join(root, 'build/llama.cpp/bin/llama-bench'),
-  t: 2, p: 512, n: 128, d: 0, rounds: 3, json: '', extra: [], models: [],
+  t: 2, p: 512, n: 128, d: 0, rounds: 3, json: '', extra: [], models: [], depthPrefill: true,
+  fromF16: [], types: ['Q8_0', 'Q4_0', 'Q4_K_M', 'F16'], quantDir: join(root, 'build/llama.cpp/models'),
 };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; ++i) {
@@ -49,20 +61,44 @@ for (let i = 0; i < argv.length; ++i) {
   else if (a === '-p') opt.p = int();
   else if (a === '-n') opt.n = int();
   else if (a === '-d') opt.d = int();
+  else if (a === '--no-depth-prefill') opt.depthPrefill = false;
+  else if (a === '--from-f16') opt.fromF16.push(resolve(next()));
+  else if (a === '--types') opt.types = next().split(',').filter(Boolean);
+  else if (a === '--quant-dir') opt.quantDir = resolve(next());
   else if (a === '--rounds') opt.rounds = Math.max(1, int());
   else if (a === '--json') opt.json = next();
   else if (a === '--longctx-args') opt.extra = next().split(/\s+/).filter(Boolean);
   else if (a === '-h' || a === '--help') {
-    console.log('usage: node bench/compare-llama-cpp.mjs [--longctx PATH] [--llama-bench PATH] [-t N] [-p N] [-n N] [-d N] [--rounds N] [--json FILE] [--longctx-args "ARGS"] MODEL.gguf...');
+    console.log('usage: node bench/compare-llama-cpp.mjs [--longctx PATH] [--llama-bench PATH] [--from-f16 F16.gguf] ' +
+      '[--types Q8_0,Q4_K_M,...] [--quant-dir DIR] [-t N] [-p N] [-n N] [-d N] [--no-depth-prefill] [--rounds N] ' +
+      '[--json FILE] [--longctx-args "ARGS"] [MODEL.gguf...] (see the comment at the top of this file)');
     process.exit(0);
   } else if (a.startsWith('-')) throw new Error(`unknown option ${a}`);
   else opt.models.push(resolve(a));
 }
-if (opt.models.length === 0) throw new Error('no model given (see --help)');
-for (const m of opt.models) if (!existsSync(m)) throw new Error(`no such model: ${m}`);
+if (opt.models.length === 0 && opt.fromF16.length === 0) throw new Error('no model given (see --help)');
+for (const m of [...opt.models, ...opt.fromF16]) if (!existsSync(m)) throw new Error(`no such model: ${m}`);
 if (!existsSync(opt.longctx)) throw new Error(`no longctx binary at ${opt.longctx} (run make first)`);
-if (!existsSync(opt.llamaBench)) {
-  execFileSync(join(root, 'bench/llama-cpp-setup'), [dirname(dirname(opt.llamaBench))], { stdio: 'inherit' });
+// bench/llama-cpp-setup writes BUILD-INFO next to its native build; a llama-bench without it is
+// the former build against the npm package's prebuilt libraries, and the setup replaces it.
+const llamaDir = dirname(dirname(opt.llamaBench));
+const buildInfoFile = join(dirname(opt.llamaBench), 'BUILD-INFO');
+const isNative = () => existsSync(buildInfoFile) && readFileSync(buildInfoFile, 'utf8').startsWith('native');
+if (!existsSync(opt.llamaBench) || !isNative()) {
+  execFileSync(join(root, 'bench/llama-cpp-setup'), [llamaDir], { stdio: 'inherit' });
+}
+const buildInfo = existsSync(buildInfoFile) ? readFileSync(buildInfoFile, 'utf8').trim() : 'unknown build';
+// Files quantized by llama.cpp's own llama-quantize from each --from-f16 file.
+for (const f16 of opt.fromF16) {
+  const stem = basename(f16, '.gguf').replace(/[-_]f16$/i, '');
+  const made = opt.types.filter((t) => t.toUpperCase() !== 'F16');
+  if (made.length) {
+    execFileSync(join(root, 'bench/llama-cpp-quantize'), ['--llama-cpp', llamaDir, f16, opt.quantDir, ...made],
+      { stdio: ['ignore', 'inherit', 'inherit'] });
+  }
+  for (const t of opt.types) {
+    opt.models.push(t.toUpperCase() === 'F16' ? f16 : join(opt.quantDir, `${stem}-${t.toLowerCase()}.gguf`));
+  }
 }
 
 const median = (xs) => {
@@ -83,12 +119,15 @@ function run(cmd, args, withRss) {
   return { out: r.stdout, rssMb: m ? Number(m[1]) / 1024 : null };
 }
 
-// One llama-bench run (one repetition after its warm-up): prefill P, decode n at depth P.
+const withPrefill = (depth) => depth === opt.p || opt.depthPrefill;
+
+// One llama-bench run (one repetition after its warm-up): prefill `depth` tokens, decode n at
+// that depth.
 function llamaCpp(model, depth, withRss) {
   const args = ['-m', model, '-t', String(opt.t), '-r', '1', '-ngl', '0', '-o', 'jsonl'];
   const res = {};
-  if (depth === opt.p) {
-    const a = run(opt.llamaBench, [...args, '-p', String(opt.p), '-n', '0'], false);
+  if (withPrefill(depth)) {
+    const a = run(opt.llamaBench, [...args, '-p', String(depth), '-n', '0'], false);
     const pp = a.out.split('\n').filter(Boolean).map(JSON.parse).find((r) => r.n_prompt > 0);
     res.prefill = (pp.n_prompt * 1e9) / pp.samples_ns[0];
     res.build = `${pp.build_commit} (build ${pp.build_number})`;
@@ -106,7 +145,7 @@ function longctx(model, prompt, withRss) {
   const a = run(opt.longctx, ['bench', '-m', model, '-t', String(opt.t), '-p', String(prompt), '-n', String(opt.n),
     '--repeat', '1', '--json', ...opt.extra], withRss);
   const j = JSON.parse(a.out)[0];
-  return { prefill: j.prefill_tok_s, decode: j.decode_tok_s, rssMb: a.rssMb };
+  return { prefill: j.prefill_tok_s, decode: j.decode_tok_s, rssMb: a.rssMb, kv: j.kv_type };
 }
 
 const results = [];
@@ -123,8 +162,9 @@ for (const model of opt.models) {
     const row = {
       model: basename(model), context: depth, rounds: opt.rounds, threads: opt.t,
       llama_cpp_build: s.llama[0].build || null, llama_cpp_kv: s.llama[0].kv || null,
-      llama_prefill_tok_s: depth === opt.p ? med(s.llama, 'prefill') : null,
-      longctx_prefill_tok_s: depth === opt.p ? med(s.longctx, 'prefill') : null,
+      longctx_kv: s.longctx[0].kv || null,
+      llama_prefill_tok_s: withPrefill(depth) ? med(s.llama, 'prefill') : null,
+      longctx_prefill_tok_s: withPrefill(depth) ? med(s.longctx, 'prefill') : null,
       llama_decode_tok_s: med(s.llama, 'decode'),
       longctx_decode_tok_s: med(s.longctx, 'decode'),
       llama_peak_rss_mb: s.llama[0].rssMb, longctx_peak_rss_mb: s.longctx[0].rssMb,
@@ -145,5 +185,9 @@ for (const r of results) {
     `${f(r.llama_decode_tok_s, 2)} | ${f(r.longctx_decode_tok_s, 2)} | ${ratio(r.longctx_decode_tok_s, r.llama_decode_tok_s)} | ` +
     `${f(r.llama_peak_rss_mb, 0)} | ${f(r.longctx_peak_rss_mb, 0)} |`);
 }
-if (results.length) console.log(`llama.cpp: ${results[0].llama_cpp_build}, KV cache ${results[0].llama_cpp_kv}`);
-if (opt.json) writeFileSync(opt.json, JSON.stringify({ options: opt, results }, null, 1));
+if (results.length) {
+  const r = results.find((x) => x.llama_cpp_kv) || results[0];
+  console.log(`llama.cpp: ${r.llama_cpp_build}, KV cache ${r.llama_cpp_kv}; ${buildInfo.replace(/\n/g, '; ')}`);
+  console.log(`longctx: KV cache ${r.longctx_kv}`);
+}
+if (opt.json) writeFileSync(opt.json, JSON.stringify({ options: opt, llama_cpp_build_info: buildInfo, results }, null, 1));

@@ -552,6 +552,7 @@ TEST(KvType, Q8_0NeedsHeadDimMultipleOf32AndOtherPoliciesRefuseIt) {
   EXPECT_NO_THROW(FullMemory(md, 0, KvType::Q8_0));
 
   MemoryConfig c;
+  EXPECT_EQ(describe_memory(c), "full (f32 KV)");
   c.kv_type = KvType::F16;
   EXPECT_EQ(make_memory(md, c)->name(), "full");
   EXPECT_EQ(describe_memory(c), "full (f16 KV)");

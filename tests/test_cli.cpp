@@ -58,33 +58,37 @@ TEST(Cli, GenerateJsonGreedy) {
   EXPECT_GT(j["n_prompt"].get<int>(), 1);
 }
 
-// An f16 KV cache gives the same greedy text as f32 (stories260K, head dim 8), and a q8_0 one the
-// same as f32 on passkey-llama-tiny (head dim 32, the q8_0 blocks need a multiple of 32).
+// An f16 KV cache (the default) gives the same greedy text as f32 (stories260K, head dim 8), and
+// a q8_0 one the same as f32 on passkey-llama-tiny (head dim 32, the q8_0 blocks need a multiple
+// of 32).
 TEST(Cli, GenerateWithF16AndQ8_0KvCacheMatchesF32) {
   const std::string args =
       "generate -m " + kStories + " -p 'Once upon a time' -n 30 --temp 0 --json";
-  const auto f32 = run_json(args), f16 = run_json(args + " --kv-type f16");
+  const auto f32 = run_json(args + " --kv-type f32"), f16 = run_json(args + " --kv-type f16"),
+             dflt = run_json(args);
   EXPECT_EQ(f16["tokens"], f32["tokens"]);
   EXPECT_EQ(f16["text"], f32["text"]);
+  EXPECT_EQ(dflt["tokens"], f16["tokens"]);
   EXPECT_EQ(f32["text"].get<std::string>().rfind(", there was a little girl named Lily.", 0), 0u);
   const std::string pk = "generate -m " + shared_path("models/passkey-llama-tiny.gguf") +
                          " -p 'Once upon a time' -n 30 --temp 0 --json";
-  const auto pk32 = run_json(pk), pk8 = run_json(pk + " --kv-type q8_0"),
-             pk16 = run_json(pk + " --kv-type f16");
+  const auto pk32 = run_json(pk + " --kv-type f32"), pk8 = run_json(pk + " --kv-type q8_0"),
+             pk16 = run_json(pk);
   EXPECT_EQ(pk16["text"], pk32["text"]);
   EXPECT_EQ(pk8["text"], pk32["text"]);
 }
 
-// bench reports the KV type, and its KV MiB are the bytes as stored.
+// bench reports the KV type (f16 by default), and its KV MiB are the bytes as stored.
 TEST(Cli, BenchReportsKvTypeAndStoredBytes) {
   const std::string args = "bench -m " + shared_path("models/passkey-llama-tiny.gguf") +
                            " -p 200 -n 4 --repeat 1 --json -t 1";
-  const auto f32 = run_json(args), f16 = run_json(args + " --kv-type f16"),
+  const auto f32 = run_json(args + " --kv-type f32"), f16 = run_json(args),
              q8 = run_json(args + " --kv-type q8_0");
   EXPECT_EQ(f32[0]["kv_type"], "f32");
   EXPECT_EQ(f16[0]["kv_type"], "f16");
   EXPECT_EQ(q8[0]["kv_type"], "q8_0");
   EXPECT_EQ(f16[0]["memory"], "full (f16 KV)");
+  EXPECT_EQ(f32[0]["memory"], "full (f32 KV)");
   const double mb32 = f32[0]["kv_mb"], mb16 = f16[0]["kv_mb"], mb8 = q8[0]["kv_mb"];
   EXPECT_GT(mb32, 0.0);
   EXPECT_DOUBLE_EQ(mb16 * 2, mb32);

@@ -21,11 +21,14 @@ nlohmann::json load_json(const std::string& path) {
   return nlohmann::json::parse(in);
 }
 
+// kv: the full memory's KV type (f32 by default here; sessions resolved from settings get
+// default_kv_type, f16, and the goldens below hold for both).
 std::string greedy(const std::shared_ptr<const Model>& m, const std::string& prompt, int n,
-                   int64_t batch = 512) {
+                   int64_t batch = 512, KvType kv = KvType::F32) {
   SessionOptions so;
   so.rope = m->rope();
   so.batch = batch;
+  so.memory.kv_type = kv;
   Session s(m, so);
   GenerateOptions g;
   g.n_predict = n;
@@ -36,11 +39,13 @@ std::string greedy(const std::shared_ptr<const Model>& m, const std::string& pro
 TEST(Golden, Stories260KGreedy) {
   auto m = Model::load(test::shared_path("models/stories260K.gguf"));
   const auto j = load_json(test::shared_path("reference/stories260K-greedy.json"));
-  for (const auto& c : j["cases"]) {
-    const std::string prompt = c["prompt"];
-    const std::string expected = c["expected_text"];
-    const std::string got = prompt + greedy(m, prompt, c["n_predict"]);
-    EXPECT_EQ(got, expected);
+  for (const KvType kv : {KvType::F32, default_kv_type(MemoryPolicy::Full)}) {
+    for (const auto& c : j["cases"]) {
+      const std::string prompt = c["prompt"];
+      const std::string expected = c["expected_text"];
+      const std::string got = prompt + greedy(m, prompt, c["n_predict"], 512, kv);
+      EXPECT_EQ(got, expected) << kv_type_name(kv);
+    }
   }
 }
 
@@ -56,9 +61,12 @@ TEST(Golden, PasskeyLlamaTinyGreedy) {
     auto m = Model::load(test::shared_path(file));
     const auto j = load_json(test::shared_path("reference/passkey-llama-tiny-greedy.json"));
     ASSERT_FALSE(j["cases"].empty());
-    for (const auto& c : j["cases"]) {
-      const std::string expected = c["expected_text"];
-      EXPECT_EQ(greedy(m, c["prompt"], c["n_predict"]), expected) << file;
+    for (const KvType kv : {KvType::F32, default_kv_type(MemoryPolicy::Full)}) {
+      for (const auto& c : j["cases"]) {
+        const std::string expected = c["expected_text"];
+        EXPECT_EQ(greedy(m, c["prompt"], c["n_predict"], 512, kv), expected)
+            << file << " " << kv_type_name(kv);
+      }
     }
   }
 }

@@ -366,7 +366,7 @@ TEST(PasskeyCli, TinyModelFindsTheKeyInsideItsContext) {
   const auto j = read_json(json);
   EXPECT_EQ(j["settings"]["format"], "landmark");
   EXPECT_EQ(j["settings"]["trials"], 2);
-  EXPECT_EQ(j["settings"]["memory"], "full");
+  EXPECT_EQ(j["settings"]["memory"], "full (f16 KV)");  // the default KV type
   EXPECT_TRUE(j["machine"].contains("cpu"));
   ASSERT_EQ(j["cells"].size(), 2u);
   for (const auto& c : j["cells"]) {

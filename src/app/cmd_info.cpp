@@ -9,6 +9,7 @@
 #include "app/commands.h"
 #include "app/common.h"
 #include "core/error.h"
+#include "engine/memory_config.h"
 #include "model/arch/arch.h"
 #include "model/tokenizer/chat_template.h"
 
@@ -39,6 +40,13 @@ void run_info(const std::string& path, const SessionSpec& settings, bool json, b
     n_params += t.n_elements();
   }
   const ArchSpec* spec = find_arch(hp.arch);
+  // The KV cache a session gets by default (--memory full, default_kv_type): bytes per token.
+  const KvType kv_default = default_kv_type(MemoryPolicy::Full);
+  const int64_t kv_row = static_cast<int64_t>(hp.n_head_kv) * hp.head_dim;
+  const size_t kv_per_token =
+      kv_row > 0 && kv_row % kv_type_block(kv_default) == 0
+          ? 2 * static_cast<size_t>(hp.n_layer) * kv_bytes(kv_default, kv_row)
+          : 0;
   std::optional<RopeSettings> rope;
   std::string rope_error;
   if (spec && hp.head_dim > 0) {
@@ -72,6 +80,8 @@ void run_info(const std::string& path, const SessionSpec& settings, bool json, b
     j["n_vocab"] = hp.n_vocab;
     j["context_length"] = hp.n_ctx_train;
     j["tied_output"] = m.weights().tied_output;
+    if (m.has_weights() && kv_per_token > 0)
+      j["kv_cache"] = {{"type", kv_type_name(kv_default)}, {"bytes_per_token", kv_per_token}};
     auto jt = nlohmann::json::object();
     for (const auto& [name, e] : types) jt[name] = {{"tensors", e.first}, {"elements", e.second}};
     j["tensor_types"] = jt;
@@ -116,6 +126,14 @@ void run_info(const std::string& path, const SessionSpec& settings, bool json, b
               << "\n";
     std::cout << "heads:           " << hp.n_head << " query / " << hp.n_head_kv
               << " key-value, head dim " << hp.head_dim << "\n";
+    if (kv_per_token > 0) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "%s by default, %.1f KiB per token (%.0f MiB at %lld tokens)",
+                    kv_type_name(kv_default), static_cast<double>(kv_per_token) / 1024.0,
+                    static_cast<double>(kv_per_token) * hp.n_ctx_train / (1024.0 * 1024.0),
+                    static_cast<long long>(hp.n_ctx_train));
+      std::cout << "kv cache:        " << buf << " (--memory full; --kv-type f32|f16|q8_0)\n";
+    }
     std::cout << "vocab:           " << hp.n_vocab
               << (m.weights().tied_output ? " (tied output)" : "") << "\n";
     std::cout << "tensor types:   ";

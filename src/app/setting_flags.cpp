@@ -51,9 +51,10 @@ const std::vector<SettingFlag> kFlags = {
        s.memory.policy = parse_memory_policy(v);
      }},
     {"--kv-type,--cache-type-k,--cache-type-v", "memory.kv_type", F::Memory,
-     "KV cache type of --memory full: f32, f16 (half the bytes), q8_0 (head dim a multiple of "
-     "32); llama.cpp's --cache-type-k / -v set it for keys and values together",
-     "f32",
+     "KV cache type of --memory full: f16 (the default), f32 (twice the bytes), q8_0 (head dim "
+     "a multiple of 32); streaming / infllm store f32; llama.cpp's --cache-type-k / -v set it "
+     "for keys and values together",
+     "f16",
      [](SessionSpec& s, const std::string& v, const std::string& f) {
        const KvType t = kv_type_from_name(v);
        if (s.memory.kv_type && *s.memory.kv_type != t)

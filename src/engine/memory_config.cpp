@@ -50,10 +50,9 @@ ContextMemoryOptions default_context_memory(int64_t L) {
 
 std::string describe_memory(const MemoryConfig& c) {
   if (c.policy == MemoryPolicy::Full) {
-    const std::string kv =
-        c.kv_type == KvType::F32 ? std::string() : cat(kv_type_name(c.kv_type), " KV");
-    if (c.max_ctx <= 0) return kv.empty() ? std::string("full") : cat("full (", kv, ")");
-    return cat("full (", kv.empty() ? "" : kv + ", ", "up to ", c.max_ctx, " tokens)");
+    const std::string kv = cat(kv_type_name(c.kv_type), " KV");
+    if (c.max_ctx <= 0) return cat("full (", kv, ")");
+    return cat("full (", kv, ", up to ", c.max_ctx, " tokens)");
   }
   const ContextMemoryOptions& o = c.ctx;
   std::string s = cat(memory_policy_name(c.policy), ": n_init ", o.n_init, ", n_local ", o.n_local,
@@ -99,6 +98,10 @@ size_t parse_bytes(const std::string& text, const std::string& setting) {
   if (!(v >= 0) || v * mul > 1e18)
     fail_setting({setting}, setting, " '", text, "' is out of range");
   return static_cast<size_t>(std::llround(v * mul));
+}
+
+KvType default_kv_type(MemoryPolicy p) {
+  return p == MemoryPolicy::Full ? KvType::F16 : KvType::F32;
 }
 
 void check_kv_type(const MemoryConfig& c) {

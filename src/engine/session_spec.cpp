@@ -102,9 +102,11 @@ SessionOptions resolve_session(const Model& model, const SessionSpec& spec) {
   mc.policy = ms.policy.value_or(MemoryPolicy::Full);
   rec.note("memory.policy", memory_policy_name(mc.policy),
            ms.policy ? rec.set_source("memory.policy") : "default");
-  mc.kv_type = ms.kv_type.value_or(KvType::F32);
+  mc.kv_type = ms.kv_type.value_or(default_kv_type(mc.policy));
   rec.note("memory.kv_type", kv_type_name(mc.kv_type),
-           ms.kv_type ? rec.set_source("memory.kv_type") : "default");
+           ms.kv_type                        ? rec.set_source("memory.kv_type")
+           : mc.policy == MemoryPolicy::Full ? "default of the full memory"
+                                             : "default: streaming / infllm store f32");
   check_kv_type(mc);
   if (ms.max_ctx) check_min("memory.max_ctx", *ms.max_ctx, 0, ">= 0");
   mc.max_ctx = rec.pick<int64_t>("memory.max_ctx", ms.max_ctx, 0, "default: no limit");

@@ -23,7 +23,7 @@ namespace lc {
 // The KV memory's settings; names in the comments.
 struct MemorySpec {
   std::optional<MemoryPolicy> policy;          // memory.policy (default full)
-  std::optional<KvType> kv_type;               // memory.kv_type (full memory; default f32)
+  std::optional<KvType> kv_type;               // memory.kv_type (default_kv_type: full f16)
   std::optional<int64_t> max_ctx;              // memory.max_ctx: tokens a full memory may hold
   std::optional<int64_t> n_init;               // memory.n_init: attention sinks
   std::optional<int64_t> n_local;              // memory.n_local: local window
