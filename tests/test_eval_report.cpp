@@ -188,7 +188,7 @@ TEST(EvalReport, OnePageWithFiguresTablesAndFacts) {
   EXPECT_NE(html.find("stories260K.gguf"), std::string::npos);
   EXPECT_NE(html.find("1.1 MiB (1,185,376 bytes)"), std::string::npos);
   EXPECT_NE(html.find("<th>format</th><td>landmark</td>"), std::string::npos);
-  EXPECT_NE(html.find("<th>memory</th><td>full</td>"), std::string::npos);
+  EXPECT_NE(html.find("<th>memory</th><td>full (f16 KV)</td>"), std::string::npos);
   EXPECT_NE(html.find("<th>seed</th><td>0</td>"), std::string::npos);
   EXPECT_NE(html.find("<th>threads used</th>"), std::string::npos);
   EXPECT_NE(html.find("<th>cpu</th>"), std::string::npos);
