@@ -2,6 +2,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <type_traits>
+#include <vector>
 
 #include "core/error.h"
 
