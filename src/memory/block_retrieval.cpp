@@ -94,11 +94,15 @@ float BlockRetrieval::combine(const float* dots) const {
   return static_cast<float>(out);
 }
 
+void BlockRetrieval::head_dots(const float* q_bar, const float* r, float* dots) const {
+  const int64_t hd = opt_.head_dim;
+  for (int64_t h = 0; h < opt_.n_head; ++h) dots[h] = dot_f32(q_bar + h * hd, r + h * hd, hd);
+}
+
 float BlockRetrieval::score(const float* q_bar, const float* r) {
   standardise(q_bar);
-  const int64_t hd = opt_.head_dim;
   dots_.resize(static_cast<size_t>(opt_.n_head));
-  for (int64_t h = 0; h < opt_.n_head; ++h) dots_[h] = dot_f32(q_bar + h * hd, r + h * hd, hd);
+  head_dots(q_bar, r, dots_.data());
   return combine(dots_.data());
 }
 
@@ -151,8 +155,7 @@ void BlockRetrieval::search(int64_t k, bool exact, std::vector<int64_t>& ids,
     std::vector<float> d(static_cast<size_t>(opt_.n_head));
     all.reserve(static_cast<size_t>(k) + 1);
     index_->scan([&](int64_t id, const float* r) {
-      for (int64_t h = 0; h < opt_.n_head; ++h)
-        d[h] = dot_f32(q_bar_.data() + h * hd, r + h * hd, hd);
+      head_dots(q_bar_.data(), r, d.data());
       all.emplace_back(combine(d.data()), id);
       std::push_heap(all.begin(), all.end(), better);  // worst of the kept at the front
       if (static_cast<int64_t>(all.size()) > k) {
@@ -244,9 +247,6 @@ void BlockRetrieval::emit(RetrievalTrace& trace, const std::vector<int64_t>& ran
   const int64_t hd = opt_.head_dim, nh = opt_.n_head, nb = size();
   const float* q_bar = q_bar_.data();
   std::vector<float> dots(static_cast<size_t>(nh));
-  auto head_dots = [&](const float* r) {
-    for (int64_t h = 0; h < nh; ++h) dots[h] = dot_f32(q_bar + h * hd, r + h * hd, hd);
-  };
   RetrievalEvent e;
   e.layer = layer;
   e.pos = pos;
@@ -255,7 +255,7 @@ void BlockRetrieval::emit(RetrievalTrace& trace, const std::vector<int64_t>& ran
   e.chosen = chosen;
   if (trace.wants_scores())
     for (int64_t id : chosen) {
-      head_dots(index_->repr(id).data());
+      head_dots(q_bar, index_->repr(id).data(), dots.data());
       e.scores.push_back(combine(dots.data()));
     }
   const int64_t first = trace.needle_first(), last = trace.needle_last();
@@ -275,7 +275,7 @@ void BlockRetrieval::emit(RetrievalTrace& trace, const std::vector<int64_t>& ran
       const size_t w = static_cast<size_t>(nh + 1);
       std::vector<float> own(w * e.needle.size());
       for (size_t j = 0; j < e.needle.size(); ++j) {
-        head_dots(index_->repr(e.needle[j].block).data());
+        head_dots(q_bar, index_->repr(e.needle[j].block).data(), dots.data());
         own[j * w] = combine(dots.data());
         std::copy(dots.begin(), dots.end(), own.begin() + static_cast<std::ptrdiff_t>(j * w + 1));
         e.needle[j].rank_head.assign(static_cast<size_t>(nh), 0);
@@ -286,7 +286,7 @@ void BlockRetrieval::emit(RetrievalTrace& trace, const std::vector<int64_t>& ran
         const int64_t c1 = std::min(nb, c0 + kChunk);
         const std::vector<float> reps = index_->reprs(c0, c1);
         for (int64_t b = c0; b < c1; ++b) {
-          head_dots(reps.data() + (b - c0) * nh * hd);
+          head_dots(q_bar, reps.data() + (b - c0) * nh * hd, dots.data());
           const float s = combine(dots.data());
           for (size_t j = 0; j < e.needle.size(); ++j) {
             const float* o = own.data() + j * w;

@@ -71,6 +71,7 @@ class BlockRetrieval {
  private:
   void standardise(const float* q_bar);    // sigma_ and mu_ for this query
   float combine(const float* dots) const;  // per-head dots q_h.r_h -> the combined score
+  void head_dots(const float* q_bar, const float* r, float* dots) const;  // q_h.r_h per head
   // The k best blocks by the combined score, through the index (or scoring every block).
   void search(int64_t k, bool exact, std::vector<int64_t>& ids, std::vector<float>& scores,
               RetrievalCounters* c);
