@@ -745,4 +745,55 @@ TEST(Server, PortInUseIsAnError) {
   EXPECT_THROW(second.bind(), lc::Error);
 }
 
+TEST(Server, HealthIs503WhileTheModelLoads) {
+  ServerOptions o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  Server srv(o);
+  const int port = srv.bind();
+  std::thread serving([&srv] { srv.run(); });
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(60);
+  auto h = c.Get("/health");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 503);
+  EXPECT_EQ(json::parse(h->body)["status"], "loading");
+  EXPECT_EQ(h->get_header_value("Retry-After"), "1");
+  Answer a = post(c, "/v1/completions", json{{"prompt", "Once"}, {"max_tokens", 2}});
+  EXPECT_EQ(a.status, 503) << a.raw;
+  EXPECT_EQ(a.body["error"]["code"], "model_loading");
+  EXPECT_FALSE(srv.ready());
+  srv.attach(model(), session_options());
+  EXPECT_TRUE(srv.ready());
+  h = c.Get("/health");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  a = post(c, "/v1/completions", json{{"prompt", "Once"}, {"max_tokens", 2}, {"temperature", 0}});
+  EXPECT_EQ(a.status, 200) << a.raw;
+  srv.stop();
+  serving.join();
+}
+
+TEST(Server, PromptBeyondTheSessionContextIsContextLengthExceeded) {
+  lc::SessionOptions so = session_options();
+  so.memory.max_ctx = 40;
+  Running r({}, so);
+  auto c = r.client();
+  std::string long_prompt;
+  for (int i = 0; i < 20; ++i) long_prompt += "Once upon a time ";
+  Answer a = post(*c, "/v1/completions", json{{"prompt", long_prompt}, {"max_tokens", 4}});
+  ASSERT_EQ(a.status, 400) << a.raw;
+  EXPECT_EQ(a.body["error"]["code"], "context_length_exceeded");
+  EXPECT_EQ(a.body["error"]["param"], "prompt");
+  // A prompt that fits: the answer stops where the context is full.
+  a = post(*c, "/v1/completions",
+           json{{"prompt", "Once upon a time"}, {"max_tokens", 100}, {"temperature", 0}});
+  ASSERT_EQ(a.status, 200) << a.raw;
+  const int64_t total = a.body["usage"]["total_tokens"];
+  EXPECT_LE(total, 40);
+  if (a.body["choices"][0]["finish_reason"] == "length") {
+    EXPECT_EQ(total, 40);
+  }
+}
+
 }  // namespace

@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include "app/commands.h"
 #include "app/common.h"
@@ -18,6 +19,7 @@ struct ServeOpts {
   server::ServerOptions so;
   std::string api_key_file, session_dir, prompt_cache = "1G", session_budget = "20G",
                                          session_ram = "4G";
+  int64_t ctx = 0;
   bool no_session_dir = false;
 };
 
@@ -62,10 +64,24 @@ void run_serve(ServeOpts& o) {
     fail("--session-store replaces --session-dir and --no-session-dir: give one of them");
   if (!o.no_session_dir && o.so.session_store.empty())
     o.so.session_dir = o.session_dir.empty() ? default_session_dir() : o.session_dir;
-  Loaded l = load_model(o.mo);
+  // Listen first: while the model loads, GET /health answers 503 {"status": "loading"}.
   o.so.model_path = o.mo.model;
-  server::Server srv(l.model, l.session, o.so);
+  server::Server srv(o.so);
   const int port = srv.bind();
+  std::thread serving([&srv] { srv.run(); });
+  std::cerr << "loading " << o.mo.model << " (GET /health answers 503 until it is loaded) at http://"
+            << o.so.host << ":" << port << "\n";
+  Loaded l;
+  try {
+    if (o.ctx < 0) fail("--ctx must be >= 0, got ", o.ctx);
+    l = load_model(o.mo);
+    l.session.memory.max_ctx = o.ctx;
+    srv.attach(l.model, l.session);
+  } catch (...) {
+    srv.stop();
+    serving.join();
+    throw;
+  }
   std::cerr << "serving " << srv.model_id() << " (trained context " << l.trained_ctx << ", "
             << o.so.parallel << " parallel, queue " << o.so.queue << ") on http://" << o.so.host
             << ":" << port << (o.so.api_key.empty() ? "" : " (API key required)") << "\n";
@@ -77,7 +93,7 @@ void run_serve(ServeOpts& o) {
   if (o.mo.verbose)
     for (const std::string& line : describe_settings(l.session))
       std::cerr << "setting: " << line << "\n";
-  srv.run();
+  serving.join();
 }
 
 }  // namespace
@@ -101,6 +117,10 @@ void register_serve(CLI::App& root) {
   cmd->add_option("--chat-template", o->so.chat_template,
                   "chat template family overriding the model's: chatml, llama2, llama3, mistral, "
                   "phi3, internlm2");
+  cmd->add_option("-c,--ctx,--ctx-size", o->ctx,
+                  "most tokens a session may hold: a longer prompt is a 400 "
+                  "context_length_exceeded, generation stops at it (0 = no limit)")
+      ->capture_default_str();
   cmd->add_option("--alias", o->so.model_id, "the model's name in the API (default: file name)");
   cmd->add_option("--max-sessions", o->so.max_sessions,
                   "named sessions kept (the least recently used goes first)")

@@ -189,6 +189,7 @@ struct Job {
 }  // namespace
 
 struct Server::Impl {
+  // Set once by attach() before `ready`; read only by handlers that saw `ready`.
   std::shared_ptr<const Model> model;
   SessionOptions session_opt;
   ServerOptions opt;
@@ -198,23 +199,45 @@ struct Server::Impl {
   std::string chat_format_error;
   Scheduler scheduler;
   httplib::Server http;
-  SessionRegistry registry;
+  std::unique_ptr<SessionRegistry> registry_;
+  std::atomic<bool> ready{false};  // the model is loaded: requests are served (else 503 loading)
   std::atomic<uint64_t> next_id{1};
   std::atomic<bool> in_run{false}, stop_requested{false};
   // Counters of /metrics.
   Metrics counters;
 
-  Impl(std::shared_ptr<const Model> m, SessionOptions so, ServerOptions o)
-      : model(std::move(m)),
-        session_opt(std::move(so)),
-        opt(std::move(o)),
-        scheduler(std::max(1, opt.parallel), std::max(0, opt.queue)),
-        registry(model, session_opt,
-                 {opt.max_sessions, opt.session_ram, opt.session_budget, opt.prompt_cache_bytes},
-                 !opt.session_store.empty()
-                     ? open_session_store(opt.session_store, opt.session_lease_seconds)
-                 : opt.session_dir.empty() ? nullptr
-                                           : open_dir_store(opt.session_dir)) {}
+  explicit Impl(ServerOptions o)
+      : opt(std::move(o)), scheduler(std::max(1, opt.parallel), std::max(0, opt.queue)) {}
+
+  SessionRegistry& registry() { return *registry_; }
+
+  // The model and the sessions' settings: from now on requests are served.
+  void attach(std::shared_ptr<const Model> m, SessionOptions so) {
+    LC_CHECK(!ready.load());
+    model = std::move(m);
+    session_opt = std::move(so);
+    registry_ = std::make_unique<SessionRegistry>(
+        model, session_opt,
+        SessionRegistry::Limits{opt.max_sessions, opt.session_ram, opt.session_budget,
+                                opt.prompt_cache_bytes},
+        !opt.session_store.empty() ? open_session_store(opt.session_store,
+                                                        opt.session_lease_seconds)
+        : opt.session_dir.empty()  ? nullptr
+                                   : open_dir_store(opt.session_dir));
+    if (!opt.chat_template.empty()) {
+      chat_format = chat_format_from_name(opt.chat_template);
+    } else if (model->tokenizer().chat_template().empty()) {
+      chat_format_error = "the model has no chat template (tokenizer.chat_template)";
+    } else {
+      try {
+        chat_format = detect_chat_format(model->tokenizer().chat_template());
+      } catch (const Error& e) {
+        chat_format_error =
+            cat("the model's chat template is not one this server knows (", e.what(), ")");
+      }
+    }
+    ready.store(true, std::memory_order_release);
+  }
 
   void check_auth(const httplib::Request& req) const {
     if (opt.api_key.empty()) return;
@@ -305,11 +328,22 @@ struct Server::Impl {
       validate_session_id(job->req.session_id, "X-Session-Id");
     }
     const std::vector<int32_t> ids = prompt_tokens(r);
-    const GenerateOptions g = generate_options(r, static_cast<int64_t>(ids.size()));
+    const auto n_ids = static_cast<int64_t>(ids.size());
+    // The session's configured context (memory.max_ctx, serve --ctx): a prompt that fills it
+    // leaves no room for an answer; generation stops at it (finish_reason "length").
+    const int64_t limit = session_opt.memory.max_ctx;
+    if (limit > 0 && n_ids >= limit)
+      fail_request(400, r.endpoint == Endpoint::ChatCompletions ? "messages" : "prompt",
+                   "context_length_exceeded",
+                   cat("this session's context is ", limit, " tokens (memory.max_ctx) and the ",
+                       r.endpoint == Endpoint::ChatCompletions ? "messages take " : "prompt takes ",
+                       n_ids, " tokens, leaving no room for a completion; shorten the prompt"));
+    GenerateOptions g = generate_options(r, n_ids);
+    if (limit > 0) g.n_predict = std::min<int64_t>(g.n_predict, limit - n_ids);
 
     job->slot = scheduler.acquire();
-    job->registry = &registry;
-    job->lease = r.session_id.empty() ? registry.unnamed(ids) : registry.named(r.session_id, ids);
+    job->registry = &registry();
+    job->lease = r.session_id.empty() ? registry().unnamed(ids) : registry().named(r.session_id, ids);
     job->session = &job->lease->session();
     Session& s = *job->session;
     job->n_cached = job->lease->cached;
@@ -459,10 +493,10 @@ struct Server::Impl {
     check_auth(req);
     Metrics::Gauges g;
     std::tie(g.running, g.waiting) = scheduler.counts();
-    g.sessions = registry.sessions_in_ram();
-    g.kv_bytes_in_ram = registry.kv_bytes_in_ram();
-    g.kv_bytes_on_disk = registry.kv_bytes_on_disk();
-    g.sessions_saved = registry.sessions_saved();
+    g.sessions = registry().sessions_in_ram();
+    g.kv_bytes_in_ram = registry().kv_bytes_in_ram();
+    g.kv_bytes_on_disk = registry().kv_bytes_on_disk();
+    g.sessions_saved = registry().sessions_saved();
     res.set_content(counters.prometheus(g), "text/plain; version=0.0.4");
   }
 
@@ -654,13 +688,13 @@ struct Server::Impl {
 
   void list_sessions(const httplib::Request& req, httplib::Response& res) {
     check_auth(req);
-    send_json(res, 200, registry.list());
+    send_json(res, 200, registry().list());
   }
 
   void get_session(const httplib::Request& req, httplib::Response& res) {
     check_auth(req);
     const std::string id = session_path_id(req);
-    const auto j = registry.describe(id);
+    const auto j = registry().describe(id);
     if (!j) fail_request(404, "session_id", "session_not_found", cat("no session '", id, "'"));
     send_json(res, 200, *j);
   }
@@ -668,7 +702,7 @@ struct Server::Impl {
   void delete_session(const httplib::Request& req, httplib::Response& res) {
     check_auth(req);
     const std::string id = session_path_id(req);
-    if (!registry.remove(id))
+    if (!registry().remove(id))
       fail_request(404, "session_id", "session_not_found", cat("no session '", id, "'"));
     send_json(res, 200, {{"id", id}, {"object", "session"}, {"deleted", true}});
   }
@@ -696,6 +730,15 @@ struct Server::Impl {
       } count_errors{this, res};
       // Which replica answered (behind a load balancer: for logs, tests and the cluster demo).
       res.set_header("X-Longctx-Replica", replica);
+      if (!ready.load(std::memory_order_acquire)) {
+        ApiError err;
+        err.status = 503;
+        err.type = "server_error";
+        err.code = "model_loading";
+        err.message = "the model is still loading; try again shortly (GET /health says when)";
+        send_error(res, err);
+        return;
+      }
       try {
         (this->*f)(req, res);
       } catch (const RequestError& e) {
@@ -737,8 +780,13 @@ struct Server::Impl {
     http.Get(R"(/v1/sessions/([^/]+))", guarded(&Impl::get_session));
     http.Delete(R"(/v1/sessions/([^/]+))", guarded(&Impl::delete_session));
     http.Get("/metrics", guarded(&Impl::metrics));
-    http.Get("/health", [](const httplib::Request&, httplib::Response& res) {
-      send_json(res, 200, {{"status", "ok"}});
+    http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+      if (ready.load(std::memory_order_acquire)) {
+        send_json(res, 200, {{"status", "ok"}});
+      } else {
+        res.set_header("Retry-After", "1");
+        send_json(res, 503, {{"status", "loading"}});
+      }
     });
     http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req,
                                                                        httplib::Response& res) {
@@ -774,7 +822,7 @@ struct Server::Impl {
   }
 };
 
-Server::Server(std::shared_ptr<const Model> model, SessionOptions session, ServerOptions opt) {
+Server::Server(ServerOptions opt) {
   if (opt.parallel < 1)
     fail_setting({"server.parallel"}, "server.parallel must be >= 1, got ", opt.parallel);
   if (opt.queue < 0) fail_setting({"server.queue"}, "server.queue must be >= 0, got ", opt.queue);
@@ -783,25 +831,25 @@ Server::Server(std::shared_ptr<const Model> model, SessionOptions session, Serve
   if (!(opt.ping_seconds > 0))
     fail_setting({"server.ping_seconds"}, "server.ping_seconds must be > 0, got ",
                  opt.ping_seconds);
-  impl_ = std::make_unique<Impl>(std::move(model), std::move(session), std::move(opt));
+  if (!opt.chat_template.empty()) chat_format_from_name(opt.chat_template);  // names it if unknown
+  impl_ = std::make_unique<Impl>(std::move(opt));
   Impl& m = *impl_;
   m.id = !m.opt.model_id.empty()     ? m.opt.model_id
          : !m.opt.model_path.empty() ? file_name(m.opt.model_path)
                                      : std::string("model");
-  if (!m.opt.chat_template.empty()) {
-    m.chat_format = chat_format_from_name(m.opt.chat_template);
-  } else if (m.model->tokenizer().chat_template().empty()) {
-    m.chat_format_error = "the model has no chat template (tokenizer.chat_template)";
-  } else {
-    try {
-      m.chat_format = detect_chat_format(m.model->tokenizer().chat_template());
-    } catch (const Error& e) {
-      m.chat_format_error =
-          cat("the model's chat template is not one this server knows (", e.what(), ")");
-    }
-  }
   m.routes();
 }
+
+Server::Server(std::shared_ptr<const Model> model, SessionOptions session, ServerOptions opt)
+    : Server(std::move(opt)) {
+  attach(std::move(model), std::move(session));
+}
+
+void Server::attach(std::shared_ptr<const Model> model, SessionOptions session) {
+  impl_->attach(std::move(model), std::move(session));
+}
+
+bool Server::ready() const { return impl_->ready.load(); }
 
 Server::~Server() { stop(); }
 

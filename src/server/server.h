@@ -55,6 +55,13 @@ class Server {
   // lc::Error naming the setting when an option is out of range ("server.parallel", ...) or the
   // chat template named is unknown.
   Server(std::shared_ptr<const Model> model, SessionOptions session, ServerOptions opt);
+  // A server whose model is still loading: once bound and running it answers GET /health with
+  // 503 {"status": "loading"} and every other endpoint with 503 model_loading, until attach().
+  explicit Server(ServerOptions opt);
+  // The model and the sessions' settings (once; from any thread, also while run() serves).
+  // lc::Error when the session store cannot be opened.
+  void attach(std::shared_ptr<const Model> model, SessionOptions session);
+  bool ready() const;
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
