@@ -121,6 +121,18 @@ async function main() {
   const cli = JSON.parse(execFileSync(binary, ["generate", "-m", modelPath, "-p", "Once upon a time",
     "-n", "20", "--temp", "0", "--json"], { stdio: ["ignore", "pipe", "ignore"] }).toString());
   assert.equal(c.choices[0].text, cli.text);
+  assert.equal(c.usage.prompt_tokens, cli.n_prompt);
+  assert.equal(c.usage.completion_tokens, cli.n_generated);
+  // Token for token: with logprobs the completion lists its tokens, which spell generate's text.
+  const withLp = await client.completions.create({ ...params, logprobs: 0 });
+  assert.equal(withLp.choices[0].logprobs.tokens.length, cli.tokens.length);
+  assert.equal(withLp.choices[0].logprobs.tokens.join(""), cli.text);
+
+  // A stop string: the text ends before its first occurrence, finish_reason "stop".
+  const word = cli.text.trim().split(/\s+/)[2];
+  const st = await client.completions.create({ ...params, stop: [word, "zzzz-not-there"] });
+  assert.equal(st.choices[0].finish_reason, "stop");
+  assert.equal(st.choices[0].text, cli.text.slice(0, cli.text.indexOf(word)));
 
   // Log-probabilities in the client's types.
   const lp = await client.chat.completions.create({ ...chatParams, logprobs: true, top_logprobs: 2 });
