@@ -96,7 +96,7 @@ const std::vector<SettingFlag> kFlags = {
      }},
     {"--mem-budget", "memory.mem_budget", F::Memory,
      "RAM for memory blocks, e.g. 256M (infllm; the rest spills to disk; default: twice what "
-     "a decoding step reads, at least 512M; 0 = keep everything in RAM)",
+     "a decoding step reads, at least 64M; 0 = keep everything in RAM)",
      "",
      [](SessionSpec& s, const std::string& v, const std::string& f) {
        s.memory.mem_budget = parse_bytes(v, "memory.mem_budget");

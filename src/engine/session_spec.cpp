@@ -152,7 +152,7 @@ SessionOptions resolve_session(const Model& model, const SessionSpec& spec) {
       // Bounded by default; 0, set explicitly, keeps every block in RAM.
       c.store.mem_budget = rec.pick<size_t>(
           "memory.mem_budget", ms.mem_budget, default_mem_budget(c, model.memory_dims()),
-          "default: twice what a decoding step reads, at least 512 MiB; 0 = no limit");
+          "default: twice what a decoding step reads, at least 64 MiB; 0 = no limit");
       c.store.spill_dir =
           rec.pick<std::string>("memory.spill_dir", ms.spill_dir, "", "default: $TMPDIR");
       c.store.spill_type = ms.spill_type.value_or(SpillType::F16);

@@ -74,7 +74,7 @@ size_t one_step_bytes(const ContextMemoryOptions& o, const MemoryDims& dims) {
 }  // namespace
 
 size_t default_mem_budget(const ContextMemoryOptions& o, const MemoryDims& dims) {
-  return std::max<size_t>(size_t{512} << 20, 2 * one_step_bytes(o, dims));
+  return std::max<size_t>(size_t{64} << 20, 2 * one_step_bytes(o, dims));
 }
 
 std::string budget_warning(const ContextMemoryOptions& o, const MemoryDims& dims) {

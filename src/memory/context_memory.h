@@ -53,7 +53,7 @@ struct BudgetShare {
 BudgetShare share_budget(size_t mem_budget, int n_layer);
 
 // The default memory.mem_budget: twice the RAM that keeps one decoding step off the disk, and at
-// least 512 MiB — bounded whatever the length, with room for the blocks a step reads.
+// least 64 MiB — bounded whatever the length, with room for the blocks a step reads.
 size_t default_mem_budget(const ContextMemoryOptions& o, const MemoryDims& dims);
 
 // A warning when the budget cannot hold what one decoding step reads (the topk blocks of a layer,
