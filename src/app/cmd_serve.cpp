@@ -69,8 +69,9 @@ void run_serve(ServeOpts& o) {
   server::Server srv(o.so);
   const int port = srv.bind();
   std::thread serving([&srv] { srv.run(); });
-  std::cerr << "loading " << o.mo.model << " (GET /health answers 503 until it is loaded) at http://"
-            << o.so.host << ":" << port << "\n";
+  std::cerr << "loading " << o.mo.model
+            << " (GET /health answers 503 until it is loaded) at http://" << o.so.host << ":"
+            << port << "\n";
   Loaded l;
   try {
     if (o.ctx < 0) fail("--ctx must be >= 0, got ", o.ctx);

@@ -456,13 +456,12 @@ std::vector<float> BlockIndex::reprs(int64_t first, int64_t last) const {
 
 int64_t BlockIndex::score_members(int64_t c, const float* q, Top& top, bool keep_pinned) const {
   const Cluster& cl = clusters_[static_cast<size_t>(c)];
-  const int64_t d = opt_.dim;
   tmp_.resize(static_cast<size_t>(opt_.page_reps));
   if (cl.point && cl.size() > 1) {
     // Equal representatives score alike and ties go to the lower id: the first k members (ids
     // grow along the list) are all that can enter the top k. One score.
     pages_->pin_into(cl.pages.data(), 1, keep_pinned, views_);
-    dot_rows(views_[0].k, 1, d, q, tmp_.data());
+    score_rows(views_[0].k, 1, q, tmp_.data());
     const size_t n = std::min(cl.ids.size(), top.k);
     for (size_t i = 0; i < n; ++i) top.push(tmp_[0], cl.ids[i]);
     return 1;
@@ -470,14 +469,35 @@ int64_t BlockIndex::score_members(int64_t c, const float* q, Top& top, bool keep
   pages_->pin_into(cl.pages.data(), static_cast<int64_t>(cl.pages.size()), keep_pinned, views_);
   size_t i = 0;
   for (const BlockView& v : views_) {
-    dot_rows(v.k, v.n, d, q, tmp_.data());
+    score_rows(v.k, v.n, q, tmp_.data());
     for (int64_t r = 0; r < v.n; ++r, ++i) top.push(tmp_[static_cast<size_t>(r)], cl.ids[i]);
   }
   return cl.size();
 }
 
-std::vector<int64_t> BlockIndex::top_k_exact(const float* q, int64_t k,
-                                             std::vector<float>* scores) const {
+void BlockIndex::score_rows(const float* rows, int64_t n, const float* q, float* out) const {
+  const int64_t d = opt_.dim;
+  if (slices_.n <= 1) {
+    dot_rows(rows, n, d, q, out);
+    if (slices_.off)
+      for (int64_t r = 0; r < n; ++r) out[r] -= slices_.off[0];
+    return;
+  }
+  const int64_t w = d / slices_.n;
+  for (int64_t r = 0; r < n; ++r) {
+    const float* row = rows + r * d;
+    float best = -std::numeric_limits<float>::infinity();
+    for (int64_t h = 0; h < slices_.n; ++h)
+      best =
+          std::max(best, dot_f32(q + h * w, row + h * w, w) - (slices_.off ? slices_.off[h] : 0));
+    out[r] = best;
+  }
+}
+
+std::vector<int64_t> BlockIndex::top_k_exact(const float* q, int64_t k, std::vector<float>* scores,
+                                             Slices slices) const {
+  LC_CHECK(slices.n >= 1 && opt_.dim % slices.n == 0);
+  slices_ = slices;
   heap_.clear();
   Top top{heap_, static_cast<size_t>(std::max<int64_t>(k, 0))};
   if (k > 0) {
@@ -490,9 +510,17 @@ std::vector<int64_t> BlockIndex::top_k_exact(const float* q, int64_t k,
 }
 
 float BlockIndex::bound(int64_t c) const {
-  // sum_d max(q_d lo_d, q_d hi_d) = max(q, 0) . hi + min(q, 0) . lo >= q . r for every member r.
-  const int64_t d = opt_.dim;
-  return dot_f32(q_pos_.data(), box(c) + d, d) + dot_f32(q_neg_.data(), box(c), d);
+  // sum_d max(q_d lo_d, q_d hi_d) = max(q, 0) . hi + min(q, 0) . lo >= q . r for every member r;
+  // per slice, and the maximum over slices of (bound - offset) for the maximum of the scores.
+  const int64_t d = opt_.dim, w = d / slices_.n;
+  float best = -std::numeric_limits<float>::infinity();
+  for (int64_t h = 0; h < slices_.n; ++h) {
+    const int64_t e0 = h * w;
+    best = std::max(best, dot_f32(q_pos_.data() + e0, box(c) + d + e0, w) +
+                              dot_f32(q_neg_.data() + e0, box(c) + e0, w) -
+                              (slices_.off ? slices_.off[h] : 0));
+  }
+  return best;
 }
 
 void BlockIndex::scan(const std::function<void(int64_t, const float*)>& fn) const {
@@ -508,10 +536,12 @@ void BlockIndex::scan(const std::function<void(int64_t, const float*)>& fn) cons
   pages_->unpin_all();
 }
 
-std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k,
-                                       std::vector<float>* scores) const {
+std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k, std::vector<float>* scores,
+                                       Slices slices) const {
   if (k <= 0) return {};
-  if (opt_.exact || n_ <= k || n_ <= 2 * opt_.group_size) return top_k_exact(q, k, scores);
+  if (opt_.exact || n_ <= k || n_ <= 2 * opt_.group_size) return top_k_exact(q, k, scores, slices);
+  LC_CHECK(slices.n >= 1 && opt_.dim % slices.n == 0);
+  slices_ = slices;
   const int64_t d = opt_.dim, nc = clusters();
   // Two scores per cluster, from bytes (each a pass of integer multiply-adds over all clusters):
   // its mean's score q.m, and an optimistic one q.m + |q|.r (r: the largest distance of a member
@@ -527,34 +557,49 @@ std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k,
   dots_.resize(static_cast<size_t>(tiles * 64));
   q8_.assign(static_cast<size_t>(k4_ * 4), 0);
   tmp_.resize(static_cast<size_t>(d));
-  // The query with the dimension scales folded in, to bytes: returns the unit of one byte.
-  auto query_bytes = [&](bool of_reach) {
+  // The query with the dimension scales folded in, to bytes, dimensions [e0, e1) only (the rest
+  // zero): returns the unit of one byte and the bytes' sum.
+  auto query_bytes = [&](bool of_reach, int64_t e0, int64_t e1) {
     float top = 0;
-    for (int64_t e = 0; e < d; ++e) {
+    for (int64_t e = e0; e < e1; ++e) {
       const size_t i = static_cast<size_t>(e);
       tmp_[i] = of_reach ? std::fabs(q[e]) * scale_r_[i] : q[e] * scale_m_[i];
       top = std::max(top, std::fabs(tmp_[i]));
     }
     const float unit = top / 127.0f;
     int32_t sum = 0;
-    for (int64_t e = 0; e < d && unit > 0; ++e) {
+    std::fill(q8_.begin(), q8_.end(), 0);
+    for (int64_t e = e0; e < e1 && unit > 0; ++e) {
       q8_[static_cast<size_t>(e)] =
           static_cast<int8_t>(std::round(tmp_[static_cast<size_t>(e)] / unit));
       sum += q8_[static_cast<size_t>(e)];
     }
     return std::make_pair(unit, sum);
   };
-  const auto [unit_m, sum_m] = query_bytes(false);
-  dot_tiles_u8s8(mean8_.data(), q8_.data(), k4_, tiles, dots_.data());
-  for (int64_t c = 0; c < nc; ++c)  // the mean bytes are offset by 128
-    by_mean.score[static_cast<size_t>(c)] =
-        unit_m * static_cast<float>(dots_[static_cast<size_t>(c)] - 128 * sum_m);
-  const float unit_r = query_bytes(true).first;  // (reach bytes have no offset)
-  dot_tiles_u8s8(reach8_.data(), q8_.data(), k4_, tiles, dots_.data());
-  for (int64_t c = 0; c < nc; ++c)
-    by_reach.score[static_cast<size_t>(c)] =
-        by_mean.score[static_cast<size_t>(c)] +
-        unit_r * static_cast<float>(dots_[static_cast<size_t>(c)]);
+  // Per slice: its mean score and its optimistic score, less its offset; each cluster's scores
+  // are the maxima over slices.
+  const int64_t w = d / slices_.n;
+  constexpr float kNone = -std::numeric_limits<float>::infinity();
+  std::fill(by_mean.score.begin(), by_mean.score.end(), kNone);
+  std::fill(by_reach.score.begin(), by_reach.score.end(), kNone);
+  slice_mean_.resize(static_cast<size_t>(nc));
+  for (int64_t h = 0; h < slices_.n; ++h) {
+    const float off = slices_.off ? slices_.off[h] : 0.0f;
+    const auto [unit_m, sum_m] = query_bytes(false, h * w, (h + 1) * w);
+    dot_tiles_u8s8(mean8_.data(), q8_.data(), k4_, tiles, dots_.data());
+    for (int64_t c = 0; c < nc; ++c) {  // the mean bytes are offset by 128
+      const auto i = static_cast<size_t>(c);
+      slice_mean_[i] = unit_m * static_cast<float>(dots_[i] - 128 * sum_m) - off;
+      by_mean.score[i] = std::max(by_mean.score[i], slice_mean_[i]);
+    }
+    const float unit_r = query_bytes(true, h * w, (h + 1) * w).first;  // (no offset)
+    dot_tiles_u8s8(reach8_.data(), q8_.data(), k4_, tiles, dots_.data());
+    for (int64_t c = 0; c < nc; ++c) {
+      const auto i = static_cast<size_t>(c);
+      by_reach.score[i] =
+          std::max(by_reach.score[i], slice_mean_[i] + unit_r * static_cast<float>(dots_[i]));
+    }
+  }
   q_pos_.resize(static_cast<size_t>(d));
   q_neg_.resize(static_cast<size_t>(d));
   for (int64_t e = 0; e < d; ++e) {
@@ -594,7 +639,8 @@ std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k,
     if (!taken_[static_cast<size_t>(c)]) scored += score_members(c, q, top, true);
   pages_->unpin_all();
   last_scored_ = scored;
-  last_bounds_ = nc / 2 + 2 * n_bounds;  // in dot products of dim (a byte pass: a quarter each)
+  // In dot products of dim (a byte pass over every slice: a quarter each).
+  last_bounds_ = nc / 2 + 2 * n_bounds;
   return top.sorted(scores);
 }
 

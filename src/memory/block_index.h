@@ -63,6 +63,17 @@ struct BlockIndexOptions {
   BlockStoreOptions pages;
 };
 
+// How a block scores: q.r by default. With n > 1 slices: the maximum over h of
+// q_h.r_h - off[h], q_h and r_h the h-th of n equal slices of the query and the representative
+// (per-head scores combined by their maximum, memory/block_retrieval.h). The search works the
+// same way for both: cluster scores and bounds are taken per slice and combined by the maximum
+// (each is an upper bound or estimate per slice, so their maximum is one for the maximum), and
+// members are scored exactly — one search, not one per slice.
+struct BlockSlices {
+  int64_t n = 1;
+  const float* off = nullptr;  // n offsets (nullptr = zeros)
+};
+
 class BlockIndex {
  public:
   explicit BlockIndex(const BlockIndexOptions& opt);
@@ -76,13 +87,15 @@ class BlockIndex {
   // The representatives of blocks [first, last), in order (one pass over the clusters).
   std::vector<float> reprs(int64_t first, int64_t last) const;
 
+  using Slices = BlockSlices;
   // The ids of the k best blocks, sorted by decreasing score (all blocks when k >= size()).
   // With `scores`, also their scores.
-  std::vector<int64_t> top_k(const float* q, int64_t k, std::vector<float>* scores = nullptr) const;
+  std::vector<int64_t> top_k(const float* q, int64_t k, std::vector<float>* scores = nullptr,
+                             Slices slices = {}) const;
   // Calls fn(id, representative) for every block (cluster by cluster, each page read once).
   void scan(const std::function<void(int64_t, const float*)>& fn) const;
-  std::vector<int64_t> top_k_exact(const float* q, int64_t k,
-                                   std::vector<float>* scores = nullptr) const;
+  std::vector<int64_t> top_k_exact(const float* q, int64_t k, std::vector<float>* scores = nullptr,
+                                   Slices slices = {}) const;
 
   // Work of the last search (for measurements and tests): representatives scored, and cluster
   // scores computed (means and bounds, in dot products of dim).
@@ -140,7 +153,10 @@ class BlockIndex {
   std::vector<float> mean_norm_;       // |mean|^2 per cluster (nearest-mean search)
   std::unique_ptr<BlockStore> pages_;  // searches pin pages: logically const
   // scratch (searches are logically const)
-  mutable std::vector<float> tmp_, q_pos_, q_neg_;
+  mutable std::vector<float> tmp_, q_pos_, q_neg_, slice_mean_;
+  mutable Slices slices_;  // of the search running
+  // Scores of n rows of representatives under slices_ (q.r when one slice).
+  void score_rows(const float* rows, int64_t n, const float* q, float* out) const;
   mutable std::vector<int8_t> q8_;
   mutable std::vector<int32_t> dots_;
   struct Queue;                        // clusters best first by one of their scores

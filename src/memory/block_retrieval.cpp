@@ -145,54 +145,22 @@ void BlockRetrieval::search(int64_t k, bool exact, std::vector<int64_t>& ids,
     }
     return;
   }
-  std::vector<std::pair<float, int64_t>> all;
-  auto better = [](const auto& a, const auto& b) {
-    return a.first != b.first ? a.first > b.first : a.second < b.second;
-  };
-  const int64_t nb = size();
-  if (exact || opt_.budget <= 0 || nb <= opt_.n_head * std::max<int64_t>(opt_.budget, 64)) {
-    // One pass scoring every block (exact; cheaper than n_head searches at this size).
-    std::vector<float> d(static_cast<size_t>(opt_.n_head));
-    all.reserve(static_cast<size_t>(k) + 1);
-    index_->scan([&](int64_t id, const float* r) {
-      head_dots(q_bar_.data(), r, d.data());
-      all.emplace_back(combine(d.data()), id);
-      std::push_heap(all.begin(), all.end(), better);  // worst of the kept at the front
-      if (static_cast<int64_t>(all.size()) > k) {
-        std::pop_heap(all.begin(), all.end(), better);
-        all.pop_back();
-      }
-    });
-    if (c) c->scored += nb;
-    std::sort(all.begin(), all.end(), better);
-    ids.clear();
-    scores.clear();
-    for (const auto& [s, id] : all) {
-      ids.push_back(id);
-      scores.push_back(s);
-    }
-    return;
-  }
-  // Max over heads: the union of each head's top k, ranked by the best z-score found for it.
-  std::vector<float> sc;
-  for (int64_t h = 0; h < opt_.n_head; ++h) {
+  // Max over heads: the query standardised per head (q_h / sigma_h, offsets mu_h / sigma_h), one
+  // search whose scores are the maximum over heads (BlockIndex::Slices).
+  const int64_t nh = opt_.n_head;
+  off_.resize(static_cast<size_t>(nh));
+  for (int64_t h = 0; h < nh; ++h) {
     const auto i = static_cast<size_t>(h);
-    std::fill(qs_.begin(), qs_.end(), 0.0f);
     for (int64_t e = 0; e < hd; ++e)
       qs_[h * hd + e] = static_cast<float>(q_bar_[h * hd + e] / sigma_[i]);
-    const std::vector<int64_t> r = run(qs_.data(), sc);
-    const auto off = static_cast<float>(mu_[i] / sigma_[i]);
-    for (size_t j = 0; j < r.size(); ++j) all.emplace_back(sc[j] - off, r[j]);
+    off_[i] = static_cast<float>(mu_[i] / sigma_[i]);
   }
-  // Best first; ties by id (deterministic). Keep each block's best.
-  std::sort(all.begin(), all.end(), better);
-  ids.clear();
-  scores.clear();
-  for (const auto& [s, id] : all) {
-    if (static_cast<int64_t>(ids.size()) >= k) break;
-    if (std::find(ids.begin(), ids.end(), id) != ids.end()) continue;
-    ids.push_back(id);
-    scores.push_back(s);
+  const BlockIndex::Slices slices{nh, off_.data()};
+  ids = exact ? index_->top_k_exact(qs_.data(), k, &scores, slices)
+              : index_->top_k(qs_.data(), k, &scores, slices);
+  if (c) {
+    c->scored += index_->last_scored();
+    c->bounds += index_->last_bounds();
   }
 }
 

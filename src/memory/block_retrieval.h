@@ -10,10 +10,9 @@
 // covariance of head h's representatives (running sums, head_dim^2 per head), and combined either
 // by a sum (HeadScore::Norm: still one inner product with a reweighted query) or by the maximum
 // over heads (HeadScore::Max, the default: a block any head singles out ranks high). The maximum
-// is searched as the union of each head's own top k (a block outside head h's top k is beaten
-// there by k blocks whose maximum is at least as high): one index search per head (the query zero
-// outside that head), each within the index's budget; up to n_head x budget blocks, one pass
-// scoring every block costs less and is exact.
+// is searched in one index search (BlockIndex::Slices): clusters are ordered and bounded by the
+// maximum over heads of their per-head scores and bounds, members scored exactly by the maximum,
+// within the index's budget of scored blocks — the same work as one plain search.
 //
 // Neighbours. A passage that matters (a needle) often straddles block boundaries: the best
 // block holds part of it, its neighbours the rest. The blocks adjacent to the `neighbors` best
@@ -84,7 +83,7 @@ class BlockRetrieval {
   // [n_head * hd * hd] (double: millions of blocks).
   std::vector<double> sum_, outer_;
   int64_t count_ = 0;
-  std::vector<float> q_bar_, qs_, dots_;
+  std::vector<float> q_bar_, qs_, dots_, off_;
   std::vector<double> sigma_, mu_;  // per head, for the current query
 };
 

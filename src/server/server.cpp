@@ -220,10 +220,10 @@ struct Server::Impl {
         model, session_opt,
         SessionRegistry::Limits{opt.max_sessions, opt.session_ram, opt.session_budget,
                                 opt.prompt_cache_bytes},
-        !opt.session_store.empty() ? open_session_store(opt.session_store,
-                                                        opt.session_lease_seconds)
-        : opt.session_dir.empty()  ? nullptr
-                                   : open_dir_store(opt.session_dir));
+        !opt.session_store.empty()
+            ? open_session_store(opt.session_store, opt.session_lease_seconds)
+        : opt.session_dir.empty() ? nullptr
+                                  : open_dir_store(opt.session_dir));
     if (!opt.chat_template.empty()) {
       chat_format = chat_format_from_name(opt.chat_template);
     } else if (model->tokenizer().chat_template().empty()) {
@@ -343,7 +343,8 @@ struct Server::Impl {
 
     job->slot = scheduler.acquire();
     job->registry = &registry();
-    job->lease = r.session_id.empty() ? registry().unnamed(ids) : registry().named(r.session_id, ids);
+    job->lease =
+        r.session_id.empty() ? registry().unnamed(ids) : registry().named(r.session_id, ids);
     job->session = &job->lease->session();
     Session& s = *job->session;
     job->n_cached = job->lease->cached;
