@@ -1,8 +1,12 @@
 // The `longctx` command line end to end: JSON outputs and clear errors on bad input.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "support/paths.h"
 
@@ -60,6 +64,33 @@ TEST(Cli, GenerateJsonGreedy) {
 
 // An f16 KV cache (the default) gives the same greedy text as f32 (stories260K, head dim 8), and
 // a q8_0 one the same as f32 on passkey-llama-tiny (head dim 32, the q8_0 blocks need a multiple
+
+// generate --session FILE: a second run given the text the session holds (prompt and answer)
+// reads only its last token again and continues exactly as one longer run would.
+TEST(Cli, GenerateSessionFileContinuesLikeOneRun) {
+  for (const std::string memory : {"full", "infllm"}) {
+    const std::string file = ::testing::TempDir() + "cli-session-" + memory + ".lcs";
+    std::remove(file.c_str());
+    const std::string common = "generate -m " + kStories + " --memory " + memory +
+                               " --ctx-train 512 --temp 0 --json --session " + file;
+    const auto one = run_json("generate -m " + kStories + " --memory " + memory +
+                              " --ctx-train 512 --temp 0 --json -p 'Once upon a time' -n 16");
+    const auto a = run_json(common + " -p 'Once upon a time' -n 8");
+    const std::string held = "Once upon a time" + a["text"].get<std::string>();
+    const auto b = run_json(common + " -p '" + held + "' -n 8");
+    EXPECT_EQ(b["n_prompt"], 1) << memory;  // only the last token is read again
+    std::vector<int> want(one["tokens"].begin() + 8, one["tokens"].end());
+    EXPECT_EQ(b["tokens"].get<std::vector<int>>(), want) << memory;
+    // Read-only: the file is not changed by a --session-ro run.
+    std::ifstream f1(file, std::ios::binary);
+    const std::string before((std::istreambuf_iterator<char>(f1)), {});
+    run_json(common + " --session-ro -p ' and then' -n 4");
+    std::ifstream f2(file, std::ios::binary);
+    EXPECT_EQ(std::string((std::istreambuf_iterator<char>(f2)), {}), before) << memory;
+    std::remove(file.c_str());
+  }
+}
+
 // of 32).
 TEST(Cli, GenerateWithF16AndQ8_0KvCacheMatchesF32) {
   const std::string args =
