@@ -477,7 +477,7 @@ TEST(Ops, DotTilesEveryIsa) {
           for (auto& x : a) x = extreme ? 255 : static_cast<uint8_t>(rng());
           for (auto& x : q) x = extreme ? -128 : static_cast<int8_t>(rng());
           std::vector<int32_t> out(static_cast<size_t>(tiles * 64 + 1), 7);
-          k.dot_tiles_u8s8(a.data(), q.data(), k4, tiles, out.data());
+          k.dot_tiles_u8s8(a.data(), q.data(), k4, k4, tiles, out.data());
           for (int64_t c = 0; c < tiles * 64; ++c) {
             int64_t ref = 0;
             for (int64_t e = 0; e < k4 * 4; ++e)
@@ -488,6 +488,22 @@ TEST(Ops, DotTilesEveryIsa) {
                 << isa_name(isa) << " k4 " << k4 << " column " << c;
           }
           EXPECT_EQ(out[static_cast<size_t>(tiles * 64)], 7) << isa_name(isa);
+          // A slice: groups [g0, g0 + n4) of every tile.
+          if (k4 >= 2) {
+            const int64_t g0 = k4 / 2, n4 = k4 - k4 / 2;
+            std::fill(out.begin(), out.end(), 7);
+            k.dot_tiles_u8s8(a.data() + g0 * 256, q.data() + g0 * 4, n4, k4, tiles, out.data());
+            for (int64_t c = 0; c < tiles * 64; ++c) {
+              int64_t ref = 0;
+              for (int64_t e = g0 * 4; e < k4 * 4; ++e)
+                ref += int64_t{a[static_cast<size_t>((c / 64) * k4 * 256 + (e / 4) * 256 +
+                                                     (c % 64) * 4 + e % 4)]} *
+                       q[static_cast<size_t>(e)];
+              ASSERT_EQ(out[static_cast<size_t>(c)], ref)
+                  << isa_name(isa) << " slice k4 " << k4 << " column " << c;
+            }
+            EXPECT_EQ(out[static_cast<size_t>(tiles * 64)], 7) << isa_name(isa);
+          }
         }
       }
     }
@@ -521,7 +537,7 @@ TEST(Ops, DotColumnsEveryIsa) {
         for (int64_t c = 0; c < n; ++c)
           for (int64_t e = 0; e < d; ++e) a[c * d + e] = cols[e][c];
         std::fill(out.begin(), out.end(), 7.0f);
-        k.dot_rows(a.data(), n, d, q.data(), out.data());
+        k.dot_rows(a.data(), n, d, d, q.data(), out.data());
         for (int64_t c = 0; c < n; ++c) {
           double ref = 0, mag = 0;
           for (int64_t e = 0; e < d; ++e) {
@@ -531,6 +547,21 @@ TEST(Ops, DotColumnsEveryIsa) {
           ASSERT_NEAR(out[c], ref, 1e-5 * mag + 1e-7) << isa_name(isa) << " rows d " << d;
         }
         EXPECT_EQ(out[n], 7.0f) << isa_name(isa);
+        // A slice of each row: elements [off, off + w) of rows d apart.
+        if (d >= 3) {
+          const int64_t off = d / 3, w = d - d / 3 - 1;
+          std::fill(out.begin(), out.end(), 7.0f);
+          k.dot_rows(a.data() + off, n, w, d, q.data(), out.data());
+          for (int64_t c = 0; c < n; ++c) {
+            double ref = 0, mag = 0;
+            for (int64_t e = 0; e < w; ++e) {
+              ref += double(q[e]) * cols[off + e][c];
+              mag += std::fabs(double(q[e]) * cols[off + e][c]);
+            }
+            ASSERT_NEAR(out[c], ref, 1e-5 * mag + 1e-7) << isa_name(isa) << " slice d " << d;
+          }
+          EXPECT_EQ(out[n], 7.0f) << isa_name(isa);
+        }
         // Half precision: the same against the rounded matrix.
         std::vector<std::vector<uint16_t>> hcols;
         std::vector<const uint16_t*> hrows;

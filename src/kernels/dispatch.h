@@ -62,13 +62,14 @@ struct KernelTable {
   // scores n vectors of d floats laid out dimension by dimension).
   void (*dot_columns)(const float* const* rows, const float* q, int64_t d, int64_t n, float* out);
   // out[i] = dot(a + i * d, q) for i < n (rows of d floats, one after another).
-  void (*dot_rows)(const float* a, int64_t n, int64_t d, const float* q, float* out);
+  void (*dot_rows)(const float* a, int64_t n, int64_t d, int64_t stride, const float* q,
+                   float* out);
   // The same with the matrix in IEEE half precision.
   void (*dot_columns_f16)(const uint16_t* const* rows, const float* q, int64_t d, int64_t n,
                           float* out);
   // Integer column scores of byte tiles (ops.h: dot_tiles_u8s8).
-  void (*dot_tiles_u8s8)(const uint8_t* a, const int8_t* q, int64_t k4, int64_t n_tiles,
-                         int32_t* out);
+  void (*dot_tiles_u8s8)(const uint8_t* a, const int8_t* q, int64_t k4, int64_t tile_k4,
+                         int64_t n_tiles, int32_t* out);
   void (*add_inplace)(float* x, const float* y, int64_t n);
   // dst[i] = the IEEE half h[i] as f32 (exact) for i < n.
   void (*f16_to_f32)(const uint16_t* h, float* dst, int64_t n);

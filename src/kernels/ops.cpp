@@ -15,11 +15,12 @@ void axpy(float a, const float* x, float* y, int64_t n) { kernels().axpy(a, x, y
 void dot_columns(const float* const* rows, const float* q, int64_t d, int64_t n, float* out) {
   kernels().dot_columns(rows, q, d, n, out);
 }
-void dot_rows(const float* a, int64_t n, int64_t d, const float* q, float* out) {
-  kernels().dot_rows(a, n, d, q, out);
+void dot_rows(const float* a, int64_t n, int64_t d, int64_t stride, const float* q, float* out) {
+  kernels().dot_rows(a, n, d, stride, q, out);
 }
-void dot_tiles_u8s8(const uint8_t* a, const int8_t* q, int64_t k4, int64_t n_tiles, int32_t* out) {
-  kernels().dot_tiles_u8s8(a, q, k4, n_tiles, out);
+void dot_tiles_u8s8(const uint8_t* a, const int8_t* q, int64_t k4, int64_t tile_k4, int64_t n_tiles,
+                    int32_t* out) {
+  kernels().dot_tiles_u8s8(a, q, k4, tile_k4, n_tiles, out);
 }
 
 void dot_columns_f16(const uint16_t* const* rows, const float* q, int64_t d, int64_t n,

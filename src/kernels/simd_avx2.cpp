@@ -146,9 +146,9 @@ LC_TARGET inline __m256i quad_products(const uint8_t* p, __m256i x) {
 }
 
 // 16 columns at a time; the two pairs of each column are added at the end.
-LC_TARGET void dot_tiles_u8s8(const uint8_t* a, const int8_t* q, int64_t k4, int64_t n_tiles,
-                              int32_t* out) {
-  for (int64_t t = 0; t < n_tiles; ++t, a += k4 * 256, out += 64)
+LC_TARGET void dot_tiles_u8s8(const uint8_t* a, const int8_t* q, int64_t k4, int64_t tile_k4,
+                              int64_t n_tiles, int32_t* out) {
+  for (int64_t t = 0; t < n_tiles; ++t, a += tile_k4 * 256, out += 64)
     for (int64_t c = 0; c < 64; c += 16) {
       __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
       for (int64_t g = 0; g < k4; ++g) {
@@ -169,8 +169,9 @@ LC_TARGET void dot_tiles_u8s8(const uint8_t* a, const int8_t* q, int64_t k4, int
     }
 }
 
-LC_TARGET void dot_rows(const float* a, int64_t n, int64_t d, const float* q, float* out) {
-  for (int64_t i = 0; i < n; ++i) out[i] = vdot(a + i * d, q, d);
+LC_TARGET void dot_rows(const float* a, int64_t n, int64_t d, int64_t stride, const float* q,
+                        float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = vdot(a + i * stride, q, d);
 }
 
 LC_TARGET void add_inplace(float* x, const float* y, int64_t n) {

@@ -142,10 +142,11 @@ LC_TARGET void dot_columns_f16(const uint16_t* const* rows, const float* q, int6
 }
 
 // One VNNI instruction scores 16 columns on 4 k; four accumulators cover 64 columns (a tile).
-LC_TARGET void dot_tiles_u8s8(const uint8_t* a, const int8_t* q, int64_t k4, int64_t n_tiles,
-                              int32_t* out) {
+LC_TARGET void dot_tiles_u8s8(const uint8_t* tiles, const int8_t* q, int64_t k4, int64_t tile_k4,
+                              int64_t n_tiles, int32_t* out) {
   for (int64_t t = 0; t < n_tiles; ++t, out += 64) {
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    const uint8_t* a = tiles + t * tile_k4 * 256;
     for (int64_t g = 0; g < k4; ++g, a += 256) {
       int32_t quad;
       std::memcpy(&quad, q + 4 * g, 4);
@@ -163,25 +164,26 @@ LC_TARGET void dot_tiles_u8s8(const uint8_t* a, const int8_t* q, int64_t k4, int
 }
 
 // Four rows at a time share the loads of q; one reduction per row.
-LC_TARGET void dot_rows(const float* a, int64_t n, int64_t d, const float* q, float* out) {
+LC_TARGET void dot_rows(const float* a, int64_t n, int64_t d, int64_t stride, const float* q,
+                        float* out) {
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) {
-    const float* r = a + i * d;
+    const float* r = a + i * stride;
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     for (int64_t e = 0; e < d; e += 16) {
       const __mmask16 m = lanes(d - e);
       const __m512 qe = _mm512_maskz_loadu_ps(m, q + e);
       s0 = _mm512_fmadd_ps(qe, _mm512_maskz_loadu_ps(m, r + e), s0);
-      s1 = _mm512_fmadd_ps(qe, _mm512_maskz_loadu_ps(m, r + d + e), s1);
-      s2 = _mm512_fmadd_ps(qe, _mm512_maskz_loadu_ps(m, r + 2 * d + e), s2);
-      s3 = _mm512_fmadd_ps(qe, _mm512_maskz_loadu_ps(m, r + 3 * d + e), s3);
+      s1 = _mm512_fmadd_ps(qe, _mm512_maskz_loadu_ps(m, r + stride + e), s1);
+      s2 = _mm512_fmadd_ps(qe, _mm512_maskz_loadu_ps(m, r + 2 * stride + e), s2);
+      s3 = _mm512_fmadd_ps(qe, _mm512_maskz_loadu_ps(m, r + 3 * stride + e), s3);
     }
     out[i] = hsum(s0);
     out[i + 1] = hsum(s1);
     out[i + 2] = hsum(s2);
     out[i + 3] = hsum(s3);
   }
-  for (; i < n; ++i) out[i] = vdot(a + i * d, q, d);
+  for (; i < n; ++i) out[i] = vdot(a + i * stride, q, d);
 }
 
 LC_TARGET void add_inplace(float* x, const float* y, int64_t n) {

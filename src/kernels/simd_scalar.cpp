@@ -32,8 +32,8 @@ void dot_columns(const float* const* rows, const float* q, int64_t d, int64_t n,
   for (int64_t e = 0; e < d; ++e) axpy(q[e], rows[e], out, n);
 }
 
-void dot_rows(const float* a, int64_t n, int64_t d, const float* q, float* out) {
-  for (int64_t i = 0; i < n; ++i) out[i] = dot(a + i * d, q, d);
+void dot_rows(const float* a, int64_t n, int64_t d, int64_t stride, const float* q, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = dot(a + i * stride, q, d);
 }
 
 void dot_columns_f16(const uint16_t* const* rows, const float* q, int64_t d, int64_t n,
@@ -43,8 +43,9 @@ void dot_columns_f16(const uint16_t* const* rows, const float* q, int64_t d, int
     for (int64_t c = 0; c < n; ++c) out[c] += q[e] * fp16_to_f32(rows[e][c]);
 }
 
-void dot_tiles_u8s8(const uint8_t* a, const int8_t* q, int64_t k4, int64_t n_tiles, int32_t* out) {
-  for (int64_t t = 0; t < n_tiles; ++t, a += k4 * 256, out += 64)
+void dot_tiles_u8s8(const uint8_t* a, const int8_t* q, int64_t k4, int64_t tile_k4, int64_t n_tiles,
+                    int32_t* out) {
+  for (int64_t t = 0; t < n_tiles; ++t, a += tile_k4 * 256, out += 64)
     for (int64_t c = 0; c < 64; ++c) {
       int32_t s = 0;
       for (int64_t g = 0; g < k4; ++g)

@@ -478,19 +478,19 @@ int64_t BlockIndex::score_members(int64_t c, const float* q, Top& top, bool keep
 void BlockIndex::score_rows(const float* rows, int64_t n, const float* q, float* out) const {
   const int64_t d = opt_.dim;
   if (slices_.n <= 1) {
-    dot_rows(rows, n, d, q, out);
+    dot_rows(rows, n, d, d, q, out);
     if (slices_.off)
       for (int64_t r = 0; r < n; ++r) out[r] -= slices_.off[0];
     return;
   }
+  // Slice by slice over the rows (each a strided pass), keeping the maximum.
   const int64_t w = d / slices_.n;
-  for (int64_t r = 0; r < n; ++r) {
-    const float* row = rows + r * d;
-    float best = -std::numeric_limits<float>::infinity();
-    for (int64_t h = 0; h < slices_.n; ++h)
-      best =
-          std::max(best, dot_f32(q + h * w, row + h * w, w) - (slices_.off ? slices_.off[h] : 0));
-    out[r] = best;
+  slice_dots_.resize(static_cast<size_t>(n));
+  for (int64_t h = 0; h < slices_.n; ++h) {
+    const float off = slices_.off ? slices_.off[h] : 0.0f;
+    float* dst = h == 0 ? out : slice_dots_.data();
+    dot_rows(rows + h * w, n, w, d, q + h * w, dst);
+    for (int64_t r = 0; r < n; ++r) out[r] = h == 0 ? dst[r] - off : std::max(out[r], dst[r] - off);
   }
 }
 
@@ -583,17 +583,28 @@ std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k, std::vector<fl
   std::fill(by_mean.score.begin(), by_mean.score.end(), kNone);
   std::fill(by_reach.score.begin(), by_reach.score.end(), kNone);
   slice_mean_.resize(static_cast<size_t>(nc));
+  // A slice of whole groups of 4 dimensions is a range of each tile's groups: only those bytes
+  // are read (else the whole tile, the query zero outside the slice).
+  const bool grouped = slices_.n == 1 || w % 4 == 0;
+  auto tile_pass = [&](const std::vector<uint8_t>& bytes, int64_t h) {
+    if (grouped) {
+      const int64_t g0 = h * w / 4, n4 = slices_.n == 1 ? k4_ : w / 4;
+      dot_tiles_u8s8(bytes.data() + g0 * 256, q8_.data() + g0 * 4, n4, k4_, tiles, dots_.data());
+    } else {
+      dot_tiles_u8s8(bytes.data(), q8_.data(), k4_, k4_, tiles, dots_.data());
+    }
+  };
   for (int64_t h = 0; h < slices_.n; ++h) {
     const float off = slices_.off ? slices_.off[h] : 0.0f;
     const auto [unit_m, sum_m] = query_bytes(false, h * w, (h + 1) * w);
-    dot_tiles_u8s8(mean8_.data(), q8_.data(), k4_, tiles, dots_.data());
+    tile_pass(mean8_, h);
     for (int64_t c = 0; c < nc; ++c) {  // the mean bytes are offset by 128
       const auto i = static_cast<size_t>(c);
       slice_mean_[i] = unit_m * static_cast<float>(dots_[i] - 128 * sum_m) - off;
       by_mean.score[i] = std::max(by_mean.score[i], slice_mean_[i]);
     }
     const float unit_r = query_bytes(true, h * w, (h + 1) * w).first;  // (no offset)
-    dot_tiles_u8s8(reach8_.data(), q8_.data(), k4_, tiles, dots_.data());
+    tile_pass(reach8_, h);
     for (int64_t c = 0; c < nc; ++c) {
       const auto i = static_cast<size_t>(c);
       by_reach.score[i] =

@@ -153,7 +153,7 @@ class BlockIndex {
   std::vector<float> mean_norm_;       // |mean|^2 per cluster (nearest-mean search)
   std::unique_ptr<BlockStore> pages_;  // searches pin pages: logically const
   // scratch (searches are logically const)
-  mutable std::vector<float> tmp_, q_pos_, q_neg_, slice_mean_;
+  mutable std::vector<float> tmp_, q_pos_, q_neg_, slice_mean_, slice_dots_;
   mutable Slices slices_;  // of the search running
   // Scores of n rows of representatives under slices_ (q.r when one slice).
   void score_rows(const float* rows, int64_t n, const float* q, float* out) const;
