@@ -1,7 +1,10 @@
 // The OpenAI-compatible server, in-process on an ephemeral loopback port with stories260K, talked
 // to with httplib::Client.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -735,6 +738,45 @@ TEST(Server, ClientGoingAwayCancelsItsGeneration) {
   const int64_t cached = a.body["usage"]["prompt_tokens_details"]["cached_tokens"];
   EXPECT_GT(cached, 0);
   EXPECT_LT(cached, 4000);
+}
+
+// Clients that send part of a request and stall, or bytes that are not HTTP, hold a connection
+// each but neither wedge the server nor delay another client's request.
+TEST(Server, SlowAndGarbageClientsDoNotBlockOthers) {
+  Running r;
+  auto connect_raw = [&] {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(r.port()));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    return fd;
+  };
+  std::vector<int> slow;
+  for (int i = 0; i < 16; ++i) {
+    const int fd = connect_raw();
+    const std::string part =
+        i % 2 ? "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"pro"
+              : "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    EXPECT_EQ(::send(fd, part.data(), part.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(part.size()));
+    slow.push_back(fd);
+  }
+  const int junk = connect_raw();
+  const std::string bytes("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http\r\n\r\n", 27);
+  ::send(junk, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  auto c = r.client();
+  const auto t0 = std::chrono::steady_clock::now();
+  Answer a = post(*c, "/v1/completions",
+                  json{{"prompt", "Once upon a time"}, {"max_tokens", 8}, {"temperature", 0}});
+  EXPECT_EQ(a.status, 200) << a.raw;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 3.0);
+  for (int fd : slow) ::close(fd);
+  ::close(junk);
+  auto h = c->Get("/health");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
 }
 
 TEST(Server, PortInUseIsAnError) {
