@@ -278,6 +278,19 @@ class DirStore final : public ObjectStore {
         out.push_back(f.substr(0, f.size() - 5));
     return out;
   }
+  std::vector<std::string> manifests_by_age() const override {
+    // By the manifest's modification time (each write replaces the file), then by name.
+    std::vector<std::pair<std::pair<int64_t, int64_t>, std::string>> v;
+    for (const std::string& n : manifests()) {
+      struct stat st {};
+      if (::stat(manifest_path(n).c_str(), &st) != 0) continue;  // deleted meanwhile
+      v.push_back({{static_cast<int64_t>(st.st_mtim.tv_sec), st.st_mtim.tv_nsec}, n});
+    }
+    std::sort(v.begin(), v.end());
+    std::vector<std::string> out;
+    for (auto& [when, n] : v) out.push_back(std::move(n));
+    return out;
+  }
   void remove_manifest(const std::string& name) override {
     check_name(describe(), name);
     ::unlink(manifest_path(name).c_str());
