@@ -12,7 +12,8 @@
 //       latency, requests/s and time to first token with one replica (direct and through nginx)
 //       and three through nginx; a 64K-token session: a follow-up turn on its replica and a
 //       takeover after its replica is killed, with the Redis traffic of each
-// Everything runs on loopback ports in a throw-away folder and is stopped at the end. Exits 1 on a
+// Redis runs with its append-only file fsynced at every write (CLUSTER_APPENDFSYNC=everysec
+// changes that). Everything runs on loopback ports in a throw-away folder and is stopped at the end. Exits 1 on a
 // failed check, 77 when redis-server or nginx is missing.
 import {spawn, execFileSync} from 'node:child_process';
 import assert from 'node:assert/strict';
@@ -23,8 +24,11 @@ import {join} from 'node:path';
 import net from 'node:net';
 
 const [mode, bin, model] = process.argv.slice(2);
-if (!['demo', 'test', 'measure'].includes(mode) || !bin || !model) {
-  console.error('usage: cluster.mjs demo|test|measure LONGCTX_BINARY MODEL [TEXT]');
+if (!['demo', 'test', 'measure', 'takeover'].includes(mode) || !bin || !model ||
+    (mode === 'takeover' && !process.argv.includes('--'))) {
+  console.error(
+      'usage: cluster.mjs demo|test|measure LONGCTX_BINARY MODEL [TEXT]\n' +
+      '       cluster.mjs takeover LONGCTX_BINARY MODEL TEXT TOKENS -- SERVE_FLAGS...');
   process.exit(2);
 }
 const which = (cmd) => {
@@ -118,7 +122,7 @@ const redisPort = await freePort();
 const replicaPorts = [await freePort(), await freePort(), await freePort()];
 const nginxPort = await freePort();
 const store = `redis://127.0.0.1:${redisPort}/0`;
-const serveFlags = [
+const serveFlags = mode === 'takeover' ? process.argv.slice(process.argv.indexOf('--') + 1) : [
   '--memory', 'infllm', '--ctx-train', '512', '--n-local', '64', '--n-init', '8', '--block-size',
   '16', '--exec-block', '32', '--topk', '4', '--parallel', '8', '--threads', '1'
 ];
@@ -130,7 +134,8 @@ async function startRedis() {
       redisBin,
       [
         '--port', String(redisPort), '--bind', '127.0.0.1', '--dir', join(work, 'redis'),
-        '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''
+        '--appendonly', 'yes', '--appendfsync', process.env.CLUSTER_APPENDFSYNC ?? 'always',
+        '--save', ''
       ],
       'redis');
   for (let i = 0; i < 200; ++i) {
@@ -239,6 +244,87 @@ const line = (t) =>
     [' Then they went to the park.', ' The sun was warm.', ' A dog came to play.',
      ' They ate cake.'][t % 4];
 
+// A session of the first n tokens of TEXT through nginx: read, then a follow-up turn on its replica,
+// then its replica killed (SIGKILL) and the next turn timed on the replica that takes over, with
+// the Redis traffic of each.
+const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+async function sessionTakeover(n) {
+  watchers.add((l, who) => {
+    if (l.includes("session 'big' saved")) log(`  ${who}: ${l}`);
+  });
+  const text = readFileSync(process.argv[5], 'utf8');
+  const all = (await (await fetch(`${viaNginx}/tokenize`, {
+                 method: 'POST',
+                 body: JSON.stringify({content: text, add_special: true})
+               })).json())
+                  .tokens;
+  const doc = all.slice(0, n);
+  assert.equal(doc.length, n, `the text has ${n} tokens`);
+  const big = new OpenAI({
+    baseURL: `${viaNginx}/v1`,
+    apiKey: 'unused',
+    maxRetries: 6,
+    timeout: 3600000,
+    defaultHeaders: {'X-Session-Id': 'big'}
+  });
+  let t0 = performance.now();
+  const first =
+      await big.completions.create({model: modelId, prompt: doc, max_tokens: 4, temperature: 0})
+          .withResponse();
+  const holder = first.response.headers.get('x-longctx-replica');
+  log(`${n}-token document read into a session: ${
+      ((performance.now() - t0) / 1000).toFixed(1)} s on ${holder} (load ${load()})`);
+  const info = async () => {
+    const i = await redis(redisPort, 'INFO', 'stats');
+    return {
+      in: Number(i.match(/total_net_input_bytes:(\d+)/)[1]),
+      out: Number(i.match(/total_net_output_bytes:(\d+)/)[1])
+    };
+  };
+  const ans = (await (await fetch(`${viaNginx}/tokenize`, {
+                 method: 'POST',
+                 body: JSON.stringify({content: first.data.choices[0].text})
+               })).json())
+                  .tokens;
+  let prompt = [...doc, ...ans, 13, 13];
+  // A follow-up turn on the replica that holds the session (RAM copy current).
+  let before = await info();
+  t0 = performance.now();
+  const second =
+      await big.completions.create({model: modelId, prompt, max_tokens: 1, temperature: 0})
+          .withResponse();
+  const sameTime = (performance.now() - t0) / 1000;
+  let after = await info();
+  assert.equal(second.response.headers.get('x-longctx-replica'), holder);
+  log(`one follow-up turn on the same replica: ${sameTime.toFixed(3)} s; Redis traffic: ${
+      ((after.in - before.in) / 1024).toFixed(0)} KiB written, ${
+      ((after.out - before.out) / 1024).toFixed(0)} KiB read (load ${load()})`);
+  const k = replicaPorts.findIndex((p) => holder.endsWith(`:${p}`));
+  assert.ok(k >= 0, `the holder ${holder} is one of the replicas`);
+  await stop(replicas[k], 'SIGKILL');
+  assert.notEqual(replicas[k].signalCode, null, 'the holder was killed');
+  const ans2 = (await (await fetch(`${viaNginx}/tokenize`, {
+                  method: 'POST',
+                  body: JSON.stringify({content: second.data.choices[0].text})
+                })).json())
+                   .tokens;
+  prompt = [...prompt, ...ans2, 30, 31];
+  before = await info();
+  t0 = performance.now();
+  const third =
+      await big.completions.create({model: modelId, prompt, max_tokens: 1, temperature: 0})
+          .withResponse();
+  const takeover = (performance.now() - t0) / 1000;
+  after = await info();
+  const by = third.response.headers.get('x-longctx-replica');
+  assert.notEqual(by, holder);
+  log(`takeover after SIGKILL of ${holder}: the next turn answered by ${by} in ${
+      takeover.toFixed(3)} s, ${
+      third.data.usage.prompt_tokens_details.cached_tokens} tokens not read again; Redis ` +
+      `traffic: ${((after.out - before.out) / 1048576).toFixed(1)} MiB read, ${
+          ((after.in - before.in) / 1024).toFixed(0)} KiB written (load ${load()})`);
+}
+
 async function main() {
   await startRedis();
   for (let i = 0; i < 3; ++i) await startReplica(i);
@@ -247,8 +333,11 @@ async function main() {
   log(`cluster: redis on ${redisPort}, replicas on ${replicaPorts.join(', ')}, nginx on ${
       nginxPort}`);
 
+  if (mode === 'takeover') {
+    await sessionTakeover(Number(process.argv[6]));
+    return;
+  }
   if (mode === 'measure') {
-    const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
     const timeIt = async (f) => {
       const t0 = performance.now();
@@ -298,70 +387,7 @@ async function main() {
           (32 / s).toFixed(1)} requests/s, time to first token median ${
           median(ttft).toFixed(1)} ms (load ${load()})`);
     }
-    const text = readFileSync(process.argv[5], 'utf8');
-    const all = (await (await fetch(`${viaNginx}/tokenize`, {
-                   method: 'POST',
-                   body: JSON.stringify({content: text, add_special: true})
-                 })).json())
-                    .tokens;
-    const doc = all.slice(0, 65536);
-    const big = client(viaNginx, 'big');
-    let t0 = performance.now();
-    const first =
-        await big.completions.create({model: modelId, prompt: doc, max_tokens: 4, temperature: 0})
-            .withResponse();
-    const holder = first.response.headers.get('x-longctx-replica');
-    log(`64K-token document read into a session: ${
-        ((performance.now() - t0) / 1000).toFixed(1)} s on ${holder} (load ${load()})`);
-    const info = async () => {
-      const i = await redis(redisPort, 'INFO', 'stats');
-      return {
-        in: Number(i.match(/total_net_input_bytes:(\d+)/)[1]),
-        out: Number(i.match(/total_net_output_bytes:(\d+)/)[1])
-      };
-    };
-    const ans = (await (await fetch(`${viaNginx}/tokenize`, {
-                   method: 'POST',
-                   body: JSON.stringify({content: first.data.choices[0].text})
-                 })).json())
-                    .tokens;
-    let prompt = [...doc, ...ans, 13, 13];
-    // A follow-up turn on the replica that holds the session (RAM copy current).
-    let before = await info();
-    t0 = performance.now();
-    const second =
-        await big.completions.create({model: modelId, prompt, max_tokens: 1, temperature: 0})
-            .withResponse();
-    const sameTime = (performance.now() - t0) / 1000;
-    let after = await info();
-    assert.equal(second.response.headers.get('x-longctx-replica'), holder);
-    log(`one follow-up turn on the same replica: ${sameTime.toFixed(3)} s; Redis traffic: ${
-        ((after.in - before.in) / 1024).toFixed(0)} KiB written, ${
-        ((after.out - before.out) / 1024).toFixed(0)} KiB read (load ${load()})`);
-    const k = replicaPorts.findIndex((p) => holder.endsWith(`:${p}`));
-    assert.ok(k >= 0, `the holder ${holder} is one of the replicas`);
-    await stop(replicas[k], 'SIGKILL');
-    assert.notEqual(replicas[k].signalCode, null, 'the holder was killed');
-    const ans2 = (await (await fetch(`${viaNginx}/tokenize`, {
-                    method: 'POST',
-                    body: JSON.stringify({content: second.data.choices[0].text})
-                  })).json())
-                     .tokens;
-    prompt = [...prompt, ...ans2, 30, 31];
-    before = await info();
-    t0 = performance.now();
-    const third =
-        await big.completions.create({model: modelId, prompt, max_tokens: 1, temperature: 0})
-            .withResponse();
-    const takeover = (performance.now() - t0) / 1000;
-    after = await info();
-    const by = third.response.headers.get('x-longctx-replica');
-    assert.notEqual(by, holder);
-    log(`takeover after SIGKILL of ${holder}: the next turn answered by ${by} in ${
-        takeover.toFixed(3)} s, ${
-        third.data.usage.prompt_tokens_details.cached_tokens} tokens not read again; Redis ` +
-        `traffic: ${((after.out - before.out) / 1048576).toFixed(1)} MiB read, ${
-            ((after.in - before.in) / 1024).toFixed(0)} KiB written (load ${load()})`);
+    await sessionTakeover(65536);
     return;
   }
 
