@@ -2,7 +2,9 @@
 // one session store under a byte budget: sessions are deleted least recently used first in the
 // store's order, whichever replica saved or used them, and never while a replica holds the
 // session's lease. For dir: (a folder; its lock files) and, where redis-server is installed, for
-// Redis (a redis-server started by the test on a loopback port).
+// Redis (a redis-server started by the test on a loopback port). A save cut short leaves nothing
+// behind after the session's next save.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -58,6 +61,9 @@ class Redis {
   explicit Redis(const std::string& dir) : port_(free_port()) {
     pid_ = ::fork();
     if (pid_ == 0) {
+      const int null = ::open("/dev/null", O_WRONLY);
+      ::dup2(null, 1);
+      ::dup2(null, 2);
       const std::string port = std::to_string(port_);
       ::execl("/usr/bin/redis-server", "redis-server", "--port", port.c_str(), "--bind",
               "127.0.0.1", "--dir", dir.c_str(), "--save", "", "--appendonly", "no", "--loglevel",
@@ -80,6 +86,18 @@ class Redis {
     ::waitpid(pid_, &st, 0);
   }
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
+  // What redis-cli answers to a command (its output, trailing newline removed).
+  std::string cli(const std::string& args) const {
+    const std::string cmd = "redis-cli -p " + std::to_string(port_) + " " + args;
+    std::string out;
+    if (std::FILE* f = ::popen(cmd.c_str(), "r")) {
+      char buf[256];
+      while (std::fgets(buf, sizeof buf, f)) out += buf;
+      ::pclose(f);
+    }
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return out;
+  }
 
  private:
   int port_;
@@ -180,6 +198,51 @@ TEST(SessionStoreBudget, RedisSharedByTwoReplicasEvictsByStoreOrderUnderLease) {
   TempDir d;
   Redis redis(d.path);
   budget_across_replicas(redis.url());
+}
+
+// A save cut short (its writer killed, or the store stopped, in the middle) leaves parts of
+// objects that no manifest references; the session's next save deletes them.
+TEST(SessionStoreCleanup, DirNextSaveDeletesTemporaryFilesOfACutWrite) {
+  TempDir d;
+  const std::string dir = d.path + "/sessions";
+  SessionRegistry r(stories(), options(), {}, open_session_store("dir:" + dir));
+  request(r, "s1", 1);
+  const std::string obj = dir + "/objects/s1/0123456789abcdef0123456789abcdef.tmp-AbC123";
+  const std::string man = dir + "/manifests/s1.json.tmp-XyZ789";
+  std::FILE* f = std::fopen(obj.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  std::fclose(f);
+  f = std::fopen(man.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  std::fclose(f);
+  request(r, "s1", 2);
+  EXPECT_FALSE(fs::exists(obj));
+  EXPECT_FALSE(fs::exists(man));
+}
+
+TEST(SessionStoreCleanup, RedisNextSaveDeletesChunksOfACutWrite) {
+  if (::access("/usr/bin/redis-server", X_OK) != 0 || ::access("/usr/bin/redis-cli", X_OK) != 0)
+    GTEST_SKIP() << "redis-server or redis-cli is missing";
+  TempDir d;
+  Redis redis(d.path);
+  SessionRegistry r(stories(), options(), {}, open_session_store(redis.url()));
+  request(r, "s1", 1);
+  // What put_object leaves when cut after two chunks: the key listed, chunks, no count.
+  const std::string key = "s1/0123456789abcdef0123456789abcdef";
+  redis.cli("SADD longctx:ns:s1 " + key);
+  redis.cli("SET longctx:obj:" + key + ":0 part0");
+  redis.cli("SET longctx:obj:" + key + ":1 part1");
+  ASSERT_EQ(redis.cli("EXISTS longctx:obj:" + key + ":1"), "1");
+  request(r, "s1", 2);
+  EXPECT_EQ(redis.cli("EXISTS longctx:obj:" + key + ":0"), "0");
+  EXPECT_EQ(redis.cli("EXISTS longctx:obj:" + key + ":1"), "0");
+  EXPECT_EQ(redis.cli("SISMEMBER longctx:ns:s1 " + key), "0");
+  // The session itself is intact: a registry that never saw it loads it.
+  SessionRegistry other(stories(), options(), {}, open_session_store(redis.url()));
+  const std::vector<int32_t> ids = prompt(2);
+  auto lease = other.named("s1", ids);
+  EXPECT_EQ(lease->cached, static_cast<int64_t>(ids.size()) - 1);
+  other.give_back(std::move(lease), true);
 }
 
 }  // namespace

@@ -262,6 +262,14 @@ class DirStore final : public ObjectStore {
     const std::set<std::string> keep(refs.begin(), refs.end());
     for (const std::string& k : list(name))
       if (keep.count(k) == 0) remove(k);
+    // Temporary files of writes cut short (a writer killed before its rename): only the holder of
+    // the session's lock writes them, and its own writes are all done by now.
+    const std::string objects = dir_ + "/objects/" + name;
+    for (const std::string& f : list_dir(objects))
+      if (f.find(".tmp-") != std::string::npos) ::unlink((objects + "/" + f).c_str());
+    const std::string stale = name + ".json.tmp-";
+    for (const std::string& f : list_dir(dir_ + "/manifests"))
+      if (f.compare(0, stale.size(), stale) == 0) ::unlink((dir_ + "/manifests/" + f).c_str());
   }
   std::optional<std::string> get_manifest(const std::string& name) const override {
     check_name(describe(), name);

@@ -111,12 +111,23 @@ class RedisStore final : public ObjectStore {
     std::lock_guard lock(m_);
     Reply n;
     n.r = command_locked({"GET", kPrefix + "objn:" + key});
-    const long long chunks = n.r->type == REDIS_REPLY_STRING ? std::atoll(n.r->str) : 0;
-    std::vector<std::string> del = {"DEL", kPrefix + "objn:" + key};
-    for (long long i = 0; i < std::min(chunks, 1LL << 20); ++i)
-      del.push_back(kPrefix + "obj:" + key + ":" + std::to_string(i));
-    Reply a, b, c;
-    a.r = command_locked(del);
+    if (n.r->type == REDIS_REPLY_STRING) {
+      const long long chunks = std::atoll(n.r->str);
+      std::vector<std::string> del = {"DEL", kPrefix + "objn:" + key};
+      for (long long i = 0; i < std::min(chunks, 1LL << 20); ++i)
+        del.push_back(kPrefix + "obj:" + key + ":" + std::to_string(i));
+      Reply a;
+      a.r = command_locked(del);
+    } else {
+      // A write cut short (no count): its chunks, written in order from 0, up to the first
+      // missing one.
+      for (long long i = 0; i < (1LL << 20); ++i) {
+        Reply d;
+        d.r = command_locked({"DEL", kPrefix + "obj:" + key + ":" + std::to_string(i)});
+        if (d.r->type != REDIS_REPLY_INTEGER || d.r->integer == 0) break;
+      }
+    }
+    Reply b, c;
     b.r = command_locked({"SREM", kPrefix + "ns:" + ns, key});
     c.r = command_locked({"HDEL", kPrefix + "nsbytes:" + ns, key});
   }
@@ -226,6 +237,10 @@ class RedisStore final : public ObjectStore {
     const std::string ns = key.substr(0, slash);
     const size_t chunks = (bytes.size() + kChunk - 1) / kChunk;
     std::lock_guard lock(m_);
+    // Listed in its namespace first, so that a write cut short is found and deleted with the
+    // namespace's other objects that no manifest references (remove()).
+    Reply listed;
+    listed.r = command_locked({"SADD", kPrefix + "ns:" + ns, key});
     for (size_t i = 0; i < chunks; ++i) {
       const size_t n = std::min(kChunk, bytes.size() - i * kChunk);
       Reply r;
@@ -234,10 +249,9 @@ class RedisStore final : public ObjectStore {
            std::string(reinterpret_cast<const char*>(bytes.data()) + i * kChunk, n)});
     }
     // The count last: an object without it does not exist (a write cut short leaves only chunks,
-    // which the next write of the same key overwrites).
-    Reply a, b, c;
+    // which the next write of the same key overwrites, or the next save of the session deletes).
+    Reply a, c;
     a.r = command_locked({"SET", kPrefix + "objn:" + key, std::to_string(chunks)});
-    b.r = command_locked({"SADD", kPrefix + "ns:" + ns, key});
     c.r = command_locked({"HSET", kPrefix + "nsbytes:" + ns, key, std::to_string(bytes.size())});
   }
 
