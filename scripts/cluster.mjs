@@ -576,6 +576,13 @@ try {
   console.error(e);
   code = 1;
 } finally {
+  // nginx first and with SIGTERM: its master stops its workers then (a SIGKILLed master would
+  // leave them running, still listening).
+  for (const p of [...children].filter((c) => c.name.startsWith('nginx'))) {
+    const timer = setTimeout(() => p.kill('SIGKILL'), 5000);
+    await stop(p, 'SIGTERM');
+    clearTimeout(timer);
+  }
   for (const p of [...children]) await stop(p, 'SIGKILL');
   rmSync(work, {recursive: true, force: true});
 }
