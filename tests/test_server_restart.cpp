@@ -1,17 +1,22 @@
 // Durable sessions through the real command: `longctx serve --session-dir DIR` killed with SIGKILL
 // mid-conversation and started again continues each session exactly as a server that never
 // stopped (full memory, and infllm with blocks spilled to disk); sessions are listed, described and
-// deleted; a session whose saved state is corrupt is an error for that session alone.
+// deleted; a session whose saved state is corrupt is an error for that session alone; a full disk
+// fails the request with 503 naming the problem and keeps the session's last saved state.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -206,6 +211,63 @@ TEST(ServerRestart, SessionsAreListedDescribedDeletedAndCorruptionStaysLocal) {
       complete(*c2, "one", "Once upon a time")["usage"]["prompt_tokens_details"]["cached_tokens"],
       0);
   EXPECT_EQ(c2->Delete("/v1/sessions/nope")->status, 404);
+}
+
+// The session folder on a small tmpfs (needs root to mount; skipped otherwise), filled up after
+// the first turn: the second turn's save fails with 503 naming the problem, the session's saved
+// state stays the first turn's, and once there is room again the second turn gives the same answer
+// as a server whose disk never filled.
+TEST(ServerRestart, FullDiskAnswers503AndKeepsTheLastSavedState) {
+  TempDir d;
+  const std::string mnt = d.path + "/small";
+  fs::create_directory(mnt);
+  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=4m") != 0)
+    GTEST_SKIP() << "cannot mount a tmpfs (not root?): " << std::strerror(errno);
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{mnt};
+  const std::string first = "Once upon a time, there was a little girl named Lily.";
+  std::string second;
+  json want;  // the second turn of a server whose disk never fills
+  {
+    TempDir ref;
+    Process p(ref.path, {});
+    auto c = p.client();
+    second = next_prompt(first, complete(*c, "s", first), 0);
+    want = complete(*c, "s", second);
+  }
+  Process p(mnt + "/sessions", {});
+  auto c = p.client();
+  complete(*c, "s", first);
+  const int64_t saved_tokens = json::parse(c->Get("/v1/sessions/s")->body)["saved"]["tokens"];
+  ASSERT_GT(saved_tokens, 5);
+  // Fill the disk.
+  const std::string filler = mnt + "/filler";
+  {
+    std::FILE* f = std::fopen(filler.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::vector<char> block(4096, 'x');
+    while (std::fwrite(block.data(), 1, block.size(), f) == block.size() && std::fflush(f) == 0) {
+    }
+    std::fclose(f);
+  }
+  const json body = {
+      {"prompt", second}, {"max_tokens", 10}, {"temperature", 0}, {"session_id", "s"}};
+  auto r = c->Post("/v1/completions", body.dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503) << r->body;
+  const json err = json::parse(r->body, nullptr, false);
+  EXPECT_EQ(err["error"]["code"], "session_store_unavailable") << r->body;
+  EXPECT_NE(r->body.find("No space left on device"), std::string::npos) << r->body;
+  // The saved state is still the first turn's.
+  EXPECT_EQ(json::parse(c->Get("/v1/sessions/s")->body)["saved"]["tokens"], saved_tokens);
+  // Room again: the second turn continues from it, as if the disk had never filled.
+  fs::remove(filler);
+  const json got = complete(*c, "s", second);
+  EXPECT_EQ(got["choices"][0]["text"], want["choices"][0]["text"]);
+  EXPECT_EQ(got["usage"]["prompt_tokens_details"]["cached_tokens"],
+            want["usage"]["prompt_tokens_details"]["cached_tokens"]);
 }
 
 }  // namespace

@@ -130,14 +130,15 @@ void register_serve(CLI::App& root) {
                   "shared session store for several replicas: dir:PATH or redis://HOST:PORT[/DB] "
                   "(instead of --session-dir)");
   cmd->add_option("--session-lease", o->so.session_lease_seconds,
-                  "seconds after which a dead replica's hold on a session expires (redis)")
+                  "seconds after which a dead replica's hold on a session expires (redis; a live "
+                  "replica renews it every quarter of this)")
       ->capture_default_str();
   auto* dir = cmd->add_option("--session-dir", o->session_dir,
                               "folder where named sessions are saved after every request and found "
                               "again after a restart (default: ~/.local/state/longctx/sessions)");
   cmd->add_flag("--no-session-dir", o->no_session_dir, "keep sessions in RAM only")->excludes(dir);
   cmd->add_option("--session-budget", o->session_budget,
-                  "bytes of the session folder; beyond it the least recently saved idle sessions "
+                  "bytes of the session store; beyond it the least recently used idle sessions "
                   "are deleted (0 = no limit)")
       ->capture_default_str();
   cmd->add_option("--session-ram", o->session_ram,

@@ -262,6 +262,14 @@ class DirStore final : public ObjectStore {
     const std::set<std::string> keep(refs.begin(), refs.end());
     for (const std::string& k : list(name))
       if (keep.count(k) == 0) remove(k);
+    // Temporary files of writes cut short (a writer killed before its rename): only the holder of
+    // the session's lock writes them, and its own writes are all done by now.
+    const std::string objects = dir_ + "/objects/" + name;
+    for (const std::string& f : list_dir(objects))
+      if (f.find(".tmp-") != std::string::npos) ::unlink((objects + "/" + f).c_str());
+    const std::string stale = name + ".json.tmp-";
+    for (const std::string& f : list_dir(dir_ + "/manifests"))
+      if (f.compare(0, stale.size(), stale) == 0) ::unlink((dir_ + "/manifests/" + f).c_str());
   }
   std::optional<std::string> get_manifest(const std::string& name) const override {
     check_name(describe(), name);
@@ -276,6 +284,19 @@ class DirStore final : public ObjectStore {
       if (f.size() > 5 && f.compare(f.size() - 5, 5, ".json") == 0 &&
           valid_store_name(f.substr(0, f.size() - 5)))
         out.push_back(f.substr(0, f.size() - 5));
+    return out;
+  }
+  std::vector<std::string> manifests_by_age() const override {
+    // By the manifest's modification time (each write replaces the file), then by name.
+    std::vector<std::pair<std::pair<int64_t, int64_t>, std::string>> v;
+    for (const std::string& n : manifests()) {
+      struct stat st {};
+      if (::stat(manifest_path(n).c_str(), &st) != 0) continue;  // deleted meanwhile
+      v.push_back({{static_cast<int64_t>(st.st_mtim.tv_sec), st.st_mtim.tv_nsec}, n});
+    }
+    std::sort(v.begin(), v.end());
+    std::vector<std::string> out;
+    for (auto& [when, n] : v) out.push_back(std::move(n));
     return out;
   }
   void remove_manifest(const std::string& name) override {

@@ -50,6 +50,12 @@ class ObjectStore {
     (void)name;
     return std::make_unique<StoreLock>();
   }
+  // Seconds until the lock another process holds on `name` lapses unless its holder renews it
+  // (a lease that expires); 0 when unknown, free, or a lock that never expires.
+  virtual double lock_expires_in(const std::string& name) const {
+    (void)name;
+    return 0;
+  }
   // "dir:/path", "file:/path": what the store is, for messages.
   virtual std::string describe() const = 0;
 
@@ -68,6 +74,10 @@ class ObjectStore {
                             const std::vector<std::string>& refs) = 0;
   virtual std::optional<std::string> get_manifest(const std::string& name) const = 0;
   virtual std::vector<std::string> manifests() const = 0;
+  // The manifests, least recently written first: the same order for every process sharing the
+  // store (a server writes a session's manifest at the end of each request that uses it, so this
+  // is least recently used first).
+  virtual std::vector<std::string> manifests_by_age() const { return manifests(); }
   // Deletes the manifest and every object of its namespace.
   virtual void remove_manifest(const std::string& name) = 0;
   // Bytes of the objects of a namespace.

@@ -25,8 +25,9 @@ struct ApiError {
   int status = 400;
   std::string message;
   std::string type = "invalid_request_error";
-  std::string param;  // the request field ("" = none; null in the JSON)
-  std::string code;   // e.g. "invalid_type" ("" = none; null in the JSON)
+  std::string param;    // the request field ("" = none; null in the JSON)
+  std::string code;     // e.g. "invalid_type" ("" = none; null in the JSON)
+  int retry_after = 1;  // a 503's Retry-After, in seconds
 
   nlohmann::json body() const;
 };

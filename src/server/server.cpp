@@ -43,7 +43,7 @@ void send_json(httplib::Response& res, int status, const json& j) {
 
 void send_error(httplib::Response& res, const ApiError& e) {
   send_json(res, e.status, e.body());
-  if (e.status == 503) res.set_header("Retry-After", "1");
+  if (e.status == 503) res.set_header("Retry-After", std::to_string(std::max(1, e.retry_after)));
 }
 
 // Compares in time that depends on the lengths only, not on where the texts differ.

@@ -38,10 +38,13 @@ struct ServerOptions {
   // Or a store by URL (server/session_store.h: dir:PATH, redis://HOST:PORT[/DB]); wins over
   // session_dir. Replicas sharing it take over each other's sessions.
   std::string session_store;
-  double session_lease_seconds = 30;  // a replica's hold on a session it is not using expires
+  // Redis: a replica's hold on a session expires this long after the replica stopped renewing it
+  // (it renews every quarter of it while alive), so a dead replica's sessions are free again
+  // within it.
+  double session_lease_seconds = 10;
   // Bytes of KV memory the prompt cache of unnamed requests may keep (0 = no prompt cache).
   size_t prompt_cache_bytes = size_t{1} << 30;
-  // Bytes of the session folder; beyond it the least recently saved idle sessions are deleted
+  // Bytes of the session store; beyond it the least recently used idle sessions are deleted
   // (0 = no limit).
   size_t session_budget = size_t{20} << 30;
   // KV bytes of idle named sessions kept in RAM; beyond it the least recently used are dropped

@@ -4,7 +4,8 @@
 //   redis://HOST:PORT[/DB]      Redis: objects as binary values in chunks of at most 8 MiB,
 //                               written once under their content-addressed keys; a manifest per
 //                               session; each session leased by one replica at a time (SET NX PX
-//                               with a token, renewed while in use), its manifest written only
+//                               with a token, renewed by the holder every quarter of its length
+//                               while the holder lives), its manifest written only
 //                               while the writer's lease holds (checked atomically in Redis)
 #pragma once
 
@@ -17,6 +18,6 @@ namespace lc::server {
 
 // lc::Error naming the setting and the problem for a URL of no known kind or a store that cannot
 // be reached.
-std::unique_ptr<ObjectStore> open_session_store(const std::string& url, double lease_seconds = 30);
+std::unique_ptr<ObjectStore> open_session_store(const std::string& url, double lease_seconds = 10);
 
 }  // namespace lc::server

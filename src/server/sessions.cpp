@@ -1,6 +1,7 @@
 #include "server/sessions.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -37,16 +38,6 @@ SessionRegistry::SessionRegistry(std::shared_ptr<const Model> model, SessionOpti
       store_(std::move(store)),
       log_saves_(std::getenv("LONGCTX_LOG_SAVES") != nullptr) {
   limits_.max_sessions = std::max<size_t>(1, limits_.max_sessions);
-  if (store_)
-    for (const std::string& name : store_->manifests()) {
-      std::string when;
-      try {
-        if (const auto text = store_->get_manifest(name))
-          when = saved_session_info(*text, name).saved_at;
-      } catch (const Error&) {
-      }
-      saved_[name] = {store_->bytes(name), when};
-    }
 }
 
 std::unique_ptr<SessionRegistry::Lease> SessionRegistry::named(const std::string& id,
@@ -79,9 +70,19 @@ std::unique_ptr<SessionRegistry::Lease> SessionRegistry::named(const std::string
     try {
       // Exclusive use among the replicas sharing the store, for this request.
       lease->store_lock_ = store_->try_lock(name);
-      if (!lease->store_lock_)
-        fail_request(503, "session_id", "session_busy",
-                     cat("session '", id, "' is in use by another replica; retry shortly"));
+      if (!lease->store_lock_) {
+        // Retry once the holder's lease would lapse: at once when the holder finishes and
+        // releases it, at the latest when a holder that died stops renewing it.
+        ApiError busy;
+        busy.status = 503;
+        busy.param = "session_id";
+        busy.code = "session_busy";
+        const double lapse = store_->lock_expires_in(name);
+        busy.retry_after = std::max(1, static_cast<int>(std::ceil(lapse)));
+        busy.message = cat("session '", id, "' is in use by another replica (its hold lapses in ",
+                           busy.retry_after, " s unless renewed); retry then");
+        throw RequestError(busy);
+      }
       lease->renewed_ = Clock::now();
       std::lock_guard lock(store_m_);
       // What the session holds in RAM is its state only if the store still has the state this
@@ -153,9 +154,11 @@ void SessionRegistry::give_back(std::unique_ptr<Lease> lease, bool keep) {
         if (lease->session_->n_past() == 0) {
           e.state.clear();  // emptied by an error: back to its saved state at its next request
         } else {
+          if (log_saves_)
+            std::fprintf(stderr, "serve: session '%s' saving: %llu tokens\n", lease->name_.c_str(),
+                         static_cast<unsigned long long>(lease->session_->n_past()));
           const SaveStats st = save_session(*lease->session_, *store_, name, lease->name_);
           e.state = content_hash(st.manifest.data(), st.manifest.size());
-          saved_[name] = {st.bytes_stored, saved_session_info(st.manifest, name).saved_at};
           enforce_store_budget(name);
           if (log_saves_)
             std::fprintf(stderr,
@@ -217,32 +220,39 @@ void SessionRegistry::enforce_ram_budget(const std::string& keep) {
 
 void SessionRegistry::enforce_store_budget(const std::string& keep) {
   if (limits_.store_bytes == 0) return;
+  // Every session in the store, whichever replica saved it, least recently used first (the
+  // store's order, the same for every replica sharing it).
+  std::vector<std::pair<std::string, uint64_t>> order;
   uint64_t total = 0;
-  std::vector<std::pair<std::string, std::string>> order;  // (saved at, name)
-  for (const auto& [name, v] : saved_) {
-    total += v.first;
-    if (name != keep) order.emplace_back(v.second, name);
+  for (const std::string& name : store_->manifests_by_age()) {
+    const uint64_t b = store_->bytes(name);
+    total += b;
+    if (name != keep) order.emplace_back(name, b);
   }
-  std::sort(order.begin(), order.end());
-  for (const auto& [when, name] : order) {
+  for (const auto& [name, b] : order) {
     if (total <= limits_.store_bytes) break;
-    // Not a session a request is using (its entry is locked); ids map to names one way only, so
-    // compare through store_name.
-    bool busy = false;
+    // Only a session no request uses, on any replica: its lease (the lock file for dir:) is
+    // taken for the deletion and a session whose lease is held is skipped. The lease also keeps
+    // another replica from starting a request on it meanwhile.
+    std::unique_ptr<StoreLock> held;
+    try {
+      held = store_->try_lock(name);
+    } catch (const Error&) {
+    }
+    if (!held) continue;
     {
+      // A copy in this replica's RAM stays its state (saved again at its next request); ids map
+      // to names one way only, so compare through store_name.
       std::lock_guard lock(m_);
       for (const auto& [id, e] : named_)
         if (store_name(id) == name) {
-          std::unique_lock b(e->busy, std::try_to_lock);
-          busy = !b.owns_lock();
-          if (!busy) e->state = "none";  // what it holds in RAM stays its state
+          std::unique_lock busy(e->busy, std::try_to_lock);
+          if (busy.owns_lock()) e->state = "none";
         }
     }
-    if (busy) continue;
     store_->remove_manifest(name);
-    total -= saved_[name].first;
-    saved_.erase(name);
-    std::fprintf(stderr, "serve: session folder over its budget: deleted saved session '%s'\n",
+    total -= b;
+    std::fprintf(stderr, "serve: session store over its budget: deleted saved session '%s'\n",
                  name.c_str());
   }
 }
@@ -345,7 +355,6 @@ bool SessionRegistry::remove(const std::string& id) {
     const std::string name = store_name(id);
     if (store_->get_manifest(name) || !store_->list(name).empty()) {
       store_->remove_manifest(name);
-      saved_.erase(name);
       found = true;
     }
   }

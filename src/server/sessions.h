@@ -72,8 +72,9 @@ class SessionRegistry {
     // KV bytes of idle named sessions in RAM; beyond it the least recently used are dropped from
     // RAM (with a store only: they are loaded again at their next request). 0 = no limit.
     size_t ram_bytes = 0;
-    // Bytes of saved sessions in the store; beyond it the least recently saved idle sessions are
-    // deleted from it. 0 = no limit.
+    // Bytes of saved sessions in the store; beyond it the least recently used sessions that no
+    // replica is using are deleted from it (in the store's order: ObjectStore::manifests_by_age).
+    // 0 = no limit.
     size_t store_bytes = 0;
     size_t cache_bytes = 0;  // the prompt cache of unnamed requests (0 = off)
   };
@@ -109,8 +110,8 @@ class SessionRegistry {
   size_t idle_kv_bytes(size_t (KvMemory::*bytes)() const);
   // Drops idle sessions from RAM beyond limits_.ram_bytes (caller holds m_).
   void enforce_ram_budget(const std::string& keep);
-  // Deletes the least recently saved idle sessions beyond limits_.store_bytes (caller holds
-  // store_m_).
+  // Deletes the least recently used sessions beyond limits_.store_bytes, each under its lease
+  // (caller holds store_m_).
   void enforce_store_budget(const std::string& keep);
 
   std::shared_ptr<const Model> model_;
@@ -118,9 +119,7 @@ class SessionRegistry {
   Limits limits_;
   std::unique_ptr<ObjectStore> store_;
   std::mutex store_m_;  // the store is used by one request at a time
-  // Saved sessions: store name -> (bytes, time saved as ISO 8601), for the store budget.
-  std::map<std::string, std::pair<uint64_t, std::string>> saved_;
-  bool log_saves_;  // LONGCTX_LOG_SAVES set: a line on stderr per save (measurements)
+  bool log_saves_;      // LONGCTX_LOG_SAVES set: a line on stderr per save (measurements)
   std::mutex m_;
   std::unordered_map<std::string, std::shared_ptr<Entry>> named_;
   std::list<std::unique_ptr<Session>> cache_;  // most recently used first
