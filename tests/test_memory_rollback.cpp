@@ -207,6 +207,66 @@ INSTANTIATE_TEST_SUITE_P(MemoryRollback, InfllmRollback,
                                            RollCase{"spilled_f16", 24 << 10, SpillType::F16}),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// Rollbacks and reads in a random order, blocks spilled: the kept blocks never change, the memory
+// always holds the sinks and blocks of its length, the spill file reuses the records of dropped
+// blocks, and the state saved at the end continues like the session itself.
+TEST(MemoryRollback, RepeatedRollbacksKeepTheMemoryConsistent) {
+  auto m = stories();
+  TempDir dir;
+  const SessionOptions so = options(*m, MemoryPolicy::InfLLM, 24 << 10, SpillType::F16, dir.path);
+  auto store = open_dir_store(dir.path + "/store");
+  const std::vector<int32_t> t = text_tokens(*m, 3000, 11);
+  const int64_t kvw = m->hparams().n_head_kv * m->hparams().head_dim;
+  const size_t record = static_cast<size_t>(2 * 8 * kvw * 2);  // a block's K and V in f16
+  std::mt19937 rng(3);
+  Session a(m, so);
+  size_t at = 0;     // next token of t to read
+  int64_t peak = 0;  // the most blocks held at once
+  std::vector<float> before, after;
+  for (int step = 0; step < 40; ++step) {
+    if (a.n_past() == 0 || rng() % 3 != 0) {
+      const int64_t c = 1 + static_cast<int64_t>(rng() % 70);
+      a.feed(t.data() + at, c);
+      at += static_cast<size_t>(c);
+      peak = std::max(peak, cm(a).stats(0).n_blocks);
+      if (step % 7 == 0) save_session(a, *store, "s");
+      continue;
+    }
+    const int64_t n = static_cast<int64_t>(rng() % static_cast<uint64_t>(a.n_past()));
+    const int64_t keep = std::min(cm(a).stats(0).n_blocks, std::max<int64_t>(0, (n - 52) / 8));
+    std::vector<std::vector<float>> kept;
+    for (int64_t id = 0; id < keep; ++id) {
+      cm(a).store(1).read(id, before);
+      kept.push_back(before);
+    }
+    ASSERT_TRUE(a.truncate(n)) << step;
+    const int64_t sinks = std::min<int64_t>(4, std::max<int64_t>(0, n - 48));
+    const int64_t blocks = n - sinks >= 48 ? (n - sinks - 48) / 8 : 0;
+    for (int l = 0; l < m->hparams().n_layer; ++l) {
+      const ContextMemory::LayerStats st = cm(a).stats(l);
+      EXPECT_EQ(st.n_init, sinks) << step;
+      EXPECT_EQ(st.n_blocks, blocks) << step;
+      EXPECT_EQ(st.n_remainder, n - sinks - blocks * 8) << step;
+      EXPECT_EQ(cm(a).store(l).size(), blocks) << step;
+      // Records are reused before the file grows: never more than the most blocks held at once.
+      EXPECT_LE(cm(a).store(l).bytes_on_disk(), static_cast<size_t>(peak) * record) << step;
+    }
+    ASSERT_GE(blocks, keep);
+    for (int64_t id = 0; id < keep; ++id) {
+      cm(a).store(1).read(id, after);
+      EXPECT_EQ(after, kept[static_cast<size_t>(id)]) << step << " block " << id;
+    }
+    at = static_cast<size_t>(rng() % 200);  // what comes next diverges from what was read
+    EXPECT_EQ(static_cast<int64_t>(a.tokens().size()), n);
+  }
+  save_session(a, *store, "s");
+  Session b(m, so);
+  ASSERT_TRUE(load_session(b, *store, "s"));
+  a.feed(t.data(), 30);
+  b.feed(t.data(), 30);
+  EXPECT_EQ(a.last_logits(), b.last_logits());
+}
+
 // With every block attended (topk beyond their count) the representatives no longer matter: the
 // logits stay identical however many blocks form from the rebuilt remainder.
 TEST(MemoryRollback, InfllmAttendingEveryBlockStaysIdentical) {
