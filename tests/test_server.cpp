@@ -404,6 +404,50 @@ TEST(Server, SessionFollowUpPrefillsOnlyNewTokens) {
   EXPECT_EQ(a.body["choices"][0]["text"], p1_fresh.body["choices"][0]["text"]);
 }
 
+// An infllm session holding a document that formed blocks, then a prompt that diverges inside
+// the blocks: the session rolls back to the common prefix (cached_tokens) and answers as a fresh
+// session sent that prompt. The prefix ends where an execution block ends and every block is
+// attended (topk beyond their count), so the answer does not depend on the representative scores
+// the rollback restarts at zero: it is the same bit for bit. A streaming session cannot roll back
+// that far and starts afresh.
+TEST(Server, DivergingPromptRollsBackAnInfllmSession) {
+  for (const lc::MemoryPolicy policy : {lc::MemoryPolicy::InfLLM, lc::MemoryPolicy::Streaming}) {
+    lc::SessionSpec spec;
+    spec.batch = 16;
+    spec.memory.policy = policy;
+    spec.memory.n_init = 4;
+    spec.memory.n_local = 48;
+    spec.memory.exec_block = 16;
+    spec.memory.block_size = 8;
+    spec.memory.topk = 1000;
+    spec.memory.repr_topk = 2;
+    const lc::SessionOptions so = lc::resolve_session(*model(), spec);
+    Running r(ServerOptions{}, so);
+    auto c = r.client();
+    std::vector<int32_t> doc{model()->tokenizer().bos()};
+    for (int i = 1; i < 200; ++i) doc.push_back(3 + (i * 37) % 450);
+    Answer a =
+        post(*c, "/v1/completions",
+             json{{"prompt", doc}, {"max_tokens", 1}, {"temperature", 0}, {"session_id", "d"}});
+    ASSERT_EQ(a.status, 200) << a.raw;
+    const int64_t cp = 112;  // 4 sinks, 7 blocks and a window
+    std::vector<int32_t> p2(doc.begin(), doc.begin() + cp);
+    for (int i = 0; i < 24; ++i) p2.push_back(5 + (i * 53) % 400);
+    a = post(*c, "/v1/completions",
+             json{{"prompt", p2}, {"max_tokens", 12}, {"temperature", 0}, {"session_id", "d"}});
+    ASSERT_EQ(a.status, 200) << a.raw;
+    const bool infllm = policy == lc::MemoryPolicy::InfLLM;
+    EXPECT_EQ(a.body["usage"]["prompt_tokens_details"]["cached_tokens"], infllm ? cp : 0);
+    lc::Session fresh(model(), so);
+    lc::GenerateOptions g;
+    g.n_predict = 12;
+    g.sampling.temperature = 0;
+    const lc::GenerateResult want = lc::generate(fresh, p2, g);
+    EXPECT_EQ(a.body["choices"][0]["text"], want.text);
+    EXPECT_EQ(a.body["usage"]["completion_tokens"], want.tokens.size());
+  }
+}
+
 // Each client's three turns: the prompt grows by the answer and a new sentence.
 std::vector<std::string> conversation(httplib::Client& c, int client, const std::string& session) {
   const std::vector<std::string> names = {"Tom", "Sue", "Max", "Lily", "Ben", "Mia", "Sam", "Tim"};

@@ -256,11 +256,16 @@ TEST(SessionState, TruncateEqualsNeverHavingReadTheRest) {
     b.feed(more.data() + 1, 8);
     EXPECT_EQ(a.last_logits(), b.last_logits()) << c.name;
   }
-  // A block memory cannot take back tokens that went into blocks.
-  Session s(m, options(*m, Case{"infllm", MemoryPolicy::InfLLM}, ""));
+  // StreamingLLM cannot take back tokens that left its window; InfLLM gives them back from its
+  // sinks and blocks (test_memory_rollback.cpp).
+  Session s(m, options(*m, Case{"streaming", MemoryPolicy::Streaming}, ""));
   feed(s, text_tokens(*m, 150, 10));
   EXPECT_FALSE(s.truncate(20));
   EXPECT_EQ(s.n_past(), 150);
+  Session i(m, options(*m, Case{"infllm", MemoryPolicy::InfLLM}, ""));
+  feed(i, text_tokens(*m, 150, 10));
+  EXPECT_TRUE(i.truncate(20));
+  EXPECT_EQ(i.n_past(), 20);
 }
 
 // A full disk (simulated with a file size limit in a child process): the save fails with an error

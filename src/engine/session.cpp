@@ -42,7 +42,12 @@ void Session::step(const int32_t* tokens, int64_t n, float* logits, bool all) {
 bool Session::truncate(int64_t n) {
   LC_CHECK(n >= 0 && n <= n_past());
   if (n == n_past()) return true;
-  if (!mem_->truncate(n)) return false;
+  try {
+    if (!mem_->truncate(n)) return false;
+  } catch (...) {
+    reset();  // the memory reset itself (an I/O error): so do the tokens
+    throw;
+  }
   tokens_.resize(static_cast<size_t>(n));
   last_.clear();
   table_len_ = -1;

@@ -32,7 +32,8 @@ class Session {
   }
   // Forgets every token from position n on (n <= n_past()) when the memory can (see
   // KvMemory::truncate); false, changing nothing, when it cannot. last_logits() is empty
-  // afterwards: feed at least one token before sampling.
+  // afterwards: feed at least one token before sampling. An lc::Error from the memory (a spilled
+  // block that cannot be read back) leaves the session empty.
   bool truncate(int64_t n);
   // After the memory was restored (engine/session_state.h): the tokens it holds and the logits
   // after the last one (empty if unknown).

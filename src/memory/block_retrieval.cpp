@@ -48,6 +48,18 @@ void BlockRetrieval::add(const float* repr) {
   ++count_;
 }
 
+void BlockRetrieval::truncate(int64_t n) {
+  LC_CHECK(n >= 0 && n <= size());
+  if (n == size()) return;
+  const std::vector<float> reprs = index_->reprs(0, n);
+  const int64_t dim = opt_.n_head * opt_.head_dim;
+  index_->clear();
+  std::fill(sum_.begin(), sum_.end(), 0.0);
+  std::fill(outer_.begin(), outer_.end(), 0.0);
+  count_ = 0;
+  for (int64_t b = 0; b < n; ++b) add(reprs.data() + b * dim);
+}
+
 void BlockRetrieval::standardise(const float* q_bar) {
   const int64_t hd = opt_.head_dim, nh = opt_.n_head;
   std::fill(sigma_.begin(), sigma_.end(), 1.0);

@@ -54,6 +54,11 @@ class BlockRetrieval {
   ~BlockRetrieval();
 
   void add(const float* repr);  // a new block's representative (id = insertion order)
+  // Keeps blocks [0, n) only: the index and the running sums are built again from their
+  // representatives, in order, which gives what adding only those would have built (adding is
+  // deterministic). lc::Error if a page of representatives cannot be read or written; the
+  // retrieval is then unusable (its owner resets).
+  void truncate(int64_t n);
   int64_t size() const { return index_->size(); }
   const BlockIndex& index() const { return *index_; }
 

@@ -13,11 +13,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -244,15 +246,29 @@ struct BlockStore::Impl {
     Block& b = block(id);
     const float* data = slot_of(id).data.data();
     if (b.rec == kNoSlot) {
-      const uint64_t off = spill.append(data, b.n, encode_scratch, opt.tokens_per_block);
-      LC_CHECK(off % record_bytes == 0 && off / record_bytes < kNoSlot);
-      b.rec = static_cast<uint32_t>(off / record_bytes);
-      ++writes;
+      b.rec = write_record(data, b.n);
     } else if (b.flags & kDirty) {
       spill.write_at(offset_of(b), data, b.n, encode_scratch);
       ++writes;
     }
     b.flags &= static_cast<uint8_t>(~kDirty);
+  }
+
+  // Writes a new block's data to a record given back by truncate(), or else to a new one at the
+  // end of the spill file; returns its number.
+  uint32_t write_record(const float* data, int64_t n) {
+    uint32_t rec;
+    if (!free_recs.empty()) {
+      rec = free_recs.back();
+      spill.write_at(uint64_t{rec} * record_bytes, data, n, encode_scratch);
+      free_recs.pop_back();
+    } else {
+      const uint64_t off = spill.append(data, n, encode_scratch, opt.tokens_per_block);
+      LC_CHECK(off % record_bytes == 0 && off / record_bytes < kNoSlot);
+      rec = static_cast<uint32_t>(off / record_bytes);
+    }
+    ++writes;
+    return rec;
   }
 
   // Moves a resident unpinned block to the cold tier, writing it first when needed.
@@ -389,6 +405,7 @@ struct BlockStore::Impl {
   std::vector<uint32_t> free_slots;
   uint32_t lru_head = kNoSlot, lru_tail = kNoSlot;
   std::vector<int64_t> pinned;
+  std::vector<uint32_t> free_recs;  // spill records of dropped blocks, lowest last (truncate)
   size_t bytes_in_ram = 0;
   int64_t reads = 0;
   int64_t writes = 0;
@@ -435,10 +452,7 @@ int64_t BlockStore::add(const float* k, const float* v, int64_t n) {
     s.staging.resize(s.floats_of(n));
     std::memcpy(s.staging.data(), k, half * sizeof(float));
     if (v) std::memcpy(s.staging.data() + half, v, half * sizeof(float));
-    const uint64_t off =
-        s.spill.append(s.staging.data(), n, s.encode_scratch, s.opt.tokens_per_block);
-    b.rec = static_cast<uint32_t>(off / s.record_bytes);
-    ++s.writes;
+    b.rec = s.write_record(s.staging.data(), n);
     b.state = Impl::State::Cold;
   }
   const bool resident = b.state == Impl::State::Resident;
@@ -635,8 +649,37 @@ void BlockStore::clear() {
   s.free_slots.clear();
   s.lru_head = s.lru_tail = kNoSlot;
   s.pinned.clear();
+  s.free_recs.clear();
   s.bytes_in_ram = 0;
   s.spill.reset();
+}
+
+void BlockStore::truncate(int64_t n) {
+  Impl& s = *impl_;
+  std::unique_lock<std::mutex> lk(s.mu);
+  LC_CHECK(n >= 0 && static_cast<size_t>(n) <= s.blocks.size());
+  if (static_cast<size_t>(n) == s.blocks.size()) return;
+  // Hints for dropped blocks go; loads in flight finish first (the worker owns their buffers).
+  std::erase_if(s.queue, [&](const auto& e) { return e.first >= n; });
+  s.cv.wait(lk, [&] { return s.loading == 0; });
+  std::erase_if(s.pinned, [&](int64_t id) { return id >= n; });
+  for (int64_t id = static_cast<int64_t>(s.blocks.size()) - 1; id >= n; --id) {
+    Impl::Block& b = s.block(id);
+    if (b.state == Impl::State::Resident) {
+      s.lru_remove(id);
+      s.free_slot(b);
+      s.bytes_in_ram -= s.bytes_of(b.n);
+    }
+    if (b.rec != kNoSlot) s.free_recs.push_back(b.rec);
+  }
+  s.blocks.resize(static_cast<size_t>(n));
+  // The file ends after the last record a kept block uses; the free ones before it are reused.
+  uint32_t used = 0;
+  for (const Impl::Block& b : s.blocks)
+    if (b.rec != kNoSlot) used = std::max(used, b.rec + 1);
+  std::erase_if(s.free_recs, [&](uint32_t r) { return r >= used; });
+  std::sort(s.free_recs.begin(), s.free_recs.end(), std::greater<>());
+  s.spill.shrink(uint64_t{used} * s.record_bytes);
 }
 
 }  // namespace lc

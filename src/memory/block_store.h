@@ -108,6 +108,10 @@ class BlockStore {
   bool is_resident(int64_t id) const;     // the block's data is in RAM now
   const std::string& spill_path() const;  // "" until something spilled
   void clear();  // drops every block and the spill file (read/write counters keep counting)
+  // Drops blocks [n, size()) (0 <= n <= size()), pinned or not: their RAM is freed and their spill
+  // records are given back (the file shrinks to the last record still used; the records in between
+  // are reused by later evictions). Ids restart at n. Views of dropped blocks become invalid.
+  void truncate(int64_t n);
 
  private:
   struct Impl;

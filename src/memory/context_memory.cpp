@@ -599,21 +599,112 @@ void ContextMemory::load_state(MemoryLoad& in) {
   }
 }
 
+namespace {
+
+// How many sinks and blocks a memory holds after reading t tokens (form_blocks runs after every
+// execution block, so this depends on t alone): sinks are the first tokens to leave the local
+// window, and once they are all there a block forms whenever the remainder holds block_size tokens
+// beyond the window.
+struct Shape {
+  int64_t sinks = 0, blocks = 0;
+};
+Shape shape_at(const ContextMemoryOptions& o, int64_t t) {
+  Shape sh;
+  sh.sinks = std::min(o.n_init, std::max<int64_t>(0, t - o.n_local));
+  const int64_t r = t - sh.sinks;
+  if (o.infllm && r >= o.n_local) sh.blocks = (r - o.n_local) / o.block_size;
+  return sh;
+}
+
+}  // namespace
+
 bool ContextMemory::truncate(int64_t n) {
   LC_CHECK(n >= 0 && n <= n_past_);
+  if (n == n_past_) return true;
   const AttnDims& d = dims_.attn;
-  const int64_t kvw = d.n_head_kv * d.head_dim;
-  for (const auto& Lp : layers_)
-    if (n < Lp->pos0) return false;  // some of them are in sinks or blocks already
-  for (auto& Lp : layers_) {
-    Layer& L = *Lp;
-    L.n = n - L.pos0;
-    const size_t end = static_cast<size_t>((L.off + L.n) * kvw);
-    L.k.resize(end);
-    L.v.resize(end);
-    L.k_rot.resize(end);
-    if (opt_.infllm) L.score.resize(static_cast<size_t>((L.off + L.n) * d.n_head));
+  const int64_t kvw = d.n_head_kv * d.head_dim, bs = opt_.block_size;
+  const Shape sh = shape_at(opt_, n);
+  const int64_t p = sh.sinks + sh.blocks * bs;  // where the remainder of n tokens starts
+  for (const auto& Lp : layers_) {
+    // StreamingLLM dropped the tokens between its sinks and the remainder: they cannot come back.
+    if (!opt_.infllm && n < Lp->pos0) return false;
+    LC_CHECK(!opt_.infllm || (sh.sinks <= Lp->n_init && p <= Lp->pos0));
   }
+  // The rows of the remainder [p, n) each layer gets back from its sinks and blocks (the tail of
+  // the sinks, then the blocks past sh.blocks, as stored: rounded to the spill type when the
+  // store rounds), followed by what it keeps of its remainder. Read before anything changes, so
+  // that a read error leaves the memory as it was.
+  struct Back {
+    std::vector<float> k, v;
+  };
+  std::vector<Back> back(layers_.size());
+  std::vector<float> kv;
+  for (size_t l = 0; l < layers_.size() && opt_.infllm; ++l) {
+    const Layer& L = *layers_[l];
+    Back& B = back[l];
+    for (int64_t t = p; t < std::min(n, L.pos0);) {
+      if (t < L.n_init) {
+        const int64_t c = std::min(n, L.n_init) - t;
+        B.k.insert(B.k.end(), L.ik.begin() + t * kvw, L.ik.begin() + (t + c) * kvw);
+        B.v.insert(B.v.end(), L.iv.begin() + t * kvw, L.iv.begin() + (t + c) * kvw);
+        t += c;
+        continue;
+      }
+      const int64_t b = (t - L.n_init) / bs, first = L.n_init + b * bs;
+      const int64_t at = t - first, c = std::min(n, first + bs) - t;
+      L.store->read(b, kv);  // K rows, then V rows
+      B.k.insert(B.k.end(), kv.begin() + at * kvw, kv.begin() + (at + c) * kvw);
+      B.v.insert(B.v.end(), kv.begin() + (bs + at) * kvw, kv.begin() + (bs + at + c) * kvw);
+      t += c;
+    }
+  }
+  try {
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      Layer& L = *layers_[l];
+      L.selected.clear();
+      const int64_t kept = std::max<int64_t>(0, n - L.pos0);  // remainder rows that stay
+      if (!opt_.infllm || p == L.pos0) {  // the sinks and blocks stay: the remainder is cut
+        L.n = kept;
+        const size_t end = static_cast<size_t>((L.off + L.n) * kvw);
+        L.k.resize(end);
+        L.v.resize(end);
+        L.k_rot.resize(end);
+        if (opt_.infllm) L.score.resize(static_cast<size_t>((L.off + L.n) * d.n_head));
+        continue;
+      }
+      Back& B = back[l];
+      const int64_t got = static_cast<int64_t>(B.k.size()) / kvw;
+      // The remainder [p, n): the rows given back, then the kept ones with their scores. The
+      // accumulated attention of the rows given back is not kept (it went into choosing their
+      // block's representatives): their scores restart at zero, so blocks formed again from them
+      // may pick other representative tokens than a run that never read past n would.
+      std::vector<float> score(static_cast<size_t>(got * d.n_head), 0.0f);
+      const float* rk = L.k.data() + L.off * kvw;
+      const float* rv = L.v.data() + L.off * kvw;
+      const float* rs = L.score.data() + L.off * d.n_head;
+      B.k.insert(B.k.end(), rk, rk + kept * kvw);
+      B.v.insert(B.v.end(), rv, rv + kept * kvw);
+      score.insert(score.end(), rs, rs + kept * d.n_head);
+      L.k = std::move(B.k);
+      L.v = std::move(B.v);
+      L.score = std::move(score);
+      L.off = 0;
+      L.n = got + kept;
+      L.pos0 = p;
+      L.k_rot = L.k;
+      if (L.has_table)
+        rope_apply(L.table, L.k_rot.data(), L.n, kvw, d.n_head_kv, d.head_dim, L.pos0);
+      L.ik.resize(static_cast<size_t>(sh.sinks * kvw));
+      L.iv.resize(static_cast<size_t>(sh.sinks * kvw));
+      L.n_init = sh.sinks;
+      L.store->truncate(sh.blocks);
+      L.retrieval->truncate(sh.blocks);
+    }
+  } catch (...) {
+    reset();  // a page of the index could not be read or written: some layers changed already
+    throw;
+  }
+  if (opt_.infllm) saved_.truncate(sh.blocks);
   n_past_ = n;
   return true;
 }

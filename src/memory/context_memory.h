@@ -87,10 +87,14 @@ class ContextMemory final : public KvMemory {
   // block index is rebuilt from them when loading: it depends only on the representatives).
   void save_state(MemorySave& out) override;
   void load_state(MemoryLoad& in) override;
-  // Possible while the tokens to forget are all in the remainder (the last n_local to
-  // n_local + block_size tokens; no block or sink holds any of them). The window is then shorter
-  // than n_local until new tokens fill it again (what left it earlier stays in blocks), and the
-  // remainder's representative scores keep what the forgotten queries added.
+  // InfLLM: always possible. The memory keeps the sinks and blocks a memory that read only n
+  // tokens would hold, drops the later blocks (from the store, its spill file and the index) and
+  // builds the remainder again from their K/V (as stored: rounded to the spill type when the store
+  // rounds); those tokens' representative scores restart at zero, while the tokens that stay in
+  // the remainder keep theirs (with what the forgotten queries added). lc::Error if a block or a
+  // page of representatives cannot be read or written back: the memory is then reset.
+  // StreamingLLM: possible while the tokens to forget are all in the remainder (those that left
+  // the window before are gone); the window is then shorter than n_local until new tokens fill it.
   bool truncate(int64_t n) override;
 
   // Inspection for tests and measurements.

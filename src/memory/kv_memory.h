@@ -88,6 +88,7 @@ class KvMemory {
   virtual void load_state(MemoryLoad& in) = 0;
   // Forgets every token from position n on (0 <= n <= n_past()), as if they had never come. False
   // when this memory cannot (what those tokens changed cannot be undone); nothing changes then.
+  // A memory that must read data back (spilled blocks) may throw lc::Error; it is then reset.
   virtual bool truncate(int64_t n) {
     (void)n;
     return false;

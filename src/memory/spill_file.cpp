@@ -135,4 +135,11 @@ void SpillFile::reset() {
   path_.clear();
 }
 
+void SpillFile::shrink(size_t bytes) {
+  LC_CHECK(bytes <= size_);
+  if (bytes == size_) return;
+  if (fd_ >= 0) (void)::ftruncate(fd_, static_cast<off_t>(bytes));
+  size_ = bytes;
+}
+
 }  // namespace lc

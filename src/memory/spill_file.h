@@ -48,6 +48,9 @@ class SpillFile {
   const std::string& path() const { return path_; }  // "" until created
   bool created() const { return fd_ >= 0; }
   void reset();  // closes the file and forgets its contents
+  // Forgets the bytes from `bytes` on (<= size()): later appends go there. The file is cut there
+  // too where the OS allows (a failure to cut only leaves the space allocated).
+  void shrink(size_t bytes);
 
   // The directory a spill file would go in: dir, or $TMPDIR, or /tmp.
   static std::string resolve_dir(const std::string& dir);

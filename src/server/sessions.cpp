@@ -20,7 +20,11 @@ int64_t reuse_prefix(Session& s, const std::vector<int32_t>& ids) {
   while (p < held.size() && p < ids.size() && held[p] == ids[p]) ++p;
   p = std::min(p, ids.empty() ? 0 : ids.size() - 1);  // at least one token to feed
   if (p == held.size()) return static_cast<int64_t>(p);
-  if (p > 0 && s.truncate(static_cast<int64_t>(p))) return static_cast<int64_t>(p);
+  try {
+    if (p > 0 && s.truncate(static_cast<int64_t>(p))) return static_cast<int64_t>(p);
+  } catch (const Error&) {
+    // A spilled block could not be read back (the session is empty now): read the prompt afresh.
+  }
   s.reset();
   return 0;
 }
