@@ -30,13 +30,8 @@ std::shared_ptr<const Model> stories() {
   return m;
 }
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char t[] = "/tmp/lc-rollback-XXXXXX";
-    path = ::mkdtemp(t);
-  }
-  ~TempDir() { fs::remove_all(path); }
+struct TempDir : lc::test::ScopedTempDir {
+  TempDir() : ScopedTempDir("lc-rollback") {}
 };
 
 // Small windows and blocks, so that a few hundred tokens form sinks and dozens of blocks; with a

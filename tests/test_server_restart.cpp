@@ -95,13 +95,8 @@ class Process {
   pid_t pid_ = -1;
 };
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char t[] = "/tmp/lc-restart-XXXXXX";
-    path = ::mkdtemp(t);
-  }
-  ~TempDir() { fs::remove_all(path); }
+struct TempDir : lc::test::ScopedTempDir {
+  TempDir() : ScopedTempDir("lc-restart") {}
 };
 
 json complete(httplib::Client& c, const std::string& session, const std::string& prompt) {

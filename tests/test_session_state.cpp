@@ -38,13 +38,8 @@ std::shared_ptr<const Model> passkey() {
   return m;
 }
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char t[] = "/tmp/lc-state-XXXXXX";
-    path = ::mkdtemp(t);
-  }
-  ~TempDir() { fs::remove_all(path); }
+struct TempDir : lc::test::ScopedTempDir {
+  TempDir() : ScopedTempDir("lc-state") {}
 };
 
 struct Case {

@@ -104,13 +104,8 @@ class Redis {
   pid_t pid_ = -1;
 };
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char t[] = "/tmp/lc-store-XXXXXX";
-    path = ::mkdtemp(t);
-  }
-  ~TempDir() { fs::remove_all(path); }
+struct TempDir : lc::test::ScopedTempDir {
+  TempDir() : ScopedTempDir("lc-store") {}
 };
 
 std::vector<int32_t> prompt(int salt) {
