@@ -808,7 +808,8 @@ TEST(Server, SlowAndGarbageClientsDoNotBlockOthers) {
     slow.push_back(fd);
   }
   const int junk = connect_raw();
-  const std::string bytes("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http\r\n\r\n", 27);
+  static const char kJunk[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http\r\n\r\n";
+  const std::string bytes(kJunk, sizeof kJunk - 1);  // a TLS hello's first bytes, then text
   ::send(junk, bytes.data(), bytes.size(), MSG_NOSIGNAL);
   auto c = r.client();
   const auto t0 = std::chrono::steady_clock::now();
