@@ -135,8 +135,7 @@ TEST(BlockRetrieval, MaxThroughOneSlicedIndexSearchEqualsTheScalarReference) {
   const int64_t n = 3000, k = 8;
   const auto reps = make_reps(n, rng);
   BlockRetrievalOptions o = retrieval_options(HeadScore::Max, k);
-  o.budget = 128;  // one index search by the maximum over heads (uncapped here: exact)
-  BlockRetrieval r(index_options(0), o);
+  BlockRetrieval r(index_options(0), o);  // one search by the maximum over heads (uncapped: exact)
   for (int64_t b = 0; b < n; ++b) r.add(reps.data() + b * kDim);
   std::normal_distribution<float> nd(0, 1);
   for (int trial = 0; trial < 20; ++trial) {

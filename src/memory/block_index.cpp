@@ -523,19 +523,6 @@ float BlockIndex::bound(int64_t c) const {
   return best;
 }
 
-void BlockIndex::scan(const std::function<void(int64_t, const float*)>& fn) const {
-  const int64_t d = opt_.dim;
-  for (const Cluster& cl : clusters_)
-    for (size_t p = 0; p < cl.pages.size(); ++p) {
-      const size_t i0 = p * static_cast<size_t>(opt_.page_reps);
-      const size_t i1 = std::min(cl.ids.size(), i0 + static_cast<size_t>(opt_.page_reps));
-      pages_->pin_into(&cl.pages[p], 1, false, views_);
-      for (size_t i = i0; i < i1; ++i)
-        fn(cl.ids[i], views_[0].k + static_cast<int64_t>(i - i0) * d);
-    }
-  pages_->unpin_all();
-}
-
 std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k, std::vector<float>* scores,
                                        Slices slices) const {
   if (k <= 0) return {};

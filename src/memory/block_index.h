@@ -33,7 +33,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -92,8 +91,6 @@ class BlockIndex {
   // With `scores`, also their scores.
   std::vector<int64_t> top_k(const float* q, int64_t k, std::vector<float>* scores = nullptr,
                              Slices slices = {}) const;
-  // Calls fn(id, representative) for every block (cluster by cluster, each page read once).
-  void scan(const std::function<void(int64_t, const float*)>& fn) const;
   std::vector<int64_t> top_k_exact(const float* q, int64_t k, std::vector<float>* scores = nullptr,
                                    Slices slices = {}) const;
 

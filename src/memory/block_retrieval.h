@@ -39,7 +39,6 @@ struct BlockRetrievalOptions {
   int64_t neighbors = 0;   // best blocks whose adjacent blocks join the selection
   int64_t block_size = 0;  // tokens per block, and the position of block 0's first token
   int64_t first_pos = 0;   // (for the trace's needle)
-  int64_t budget = 0;      // blocks an index search scores (0 = no cap: every block is scored)
   bool measure_recall = false;
 };
 

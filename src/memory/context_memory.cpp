@@ -174,7 +174,6 @@ void ContextMemory::reset() {
       ro.block_size = opt_.block_size;
       ro.first_pos = opt_.n_init;
       ro.measure_recall = opt_.measure_recall;
-      ro.budget = opt_.exact_retrieval ? 0 : opt_.index_budget;
       L->retrieval = std::make_unique<BlockRetrieval>(io, ro);
     }
   }
