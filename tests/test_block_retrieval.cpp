@@ -151,6 +151,55 @@ TEST(BlockRetrieval, MaxThroughOneSlicedIndexSearchEqualsTheScalarReference) {
   }
 }
 
+// A keeping search keeps the pool best blocks (with their representatives); reselect() with
+// another query ranks exactly those by the reference score: the k best of the pool under the new
+// query, whatever the cap of the index. With a pool as large as the memory it equals a search.
+TEST(BlockRetrieval, ReselectRanksTheKeptCandidatesLikeTheScalarReference) {
+  std::mt19937 rng(12);
+  std::normal_distribution<float> nd(0, 1);
+  const int64_t n = 2000, k = 6;
+  const auto reps = make_reps(n, rng);
+  for (int64_t pool : {int64_t{24}, n}) {
+    BlockRetrievalOptions o = retrieval_options(HeadScore::Max, k);
+    o.pool = pool;
+    BlockRetrieval r(index_options(pool == n ? 0 : 256), o);
+    for (int64_t b = 0; b < n; ++b) r.add(reps.data() + b * kDim);
+    for (int trial = 0; trial < 10; ++trial) {
+      std::vector<float> q1(kDim), q2(kDim);
+      for (auto& x : q1) x = nd(rng);
+      for (size_t e = 0; e < q2.size(); ++e) q2[e] = q1[e] + (trial % 2 ? 0.3f : 2.0f) * nd(rng);
+      RetrievalCounters c;
+      std::vector<int64_t> first, again;
+      r.select(q1.data(), 1, first, c, nullptr, 0, 0, true);
+      EXPECT_EQ(first.size(), static_cast<size_t>(k));
+      const std::vector<int64_t> kept = r.pool();
+      ASSERT_EQ(kept.size(), static_cast<size_t>(pool));
+      // The first k kept are the attended ones.
+      std::vector<int64_t> head(kept.begin(), kept.begin() + k);
+      std::sort(head.begin(), head.end());
+      EXPECT_EQ(first, head) << "trial " << trial;
+      ASSERT_TRUE(r.reselect(q2.data(), again, nullptr, 0, 1));
+      const std::vector<double> ref = reference_scores(reps, n, q2.data(), HeadScore::Max);
+      std::vector<int64_t> want = kept;
+      std::stable_sort(want.begin(), want.end(), [&](int64_t a, int64_t b) {
+        return ref[static_cast<size_t>(a)] > ref[static_cast<size_t>(b)] ||
+               (ref[static_cast<size_t>(a)] == ref[static_cast<size_t>(b)] && a < b);
+      });
+      want.resize(static_cast<size_t>(k));
+      std::sort(want.begin(), want.end());
+      EXPECT_EQ(again, want) << "pool " << pool << " trial " << trial;
+      if (pool == n) {
+        std::vector<int64_t> searched;
+        r.select(q2.data(), 1, searched, c, nullptr, 0, 1);
+        EXPECT_EQ(again, searched) << "trial " << trial;
+        EXPECT_TRUE(r.pool().empty());  // a search that does not keep drops the candidates
+        std::vector<int64_t> none;
+        EXPECT_FALSE(r.reselect(q2.data(), none, nullptr, 0, 2));
+      }
+    }
+  }
+}
+
 // The index searched by the maximum over slices (per-head scores less an offset each): uncapped it
 // equals scoring every block; capped, its work stays within the cap (plus the cluster that crosses
 // it, at most twice the average size here) and it still finds most of the exact top k.

@@ -442,10 +442,10 @@ TEST(ContextMemory, BudgetWarningNamesTheSizeThatFits) {
   const std::string w = budget_warning(o, dims);
   EXPECT_NE(w.find("memory.mem_budget 100 KiB"), std::string::npos) << w;
   EXPECT_NE(w.find("of the 14 blocks"), std::string::npos) << w;
-  EXPECT_NE(w.find("about 6 MiB"), std::string::npos) << w;
+  EXPECT_NE(w.find("about 2 MiB"), std::string::npos) << w;
   const BudgetShare s = share_budget(16u << 20, 5);
   EXPECT_EQ(s.blocks + s.pages, (16u << 20) / 5);
-  EXPECT_EQ(s.pages, (16u << 20) / 5 / 8 + 1);
+  EXPECT_EQ(s.pages, (16u << 20) / 5 / 3 + 1);
 }
 
 // Repeated text gives blocks with equal representatives: such a cluster costs one score however

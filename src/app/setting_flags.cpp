@@ -159,6 +159,13 @@ const std::vector<SettingFlag> kFlags = {
      [](SessionSpec& s, const std::string& v, const std::string& f) {
        s.memory.neighbors = parse_int(f, v);
      }},
+    {"--retrieval-interval", "memory.retrieval_interval", F::Memory,
+     "positions a search's blocks serve: decoding searches again every N tokens (infllm; 1 = "
+     "every token; default 16)",
+     "",
+     [](SessionSpec& s, const std::string& v, const std::string& f) {
+       s.memory.retrieval_interval = parse_int(f, v);
+     }},
     {"--trace-retrieval", "memory.trace_retrieval", F::Memory,
      "append one JSON line per block search to this file: blocks chosen, scores, and where the "
      "needle's blocks ranked when a needle is known (infllm)",

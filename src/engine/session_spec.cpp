@@ -12,6 +12,10 @@ namespace lc {
 namespace {
 // Best blocks whose adjacent blocks are attended too (docs/memory.md: measured).
 constexpr int64_t kDefaultNeighbors = 0;
+// Decoding steps search again every 16 positions (block_size for the shortest-trained models):
+// a search costs more as the context grows, attending the chosen blocks does not, so searching at
+// every token would make decoding slower with the length (docs/memory.md has the measurements).
+constexpr int64_t kDefaultRetrievalInterval = 16;
 }  // namespace
 
 void SessionSpec::set_origin(const std::string& setting, const std::string& where) {
@@ -147,6 +151,8 @@ SessionOptions resolve_session(const Model& model, const SessionSpec& spec) {
                ms.head_score ? rec.set_source("memory.head_score") : "default");
       c.neighbors =
           rec.pick<int64_t>("memory.neighbors", ms.neighbors, kDefaultNeighbors, "default");
+      c.retrieval_interval = rec.pick<int64_t>("memory.retrieval_interval", ms.retrieval_interval,
+                                               kDefaultRetrievalInterval, "default");
       mc.trace_path =
           rec.pick<std::string>("memory.trace_retrieval", ms.trace_retrieval, "", "default: none");
       // Bounded by default; 0, set explicitly, keeps every block in RAM.

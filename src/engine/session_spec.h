@@ -42,6 +42,7 @@ struct MemorySpec {
   std::optional<bool> measure_recall;          // memory.measure_recall
   std::optional<HeadScore> head_score;         // memory.head_score (default max)
   std::optional<int64_t> neighbors;            // memory.neighbors
+  std::optional<int64_t> retrieval_interval;   // memory.retrieval_interval (infllm)
   std::optional<std::string> trace_retrieval;  // memory.trace_retrieval: JSON-lines file
 };
 

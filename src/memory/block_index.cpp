@@ -14,11 +14,11 @@ namespace lc {
 
 namespace {
 
-using Scored = std::pair<float, int64_t>;  // (score, id)
+using Scored = BlockIndex::Entry;
 
 // a ranks before b: higher score, then lower id (so ties resolve the same way in every search).
 bool better(const Scored& a, const Scored& b) {
-  return a.first != b.first ? a.first > b.first : a.second < b.second;
+  return a.score != b.score ? a.score > b.score : a.id < b.id;
 }
 
 float dist2(const float* a, const float* b, int64_t d) {
@@ -36,8 +36,9 @@ float dist2(const float* a, const float* b, int64_t d) {
 struct BlockIndex::Top {
   std::vector<Scored>& heap;
   size_t k;
-  void push(float s, int64_t id) {
-    const Scored x{s, id};
+  // row: the block's representative in a pinned page (valid until the search unpins).
+  void push(float s, int64_t id, const float* row) {
+    const Scored x{s, id, row};
     if (heap.size() < k) {
       heap.push_back(x);
       std::push_heap(heap.begin(), heap.end(), better);
@@ -49,15 +50,19 @@ struct BlockIndex::Top {
   }
   bool full() const { return heap.size() >= k; }
   float kth() const {
-    return full() ? heap.front().first : -std::numeric_limits<float>::infinity();
+    return full() ? heap.front().score : -std::numeric_limits<float>::infinity();
   }
-  std::vector<int64_t> sorted(std::vector<float>* scores) const {
+  // The kept blocks best first; with rows, their representatives (dim floats each) too.
+  std::vector<int64_t> sorted(std::vector<float>* scores, std::vector<float>* rows = nullptr,
+                              int64_t dim = 0) const {
     std::sort(heap.begin(), heap.end(), better);
     std::vector<int64_t> ids(heap.size());
     if (scores) scores->resize(heap.size());
+    if (rows) rows->resize(heap.size() * static_cast<size_t>(dim));
     for (size_t i = 0; i < heap.size(); ++i) {
-      ids[i] = heap[i].second;
-      if (scores) (*scores)[i] = heap[i].first;
+      ids[i] = heap[i].id;
+      if (scores) (*scores)[i] = heap[i].score;
+      if (rows) std::copy_n(heap[i].row, dim, rows->begin() + static_cast<std::ptrdiff_t>(i) * dim);
     }
     return ids;
   }
@@ -463,14 +468,15 @@ int64_t BlockIndex::score_members(int64_t c, const float* q, Top& top, bool keep
     pages_->pin_into(cl.pages.data(), 1, keep_pinned, views_);
     score_rows(views_[0].k, 1, q, tmp_.data());
     const size_t n = std::min(cl.ids.size(), top.k);
-    for (size_t i = 0; i < n; ++i) top.push(tmp_[0], cl.ids[i]);
+    for (size_t i = 0; i < n; ++i) top.push(tmp_[0], cl.ids[i], views_[0].k);
     return 1;
   }
   pages_->pin_into(cl.pages.data(), static_cast<int64_t>(cl.pages.size()), keep_pinned, views_);
   size_t i = 0;
   for (const BlockView& v : views_) {
     score_rows(v.k, v.n, q, tmp_.data());
-    for (int64_t r = 0; r < v.n; ++r, ++i) top.push(tmp_[static_cast<size_t>(r)], cl.ids[i]);
+    for (int64_t r = 0; r < v.n; ++r, ++i)
+      top.push(tmp_[static_cast<size_t>(r)], cl.ids[i], v.k + r * opt_.dim);
   }
   return cl.size();
 }
@@ -494,8 +500,38 @@ void BlockIndex::score_rows(const float* rows, int64_t n, const float* q, float*
   }
 }
 
+std::vector<float> BlockIndex::rows_of(const std::vector<int64_t>& ids) const {
+  const int64_t d = opt_.dim;
+  std::vector<std::pair<int64_t, size_t>> want;  // (id, place in ids), by id
+  for (size_t i = 0; i < ids.size(); ++i) {
+    LC_CHECK(ids[i] >= 0 && ids[i] < n_);
+    want.emplace_back(ids[i], i);
+  }
+  std::sort(want.begin(), want.end());
+  std::vector<float> out(ids.size() * static_cast<size_t>(d));
+  for (const Cluster& cl : clusters_) {
+    for (size_t p = 0; p < cl.pages.size(); ++p) {
+      const size_t i0 = p * static_cast<size_t>(opt_.page_reps);
+      const size_t i1 = std::min(cl.ids.size(), i0 + static_cast<size_t>(opt_.page_reps));
+      bool pinned = false;
+      for (size_t i = i0; i < i1; ++i) {
+        auto it = std::lower_bound(want.begin(), want.end(),
+                                   std::make_pair<int64_t, size_t>(cl.ids[i], 0));
+        for (; it != want.end() && it->first == cl.ids[i]; ++it) {
+          if (!pinned) pages_->pin_into(&cl.pages[p], 1, false, views_);
+          pinned = true;
+          const float* r = views_[0].k + static_cast<int64_t>(i - i0) * d;
+          std::copy_n(r, d, out.begin() + static_cast<std::ptrdiff_t>(it->second) * d);
+        }
+      }
+    }
+  }
+  pages_->unpin_all();
+  return out;
+}
+
 std::vector<int64_t> BlockIndex::top_k_exact(const float* q, int64_t k, std::vector<float>* scores,
-                                             Slices slices) const {
+                                             Slices slices, std::vector<float>* rows) const {
   LC_CHECK(slices.n >= 1 && opt_.dim % slices.n == 0);
   slices_ = slices;
   heap_.clear();
@@ -506,7 +542,10 @@ std::vector<int64_t> BlockIndex::top_k_exact(const float* q, int64_t k, std::vec
   }
   last_scored_ = n_;
   last_bounds_ = 0;
-  return top.sorted(scores);
+  // (The pages were pinned one cluster at a time: the rows are read again.)
+  std::vector<int64_t> ids = top.sorted(scores);
+  if (rows) *rows = rows_of(ids);
+  return ids;
 }
 
 float BlockIndex::bound(int64_t c) const {
@@ -524,9 +563,13 @@ float BlockIndex::bound(int64_t c) const {
 }
 
 std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k, std::vector<float>* scores,
-                                       Slices slices) const {
-  if (k <= 0) return {};
-  if (opt_.exact || n_ <= k || n_ <= 2 * opt_.group_size) return top_k_exact(q, k, scores, slices);
+                                       Slices slices, std::vector<float>* rows) const {
+  if (k <= 0) {
+    if (rows) rows->clear();
+    return {};
+  }
+  if (opt_.exact || n_ <= k || n_ <= 2 * opt_.group_size)
+    return top_k_exact(q, k, scores, slices, rows);
   LC_CHECK(slices.n >= 1 && opt_.dim % slices.n == 0);
   slices_ = slices;
   const int64_t d = opt_.dim, nc = clusters();
@@ -635,11 +678,12 @@ std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k, std::vector<fl
   // The probed clusters held fewer than k blocks: take from the others.
   for (int64_t c = 0; c < nc && !top.full(); ++c)
     if (!taken_[static_cast<size_t>(c)]) scored += score_members(c, q, top, true);
+  std::vector<int64_t> ids = top.sorted(scores, rows, d);  // (before the pages are unpinned)
   pages_->unpin_all();
   last_scored_ = scored;
   // In dot products of dim (a byte pass over every slice: a quarter each).
   last_bounds_ = nc / 2 + 2 * n_bounds;
-  return top.sorted(scores);
+  return ids;
 }
 
 }  // namespace lc

@@ -88,11 +88,21 @@ class BlockIndex {
 
   using Slices = BlockSlices;
   // The ids of the k best blocks, sorted by decreasing score (all blocks when k >= size()).
-  // With `scores`, also their scores.
+  // With `scores`, also their scores; with `rows`, their representatives (dim floats each, in
+  // the same order).
   std::vector<int64_t> top_k(const float* q, int64_t k, std::vector<float>* scores = nullptr,
-                             Slices slices = {}) const;
+                             Slices slices = {}, std::vector<float>* rows = nullptr) const;
   std::vector<int64_t> top_k_exact(const float* q, int64_t k, std::vector<float>* scores = nullptr,
-                                   Slices slices = {}) const;
+                                   Slices slices = {}, std::vector<float>* rows = nullptr) const;
+  // The representatives of these blocks, in the order given (one pass over the clusters).
+  std::vector<float> rows_of(const std::vector<int64_t>& ids) const;
+
+  // A search's candidate: score, block id, and its representative in a pinned page.
+  struct Entry {
+    float score;
+    int64_t id;
+    const float* row;
+  };
 
   // Work of the last search (for measurements and tests): representatives scored, and cluster
   // scores computed (means and bounds, in dot products of dim).
@@ -160,7 +170,7 @@ class BlockIndex {
   mutable std::vector<Queue> queues_;  // by mean score, by optimistic score
   mutable std::vector<uint8_t> taken_;
   mutable std::vector<const uint16_t*> rows_;
-  mutable std::vector<std::pair<float, int64_t>> heap_;
+  mutable std::vector<Entry> heap_;
   mutable std::vector<BlockView> views_;
   mutable int64_t last_scored_ = 0, last_bounds_ = 0;
 };

@@ -50,6 +50,8 @@ void BlockRetrieval::add(const float* repr) {
 
 void BlockRetrieval::truncate(int64_t n) {
   LC_CHECK(n >= 0 && n <= size());
+  pool_.clear();
+  pool_rows_.clear();
   if (n == size()) return;
   const std::vector<float> reprs = index_->reprs(0, n);
   const int64_t dim = opt_.n_head * opt_.head_dim;
@@ -131,10 +133,12 @@ std::vector<int64_t> BlockRetrieval::top_k_exact(const float* q_bar, int64_t k,
 }
 
 void BlockRetrieval::search(int64_t k, bool exact, std::vector<int64_t>& ids,
-                            std::vector<float>& scores, RetrievalCounters* c) {
+                            std::vector<float>& scores, RetrievalCounters* c,
+                            std::vector<float>* rows) {
   const int64_t hd = opt_.head_dim, dim = opt_.n_head * hd;
   auto run = [&](const float* q, std::vector<float>& sc) {
-    std::vector<int64_t> r = exact ? index_->top_k_exact(q, k, &sc) : index_->top_k(q, k, &sc);
+    std::vector<int64_t> r =
+        exact ? index_->top_k_exact(q, k, &sc, {}, rows) : index_->top_k(q, k, &sc, {}, rows);
     if (c) {
       c->scored += index_->last_scored();
       c->bounds += index_->last_bounds();
@@ -168,8 +172,8 @@ void BlockRetrieval::search(int64_t k, bool exact, std::vector<int64_t>& ids,
     off_[i] = static_cast<float>(mu_[i] / sigma_[i]);
   }
   const BlockIndex::Slices slices{nh, off_.data()};
-  ids = exact ? index_->top_k_exact(qs_.data(), k, &scores, slices)
-              : index_->top_k(qs_.data(), k, &scores, slices);
+  ids = exact ? index_->top_k_exact(qs_.data(), k, &scores, slices, rows)
+              : index_->top_k(qs_.data(), k, &scores, slices, rows);
   if (c) {
     c->scored += index_->last_scored();
     c->bounds += index_->last_bounds();
@@ -177,9 +181,12 @@ void BlockRetrieval::search(int64_t k, bool exact, std::vector<int64_t>& ids,
 }
 
 void BlockRetrieval::select(const float* q, int64_t n, std::vector<int64_t>& out,
-                            RetrievalCounters& c, RetrievalTrace* trace, int layer, int64_t pos) {
+                            RetrievalCounters& c, RetrievalTrace* trace, int layer, int64_t pos,
+                            bool keep_pool) {
   const int64_t dim = opt_.n_head * opt_.head_dim, nb = size();
   out.clear();
+  pool_.clear();
+  pool_rows_.clear();
   if (nb == 0 || opt_.topk <= 0) return;
   q_bar_.assign(static_cast<size_t>(dim), 0.0f);
   for (int64_t i = 0; i < n; ++i)
@@ -187,12 +194,17 @@ void BlockRetrieval::select(const float* q, int64_t n, std::vector<int64_t>& out
   standardise(q_bar_.data());
   std::vector<int64_t> ranked;
   std::vector<float> scores;
+  const int64_t pool = keep_pool ? std::max(opt_.pool, opt_.topk) : opt_.topk;
   if (nb <= opt_.topk) {
     ranked.resize(static_cast<size_t>(nb));
     std::iota(ranked.begin(), ranked.end(), 0);
   } else {
     ++c.searches;
-    search(opt_.topk, false, ranked, scores, &c);
+    search(pool, false, ranked, scores, &c, keep_pool ? &pool_rows_ : nullptr);
+    if (keep_pool) pool_ = ranked;
+    // The topk best of the candidates are what this step attends (and what recall measures).
+    ranked.resize(std::min(ranked.size(), static_cast<size_t>(opt_.topk)));
+    scores.resize(ranked.size());
     if (opt_.measure_recall) {
       // A returned block counts as a hit when it scores at least the exact k-th score (repeated
       // text gives blocks with identical representatives: ties are not misses).
@@ -207,7 +219,15 @@ void BlockRetrieval::select(const float* q, int64_t n, std::vector<int64_t>& out
       c.recall_total += static_cast<int64_t>(ref.size());
     }
   }
+  choose(ranked, out);
+  if (trace) emit(*trace, ranked, out, layer, pos, n);
+  std::sort(out.begin(), out.end());
+}
+
+void BlockRetrieval::choose(const std::vector<int64_t>& ranked, std::vector<int64_t>& out) const {
   // The best blocks in order, each of the first `neighbors` followed by its adjacent blocks.
+  const int64_t nb = size();
+  out.clear();
   auto taken = [&](int64_t b) { return std::find(out.begin(), out.end(), b) != out.end(); };
   const auto k = static_cast<size_t>(std::min(opt_.topk, nb));
   for (size_t i = 0; i < ranked.size() && out.size() < k; ++i) {
@@ -217,8 +237,38 @@ void BlockRetrieval::select(const float* q, int64_t n, std::vector<int64_t>& out
     for (int64_t nbh : {b + 1, b - 1})
       if (nbh >= 0 && nbh < nb && out.size() < k && !taken(nbh)) out.push_back(nbh);
   }
-  if (trace) emit(*trace, ranked, out, layer, pos, n);
+}
+
+bool BlockRetrieval::reselect(const float* q, std::vector<int64_t>& out, RetrievalTrace* trace,
+                              int layer, int64_t pos) {
+  out.clear();
+  if (pool_.empty()) return false;
+  const int64_t dim = opt_.n_head * opt_.head_dim;
+  q_bar_.assign(q, q + dim);
+  standardise(q_bar_.data());
+  dots_.resize(static_cast<size_t>(opt_.n_head));
+  pool_scores_.clear();
+  for (size_t i = 0; i < pool_.size(); ++i) {
+    head_dots(q_bar_.data(), pool_rows_.data() + i * static_cast<size_t>(dim), dots_.data());
+    pool_scores_.emplace_back(combine(dots_.data()), pool_[i]);
+  }
+  // Best first, ties to the lower id (as the index ranks them).
+  std::sort(pool_scores_.begin(), pool_scores_.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  });
+  std::vector<int64_t> ranked(pool_scores_.size());
+  for (size_t i = 0; i < ranked.size(); ++i) ranked[i] = pool_scores_[i].second;
+  choose(ranked, out);
+  if (trace) emit(*trace, ranked, out, layer, pos, 1);
   std::sort(out.begin(), out.end());
+  return true;
+}
+
+void BlockRetrieval::set_pool(std::vector<int64_t> ids) {
+  for (int64_t b : ids)
+    if (b < 0 || b >= size()) fail("block retrieval: no block ", b, " (", size(), " blocks)");
+  pool_rows_ = index_->rows_of(ids);
+  pool_ = std::move(ids);
 }
 
 void BlockRetrieval::emit(RetrievalTrace& trace, const std::vector<int64_t>& ranked,

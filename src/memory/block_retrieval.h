@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "memory/block_index.h"
@@ -37,6 +38,7 @@ struct BlockRetrievalOptions {
   int64_t topk = 0;
   HeadScore head_score = HeadScore::Max;
   int64_t neighbors = 0;   // best blocks whose adjacent blocks join the selection
+  int64_t pool = 0;        // candidates a keeping search keeps for reselect() (>= topk)
   int64_t block_size = 0;  // tokens per block, and the position of block 0's first token
   int64_t first_pos = 0;   // (for the trace's needle)
   bool measure_recall = false;
@@ -62,9 +64,20 @@ class BlockRetrieval {
   const BlockIndex& index() const { return *index_; }
 
   // The blocks the n queries q [n x n_head*head_dim] attend, in ascending id order, into `out`.
-  // Events go to `trace` when given (layer and pos identify the search).
+  // Events go to `trace` when given (layer and pos identify the search). With keep_pool the
+  // search finds the `pool` best blocks, attends the topk best of them and keeps all of them as
+  // candidates for reselect(); without, the candidates are dropped.
   void select(const float* q, int64_t n, std::vector<int64_t>& out, RetrievalCounters& c,
-              RetrievalTrace* trace, int layer, int64_t pos);
+              RetrievalTrace* trace, int layer, int64_t pos, bool keep_pool = false);
+  // The same choice for one query among the kept candidates only, scored exactly (a fixed amount
+  // of work at any length; blocks added since the search are not among them). False, choosing
+  // nothing, when there are none.
+  bool reselect(const float* q, std::vector<int64_t>& out, RetrievalTrace* trace, int layer,
+                int64_t pos);
+  // The kept candidates (for saved state), and setting them again (their representatives are
+  // read from the index; lc::Error for an unknown block).
+  const std::vector<int64_t>& pool() const { return pool_; }
+  void set_pool(std::vector<int64_t> ids);
 
   // The combined score of a block with representative r for the mean query q_bar, and the k
   // best blocks by it scoring every block (the reference the search must equal; for tests).
@@ -77,7 +90,9 @@ class BlockRetrieval {
   void head_dots(const float* q_bar, const float* r, float* dots) const;  // q_h.r_h per head
   // The k best blocks by the combined score, through the index (or scoring every block).
   void search(int64_t k, bool exact, std::vector<int64_t>& ids, std::vector<float>& scores,
-              RetrievalCounters* c);
+              RetrievalCounters* c, std::vector<float>* rows = nullptr);
+  // The topk blocks to attend from blocks ranked best first (neighbours joining), ascending.
+  void choose(const std::vector<int64_t>& ranked, std::vector<int64_t>& out) const;
   void emit(RetrievalTrace& trace, const std::vector<int64_t>& ranked,
             const std::vector<int64_t>& chosen, int layer, int64_t pos, int64_t n) const;
 
@@ -89,6 +104,9 @@ class BlockRetrieval {
   int64_t count_ = 0;
   std::vector<float> q_bar_, qs_, dots_, off_;
   std::vector<double> sigma_, mu_;  // per head, for the current query
+  std::vector<int64_t> pool_;       // candidates kept by the last keeping search
+  std::vector<float> pool_rows_;    // their representatives
+  std::vector<std::pair<float, int64_t>> pool_scores_;
 };
 
 }  // namespace lc

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <numeric>
+#include <tuple>
 
 #include "core/error.h"
 #include "kernels/kv_type.h"
@@ -36,13 +37,19 @@ struct ContextMemory::Layer {
   std::unique_ptr<BlockStore> store;
   std::unique_ptr<BlockRetrieval> retrieval;
   std::vector<int64_t> selected;
+  std::vector<BlockView> views;  // of the selected blocks, pinned in store until the next search
+  int64_t reuse_until = 0;       // single-token steps at positions below it attend `selected`
 };
+
+// Candidates a decoding step's search keeps for the steps after it (memory.retrieval_interval):
+// this many times topk.
+constexpr int64_t kPoolPerTopk = 4;
 
 BudgetShare share_budget(size_t mem_budget, int n_layer) {
   if (mem_budget == 0) return {};
   const size_t per_layer = std::max<size_t>(2, mem_budget / static_cast<size_t>(n_layer));
   BudgetShare s;
-  s.pages = per_layer / 8 + 1;
+  s.pages = per_layer / 3 + 1;
   s.blocks = per_layer - s.pages;
   return s;
 }
@@ -68,7 +75,7 @@ StepBytes step_bytes(const ContextMemoryOptions& o, const MemoryDims& dims) {
 // All layers' RAM that keeps one decoding step off the disk.
 size_t one_step_bytes(const ContextMemoryOptions& o, const MemoryDims& dims) {
   const StepBytes b = step_bytes(o, dims);
-  return static_cast<size_t>(dims.n_layer) * std::max(b.blocks + b.blocks / 7, 8 * b.scored);
+  return static_cast<size_t>(dims.n_layer) * std::max(b.blocks + b.blocks / 2, 3 * b.scored);
 }
 
 }  // namespace
@@ -125,6 +132,9 @@ void validate_context_memory(const ContextMemoryOptions& o, int64_t /*trained_ct
                    o.index_budget);
     if (o.neighbors < 0)
       fail_setting({"memory.neighbors"}, "memory.neighbors must be >= 0, got ", o.neighbors);
+    if (o.retrieval_interval < 1)
+      fail_setting({"memory.retrieval_interval"}, "memory.retrieval_interval must be >= 1, got ",
+                   o.retrieval_interval);
     if (o.index_max_groups < 0)
       fail_setting({"memory.index_probe"}, "memory.index_probe must be >= 0, got ",
                    o.index_max_groups);
@@ -137,7 +147,7 @@ ContextMemory::ContextMemory(const MemoryDims& dims, const ContextMemoryOptions&
   opt_.store.tokens_per_block = opt_.block_size;
   opt_.store.row_floats = dims_.attn.n_head_kv * dims_.attn.head_dim;
   if (opt_.store.mem_budget > 0) {
-    // Per layer; an eighth of it for the index's pages of representatives, the rest for blocks.
+    // Per layer; a third of it for the index's pages of representatives, the rest for blocks.
     const BudgetShare share = share_budget(opt_.store.mem_budget, dims_.n_layer);
     index_budget_bytes_ = share.pages;
     opt_.store.mem_budget = share.blocks;
@@ -171,6 +181,7 @@ void ContextMemory::reset() {
       ro.topk = opt_.topk;
       ro.head_score = opt_.head_score;
       ro.neighbors = opt_.neighbors;
+      ro.pool = kPoolPerTopk * opt_.topk;
       ro.block_size = opt_.block_size;
       ro.first_pos = opt_.n_init;
       ro.measure_recall = opt_.measure_recall;
@@ -282,20 +293,26 @@ void ContextMemory::attend_block(Layer& L, int layer, const MemoryStep& step, in
   attention_accumulate(q_loc_.data(), qw, rem_rot, local, d, state_, ks);
 
   if (opt_.infllm) {
-    // 3. Retrieval: the blocks this execution block's queries attend (block_retrieval.h).
-    L.selected.clear();
-    if (L.retrieval->size() > 0 && opt_.topk > 0) {
-      const double t_search = now_us();
-      L.retrieval->select(q_glob_.data(), n, L.selected, counters_, trace_.get(), layer, pos0);
-      search_us_ += now_us() - t_search;
-      const double t_fetch = now_us();
-      L.store->pin_into(L.selected.data(), static_cast<int64_t>(L.selected.size()), false, views_);
-      const std::vector<BlockView>& views = views_;
-      fetch_us_ += now_us() - t_fetch;
-      for (const BlockView& bv : views)
-        attention_accumulate(q_glob_.data(), qw, KvSpan{bv.k, bv.v, bv.n, kvw}, AttnMask{}, d,
-                             state_, ks);
+    // 3. Retrieval: the blocks this execution block's queries attend (block_retrieval.h): from a
+    // search of the index, or, for a decoding step within memory.retrieval_interval of the last
+    // one that searched, from the candidates that search kept, scored again for this query.
+    const double t_search = now_us();
+    if (n == 1 && pos0 < L.reuse_until &&
+        L.retrieval->reselect(q_glob_.data(), L.selected, trace_.get(), layer, pos0)) {
+      ++reused_;
+    } else {
+      const bool keep = n == 1 && opt_.retrieval_interval > 1;
+      L.retrieval->select(q_glob_.data(), n, L.selected, counters_, trace_.get(), layer, pos0,
+                          keep);
+      L.reuse_until = keep ? pos0 + opt_.retrieval_interval : 0;
     }
+    search_us_ += now_us() - t_search;
+    const double t_fetch = now_us();
+    pin_selected(L);
+    fetch_us_ += now_us() - t_fetch;
+    for (const BlockView& bv : L.views)
+      attention_accumulate(q_glob_.data(), qw, KvSpan{bv.k, bv.v, bv.n, kvw}, AttnMask{}, d, state_,
+                           ks);
     // 4. Sinks and the remainder tokens outside every query's window, all at distance n_local-1.
     attention_accumulate(q_glob_.data(), qw, KvSpan{L.ik.data(), L.iv.data(), L.n_init, kvw},
                          AttnMask{}, d, state_, ks);
@@ -316,9 +333,14 @@ void ContextMemory::attend_block(Layer& L, int layer, const MemoryStep& step, in
     float* sc = L.score.data() + L.off * d.n_head;
     for (size_t i = 0; i < mass_.size(); ++i) sc[i] += mass_[i];
   }
+  ++layer_steps_;
   const double t_form = now_us();
   form_blocks(L);
   form_us_ += now_us() - t_form;
+}
+
+void ContextMemory::pin_selected(Layer& L) {
+  L.store->pin_into(L.selected.data(), static_cast<int64_t>(L.selected.size()), false, L.views);
 }
 
 void ContextMemory::form_blocks(Layer& L) {
@@ -396,9 +418,12 @@ std::string ContextMemory::stats_line() const {
              " reads from disk), index ", index.clusters(), " clusters (",
              index.bytes_in_ram() >> 10, " KiB in RAM, ", pages.bytes_on_disk() >> 10,
              " KiB spilled, ", pages.reads_from_disk(), " page reads)");
-    if (reads0_ >= 0)
-      s += cat("; since the stats were reset: ", L.store->reads_from_disk() - reads0_,
-               " block reads and ", pages.reads_from_disk() - page_reads0_, " page reads");
+    if (reads0_ >= 0) {
+      const auto [reads, page_reads] = disk_reads();
+      s += cat("; since the stats were reset, all layers: ", reads - reads0_, " block reads and ",
+               page_reads - page_reads0_, " page reads, ", reused_,
+               " layer steps reused the last search's blocks");
+    }
     const int64_t searches = counters_.searches;
     if (searches > 0) {
       s += cat("; all layers: ", searches, " searches, ", counters_.scored / searches,
@@ -406,10 +431,11 @@ std::string ContextMemory::stats_line() const {
                " cluster scores per search");
       char buf[160];
       std::snprintf(buf, sizeof buf,
-                    "; us per search %.2f, block fetch %.2f, block forming %.2f (per layer step)",
+                    "; us per search %.2f, block fetch per search %.2f, block forming per layer "
+                    "step %.2f",
                     search_us_ / static_cast<double>(searches),
                     fetch_us_ / static_cast<double>(searches),
-                    form_us_ / static_cast<double>(searches));
+                    form_us_ / static_cast<double>(std::max<int64_t>(1, layer_steps_)));
       s += buf;
     }
     if (counters_.recall_total > 0) s += cat(", recall vs exact ", recall());
@@ -417,15 +443,24 @@ std::string ContextMemory::stats_line() const {
   return s;
 }
 
+std::pair<int64_t, int64_t> ContextMemory::disk_reads() const {
+  int64_t blocks = 0, pages = 0;
+  for (const auto& L : layers_) {
+    blocks += L->store->reads_from_disk();
+    pages += L->retrieval->index().page_store().reads_from_disk();
+  }
+  return {blocks, pages};
+}
+
 void ContextMemory::commit(const MemoryStep& step) { n_past_ += step.n; }
 
 void ContextMemory::reset_stats() {
   counters_ = RetrievalCounters{};
   search_us_ = fetch_us_ = form_us_ = 0;
+  reused_ = layer_steps_ = 0;
   reads0_ = page_reads0_ = -1;
   if (opt_.infllm && !layers_.empty() && layers_[0]->store && n_past_ > 0) {
-    reads0_ = layers_[0]->store->reads_from_disk();
-    page_reads0_ = layers_[0]->retrieval->index().page_store().reads_from_disk();
+    std::tie(reads0_, page_reads0_) = disk_reads();
   }
 }
 
@@ -505,6 +540,13 @@ void ContextMemory::save_state(MemorySave& out) {
     }
     return std::move(w.bytes());
   });
+  // Last: the candidates the decoding steps to come choose from without searching
+  // (memory.retrieval_interval); a state without them (written before they were saved) searches
+  // at its next step.
+  for (const auto& Lp : layers_) {
+    out.head.put(Lp->reuse_until);
+    out.head.array(Lp->retrieval->pool());
+  }
 }
 
 void ContextMemory::load_state(MemoryLoad& in) {
@@ -588,6 +630,15 @@ void ContextMemory::load_state(MemoryLoad& in) {
         }
         r.expect(r.done(), "segment length");
       });
+      if (!h.done())
+        for (auto& Lp : layers_) {
+          Layer& L = *Lp;
+          L.reuse_until = h.get<int64_t>();
+          std::vector<int64_t> pool = h.array<int64_t>(static_cast<size_t>(nb));
+          h.expect(L.reuse_until <= n_past - 1 + opt_.retrieval_interval, "reused selection");
+          for (int64_t b : pool) h.expect(b >= 0 && b < nb, "candidate block");
+          L.retrieval->set_pool(std::move(pool));
+        }
     } else {
       h.expect(saved_.saved() == 0, "blocks");
     }
@@ -661,6 +712,8 @@ bool ContextMemory::truncate(int64_t n) {
     for (size_t l = 0; l < layers_.size(); ++l) {
       Layer& L = *layers_[l];
       L.selected.clear();
+      L.views.clear();
+      L.reuse_until = 0;
       const int64_t kept = std::max<int64_t>(0, n - L.pos0);  // remainder rows that stay
       if (!opt_.infllm || p == L.pos0) {  // the sinks and blocks stay: the remainder is cut
         L.n = kept;

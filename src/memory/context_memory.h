@@ -14,6 +14,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "memory/block_retrieval.h"
@@ -40,13 +41,21 @@ struct ContextMemoryOptions {
   bool measure_recall = false;  // also run exact search and count agreement (slow; measurements)
   HeadScore head_score = HeadScore::Max;  // how per-head block scores combine (block_retrieval.h)
   int64_t neighbors = 0;                  // best blocks whose adjacent blocks are attended too
+  // The blocks a decoding step (one token) at position p searched serve the decoding steps at
+  // p + 1 .. p + interval - 1 too (1 = every step searches). Steps of several tokens (a prompt's
+  // execution blocks) always search, and a rollback forgets the reusable blocks: what a step
+  // attends depends only on the tokens read and the decoding steps since the last search.
+  int64_t retrieval_interval = 1;
   // tokens_per_block and row_floats are filled in; mem_budget (all layers) is shared: per layer,
-  // an eighth for the index's pages of representatives, the rest for blocks.
+  // a third for the index's pages of representatives, the rest for blocks.
   BlockStoreOptions store;
 };
 
-// How memory.mem_budget (all layers) is shared: per layer, an eighth for the index's pages of
-// representatives and the rest for blocks (bytes; 0 = no limit).
+// How memory.mem_budget (all layers) is shared: per layer, a third for the index's pages of
+// representatives and the rest for blocks (bytes; 0 = no limit). A decoding step's searches
+// revisit the clusters of the steps before it, its blocks are more often new ones: with an
+// eighth for the pages, a 256K-token session read 15 pages back from disk per step, with a third
+// 1.8 (and about 4 blocks either way).
 struct BudgetShare {
   size_t blocks = 0, pages = 0;
 };
@@ -107,6 +116,8 @@ class ContextMemory final : public KvMemory {
   const BlockStore& store(int layer) const;
   int64_t blocks_scored() const { return counters_.scored; }
   int64_t searches() const { return counters_.searches; }
+  // Layer steps that attended the blocks an earlier search chose (memory.retrieval_interval).
+  int64_t reused_selections() const { return reused_; }
   // With measure_recall: fraction of exact top-k blocks the index search also returned.
   double recall() const {
     return counters_.recall_total ? double(counters_.recall_hits) / counters_.recall_total : 1.0;
@@ -120,6 +131,7 @@ class ContextMemory final : public KvMemory {
   void attend_block(Layer& L, int layer, const MemoryStep& step, int64_t t0, int64_t n, float* q,
                     const float* k, const float* v, float* out);
   void form_blocks(Layer& L);
+  void pin_selected(Layer& L);  // pins L.selected in the layer's store, into L.views
   void rerotate(Layer& L, const RopeTable& rt);
 
   MemoryDims dims_;
@@ -131,11 +143,13 @@ class ContextMemory final : public KvMemory {
   RetrievalCounters counters_;
   std::shared_ptr<RetrievalTrace> trace_;
   double search_us_ = 0, fetch_us_ = 0, form_us_ = 0;  // wall time (measurements)
-  int64_t reads0_ = -1, page_reads0_ = -1;  // layer 0's disk reads at reset_stats() (after use)
+  int64_t reused_ = 0, layer_steps_ = 0;
+  // Blocks and index pages read back from disk, summed over the layers (infllm).
+  std::pair<int64_t, int64_t> disk_reads() const;
+  int64_t reads0_ = -1, page_reads0_ = -1;  // disk_reads() at reset_stats() (after use)
   // scratch
   std::vector<float> q_loc_, q_glob_, mass_;
   AttnState state_;
-  std::vector<BlockView> views_;
 };
 
 }  // namespace lc
