@@ -6,7 +6,8 @@
 // and decode attention over a long KV cache, as GB/s of keys and values read.
 // Each figure is the median of 5 timed repeats after one warm-up.
 //
-//   bench_kernels [--isa scalar|avx2|avx512]... [--type NAME]... [--mib N] [--no-attention]
+//   bench_kernels [--isa scalar|avx2|avx512|avx512bf16]... [--type NAME]... [--mib N]
+//   [--no-attention]
 // --mib sets the matvec matrix size (default 96; 1 keeps it in L2 and measures compute).
 #include <algorithm>
 #include <chrono>
@@ -145,7 +146,7 @@ void bench_matmul(Isa isa, TensorType t, int64_t mib) {
   const double tp = median_seconds([&] { matmul(wm2, x.data(), n_tok, y.data(), scratch); }, &cp);
   const double gflops = 2.0 * static_cast<double>(n_in * n_out2 * n_tok) / tp / 1e9;
   std::printf(
-      "%-7s %-5s  matvec %5lld x %5lld (%4.0f MiB) %7.2f ms %6.1f GB/s (cpu %4.2f)   "
+      "%-10s %-5s  matvec %5lld x %5lld (%4.0f MiB) %7.2f ms %6.1f GB/s (cpu %4.2f)   "
       "matmul 4096x4096x64 %7.2f ms %7.1f GFLOP/s (cpu %4.2f)\n",
       isa_name(isa), std::string(ti.name).c_str(), static_cast<long long>(wv.n_out),
       static_cast<long long>(n_in), bytes / (1 << 20), tv * 1e3, gbs, cv / tv, tp * 1e3, gflops,
@@ -206,7 +207,7 @@ int main(int argc, char** argv) {
         attention = false;
       } else {
         fail(
-            "usage: bench_kernels [--isa scalar|avx2|avx512]... [--type NAME]... "
+            "usage: bench_kernels [--isa scalar|avx2|avx512|avx512bf16]... [--type NAME]... "
             "[--mib N] [--no-attention]");
       }
     }

@@ -1,9 +1,11 @@
-// Every kernel table the machine supports (scalar, avx2, avx512), forced one after the other,
-// against scalar references computed here in double: matmul on every GGUF type with odd shapes,
-// the activation quantizer, the row ops, the attention tiles and the whole attention kernel.
+// Every kernel table the machine supports (scalar, avx2, avx512, avx512bf16), forced one after the
+// other, against scalar references computed here in double: matmul on every GGUF type with odd
+// shapes, the activation quantizer, the row ops, the attention tiles and the whole attention
+// kernel.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -168,12 +170,11 @@ void check_matmul(Isa isa, TensorType type, int64_t n_in, int64_t n_out, int64_t
   KernelScratch scratch;
   matmul(w, x.data(), n_tok, y.data(), scratch);
 
-  bool quantized_input = false;
-  const bool direct = kernel_table(isa).has_matmul(type, &quantized_input);
-  const bool qin = direct && quantized_input;
+  const MatmulInput in = kernel_table(isa).matmul_input(type, n_tok);
+  const bool qin = in == MatmulInput::Q8, bin = in == MatmulInput::Bf16;
   if (isa != Isa::Scalar && type != TensorType::Q2_K && type != TensorType::Q3_K &&
       type != TensorType::Q8_K) {
-    EXPECT_TRUE(direct) << "no direct kernel";
+    EXPECT_NE(in, MatmulInput::Fallback) << "no direct kernel";
   }
 
   // The input as the kernel sees it, and each element's activation rounding bound.
@@ -190,19 +191,27 @@ void check_matmul(Isa isa, TensorType type, int64_t n_in, int64_t n_out, int64_t
       }
     }
   }
+  if (bin) {
+    for (size_t i = 0; i < x.size(); ++i) {
+      xq[i] = bf16_to_f32(bf16_round_ref(x[i]));
+      xerr[i] = std::fabs(x[i] - xq[i]);
+    }
+  }
 
-  std::vector<float> wr(static_cast<size_t>(n_in));
+  std::vector<float> wr(static_cast<size_t>(n_in)), wk(static_cast<size_t>(n_in));
   double err2 = 0, ref2 = 0, var = 0;
   for (int64_t o = 0; o < n_out; ++o) {
     dequantize_row_ref(type, w.row(o), wr.data(), n_in);
+    // The weights as the kernel sees them: F16 rounded to bf16 by the bf16 kernel.
+    for (int64_t i = 0; i < n_in; ++i) wk[i] = bin ? bf16_to_f32(bf16_round_ref(wr[i])) : wr[i];
     for (int64_t t = 0; t < n_tok; ++t) {
       double ref = 0, refq = 0, mag = 0, bound = 0;
       for (int64_t i = 0; i < n_in; ++i) {
         const double wi = wr[i];
         ref += wi * x[t * n_in + i];
-        refq += wi * xq[t * n_in + i];
-        mag += std::fabs(wi * xq[t * n_in + i]);
-        bound += std::fabs(wi) * xerr[t * n_in + i];
+        refq += static_cast<double>(wk[i]) * xq[t * n_in + i];
+        mag += std::fabs(wk[i] * xq[t * n_in + i]);
+        bound += std::fabs(wi) * xerr[t * n_in + i] + std::fabs((wi - wk[i]) * xq[t * n_in + i]);
         // Rounding to a step of d is uniform noise of variance d^2 / 12 = xerr^2 / 3.
         var += wi * wi * xerr[t * n_in + i] * xerr[t * n_in + i] / 3;
       }
@@ -215,9 +224,9 @@ void check_matmul(Isa isa, TensorType type, int64_t n_in, int64_t n_out, int64_t
     }
   }
   // Relative to the norm of the result: a few percent at most with quantized activations (more
-  // for weights with a large common offset, whose products cancel), and no more than the noise
-  // the activation rounding predicts.
-  EXPECT_LT(std::sqrt(err2 / ref2), qin ? 3e-2 : 1e-5);
+  // for weights with a large common offset, whose products cancel), a few 2^-9 (bf16's half step)
+  // with bf16 ones, and no more than the noise the activation rounding predicts.
+  EXPECT_LT(std::sqrt(err2 / ref2), qin ? 3e-2 : bin ? 1e-2 : 1e-5);
   if (qin) {
     EXPECT_LT(err2, 4 * var);
   }
@@ -239,22 +248,58 @@ TEST(Matmul, TokenChunksAndRowTailsOnLargerShapes) {
   std::mt19937 rng(99);
   for (Isa isa : supported_isas()) {
     set_isa(isa);
-    for (TensorType t : {TensorType::F16, TensorType::Q4_0, TensorType::Q4_K, TensorType::Q6_K})
+    for (TensorType t :
+         {TensorType::F16, TensorType::BF16, TensorType::Q4_0, TensorType::Q4_K, TensorType::Q6_K})
       check_matmul(isa, t, 512, 37, 70, rng);  // more than one token chunk, rows 37 = 9 * 4 + 1
   }
 }
 
 TEST(Matmul, PanelKernelRowAndTokenTailsEveryBlockType) {
   // Many tokens take the panel kernel where there is one (AVX-512: rows in panels of 16, tokens
-  // in groups of 6): 53 rows are a pair of panels, one panel and 5 rows of tail; 8, 13 and 23
-  // tokens leave every remainder of a token group.
+  // in groups of 6; AVX512_BF16 for F16 / BF16: blocks of up to 4 panels, tokens in groups of 6):
+  // 53 rows are a pair of panels, one panel and 5 rows of tail; 8, 13 and 23 tokens leave every
+  // remainder of a token group.
   IsaGuard guard;
   std::mt19937 rng(2024);
   for (Isa isa : supported_isas()) {
     set_isa(isa);
-    for (TensorType t : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1,
-                         TensorType::Q8_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K})
+    for (TensorType t :
+         {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_0,
+          TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K, TensorType::F16, TensorType::BF16})
       for (int64_t n_tok : {8, 13, 23}) check_matmul(isa, t, 512, 53, n_tok, rng);
+  }
+}
+
+TEST(Matmul, F16AndBf16ResultsDoNotDependOnTheRowOrTokenSplit) {
+  // The bf16 kernel (AVX512_BF16, many tokens) keeps one lane per (row, token) over the whole row:
+  // rows taken from any offset, in a product of their own, and tokens taken in any group of at
+  // least the kernel's minimum get the same numbers as in the whole product. n_in 601 is odd
+  // (the last pair half padding) and spans three chunks of 256 elements; 150 rows are two blocks of
+  // 64 and a tail of 22.
+  KernelScratch scratch;
+  IsaGuard guard;
+  std::mt19937 rng(41);
+  for (Isa isa : supported_isas()) {
+    set_isa(isa);
+    for (TensorType t : {TensorType::F16, TensorType::BF16}) {
+      const int64_t n_in = 601, n_out = 150, n_tok = 40;
+      const auto wb = random_rows(t, n_out, n_in, rng);
+      const size_t rb = static_cast<size_t>(row_bytes(tensor_type_info(t), n_in));
+      const auto x = randn(static_cast<size_t>(n_tok * n_in), rng);
+      WeightMatrix w{t, n_in, n_out, wb.data(), rb};
+      std::vector<float> all(static_cast<size_t>(n_tok * n_out));
+      matmul(w, x.data(), n_tok, all.data(), scratch);
+      for (const auto& [r0, r1, t0, t1] : std::vector<std::array<int64_t, 4>>{
+               {1, 150, 0, 40}, {16, 83, 0, 40}, {37, 101, 3, 40}, {5, 150, 7, 30}}) {
+        WeightMatrix part{t, n_in, r1 - r0, wb.data() + r0 * rb, rb};
+        std::vector<float> y(static_cast<size_t>((t1 - t0) * part.n_out));
+        matmul(part, &x[t0 * n_in], t1 - t0, y.data(), scratch);
+        for (int64_t tk = t0; tk < t1; ++tk)
+          for (int64_t o = r0; o < r1; ++o)
+            ASSERT_EQ(y[(tk - t0) * part.n_out + o - r0], all[tk * n_out + o])
+                << isa_name(isa) << " rows " << r0 << ".." << r1 << " token " << tk << " row " << o;
+      }
+    }
   }
 }
 
@@ -329,11 +374,9 @@ TEST(Matmul, GroupEqualsSeparateProductsForAnyThreadCount) {
   IsaGuard guard;
   std::mt19937 rng(77);
   const int64_t n_in = 512;
-  const std::vector<std::pair<TensorType, int64_t>> mats = {{TensorType::Q8_0, 203},
-                                                            {TensorType::Q4_K, 64},
-                                                            {TensorType::F16, 37},
-                                                            {TensorType::Q2_K, 9},
-                                                            {TensorType::Q4_0, 130}};
+  const std::vector<std::pair<TensorType, int64_t>> mats = {
+      {TensorType::Q8_0, 203}, {TensorType::Q4_K, 64},  {TensorType::F16, 37},
+      {TensorType::Q2_K, 9},   {TensorType::Q4_0, 130}, {TensorType::BF16, 150}};
   std::vector<std::vector<uint8_t>> bytes;
   std::vector<WeightMatrix> ws;
   for (const auto& [t, n_out] : mats) {
@@ -404,6 +447,42 @@ TEST(QuantizeAct, EveryIsaMatchesTheScalarDefinitionBitForBit) {
     EXPECT_EQ(q0, q1) << isa_name(isa);
     EXPECT_EQ(d0, d1) << isa_name(isa);
     EXPECT_EQ(s0, s1) << isa_name(isa);
+  }
+}
+
+TEST(RoundBf16, ReferenceAndEveryIsaBitForBit) {
+  // The definition: round to nearest even, subnormals to a zero of their sign, NaN quiet.
+  auto f = [](uint32_t u) { return f32_from_bits(u); };
+  EXPECT_EQ(bf16_round_ref(1.0f), 0x3F80);
+  EXPECT_EQ(bf16_round_ref(f(0x3F808000)), 0x3F80);  // 1 + 2^-8: a tie, down to the even 1
+  EXPECT_EQ(bf16_round_ref(f(0x3F818000)), 0x3F82);  // 1 + 3 * 2^-8: a tie, up to the even
+  EXPECT_EQ(bf16_round_ref(f(0x3F808001)), 0x3F81);  // just above the tie
+  EXPECT_EQ(bf16_round_ref(f(0xBF80FFFF)), 0xBF81);
+  EXPECT_EQ(bf16_round_ref(f(0x00400000)), 0x0000);  // subnormal
+  EXPECT_EQ(bf16_round_ref(f(0x80000001)), 0x8000);
+  EXPECT_EQ(bf16_round_ref(f(0x00800000)), 0x0080);  // the smallest normal
+  EXPECT_EQ(bf16_round_ref(f(0x7F7FFFFF)), 0x7F80);  // the largest float rounds to inf
+  EXPECT_EQ(bf16_round_ref(f(0xFF800000)), 0xFF80);
+  EXPECT_EQ(bf16_round_ref(f(0x7F800001)), 0x7FC0);  // a signalling NaN becomes quiet
+  EXPECT_EQ(bf16_round_ref(f(0xFFC12345)), 0xFFC1);
+
+  std::mt19937 rng(8);
+  std::vector<float> x = randn(77, rng, 10.0f);
+  const uint32_t special[] = {0x3F808000, 0x3F818000, 0x00400000, 0x80000001, 0x7F7FFFFF,
+                              0x7F800001, 0xFFC12345, 0x7F800000, 0x00000000, 0x80000000};
+  for (size_t i = 0; i < std::size(special); ++i) x[3 * i + 1] = f(special[i]);
+  for (int64_t n : {1, 2, 15, 16, 17, 31, 32, 33, 77}) {
+    std::vector<uint16_t> ref(static_cast<size_t>(n + 2), 0xAAAA), got = ref;
+    round_bf16_ref(x.data(), n, ref.data());
+    EXPECT_EQ(ref[n + 1], 0xAAAA);
+    EXPECT_EQ(ref[n], n % 2 != 0 ? 0 : 0xAAAA) << "the padding of an odd row";
+    for (Isa isa : supported_isas()) {
+      const KernelTable& k = kernel_table(isa);
+      if (k.round_bf16 == nullptr) continue;
+      std::fill(got.begin(), got.end(), 0xAAAA);
+      k.round_bf16(x.data(), n, got.data());
+      EXPECT_EQ(got, ref) << isa_name(isa) << " n " << n;
+    }
   }
 }
 

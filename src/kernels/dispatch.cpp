@@ -22,6 +22,12 @@ bool cpu_has_f16c() {
   unsigned a = 0, b = 0, c = 0, d = 0;
   return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) != 0;
 }
+
+// AVX512_BF16 (CPUID.(EAX=7, ECX=1):EAX bit 5).
+bool cpu_has_avx512_bf16() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5)) != 0;
+}
 #endif
 
 bool cpu_has(Isa isa) {
@@ -37,6 +43,8 @@ bool cpu_has(Isa isa) {
              __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
              __builtin_cpu_supports("avx512vnni");
+    case Isa::Avx512Bf16:
+      return cpu_has(Isa::Avx512) && cpu_has_avx512_bf16();
   }
   return false;
 #else
@@ -52,6 +60,8 @@ const KernelTable* table_of(Isa isa) {
       return avx2_kernel_table();
     case Isa::Avx512:
       return avx512_kernel_table();
+    case Isa::Avx512Bf16:
+      return avx512_bf16_kernel_table();
   }
   return nullptr;
 }
@@ -59,7 +69,7 @@ const KernelTable* table_of(Isa isa) {
 const KernelTable* choose() {
   if (const char* env = std::getenv("LONGCTX_ISA"); env != nullptr && *env != '\0')
     return &kernel_table(parse_isa(env));
-  for (Isa isa : {Isa::Avx512, Isa::Avx2})
+  for (Isa isa : {Isa::Avx512Bf16, Isa::Avx512, Isa::Avx2})
     if (isa_supported(isa)) return table_of(isa);
   return &scalar_kernel_table();
 }
@@ -76,21 +86,24 @@ const char* isa_name(Isa isa) {
       return "avx2";
     case Isa::Avx512:
       return "avx512";
+    case Isa::Avx512Bf16:
+      return "avx512bf16";
   }
   return "?";
 }
 
 Isa parse_isa(const char* name) {
-  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512})
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16})
     if (std::strcmp(name, isa_name(isa)) == 0) return isa;
-  fail("unknown instruction set '", name, "' (LONGCTX_ISA takes scalar, avx2 or avx512)");
+  fail("unknown instruction set '", name,
+       "' (LONGCTX_ISA takes scalar, avx2, avx512 or avx512bf16)");
 }
 
 bool isa_supported(Isa isa) { return table_of(isa) != nullptr && cpu_has(isa); }
 
 std::vector<Isa> supported_isas() {
   std::vector<Isa> v;
-  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512})
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16})
     if (isa_supported(isa)) v.push_back(isa);
   return v;
 }
@@ -135,6 +148,19 @@ void quantize_act_ref(const float* x, int64_t n, int8_t* q, float* d, float* s) 
     d[b] = db;
     s[b] = db * static_cast<float>(sum);
   }
+}
+
+uint16_t bf16_round_ref(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7F800000u) == 0) return static_cast<uint16_t>((u >> 16) & 0x8000u);  // 0, subnormal
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((u >> 16) | 0x0040u);  // NaN
+  return static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+void round_bf16_ref(const float* x, int64_t n, uint16_t* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_round_ref(x[i]);
+  if (n % 2 != 0) dst[n] = 0;
 }
 
 }  // namespace lc

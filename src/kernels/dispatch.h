@@ -3,12 +3,14 @@
 //
 // The oldest supported ISA is the x86-64 baseline (SSE2): the whole binary is compiled for it, the
 // Scalar table runs everywhere, and the AVX2 / AVX-512 tables live in simd_avx2.cpp /
-// simd_avx512.cpp as functions compiled with __attribute__((target(...))), only ever called after
-// the CPU has been checked. Nothing is compiled with -march.
+// simd_avx512.cpp / simd_avx512_bf16.cpp as functions compiled with __attribute__((target(...))),
+// only ever called after the CPU has been checked. Nothing is compiled with -march.
 //
-//   Scalar  x86-64 baseline (portable C++; the compiler may use SSE2)
-//   Avx2    AVX2 + FMA + F16C
-//   Avx512  AVX-512 F/BW/VL/DQ + VNNI (plus AVX2, FMA, F16C)
+//   Scalar      x86-64 baseline (portable C++; the compiler may use SSE2)
+//   Avx2        AVX2 + FMA + F16C
+//   Avx512      AVX-512 F/BW/VL/DQ + VNNI (plus AVX2, FMA, F16C)
+//   Avx512Bf16  Avx512 + AVX512_BF16: the same table with a VDPBF16PS prefill kernel for F16 and
+//               BF16 weights (simd_avx512_bf16.cpp)
 //
 // Entry points are coarse (a block of matmul rows, an attention tile, a whole row of an op), so
 // the indirect call costs nothing measurable.
@@ -22,9 +24,9 @@
 
 namespace lc {
 
-enum class Isa { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+enum class Isa { Scalar = 0, Avx2 = 1, Avx512 = 2, Avx512Bf16 = 3 };
 
-const char* isa_name(Isa isa);  // "scalar", "avx2", "avx512"
+const char* isa_name(Isa isa);  // "scalar", "avx2", "avx512", "avx512bf16"
 
 // Activation rows quantized for the integer matmul kernels: blocks of 32 int8 with an f32 scale,
 // d = max|x| / 127, q = round-to-nearest-even(x / d) (see quantize_act_ref).
@@ -40,20 +42,45 @@ struct ActQ8 {
 // exactly. n is a multiple of 32; d and s get n / 32 entries.
 void quantize_act_ref(const float* x, int64_t n, int8_t* q, float* d, float* s);
 
+// Activation rows rounded to bf16 for the VDPBF16PS kernels: token t's row at b + t * stride, with
+// stride = n_in rounded up to even and the padding element (odd n_in) 0.
+struct ActBf16 {
+  const uint16_t* b = nullptr;
+  int64_t stride = 0;
+};
+
+// Scalar definition of the bf16 rounding that every table's round_bf16 must match exactly (the
+// rounding of VCVTNEPS2BF16): round to nearest even; a subnormal becomes a zero of its sign, a NaN
+// a quiet NaN with its sign and upper payload. round_bf16_ref writes dst[i] for i < n, and 0 to
+// dst[n] when n is odd.
+uint16_t bf16_round_ref(float x);
+void round_bf16_ref(const float* x, int64_t n, uint16_t* dst);
+
+// The form of the input matmul_rows wants for a matrix type and token count.
+enum class MatmulInput {
+  Fallback,  // no direct kernel: matmul.cpp dequantizes the rows itself
+  F32,       // the f32 rows
+  Q8,        // the f32 rows and ActQ8
+  Bf16,      // the f32 rows and ActBf16
+};
+
 struct KernelTable {
   Isa isa;
 
   // --- matmul (see matmul.h for the contract) ---
   // Quantizes one activation row (same numbers as quantize_act_ref).
   void (*quantize_act)(const float* x, int64_t n, int8_t* q, float* d, float* s);
-  // True when matmul_rows takes weights of type t directly; `quantized_input` tells whether it
-  // then wants the activations as ActQ8 rather than as f32.
-  bool (*has_matmul)(TensorType t, bool* quantized_input);
+  // Rounds one activation row to bf16 (what round_bf16_ref writes). Null in the tables whose
+  // matmul_input never asks for MatmulInput::Bf16.
+  void (*round_bf16)(const float* x, int64_t n, uint16_t* dst);
+  // Whether matmul_rows takes weights of type t directly for n_tok tokens, and in which form it
+  // then wants the activations.
+  MatmulInput (*matmul_input)(TensorType t, int64_t n_tok);
   // y[t, r] for rows r in [r0, r1) and every token t < n_tok (y rows are w.n_out apart). x is the
-  // f32 input ([n_tok, n_in]), a the same rows quantized when has_matmul asked for it (else null).
-  // sc: the running thread's buffers (kernels/scratch.h).
-  void (*matmul_rows)(const WeightMatrix& w, const float* x, const ActQ8* a, int64_t n_tok,
-                      int64_t r0, int64_t r1, float* y, MatmulRowScratch& sc);
+  // f32 input ([n_tok, n_in]); a / b the same rows quantized / rounded when matmul_input asked for
+  // them (else null). sc: the running thread's buffers (kernels/scratch.h).
+  void (*matmul_rows)(const WeightMatrix& w, const float* x, const ActQ8* a, const ActBf16* b,
+                      int64_t n_tok, int64_t r0, int64_t r1, float* y, MatmulRowScratch& sc);
 
   // --- element-wise and row ops (see ops.h) ---
   float (*dot_f32)(const float* a, const float* b, int64_t n);
@@ -109,8 +136,9 @@ struct KernelTable {
                           int64_t stride, int64_t n, int64_t head_dim, float* acc, int64_t acc_hs);
 };
 
-// The table in use. Chosen on first call: LONGCTX_ISA=scalar|avx2|avx512 if set (lc::Error if the
-// value is unknown or the CPU lacks that ISA), else the best ISA the CPU supports.
+// The table in use. Chosen on first call: LONGCTX_ISA=scalar|avx2|avx512|avx512bf16 if set
+// (lc::Error if the value is unknown or the CPU lacks that ISA), else the best ISA the CPU
+// supports.
 const KernelTable& kernels();
 
 // Whether this build and CPU can run `isa`.
@@ -121,13 +149,15 @@ std::vector<Isa> supported_isas();
 const KernelTable& kernel_table(Isa isa);
 // Switches the table in use (tests, benchmarks). Not thread-safe against running kernels.
 void set_isa(Isa isa);
-// Parses "scalar" / "avx2" / "avx512"; lc::Error on anything else.
+// Parses "scalar" / "avx2" / "avx512" / "avx512bf16"; lc::Error on anything else.
 Isa parse_isa(const char* name);
 
-// Per-ISA tables (defined in simd_scalar.cpp, simd_avx2.cpp, simd_avx512.cpp). The AVX ones may
-// only be used once isa_supported() said yes; they are null in builds for other architectures.
+// Per-ISA tables (defined in simd_scalar.cpp, simd_avx2.cpp, simd_avx512.cpp,
+// simd_avx512_bf16.cpp). The AVX ones may only be used once isa_supported() said yes; they are null
+// in builds for other architectures.
 const KernelTable& scalar_kernel_table();
 const KernelTable* avx2_kernel_table();
 const KernelTable* avx512_kernel_table();
+const KernelTable* avx512_bf16_kernel_table();
 
 }  // namespace lc

@@ -1,7 +1,7 @@
-// matmul() / matmul_group(): prepare the input the kernel table wants (f32 rows, or rows quantized
-// to ActQ8 for the integer kernels) once, then cut the output rows of every matrix into tasks that
-// the pool's threads claim dynamically. Types a table has no kernel for are dequantized row by row
-// with the reference dequantizer.
+// matmul() / matmul_group(): prepare the input the kernel table wants (f32 rows, rows quantized
+// to ActQ8 for the integer kernels, or rows rounded to bf16 for the BF16 dot-product kernels) once,
+// then cut the output rows of every matrix into tasks that the pool's threads claim dynamically.
+// Types a table has no kernel for are dequantized row by row with the reference dequantizer.
 #include "kernels/matmul.h"
 
 #include <algorithm>
@@ -77,22 +77,31 @@ void matmul_group(const WeightMatrix* const* w, float* const* y, int count, cons
   ThreadScratch& own = scratch.slot();  // the calling thread's buffers
   const int64_t n_in = w[0]->n_in;
   const KernelTable& k = kernels();
-  bool direct[kMaxGroup], qin[kMaxGroup];
-  bool any_qin = false;
+  MatmulInput in[kMaxGroup];
+  bool any_q8 = false, any_bf16 = false;
   int64_t work = 0;
   for (int i = 0; i < count; ++i) {
     LC_CHECK(w[i]->n_in == n_in);
-    direct[i] = k.has_matmul(w[i]->type, &qin[i]);
-    qin[i] = qin[i] && direct[i];
-    any_qin = any_qin || qin[i];
+    in[i] = k.matmul_input(w[i]->type, n_tok);
+    any_q8 = any_q8 || in[i] == MatmulInput::Q8;
+    any_bf16 = any_bf16 || in[i] == MatmulInput::Bf16;
     work += w[i]->n_out * n_in * n_tok;
   }
   const bool big = work >= kParallelMinWork;
+  // Prepares token rows [t0, t1) of the input in a form that rows of a matrix want.
+  auto prepare = [&](auto&& row) {
+    if (big && n_tok > 1)
+      parallel_for(n_tok, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) row(t);
+      });
+    else
+      for (int64_t t = 0; t < n_tok; ++t) row(t);
+  };
 
+  // The caller's buffers, also when workers fill them.
   ActQ8 act;
-  if (any_qin) {
+  if (any_q8) {
     LC_CHECK(n_in % kActBlock == 0);
-    // The caller's buffers, also when workers fill them.
     const int64_t nb = n_in / kActBlock;
     grow(own.act_q, n_tok * n_in);
     grow(own.act_d, n_tok * nb);
@@ -100,22 +109,26 @@ void matmul_group(const WeightMatrix* const* w, float* const* y, int count, cons
     int8_t* aq = own.act_q.data();
     float* ad = own.act_d.data();
     float* as = own.act_s.data();
-    auto quant = [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t)
-        k.quantize_act(x + t * n_in, n_in, aq + t * n_in, ad + t * nb, as + t * nb);
-    };
-    if (big && n_tok > 1)
-      parallel_for(n_tok, quant);
-    else
-      quant(0, n_tok);
+    prepare([&](int64_t t) {
+      k.quantize_act(x + t * n_in, n_in, aq + t * n_in, ad + t * nb, as + t * nb);
+    });
     act = ActQ8{aq, ad, as, n_in};
+  }
+  ActBf16 act_b;
+  if (any_bf16) {
+    const int64_t stride = (n_in + 1) / 2 * 2;
+    grow(own.act_b, n_tok * stride);
+    uint16_t* ab = own.act_b.data();
+    prepare([&](int64_t t) { k.round_bf16(x + t * n_in, n_in, ab + t * stride); });
+    act_b = ActBf16{ab, stride};
   }
 
   // Runs on whichever thread claims the rows, with that thread's buffers.
   auto rows = [&](int i, int64_t r0, int64_t r1) {
     ThreadScratch& sc = scratch.slot();
-    if (direct[i])
-      k.matmul_rows(*w[i], x, qin[i] ? &act : nullptr, n_tok, r0, r1, y[i], sc.rows);
+    if (in[i] != MatmulInput::Fallback)
+      k.matmul_rows(*w[i], x, in[i] == MatmulInput::Q8 ? &act : nullptr,
+                    in[i] == MatmulInput::Bf16 ? &act_b : nullptr, n_tok, r0, r1, y[i], sc.rows);
     else
       fallback_rows(k, *w[i], x, n_tok, r0, r1, y[i], sc.dequant);
   };

@@ -23,6 +23,11 @@ struct WeightMatrix {
 
 // y[t, o] = sum_i x[t, i] * W[o, i] for t < n_tok (x rows of n_in, y rows of n_out), fp32
 // accumulation. Parallel over output rows. Buffers come from `scratch` (kernels/scratch.h).
+// Integer weight types take the activations quantized to int8 blocks (dispatch.h: ActQ8). F16 and
+// BF16 weights take them in f32, except on the Avx512Bf16 table for 16 tokens or more, where the
+// activations and F16 weights are rounded to bf16 first (dispatch.h: bf16_round_ref) and products
+// summed in f32 by VDPBF16PS. Either way a (row, token) result does not depend on how the rows are
+// cut into tasks or threads; on the bf16 path it does not depend on the other tokens either.
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tok, float* y, KernelScratch& scratch);
 
 // Several products with the same input in one parallel region: y[i] = w[i] x for i < count (every

@@ -42,11 +42,11 @@ size_t MatmulRowScratch::bytes() const {
 
 size_t ThreadScratch::bytes() const {
   // keys_t reserves its largest size once but grows only as far as it is written (its size).
-  return cap(dequant) + cap(act_q) + cap(act_d) + cap(act_s) + cap(tasks) + rows.bytes() +
-         keys_t.size() * sizeof(float) + cap(key_row) + cap(scores) + cap(tmax) + cap(part_m) +
-         cap(part_acc) + cap(part_l) + cap(blk_q) + cap(blk_k) + cap(blk_v) + cap(blk_s) +
-         cap(blk_acc) + cap(blk_mx) + cap(blk_m) + cap(blk_l) + cap(blk_lo) + cap(blk_hi) +
-         cap(mass_q) + cap(mass_s) + cap(mass_mx) + cap(mass_sum);
+  return cap(dequant) + cap(act_q) + cap(act_d) + cap(act_s) + cap(act_b) + cap(tasks) +
+         rows.bytes() + keys_t.size() * sizeof(float) + cap(key_row) + cap(scores) + cap(tmax) +
+         cap(part_m) + cap(part_acc) + cap(part_l) + cap(blk_q) + cap(blk_k) + cap(blk_v) +
+         cap(blk_s) + cap(blk_acc) + cap(blk_mx) + cap(blk_m) + cap(blk_l) + cap(blk_lo) +
+         cap(blk_hi) + cap(mass_q) + cap(mass_s) + cap(mass_mx) + cap(mass_sum);
 }
 
 void KernelScratch::prepare() {

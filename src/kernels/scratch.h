@@ -34,11 +34,11 @@ class AlignedBytes {
   size_t size_ = 0;
 };
 
-// Buffers of KernelTable::matmul_rows (the SIMD row kernels of simd_x86_matmul.h and the AVX-512
-// panels of simd_avx512_panel.h).
+// Buffers of KernelTable::matmul_rows (the SIMD row kernels of simd_x86_matmul.h, the AVX-512
+// panels of simd_avx512_panel.h and the BF16 panels of simd_avx512_bf16.cpp).
 struct MatmulRowScratch {
   static constexpr int kPanels = 2;
-  AlignedBytes tile;                 // unpacked rows of one row tile (simd_x86_matmul.h: QScratch)
+  AlignedBytes tile;  // unpacked rows of one row tile (simd_x86_matmul.h: QScratch), or BF16 panels
   std::vector<int8_t> q;             // rows of a panel in canonical form, a chunk of K at a time
   std::vector<float> s4;             // their scales per 4 elements
   std::vector<float> m32;            // their mins per 32 elements
@@ -60,6 +60,7 @@ struct ThreadScratch {
   std::vector<float> dequant;  // rows of a weight type without a direct kernel
   std::vector<int8_t> act_q;   // the input rows quantized (the caller's slot; read by all)
   std::vector<float> act_d, act_s;
+  std::vector<uint16_t> act_b;  // the input rows rounded to bf16 (the caller's slot; read by all)
   std::vector<MatmulTask> tasks;
   MatmulRowScratch rows;
 

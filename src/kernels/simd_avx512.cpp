@@ -1058,7 +1058,8 @@ LC_TARGET bool matmul_panel(const WeightMatrix& w, const ActQ8& a, int64_t n_tok
 const KernelTable kTable = {
     Isa::Avx512,
     quantize_act,
-    has_matmul,
+    nullptr,
+    matmul_input,
     matmul_rows,
     vdot,
     axpy,

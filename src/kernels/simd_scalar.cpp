@@ -89,14 +89,13 @@ void softmax_inplace(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-bool has_matmul(TensorType t, bool* quantized_input) {
-  *quantized_input = false;
-  return t == TensorType::F32;
+MatmulInput matmul_input(TensorType t, int64_t) {
+  return t == TensorType::F32 ? MatmulInput::F32 : MatmulInput::Fallback;
 }
 
 // F32 weights only: one dot product per (row, token), rows outer so each row is read once.
-void matmul_rows(const WeightMatrix& w, const float* x, const ActQ8*, int64_t n_tok, int64_t r0,
-                 int64_t r1, float* y, MatmulRowScratch&) {
+void matmul_rows(const WeightMatrix& w, const float* x, const ActQ8*, const ActBf16*, int64_t n_tok,
+                 int64_t r0, int64_t r1, float* y, MatmulRowScratch&) {
   for (int64_t r = r0; r < r1; ++r) {
     const float* wr = reinterpret_cast<const float*>(w.row(r));
     for (int64_t t = 0; t < n_tok; ++t) y[t * w.n_out + r] = dot(x + t * w.n_in, wr, w.n_in);
@@ -200,7 +199,8 @@ void accum_conv(const float* p, int64_t ns, int64_t n_heads, const T* v, int64_t
 const KernelTable kTable = {
     Isa::Scalar,
     quantize_act_ref,
-    has_matmul,
+    nullptr,
+    matmul_input,
     matmul_rows,
     dot,
     axpy,

@@ -304,13 +304,14 @@ LC_TARGET void matmul_f_rows(const WeightMatrix& w, const float* x, int64_t n_to
   }
 }
 
-bool has_matmul(TensorType t, bool* quantized_input) {
-  *quantized_input = qtype_of(t).unpack != nullptr;
-  return *quantized_input || t == TensorType::F32 || t == TensorType::F16 || t == TensorType::BF16;
+MatmulInput matmul_input(TensorType t, int64_t) {
+  if (qtype_of(t).unpack != nullptr) return MatmulInput::Q8;
+  const bool f = t == TensorType::F32 || t == TensorType::F16 || t == TensorType::BF16;
+  return f ? MatmulInput::F32 : MatmulInput::Fallback;
 }
 
-LC_TARGET void matmul_rows(const WeightMatrix& w, const float* x, const ActQ8* a, int64_t n_tok,
-                           int64_t r0, int64_t r1, float* y, MatmulRowScratch& sc) {
+LC_TARGET void matmul_rows(const WeightMatrix& w, const float* x, const ActQ8* a, const ActBf16*,
+                           int64_t n_tok, int64_t r0, int64_t r1, float* y, MatmulRowScratch& sc) {
   switch (w.type) {
     case TensorType::F32:
       return matmul_f_rows<TensorType::F32>(w, x, n_tok, r0, r1, y);
