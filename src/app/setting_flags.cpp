@@ -160,8 +160,8 @@ const std::vector<SettingFlag> kFlags = {
        s.memory.neighbors = parse_int(f, v);
      }},
     {"--retrieval-interval", "memory.retrieval_interval", F::Memory,
-     "positions a search's blocks serve: decoding searches again every N tokens (infllm; 1 = "
-     "every token; default 16)",
+     "decoding searches every N tokens and re-ranks that search's candidates in between (infllm; "
+     "default 1: every token; faster at long contexts, less accurate)",
      "",
      [](SessionSpec& s, const std::string& v, const std::string& f) {
        s.memory.retrieval_interval = parse_int(f, v);
