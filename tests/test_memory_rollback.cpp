@@ -18,6 +18,7 @@
 #include "memory/block_store.h"
 #include "memory/context_memory.h"
 #include "model/model.h"
+#include "support/block_sessions.h"
 #include "support/paths.h"
 
 namespace lc {
@@ -54,13 +55,9 @@ SessionOptions options(const Model& m, MemoryPolicy policy, size_t budget, Spill
   return resolve_session(m, spec);
 }
 
-std::vector<int32_t> text_tokens(const Model& m, int n, int salt) {
-  std::vector<int32_t> t{m.tokenizer().bos()};
-  for (int i = 1; i < n; ++i) t.push_back(static_cast<int32_t>(3 + (i * 37 + salt * 11) % 450));
-  return t;
-}
+using test::text_tokens;
 
-const ContextMemory& cm(const Session& s) { return dynamic_cast<const ContextMemory&>(s.memory()); }
+const ContextMemory& cm(const Session& s) { return test::context_memory(s); }
 
 // Every layer's sinks, remainder and blocks, and the blocks' representatives and K/V, agree.
 void expect_same_memory(const Session& a, const Session& b, const std::string& what) {

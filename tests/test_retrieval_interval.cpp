@@ -14,6 +14,7 @@
 #include "engine/session_state.h"
 #include "memory/context_memory.h"
 #include "model/model.h"
+#include "support/block_sessions.h"
 #include "support/paths.h"
 
 namespace lc {
@@ -48,13 +49,9 @@ SessionOptions options(const Model& m, int64_t interval, size_t budget = 0,
   return resolve_session(m, spec);
 }
 
-std::vector<int32_t> text_tokens(const Model& m, int n, int salt) {
-  std::vector<int32_t> t{m.tokenizer().bos()};
-  for (int i = 1; i < n; ++i) t.push_back(static_cast<int32_t>(3 + (i * 37 + salt * 11) % 450));
-  return t;
-}
+using test::text_tokens;
 
-const ContextMemory& cm(const Session& s) { return dynamic_cast<const ContextMemory&>(s.memory()); }
+const ContextMemory& cm(const Session& s) { return test::context_memory(s); }
 
 int n_layer(const Session& s) { return s.model().hparams().n_layer; }
 

@@ -102,7 +102,9 @@ const BlockStoreOptions& validated(const BlockStoreOptions& opt) {
   return opt;
 }
 
-constexpr size_t kMaxSpareBuffers = 4;  // freed block buffers kept for reuse (outside the budget)
+// Freed block buffers kept for reuse (outside the budget): a decoding step at 1M tokens evicts and
+// reads back a few dozen pages of representatives and blocks.
+constexpr size_t kMaxSpareBuffers = 32;
 constexpr uint32_t kNoSlot = 0xFFFFFFFFu;
 
 }  // namespace
@@ -194,6 +196,8 @@ struct BlockStore::Impl {
     b.slot = kNoSlot;
   }
 
+  // A buffer of floats_of(n) floats, contents unspecified (every caller overwrites them): spare
+  // buffers keep their full size, so taking one writes nothing.
   std::vector<float> take_buffer(int64_t n) {
     std::vector<float> buf;
     if (!spare.empty()) {
@@ -208,7 +212,7 @@ struct BlockStore::Impl {
 
   void give_buffer(std::vector<float>&& buf) {
     if (spare.size() < kMaxSpareBuffers && buf.capacity() >= floats_of(opt.tokens_per_block)) {
-      buf.clear();
+      buf.resize(floats_of(opt.tokens_per_block));
       spare.push_back(std::move(buf));
     } else {
       std::vector<float>().swap(buf);

@@ -421,8 +421,9 @@ std::string ContextMemory::stats_line() const {
     if (reads0_ >= 0) {
       const auto [reads, page_reads] = disk_reads();
       s += cat("; since the stats were reset, all layers: ", reads - reads0_, " block reads and ",
-               page_reads - page_reads0_, " page reads, ", reused_,
-               " layer steps reused the last search's blocks");
+               page_reads - page_reads0_, " page reads");
+      if (opt_.retrieval_interval > 1)
+        s += cat(", ", reused_, " layer steps chose among an earlier search's candidates");
     }
     const int64_t searches = counters_.searches;
     if (searches > 0) {
