@@ -311,7 +311,7 @@ TEST(Matmul, PanelResultsDoNotDependOnTheRowSplit) {
   std::mt19937 rng(31);
   for (Isa isa : supported_isas()) {
     set_isa(isa);
-    for (TensorType t : {TensorType::Q8_0, TensorType::Q4_K}) {
+    for (TensorType t : {TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K}) {
       const int64_t n_in = 768, n_out = 80, n_tok = 11;
       const auto wb = random_rows(t, n_out, n_in, rng);
       const size_t rb = static_cast<size_t>(row_bytes(tensor_type_info(t), n_in));
@@ -328,6 +328,56 @@ TEST(Matmul, PanelResultsDoNotDependOnTheRowSplit) {
           for (int64_t o = 0; o < part.n_out; ++o)
             ASSERT_EQ(y[tk * part.n_out + o], all[tk * n_out + skip + o])
                 << isa_name(isa) << " skip " << skip << " token " << tk << " row " << o;
+      }
+    }
+  }
+}
+
+TEST(Matmul, Q6kPanelAgainstReferenceForTokenCountsAroundThePanelMinimum) {
+  // Q6_K's 16-element scales in the AVX-512 panel: token counts below the panel's minimum (8, the
+  // row-major tiles), at it and above it with every remainder of a token group; 1280 elements are
+  // two pack chunks of 512 and a half chunk; 69 rows are four panels and 5 rows of tail.
+  IsaGuard guard;
+  std::mt19937 rng(606);
+  for (Isa isa : supported_isas()) {
+    set_isa(isa);
+    for (int64_t n_tok : {1, 7, 8, 9, 10, 11, 33})
+      check_matmul(isa, TensorType::Q6_K, 1280, 69, n_tok, rng);
+  }
+}
+
+TEST(Matmul, Q6kRowRangesCutAtAnyTaskBoundaryGiveTheSameNumbers) {
+  // matmul_rows on any cut of the rows where matmul's tasks may start (multiples of 16, matmul.cpp:
+  // kRowAlignBatch) writes bit for bit what one call over all the rows writes: one range per
+  // panel, a range ending in the row tail, pairs of panels split differently.
+  KernelScratch scratch;
+  scratch.prepare();
+  std::mt19937 rng(607);
+  const int64_t n_in = 768, n_out = 83, nb = n_in / kActBlock;
+  const auto wb = random_rows(TensorType::Q6_K, n_out, n_in, rng);
+  WeightMatrix w{TensorType::Q6_K, n_in, n_out, wb.data(),
+                 static_cast<size_t>(row_bytes(tensor_type_info(TensorType::Q6_K), n_in))};
+  for (int64_t n_tok : {8, 21}) {
+    const auto x = randn(static_cast<size_t>(n_tok * n_in), rng);
+    std::vector<int8_t> q(static_cast<size_t>(n_tok * n_in));
+    std::vector<float> d(static_cast<size_t>(n_tok * nb)), s(d.size());
+    for (int64_t t = 0; t < n_tok; ++t)
+      quantize_act_ref(&x[t * n_in], n_in, &q[t * n_in], &d[t * nb], &s[t * nb]);
+    const ActQ8 a{q.data(), d.data(), s.data(), n_in};
+    for (Isa isa : supported_isas()) {
+      const KernelTable& kt = kernel_table(isa);
+      if (kt.matmul_input(TensorType::Q6_K, n_tok) != MatmulInput::Q8) continue;
+      std::vector<float> all(static_cast<size_t>(n_tok * n_out), NAN);
+      kt.matmul_rows(w, x.data(), &a, nullptr, n_tok, 0, n_out, all.data(), scratch.slot().rows);
+      for (const auto& cuts : std::vector<std::vector<int64_t>>{
+               {0, 16, 83}, {0, 16, 32, 48, 64, 80, 83}, {0, 48, 80, 83}, {0, 32, 64, 83}}) {
+        std::vector<float> y(all.size(), NAN);
+        for (size_t k = 0; k + 1 < cuts.size(); ++k)
+          kt.matmul_rows(w, x.data(), &a, nullptr, n_tok, cuts[k], cuts[k + 1], y.data(),
+                         scratch.slot().rows);
+        for (size_t i = 0; i < y.size(); ++i)
+          ASSERT_EQ(y[i], all[i]) << isa_name(isa) << " tokens " << n_tok << " row " << i % n_out
+                                  << " token " << i / n_out;
       }
     }
   }
@@ -376,7 +426,8 @@ TEST(Matmul, GroupEqualsSeparateProductsForAnyThreadCount) {
   const int64_t n_in = 512;
   const std::vector<std::pair<TensorType, int64_t>> mats = {
       {TensorType::Q8_0, 203}, {TensorType::Q4_K, 64},  {TensorType::F16, 37},
-      {TensorType::Q2_K, 9},   {TensorType::Q4_0, 130}, {TensorType::BF16, 150}};
+      {TensorType::Q2_K, 9},   {TensorType::Q4_0, 130}, {TensorType::BF16, 150},
+      {TensorType::Q6_K, 70}};
   std::vector<std::vector<uint8_t>> bytes;
   std::vector<WeightMatrix> ws;
   for (const auto& [t, n_out] : mats) {

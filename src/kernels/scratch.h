@@ -44,6 +44,7 @@ struct MatmulRowScratch {
   std::vector<float> m32;            // their mins per 32 elements
   std::vector<uint8_t> pq[kPanels];  // packed panels
   std::vector<float> pd[kPanels], pm[kPanels];
+  std::vector<int32_t> pb[kPanels];  // integer bias of the Q6_K panels
   size_t bytes() const;
 };
 
