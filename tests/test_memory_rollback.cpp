@@ -39,16 +39,8 @@ struct TempDir : lc::test::ScopedTempDir {
 // budget, most blocks are spilled (f32: exact).
 SessionOptions options(const Model& m, MemoryPolicy policy, size_t budget, SpillType spill,
                        const std::string& dir, int64_t topk = 3) {
-  SessionSpec spec;
-  spec.memory.policy = policy;
-  spec.ctx_train = 512;
-  spec.batch = 16;
-  spec.memory.n_init = 4;
-  spec.memory.n_local = 48;
-  spec.memory.exec_block = 16;
-  spec.memory.block_size = 8;
+  SessionSpec spec = test::small_block_spec(policy);
   spec.memory.topk = topk;
-  spec.memory.repr_topk = 2;
   spec.memory.mem_budget = budget;
   spec.memory.spill_type = spill;
   spec.memory.spill_dir = dir;

@@ -32,16 +32,7 @@ struct TempDir : lc::test::ScopedTempDir {
 // Small windows and blocks: a few hundred tokens form dozens of blocks (spilled with a budget).
 SessionOptions options(const Model& m, int64_t interval, size_t budget = 0,
                        const std::string& dir = "") {
-  SessionSpec spec;
-  spec.memory.policy = MemoryPolicy::InfLLM;
-  spec.ctx_train = 512;
-  spec.batch = 16;
-  spec.memory.n_init = 4;
-  spec.memory.n_local = 48;
-  spec.memory.exec_block = 16;
-  spec.memory.block_size = 8;
-  spec.memory.topk = 3;
-  spec.memory.repr_topk = 2;
+  SessionSpec spec = test::small_block_spec(MemoryPolicy::InfLLM);
   spec.memory.retrieval_interval = interval;
   spec.memory.mem_budget = budget;
   spec.memory.spill_type = SpillType::F32;

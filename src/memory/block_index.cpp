@@ -436,26 +436,48 @@ std::vector<float> BlockIndex::repr(int64_t id) const {
   fail("block index: no block ", id, " (", n_, " blocks)");
 }
 
-std::vector<float> BlockIndex::reprs(int64_t first, int64_t last) const {
-  LC_CHECK(first >= 0 && first <= last && last <= n_);
+template <typename Place>
+void BlockIndex::copy_rows(Place place, float* out) const {
   const int64_t d = opt_.dim;
-  std::vector<float> out(static_cast<size_t>((last - first) * d));
   for (const Cluster& cl : clusters_) {
     for (size_t p = 0; p < cl.pages.size(); ++p) {
       const size_t i0 = p * static_cast<size_t>(opt_.page_reps);
       const size_t i1 = std::min(cl.ids.size(), i0 + static_cast<size_t>(opt_.page_reps));
-      bool any = false;
-      for (size_t i = i0; i < i1 && !any; ++i) any = cl.ids[i] >= first && cl.ids[i] < last;
-      if (!any) continue;
-      pages_->pin_into(&cl.pages[p], 1, false, views_);
-      for (size_t i = i0; i < i1; ++i)
-        if (cl.ids[i] >= first && cl.ids[i] < last) {
-          const float* r = views_[0].k + static_cast<int64_t>(i - i0) * d;
-          std::copy(r, r + d, out.begin() + (cl.ids[i] - first) * d);
-        }
+      bool pinned = false;
+      for (size_t i = i0; i < i1; ++i) {
+        const int64_t at = place(cl.ids[i]);
+        if (at < 0) continue;
+        if (!pinned) pages_->pin_into(&cl.pages[p], 1, false, views_);
+        pinned = true;
+        std::copy_n(views_[0].k + static_cast<int64_t>(i - i0) * d, d, out + at * d);
+      }
     }
   }
   pages_->unpin_all();
+}
+
+std::vector<float> BlockIndex::reprs(int64_t first, int64_t last) const {
+  LC_CHECK(first >= 0 && first <= last && last <= n_);
+  std::vector<float> out(static_cast<size_t>((last - first) * opt_.dim));
+  copy_rows([&](int64_t id) { return id >= first && id < last ? id - first : -1; }, out.data());
+  return out;
+}
+
+std::vector<float> BlockIndex::rows_of(const std::vector<int64_t>& ids) const {
+  std::vector<std::pair<int64_t, int64_t>> want;  // (id, place in ids), by id
+  for (size_t i = 0; i < ids.size(); ++i) {
+    LC_CHECK(ids[i] >= 0 && ids[i] < n_);
+    want.emplace_back(ids[i], static_cast<int64_t>(i));
+  }
+  std::sort(want.begin(), want.end());
+  for (size_t i = 1; i < want.size(); ++i) LC_CHECK(want[i].first != want[i - 1].first);
+  std::vector<float> out(ids.size() * static_cast<size_t>(opt_.dim));
+  copy_rows(
+      [&](int64_t id) {
+        const auto it = std::lower_bound(want.begin(), want.end(), std::make_pair(id, int64_t{0}));
+        return it != want.end() && it->first == id ? it->second : -1;
+      },
+      out.data());
   return out;
 }
 
@@ -498,36 +520,6 @@ void BlockIndex::score_rows(const float* rows, int64_t n, const float* q, float*
     dot_rows(rows + h * w, n, w, d, q + h * w, dst);
     for (int64_t r = 0; r < n; ++r) out[r] = h == 0 ? dst[r] - off : std::max(out[r], dst[r] - off);
   }
-}
-
-std::vector<float> BlockIndex::rows_of(const std::vector<int64_t>& ids) const {
-  const int64_t d = opt_.dim;
-  std::vector<std::pair<int64_t, size_t>> want;  // (id, place in ids), by id
-  for (size_t i = 0; i < ids.size(); ++i) {
-    LC_CHECK(ids[i] >= 0 && ids[i] < n_);
-    want.emplace_back(ids[i], i);
-  }
-  std::sort(want.begin(), want.end());
-  std::vector<float> out(ids.size() * static_cast<size_t>(d));
-  for (const Cluster& cl : clusters_) {
-    for (size_t p = 0; p < cl.pages.size(); ++p) {
-      const size_t i0 = p * static_cast<size_t>(opt_.page_reps);
-      const size_t i1 = std::min(cl.ids.size(), i0 + static_cast<size_t>(opt_.page_reps));
-      bool pinned = false;
-      for (size_t i = i0; i < i1; ++i) {
-        auto it = std::lower_bound(want.begin(), want.end(),
-                                   std::make_pair<int64_t, size_t>(cl.ids[i], 0));
-        for (; it != want.end() && it->first == cl.ids[i]; ++it) {
-          if (!pinned) pages_->pin_into(&cl.pages[p], 1, false, views_);
-          pinned = true;
-          const float* r = views_[0].k + static_cast<int64_t>(i - i0) * d;
-          std::copy_n(r, d, out.begin() + static_cast<std::ptrdiff_t>(it->second) * d);
-        }
-      }
-    }
-  }
-  pages_->unpin_all();
-  return out;
 }
 
 std::vector<int64_t> BlockIndex::top_k_exact(const float* q, int64_t k, std::vector<float>* scores,

@@ -94,7 +94,8 @@ class BlockIndex {
                              Slices slices = {}, std::vector<float>* rows = nullptr) const;
   std::vector<int64_t> top_k_exact(const float* q, int64_t k, std::vector<float>* scores = nullptr,
                                    Slices slices = {}, std::vector<float>* rows = nullptr) const;
-  // The representatives of these blocks, in the order given (one pass over the clusters).
+  // The representatives of these blocks (no id twice), in the order given (one pass over the
+  // clusters).
   std::vector<float> rows_of(const std::vector<int64_t>& ids) const;
 
   // A search's candidate: score, block id, and its representative in a pinned page.
@@ -140,6 +141,10 @@ class BlockIndex {
   void append(int64_t c, int32_t id, const float* r);  // member, pages and summary
   void write_members(int64_t c, const std::vector<int32_t>& ids, const float* reps);
   void gather(int64_t c, std::vector<float>& reps) const;  // every member's representative
+  // Copies each block's representative to out + place(id) * dim, skipping blocks placed at -1;
+  // reads only the pages holding a placed block.
+  template <typename Place>
+  void copy_rows(Place place, float* out) const;
   struct Top;
   int64_t score_members(int64_t c, const float* q, Top& top, bool keep_pinned) const;
   void split(int64_t c);

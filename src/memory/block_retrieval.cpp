@@ -267,6 +267,10 @@ bool BlockRetrieval::reselect(const float* q, std::vector<int64_t>& out, Retriev
 void BlockRetrieval::set_pool(std::vector<int64_t> ids) {
   for (int64_t b : ids)
     if (b < 0 || b >= size()) fail("block retrieval: no block ", b, " (", size(), " blocks)");
+  std::vector<int64_t> sorted = ids;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+    fail("block retrieval: a candidate block is listed twice");
   pool_rows_ = index_->rows_of(ids);
   pool_ = std::move(ids);
 }

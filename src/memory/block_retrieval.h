@@ -75,7 +75,7 @@ class BlockRetrieval {
   bool reselect(const float* q, std::vector<int64_t>& out, RetrievalTrace* trace, int layer,
                 int64_t pos);
   // The kept candidates (for saved state), and setting them again (their representatives are
-  // read from the index; lc::Error for an unknown block).
+  // read from the index; lc::Error for an unknown block or one listed twice).
   const std::vector<int64_t>& pool() const { return pool_; }
   void set_pool(std::vector<int64_t> ids);
 

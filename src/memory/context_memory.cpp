@@ -37,8 +37,9 @@ struct ContextMemory::Layer {
   std::unique_ptr<BlockStore> store;
   std::unique_ptr<BlockRetrieval> retrieval;
   std::vector<int64_t> selected;
-  std::vector<BlockView> views;  // of the selected blocks, pinned in store until the next search
-  int64_t reuse_until = 0;       // single-token steps at positions below it attend `selected`
+  std::vector<BlockView> views;  // of the selected blocks, pinned in store until the next step
+  // Single-token steps at positions below it choose among the candidates the last search kept.
+  int64_t reuse_until = 0;
 };
 
 // Candidates a decoding step's search keeps for the steps after it (memory.retrieval_interval):
@@ -430,13 +431,12 @@ std::string ContextMemory::stats_line() const {
       s += cat("; all layers: ", searches, " searches, ", counters_.scored / searches,
                " representatives scored and ", counters_.bounds / searches,
                " cluster scores per search");
+      // The timers run at every layer step (a search, or a re-rank of kept candidates).
+      const double steps = static_cast<double>(std::max<int64_t>(1, layer_steps_));
       char buf[160];
       std::snprintf(buf, sizeof buf,
-                    "; us per search %.2f, block fetch per search %.2f, block forming per layer "
-                    "step %.2f",
-                    search_us_ / static_cast<double>(searches),
-                    fetch_us_ / static_cast<double>(searches),
-                    form_us_ / static_cast<double>(std::max<int64_t>(1, layer_steps_)));
+                    "; us per layer step: search %.2f, block fetch %.2f, block forming %.2f",
+                    search_us_ / steps, fetch_us_ / steps, form_us_ / steps);
       s += buf;
     }
     if (counters_.recall_total > 0) s += cat(", recall vs exact ", recall());

@@ -6,10 +6,27 @@
 #include <vector>
 
 #include "engine/session.h"
+#include "engine/session_spec.h"
 #include "memory/context_memory.h"
 #include "model/model.h"
 
 namespace lc::test {
+
+// Small windows and blocks (stories260K read as trained on 512 tokens): a few hundred tokens form
+// sinks and dozens of blocks. Topk 3; no memory budget (callers set one to spill).
+inline SessionSpec small_block_spec(MemoryPolicy policy) {
+  SessionSpec spec;
+  spec.memory.policy = policy;
+  spec.ctx_train = 512;
+  spec.batch = 16;
+  spec.memory.n_init = 4;
+  spec.memory.n_local = 48;
+  spec.memory.exec_block = 16;
+  spec.memory.block_size = 8;
+  spec.memory.topk = 3;
+  spec.memory.repr_topk = 2;
+  return spec;
+}
 
 // n tokens: BOS, then a sequence that depends on salt (never special tokens).
 inline std::vector<int32_t> text_tokens(const Model& m, int n, int salt) {
