@@ -56,9 +56,12 @@ TEST(Generation, StepsGiveTheSameTextAsGenerate) {
     EXPECT_EQ(text, want.text);
     EXPECT_EQ(gen.result().tokens, want.tokens);
     EXPECT_EQ(gen.result().stop_reason, want.stop_reason);
-    // 9 prompt tokens in chunks of 4 with the last one alone: 4 + 4 + 1.
+    // 9 prompt tokens in chunks of 4: 4 + 4 + 1 (with the last one alone, as streaming and
+    // InfLLM feed it, the same steps).
     EXPECT_EQ(prompt.size(), 9u);
     EXPECT_EQ(prefill_steps, 3);
+    // 8 tokens: full attention feeds the last one with its chunk, the others in a step of its own.
+    EXPECT_EQ(a.prefill_step_size(4, 8), p == MemoryPolicy::Full ? 4 : 3);
     EXPECT_EQ(gen.progress().prompt_done, 9);
     EXPECT_EQ(gen.progress().generated, 30);
     EXPECT_EQ(steps, 3 + 30);

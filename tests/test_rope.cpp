@@ -347,6 +347,16 @@ TEST(Rope, LongRopeNHatLeavesTheLeadingPositionsUnscaled) {
       for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37 * static_cast<double>(i)) + 0.1f;
       std::vector<float> y = x;
       rope_apply(t, y.data(), n_tok, d, 1, d, 0);
+      // Angles computed once for a step give the same numbers, from any first position.
+      for (int64_t pos0 : {int64_t{0}, n_hat - 1, int64_t{5}}) {
+        if (pos0 < 0) continue;
+        std::vector<float> want = x, got = x;
+        rope_apply(t, want.data(), n_tok, d, 1, d, pos0);
+        RopeAngles angles;
+        angles.fill(t, pos0, n_tok + 2);
+        rope_apply(angles, got.data(), n_tok, d, 1, d);
+        ASSERT_EQ(want, got) << "n_hat " << n_hat << " pos0 " << pos0;
+      }
       for (int64_t pos = 0; pos < n_tok; ++pos) {
         const bool start = pos < n_hat;
         for (int i = 0; i < d / 2; ++i) {

@@ -54,9 +54,12 @@ void check_logits(const std::vector<float>& v) {
     if (!std::isfinite(x)) fail("the model produced a non-finite logit; its weights are broken");
 }
 
-// One prefill of `prompt` in a fresh session, then n_gen greedy tokens one at a time.
-Run run_once(const Loaded& l, const std::vector<int32_t>& prompt, int64_t n_gen) {
-  Session s(l.model, l.session);
+// One prefill of `prompt` in session s, emptied first, then n_gen greedy tokens one at a time.
+// The runs of a prompt length share one session, as llama-bench's share one context: after the
+// untimed warm-up run its buffers and KV rows are allocated and resident, so the timed runs do not
+// measure the kernel's page faults of a new session's memory.
+Run run_once(Session& s, const std::vector<int32_t>& prompt, int64_t n_gen) {
+  s.reset();
   std::unique_ptr<Progress> prog;
   auto on_chunk = [&](int64_t done, int64_t total) {
     if (total < 4096) return;
@@ -161,8 +164,10 @@ void run_bench(const BenchOpts& o) {
     for (auto& t : prompt) t = pick(rng);
     std::vector<double> pre, dec, pre_cpu, dec_cpu;
     size_t kv = 0;
+    Session session(l.model, l.session);
+    run_once(session, prompt, std::min<int64_t>(o.n_gen, 1));  // warm-up, as llama-bench's
     for (int rep = 0; rep < o.repeat; ++rep) {
-      const Run r = run_once(l, prompt, o.n_gen);
+      const Run r = run_once(session, prompt, o.n_gen);
       pre.push_back(r.prefill_s);
       dec.push_back(r.decode_s);
       pre_cpu.push_back(r.prefill_cpu_s);

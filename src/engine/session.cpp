@@ -76,8 +76,10 @@ void Session::feed(const int32_t* tokens, int64_t n) {
 int64_t Session::prefill_step_size(int64_t done, int64_t n) const {
   // As InfLLM's reference does: everything but the last token in chunks, then the last token
   // alone, so that the step whose logits are returned retrieves memory blocks with its own query
-  // rather than with the sum over a whole execution block (full attention: same result).
-  const int64_t head = n > 1 ? n - 1 : n;
+  // rather than with the sum over a whole execution block. Full attention sees the same keys
+  // either way: the last token goes with the chunk before it, sparing a forward pass that reads
+  // every weight for one token (and the output matrix of the chunk, whose logits are not kept).
+  const int64_t head = n > 1 && mem_->last_token_alone() ? n - 1 : n;
   if (done < head) return std::min(opt_.batch, head - done);
   return done < n ? 1 : 0;
 }

@@ -43,11 +43,12 @@ class Session {
   // the logits after the last one are in last_logits() afterwards.
   void feed(const int32_t* tokens, int64_t n);
   // How a prompt of n tokens is split into steps: chunks of options().batch, the last token in a
-  // step of its own (as InfLLM prefills). The size of the step that starts after `done` tokens.
+  // step of its own where the memory wants it (KvMemory::last_token_alone: InfLLM, streaming).
+  // The size of the step that starts after `done` tokens.
   int64_t prefill_step_size(int64_t done, int64_t n) const;
 
-  // Feeds tokens in chunks of options().batch (the last token in a step of its own, as InfLLM
-  // prefills) and returns the logits after the last one.
+  // Feeds tokens in chunks of options().batch (the last token in a step of its own where the
+  // memory wants it, as InfLLM prefills) and returns the logits after the last one.
   // progress(done, total) is called after each chunk when given.
   const std::vector<float>& eval(const int32_t* tokens, int64_t n,
                                  const std::function<void(int64_t, int64_t)>& progress = {});

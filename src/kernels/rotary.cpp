@@ -90,4 +90,33 @@ void rope_apply(const RopeTable& t, float* x, int64_t n_tok, int64_t row_stride,
     run(0, n_tok);
 }
 
+void RopeAngles::fill(const RopeTable& t, int64_t pos0_, int64_t n_) {
+  if (n_ == n && pos0_ == pos0 && t == table) return;
+  const int64_t half = t.dim / 2;
+  table = t;
+  pos0 = pos0_;
+  n = n_;
+  cs.resize(static_cast<size_t>(n * half));
+  sn.resize(static_cast<size_t>(n * half));
+  for (int64_t i = 0; i < n; ++i)
+    rope_cos_sin(t, static_cast<double>(pos0 + i), cs.data() + i * half, sn.data() + i * half);
+}
+
+void rope_apply(const RopeAngles& a, float* x, int64_t n_tok, int64_t row_stride, int64_t n_heads,
+                int64_t head_dim) {
+  const RopeTable& t = a.table;
+  LC_CHECK(t.dim <= head_dim && t.dim % 2 == 0 && n_tok <= a.n);
+  const int64_t half = t.dim / 2;
+  auto run = [&](int64_t t0, int64_t t1) {
+    for (int64_t tok = t0; tok < t1; ++tok)
+      rope_rotate(t, a.cs.data() + tok * half, a.sn.data() + tok * half, x + tok * row_stride,
+                  n_heads, head_dim, head_dim);
+  };
+  constexpr int64_t kParallelMin = 1 << 14;  // rotated elements (as rope_apply above)
+  if (n_tok > 1 && n_tok * n_heads * t.dim >= kParallelMin)
+    parallel_for(n_tok, run);
+  else
+    run(0, n_tok);
+}
+
 }  // namespace lc

@@ -43,4 +43,19 @@ void rope_rotate(const RopeTable& t, const float* cs, const float* sn, float* x,
 void rope_apply(const RopeTable& t, float* x, int64_t n_tok, int64_t row_stride, int64_t n_heads,
                 int64_t head_dim, int64_t pos0, int64_t pos_step = 1);
 
+// cos / sin of the positions pos0 + i (i < n), computed once and reused by every layer's keys and
+// queries of a forward step (the same numbers rope_cos_sin gives for each position).
+struct RopeAngles {
+  RopeTable table;
+  int64_t pos0 = 0, n = 0;
+  std::vector<float> cs, sn;  // n x dim/2 each
+
+  // Fills the angles of (t, pos0, n) unless they are already those.
+  void fill(const RopeTable& t, int64_t pos0, int64_t n);
+};
+
+// rope_apply with the angles of `a`: token i of x at position a.pos0 + i, i < n_tok <= a.n.
+void rope_apply(const RopeAngles& a, float* x, int64_t n_tok, int64_t row_stride, int64_t n_heads,
+                int64_t head_dim);
+
 }  // namespace lc

@@ -127,11 +127,13 @@ void FullMemory::attend(int layer, const MemoryStep& step, float* q, const float
   L.table = rt;
 
   // New keys are rotated in f32, then stored in the memory's type.
+  // The angles of this step's positions are computed at the first layer and reused by the others.
+  angles_.fill(rt, step.pos0, step.n);
   scratch_.assign(k, k + step.n * kv_w);
-  rope_apply(rt, scratch_.data(), step.n, kv_w, d.n_head_kv, d.head_dim, step.pos0);
+  rope_apply(angles_, scratch_.data(), step.n, kv_w, d.n_head_kv, d.head_dim);
   append(L.k, scratch_.data(), step.n * kv_w);
   append(L.v, v, step.n * kv_w);
-  rope_apply(rt, q, step.n, q_w, d.n_head, d.head_dim, step.pos0);
+  rope_apply(angles_, q, step.n, q_w, d.n_head, d.head_dim);
 
   KvSpan span{at(L.k, 0), at(L.v, 0), n_past_ + step.n, kv_w, type_};
   AttnMask mask;

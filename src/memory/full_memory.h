@@ -29,6 +29,7 @@ class FullMemory final : public KvMemory {
   void commit(const MemoryStep& step) override;
   void reset() override;
   int64_t n_past() const override { return n_past_; }
+  bool last_token_alone() const override { return false; }
   size_t bytes_in_ram() const override;
   KvType kv_type() const { return type_; }
   // State: the tables in the head; rows in segments of the rows appended between saves (all
@@ -63,6 +64,7 @@ class FullMemory final : public KvMemory {
   Segments saved_;  // rows already in immutable objects
   AttnState state_;
   std::vector<float> scratch_;  // f32 rows being rotated before they are stored
+  RopeAngles angles_;           // cos / sin of the current step's positions
 };
 
 }  // namespace lc

@@ -66,6 +66,11 @@ class KvMemory {
   // The largest query-key distance this memory ever presents to attention (0 = unbounded). The
   // session computes length-dependent RoPE tables (dynamic NTK, LongRoPE) for at most this length.
   virtual int64_t max_distance() const { return 0; }
+  // Whether a prompt's last token is fed in a step of its own (Session::prefill_step_size): a
+  // memory that retrieves with each step's queries (InfLLM) then answers the last token with its
+  // own query. Full attention gives the last token the same keys in either case, and feeds it
+  // with the chunk before it (one forward pass less).
+  virtual bool last_token_alone() const { return true; }
   // A one-line account of the memory's state for diagnostics (tokens, blocks, retrieval...).
   virtual std::string stats_line() const {
     return name() + ": " + std::to_string(n_past()) + " tokens";
