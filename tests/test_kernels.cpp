@@ -593,6 +593,29 @@ TEST(Ops, F16ToF32EveryIsaEveryValue) {
   }
 }
 
+TEST(Ops, F32ToF16EveryIsaMatchesTheScalarRounding) {
+  // Every sign, exponent and top mantissa bits, with low bits at the rounding ties of normal and
+  // subnormal halves and around them; infinities and NaNs (with payloads) included; odd offsets
+  // and lengths; nothing past n is written.
+  std::vector<float> x;
+  for (uint32_t hi = 0; hi < 65536; ++hi)
+    for (uint32_t lo :
+         {0x0000u, 0x0001u, 0x0fffu, 0x1000u, 0x1001u, 0x2000u, 0x4000u, 0x8000u, 0xc000u, 0xffffu})
+      x.push_back(f32_from_bits(hi << 16 | lo));
+  for (Isa isa : supported_isas()) {
+    const KernelTable& k = kernel_table(isa);
+    for (int64_t off : {0, 3}) {
+      const int64_t n = static_cast<int64_t>(x.size()) - off - 5;
+      std::vector<uint16_t> got(static_cast<size_t>(n + 1), 7);
+      k.f32_to_f16(x.data() + off, got.data(), n);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(got[static_cast<size_t>(i)], f32_to_fp16(x[static_cast<size_t>(off + i)]))
+            << isa_name(isa) << " " << std::hex << bits_from_f32(x[static_cast<size_t>(off + i)]);
+      EXPECT_EQ(got[static_cast<size_t>(n)], 7) << isa_name(isa);
+    }
+  }
+}
+
 // Column-stored matrix times vector, against a double-precision loop; nothing past n is written.
 // Byte tiles: exact integer sums on every ISA, extreme bytes included (255 x -128 everywhere).
 TEST(Ops, DotTilesEveryIsa) {

@@ -100,6 +100,9 @@ struct KernelTable {
   void (*add_inplace)(float* x, const float* y, int64_t n);
   // dst[i] = the IEEE half h[i] as f32 (exact) for i < n.
   void (*f16_to_f32)(const uint16_t* h, float* dst, int64_t n);
+  // h[i] = x[i] rounded to an IEEE half as f32_to_fp16 (core/fp16.h) rounds it, for i < n: to
+  // nearest even, overflow to infinity, a NaN to 0x7e00 with its sign.
+  void (*f32_to_f16)(const float* x, uint16_t* h, int64_t n);
   void (*rmsnorm)(const float* x, const float* w, float* y, int64_t n, float eps);
   void (*silu_mul)(float* a, const float* b, int64_t n);
   void (*softmax_inplace)(float* x, int64_t n);

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "core/thread_pool.h"
+#include "kernels/dispatch.h"
 #include "kernels/quant.h"
 #include "kernels/quant_blocks.h"
 
@@ -71,11 +72,9 @@ void kv_from_f32(KvType t, const float* src, void* dst, int64_t n) {
     case KvType::F32:
       std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
       return;
-    case KvType::F16: {
-      auto* h = static_cast<uint16_t*>(dst);
-      for (int64_t i = 0; i < n; ++i) h[i] = f32_to_fp16(src[i]);
+    case KvType::F16:
+      kernels().f32_to_f16(src, static_cast<uint16_t*>(dst), n);
       return;
-    }
     case KvType::Q8_0:
       quantize_row_ref(TensorType::Q8_0, src, dst, n);
       return;

@@ -189,6 +189,20 @@ LC_TARGET void f16_to_f32(const uint16_t* h, float* dst, int64_t n) {
   for (; i < n; ++i) dst[i] = _cvtsh_ss(h[i]);
 }
 
+// VCVTPS2PH rounds to nearest even as f32_to_fp16 does; only a NaN keeps part of its payload
+// there, so the (rare) vectors holding one are redone with the scalar definition.
+LC_TARGET void f32_to_f16(const float* x, uint16_t* h, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(h + i),
+                     _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)) != 0)
+      for (int64_t j = i; j < i + 8; ++j) h[j] = f32_to_fp16(x[j]);
+  }
+  for (; i < n; ++i) h[i] = f32_to_fp16(x[i]);
+}
+
 LC_TARGET void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
   __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
   int64_t i = 0;
@@ -589,6 +603,7 @@ const KernelTable kTable = {
     dot_tiles_u8s8,
     add_inplace,
     f16_to_f32,
+    f32_to_f16,
     rmsnorm,
     silu_mul,
     softmax_inplace,

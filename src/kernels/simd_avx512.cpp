@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/fp16.h"
 #include "kernels/quant_blocks.h"
 #include "kernels/simd_avx512_util.h"
 #include "kernels/simd_kv.h"
@@ -198,6 +199,21 @@ LC_TARGET void f16_to_f32(const uint16_t* h, float* dst, int64_t n) {
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 m = lanes(n - i);
     _mm512_mask_storeu_ps(dst + i, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, h + i)));
+  }
+}
+
+// As the AVX2 one: VCVTPS2PH, and the scalar definition for the lanes holding a NaN.
+LC_TARGET void f32_to_f16(const float* x, uint16_t* h, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = lanes(n - i);
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    _mm256_mask_storeu_epi16(h + i, m,
+                             _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __mmask16 nan = _mm512_mask_cmp_ps_mask(m, v, v, _CMP_UNORD_Q);
+    for (; nan != 0; nan = static_cast<__mmask16>(nan & (nan - 1))) {
+      const int j = __builtin_ctz(nan);
+      h[i + j] = f32_to_fp16(x[i + j]);
+    }
   }
 }
 
@@ -1069,6 +1085,7 @@ const KernelTable kTable = {
     dot_tiles_u8s8,
     add_inplace,
     f16_to_f32,
+    f32_to_f16,
     rmsnorm,
     silu_mul,
     softmax_inplace,

@@ -62,6 +62,10 @@ void f16_to_f32(const uint16_t* h, float* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_f32(h[i]);
 }
 
+void f32_to_f16(const float* x, uint16_t* h, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) h[i] = f32_to_fp16(x[i]);
+}
+
 void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
   double ss = 0;
   for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
@@ -210,6 +214,7 @@ const KernelTable kTable = {
     dot_tiles_u8s8,
     add_inplace,
     f16_to_f32,
+    f32_to_f16,
     rmsnorm,
     silu_mul,
     softmax_inplace,
