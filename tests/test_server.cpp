@@ -21,6 +21,7 @@
 #include "engine/generate.h"
 #include "engine/session.h"
 #include "server/server.h"
+#include "support/block_sessions.h"
 #include "support/paths.h"
 
 namespace {
@@ -412,15 +413,9 @@ TEST(Server, SessionFollowUpPrefillsOnlyNewTokens) {
 // that far and starts afresh.
 TEST(Server, DivergingPromptRollsBackAnInfllmSession) {
   for (const lc::MemoryPolicy policy : {lc::MemoryPolicy::InfLLM, lc::MemoryPolicy::Streaming}) {
-    lc::SessionSpec spec;
-    spec.batch = 16;
-    spec.memory.policy = policy;
-    spec.memory.n_init = 4;
-    spec.memory.n_local = 48;
-    spec.memory.exec_block = 16;
-    spec.memory.block_size = 8;
-    spec.memory.topk = 1000;
-    spec.memory.repr_topk = 2;
+    lc::SessionSpec spec = lc::test::small_block_spec(policy);
+    spec.ctx_train.reset();   // the file's
+    spec.memory.topk = 1000;  // every block attended
     const lc::SessionOptions so = lc::resolve_session(*model(), spec);
     Running r(ServerOptions{}, so);
     auto c = r.client();
