@@ -443,9 +443,14 @@ TEST(ContextMemory, BudgetWarningNamesTheSizeThatFits) {
   EXPECT_NE(w.find("memory.mem_budget 100 KiB"), std::string::npos) << w;
   EXPECT_NE(w.find("of the 14 blocks"), std::string::npos) << w;
   EXPECT_NE(w.find("about 2 MiB"), std::string::npos) << w;
-  const BudgetShare s = share_budget(16u << 20, 5);
-  EXPECT_EQ(s.blocks + s.pages, (16u << 20) / 5);
-  EXPECT_EQ(s.pages, (16u << 20) / 5 / 3 + 1);
+  // Shared by what a step reads: 512 representatives of 64 floats against 14 blocks of 16 tokens
+  // (keys and values, 32 floats a row).
+  const BudgetShare s = share_budget(16u << 20, o, dims);
+  const size_t per_layer = (16u << 20) / 5;
+  EXPECT_EQ(s.blocks + s.pages, per_layer);
+  const double scored = 512.0 * 64 * 4, blocks = 14.0 * 2 * 16 * 32 * 4;
+  EXPECT_NEAR(static_cast<double>(s.pages), per_layer * scored / (scored + blocks), 1.0);
+  EXPECT_EQ(share_budget(0, o, dims).pages, 0u);
 }
 
 // Repeated text gives blocks with equal representatives: such a cluster costs one score however

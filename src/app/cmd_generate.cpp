@@ -67,6 +67,7 @@ void run_generate(const GenOpts& o) {
       std::fprintf(stderr, "session: %lld tokens restored from %s in %.2f s\n",
                    static_cast<long long>(s.n_past()), o.session.c_str(),
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      s.memory().reset_stats();  // -v reports this run, not the restore
       const std::vector<int32_t>& held = s.tokens();
       if (ids.size() >= held.size() && std::equal(held.begin(), held.end(), ids.begin())) {
         ids.erase(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(held.size()));

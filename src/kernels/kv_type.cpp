@@ -88,8 +88,7 @@ void kv_to_f32(KvType t, const void* src, float* dst, int64_t n) {
       std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
       return;
     case KvType::F16: {
-      const auto* h = static_cast<const uint16_t*>(src);
-      for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_f32(h[i]);
+      kernels().f16_to_f32(static_cast<const uint16_t*>(src), dst, n);
       return;
     }
     case KvType::Q8_0:

@@ -6,12 +6,14 @@
 // is split in two by a few 2-means steps, until there are `max_clusters` clusters (after that
 // clusters only grow). Every cluster keeps the per-dimension minimum and maximum of its members,
 // which bound any member's score from above: sum_d max(q_d * min_d, q_d * max_d). Clusters are
-// visited taking turns from two orders, their members scored exactly: by their mean's score (a
-// crowd of similar blocks), and by an optimistic score q.m + |q|.r, r the per-dimension reach of
-// the members from the mean (a cluster holding one block much more query-like than the rest, which
-// the mean hides). A cluster whose bound cannot beat the current k-th score is skipped; the search
-// stops when every cluster was visited or skipped (then the result IS the exact top-k), or when
-// `max_scored` blocks were scored / `max_groups` clusters visited (approximate, bounded work).
+// visited from two orders, their members scored exactly: three of every four visits by an
+// estimate of the cluster's best member, q.m + 0.1 |q|.r (m the mean, r the per-dimension reach of
+// the members from it: a crowd of blocks like the query), the fourth by the optimistic score
+// q.m + |q|.r, which no member exceeds (a cluster holding one block much more query-like than the
+// rest, which the mean hides). A cluster whose bound cannot beat the current k-th score is skipped;
+// the search stops when every cluster was visited or skipped (then the result IS the exact top-k),
+// or when `max_scored` blocks were scored / `max_groups` clusters visited (approximate, bounded
+// work).
 //
 // Storage. What the search reads for every query is in RAM: the cluster means and reaches as
 // bytes (a scale per dimension), in tiles of 64 clusters, so that one pass of integer
@@ -172,7 +174,7 @@ class BlockIndex {
   mutable std::vector<int8_t> q8_;
   mutable std::vector<int32_t> dots_;
   struct Queue;                        // clusters best first by one of their scores
-  mutable std::vector<Queue> queues_;  // by mean score, by optimistic score
+  mutable std::vector<Queue> queues_;  // by estimated best member, by optimistic score
   mutable std::vector<uint8_t> taken_;
   mutable std::vector<const uint16_t*> rows_;
   mutable std::vector<Entry> heap_;

@@ -46,15 +46,6 @@ struct ContextMemory::Layer {
 // this many times topk.
 constexpr int64_t kPoolPerTopk = 4;
 
-BudgetShare share_budget(size_t mem_budget, int n_layer) {
-  if (mem_budget == 0) return {};
-  const size_t per_layer = std::max<size_t>(2, mem_budget / static_cast<size_t>(n_layer));
-  BudgetShare s;
-  s.pages = per_layer / 3 + 1;
-  s.blocks = per_layer - s.pages;
-  return s;
-}
-
 namespace {
 
 // Bytes of blocks one decoding step reads in a layer (the topk blocks), and of the index's
@@ -81,13 +72,26 @@ size_t one_step_bytes(const ContextMemoryOptions& o, const MemoryDims& dims) {
 
 }  // namespace
 
+BudgetShare share_budget(size_t mem_budget, const ContextMemoryOptions& o, const MemoryDims& dims) {
+  if (mem_budget == 0) return {};
+  const size_t per_layer = std::max<size_t>(2, mem_budget / static_cast<size_t>(dims.n_layer));
+  const StepBytes b = step_bytes(o, dims);
+  const double pages_part =
+      static_cast<double>(b.scored) / static_cast<double>(std::max<size_t>(1, b.scored + b.blocks));
+  BudgetShare s;
+  s.pages = std::clamp<size_t>(static_cast<size_t>(static_cast<double>(per_layer) * pages_part), 1,
+                               per_layer - 1);
+  s.blocks = per_layer - s.pages;
+  return s;
+}
+
 size_t default_mem_budget(const ContextMemoryOptions& o, const MemoryDims& dims) {
   return std::max<size_t>(size_t{64} << 20, 2 * one_step_bytes(o, dims));
 }
 
 std::string budget_warning(const ContextMemoryOptions& o, const MemoryDims& dims) {
   if (!o.infllm || o.store.mem_budget == 0) return "";
-  const BudgetShare s = share_budget(o.store.mem_budget, dims.n_layer);
+  const BudgetShare s = share_budget(o.store.mem_budget, o, dims);
   const size_t block =
       2 * static_cast<size_t>(o.block_size * dims.attn.n_head_kv * dims.attn.head_dim) *
       sizeof(float);
@@ -148,8 +152,8 @@ ContextMemory::ContextMemory(const MemoryDims& dims, const ContextMemoryOptions&
   opt_.store.tokens_per_block = opt_.block_size;
   opt_.store.row_floats = dims_.attn.n_head_kv * dims_.attn.head_dim;
   if (opt_.store.mem_budget > 0) {
-    // Per layer; a third of it for the index's pages of representatives, the rest for blocks.
-    const BudgetShare share = share_budget(opt_.store.mem_budget, dims_.n_layer);
+    // Per layer, shared between the index's pages of representatives and the blocks.
+    const BudgetShare share = share_budget(opt_.store.mem_budget, opt_, dims_);
     index_budget_bytes_ = share.pages;
     opt_.store.mem_budget = share.blocks;
   }

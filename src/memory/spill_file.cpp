@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "kernels/dispatch.h"
 #include "kernels/quant.h"
 
 namespace lc {
@@ -124,8 +125,11 @@ void SpillFile::read(uint64_t offset, int64_t n, float* kv, std::vector<uint8_t>
     }
     done += static_cast<size_t>(r);
   }
-  if (type_ != TensorType::F32)
-    dequantize_row_ref(type_, dst, kv, rows_per_token_ * n * row_floats_);
+  const int64_t floats = rows_per_token_ * n * row_floats_;
+  if (type_ == TensorType::F16)
+    kernels().f16_to_f32(reinterpret_cast<const uint16_t*>(dst), kv, floats);
+  else if (type_ != TensorType::F32)
+    dequantize_row_ref(type_, dst, kv, floats);
 }
 
 void SpillFile::reset() {
