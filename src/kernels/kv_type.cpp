@@ -5,7 +5,6 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "core/fp16.h"
 #include "core/thread_pool.h"
 #include "kernels/dispatch.h"
 #include "kernels/quant.h"

@@ -55,10 +55,10 @@ struct ContextMemoryOptions {
 // representatives and the blocks, in proportion to what one decoding step reads of each (the
 // representatives a search may score, the topk blocks; bytes; 0 = no limit). A step's searches
 // revisit the clusters of the steps before it and its blocks are often the ones the steps before
-// it attended, so RAM goes where a step reads most. At 1M tokens of natural text
-// (passkey-llama-tiny, 64 MiB) a third for the pages read 10.1 blocks and 27.3 pages of 16
-// representatives back per decoding step, 368 KiB; the share by what a step reads (0.77 for the
-// pages) 17.5 blocks and 10.1 pages, 191 KiB.
+// it attended, so RAM goes where a step reads most. Decoding 1,024 greedy tokens from a saved 1M
+// session of natural text (passkey-llama-tiny, 64 MiB), a third for the pages read 5.8 blocks and
+// 27.9 pages of 16 representatives back per token, 358 KiB; the share by what a step reads (0.77
+// for the pages) 13.8 blocks and 6.5 pages, 134 KiB.
 struct BudgetShare {
   size_t blocks = 0, pages = 0;
 };

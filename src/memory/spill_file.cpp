@@ -10,7 +10,7 @@
 #include <utility>
 
 #include "core/error.h"
-#include "kernels/dispatch.h"
+#include "kernels/kv_type.h"
 #include "kernels/quant.h"
 
 namespace lc {
@@ -125,11 +125,9 @@ void SpillFile::read(uint64_t offset, int64_t n, float* kv, std::vector<uint8_t>
     }
     done += static_cast<size_t>(r);
   }
-  const int64_t floats = rows_per_token_ * n * row_floats_;
-  if (type_ == TensorType::F16)
-    kernels().f16_to_f32(reinterpret_cast<const uint16_t*>(dst), kv, floats);
-  else if (type_ != TensorType::F32)
-    dequantize_row_ref(type_, dst, kv, floats);
+  if (type_ != TensorType::F32)
+    kv_to_f32(type_ == TensorType::F16 ? KvType::F16 : KvType::Q8_0, dst, kv,
+              rows_per_token_ * n * row_floats_);
 }
 
 void SpillFile::reset() {
