@@ -72,7 +72,10 @@ void put16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
 
 // Random bytes for every quant and scale bit, with the f16 / f32 scale fields overwritten by
 // modest random values (so that every pattern of nibbles, high bits and sub-block scales occurs).
-std::vector<uint8_t> random_rows(TensorType t, int64_t n_out, int64_t n_in, std::mt19937& rng) {
+// fill >= 0: every quant byte is fill instead (the K formats' sub-block scales their largest), for
+// rows whose quants all sit at one end of their range.
+std::vector<uint8_t> random_rows(TensorType t, int64_t n_out, int64_t n_in, std::mt19937& rng,
+                                 int fill = -1) {
   const TensorTypeInfo& ti = tensor_type_info(t);
   const size_t rb = static_cast<size_t>(row_bytes(ti, n_in));
   std::vector<uint8_t> w(rb * static_cast<size_t>(n_out));
@@ -87,7 +90,7 @@ std::vector<uint8_t> random_rows(TensorType t, int64_t n_out, int64_t n_in, std:
     return w;
   }
   std::uniform_int_distribution<int> byte(0, 255);
-  for (auto& b : w) b = static_cast<uint8_t>(byte(rng));
+  for (auto& b : w) b = static_cast<uint8_t>(fill >= 0 ? fill : byte(rng));
   std::uniform_real_distribution<float> scale(0.002f, 0.05f), sign(-1.0f, 1.0f);
   auto h = [&](float lo_mult) { return f32_to_fp16(scale(rng) * lo_mult); };
   const size_t bs = static_cast<size_t>(ti.type_size);
@@ -108,6 +111,7 @@ std::vector<uint8_t> random_rows(TensorType t, int64_t n_out, int64_t n_in, std:
       case TensorType::Q5_K:
         put16(p, h(0.1f));
         put16(p + 2, h(0.1f));
+        if (fill >= 0) std::fill(p + 4, p + 4 + kKScaleBytes, uint8_t{0xFF});
         break;
       case TensorType::Q2_K:
         put16(p + 80, h(1.0f));
@@ -118,6 +122,7 @@ std::vector<uint8_t> random_rows(TensorType t, int64_t n_out, int64_t n_in, std:
         break;
       case TensorType::Q6_K:
         put16(p + 208, h(0.01f));
+        if (fill >= 0) std::fill(p + 192, p + 208, uint8_t{0x7F});
         break;
       case TensorType::Q8_K: {
         const float d = scale(rng);
@@ -256,9 +261,10 @@ TEST(Matmul, TokenChunksAndRowTailsOnLargerShapes) {
 
 TEST(Matmul, PanelKernelRowAndTokenTailsEveryBlockType) {
   // Many tokens take the panel kernel where there is one (AVX-512: rows in panels of 16, tokens
-  // in groups of 6; AVX512_BF16 for F16 / BF16: blocks of up to 4 panels, tokens in groups of 6):
-  // 53 rows are a pair of panels, one panel and 5 rows of tail; 8, 13 and 23 tokens leave every
-  // remainder of a token group.
+  // in groups of 6; AVX512_BF16 for F16 / BF16: blocks of up to 4 panels, tokens in groups of 6;
+  // AVX2: panels of 8 rows, tokens in groups of 4): 53 rows are a pair of panels, one panel and 5
+  // rows of tail (AVX2: 6 panels and 5 rows); 8, 13 and 23 tokens leave every remainder of a
+  // token group.
   IsaGuard guard;
   std::mt19937 rng(2024);
   for (Isa isa : supported_isas()) {
@@ -267,6 +273,44 @@ TEST(Matmul, PanelKernelRowAndTokenTailsEveryBlockType) {
          {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_0,
           TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K, TensorType::F16, TensorType::BF16})
       for (int64_t n_tok : {8, 13, 23}) check_matmul(isa, t, 512, 53, n_tok, rng);
+  }
+}
+
+TEST(Matmul, QuantsAtTheEndsOfTheirRangeDoNotOverflowIntegerSums) {
+  // Every quant at its smallest or largest value and every activation at +-127 (a constant input):
+  // the largest integer partial sums the kernels form (16-bit pair sums before they are widened).
+  IsaGuard guard;
+  std::mt19937 rng(77);
+  KernelScratch scratch;
+  for (Isa isa : supported_isas()) {
+    set_isa(isa);
+    for (TensorType t : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1,
+                         TensorType::Q8_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K})
+      for (int fill : {0x00, 0xFF, 0x80, 0x7F})
+        for (float xv : {1.0f, -1.0f})
+          for (int64_t n_tok : {1, 3, 8}) {
+            SCOPED_TRACE(std::string(isa_name(isa)) + " " + std::string(tensor_type_info(t).name) +
+                         " fill " + std::to_string(fill) + " x " + std::to_string(xv) + " tokens " +
+                         std::to_string(n_tok));
+            const int64_t n_in = 512, n_out = 16;
+            const auto wb = random_rows(t, n_out, n_in, rng, fill);
+            WeightMatrix w{t, n_in, n_out, wb.data(),
+                           static_cast<size_t>(row_bytes(tensor_type_info(t), n_in))};
+            const std::vector<float> x(static_cast<size_t>(n_tok * n_in), xv);
+            std::vector<float> y(static_cast<size_t>(n_tok * n_out));
+            matmul(w, x.data(), n_tok, y.data(), scratch);
+            std::vector<float> wr(static_cast<size_t>(n_in));
+            for (int64_t o = 0; o < n_out; ++o) {
+              dequantize_row_ref(t, w.row(o), wr.data(), n_in);
+              double ref = 0, mag = 0;
+              for (float v : wr) {
+                ref += static_cast<double>(v) * xv;
+                mag += std::fabs(v);
+              }
+              for (int64_t k = 0; k < n_tok; ++k)
+                ASSERT_NEAR(y[k * n_out + o], ref, 1e-4 * mag + 1e-30) << "row " << o;
+            }
+          }
   }
 }
 

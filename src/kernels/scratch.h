@@ -44,7 +44,8 @@ struct MatmulRowScratch {
   std::vector<float> m32;            // their mins per 32 elements
   std::vector<uint8_t> pq[kPanels];  // packed panels
   std::vector<float> pd[kPanels], pm[kPanels];
-  std::vector<int32_t> pb[kPanels];  // integer bias of the Q6_K panels
+  std::vector<int32_t> pb[kPanels];  // integer bias of the Q6_K panels (AVX2: of every panel)
+  std::vector<uint8_t> act_u;        // AVX2 panels: the quantized activations + 128
   size_t bytes() const;
 };
 

@@ -1,9 +1,11 @@
 // The AVX2 kernel table (AVX2 + FMA + F16C). Every function here carries the target attribute
 // (LC_TARGET) and is only reached after dispatch.cpp checked the CPU.
 //
-// Integer matmul: weights unpacked to signed int8 (simd_x86_matmul.h); VPMADDUBSW wants u8 x s8,
-// so each product uses |w| and the activation with w's sign moved onto it (no overflow: 2 * 128 *
-// 127 < 32768). Block results are scaled in f32.
+// Integer matmul: one token decodes the blocks straight into registers (simd_avx2_matvec.h); many
+// tokens multiply panels of 8 repacked rows (simd_avx2_panel.h); rows outside whole panels and a
+// few tokens use row-major tiles of weights unpacked to signed int8 (simd_x86_matmul.h). VPMADDUBSW
+// wants u8 x s8, so there each product uses |w| and the activation with w's sign moved onto it (no
+// overflow: 2 * 128 * 127 < 32768). Block results are scaled in f32.
 #include "core/fp16.h"
 #include "kernels/dispatch.h"
 
@@ -12,10 +14,12 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <new>
+#include <utility>
 
 #include "core/error.h"
 #include "kernels/quant_blocks.h"
@@ -279,10 +283,12 @@ LC_TARGET float scores1(const float* q, const float* k, int64_t stride, int64_t 
   int64_t j = 0;
   for (; j + 8 <= n; j += 8) {
     __m256 acc[8];
+#pragma GCC unroll 16
     for (int jj = 0; jj < 8; ++jj) acc[jj] = _mm256_setzero_ps();
     for (int64_t c = 0; c < nc; ++c) {
       const __m256i m = c == nc - 1 ? tail : full;
       const __m256 qv = _mm256_maskload_ps(q + 8 * c, m);
+#pragma GCC unroll 16
       for (int jj = 0; jj < 8; ++jj)
         acc[jj] =
             _mm256_fmadd_ps(qv, _mm256_maskload_ps(k + (j + jj) * stride + 8 * c, m), acc[jj]);
@@ -310,15 +316,18 @@ LC_TARGET inline void accum_chunks(const float* p, const float* v, int64_t strid
                                    float* acc, __m256i last) {
   __m256 a[C];
   __m256i m[C];
+#pragma GCC unroll 16
   for (int c = 0; c < C; ++c) {
     m[c] = c == C - 1 ? last : _mm256_set1_epi32(-1);
     a[c] = _mm256_maskload_ps(acc + 8 * c, m[c]);
   }
   for (int64_t j = 0; j < n; ++j) {
     const __m256 pj = _mm256_set1_ps(p[j]);
+#pragma GCC unroll 16
     for (int c = 0; c < C; ++c)
       a[c] = _mm256_fmadd_ps(pj, _mm256_maskload_ps(v + j * stride + 8 * c, m[c]), a[c]);
   }
+#pragma GCC unroll 16
   for (int c = 0; c < C; ++c) _mm256_maskstore_ps(acc + 8 * c, m[c], a[c]);
 }
 
@@ -356,39 +365,73 @@ LC_TARGET void accum1(const float* p, const float* v, int64_t stride, int64_t n,
   }
 }
 
-// Transposed keys: one query row x 32 keys (4 vectors of 8) per pass over the head's elements.
+// Transposed keys: R (<= 4) query rows x 16 keys (2 vectors of 8) per pass over the head's
+// elements, so that each key vector loaded serves every row; the last keys of the tile masked.
+template <int R>
+LC_TARGET void scores_kt_rows(const float* q, int64_t q_hs, const float* kt, int64_t ld, int64_t n,
+                              int64_t hd, float scale, float* s, int64_t ns, float* mx) {
+  const __m256 vs = _mm256_set1_ps(scale);
+  const __m256 ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  __m256 vmax[R];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) vmax[r] = ninf;
+  for (int64_t j = 0; j < n; j += 16) {
+    const bool whole = j + 16 <= n;
+    const __m256i m0 = lanes(n - j), m1 = lanes(n - j - 8);
+    __m256 a[R][2];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) a[r][0] = a[r][1] = _mm256_setzero_ps();
+    for (int64_t e = 0; e < hd; ++e) {
+      const float* kr = kt + e * ld + j;
+      const __m256 k0 = whole ? _mm256_loadu_ps(kr) : _mm256_maskload_ps(kr, m0);
+      const __m256 k1 = whole ? _mm256_loadu_ps(kr + 8) : _mm256_maskload_ps(kr + 8, m1);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        const __m256 qe = _mm256_broadcast_ss(q + r * q_hs + e);
+        a[r][0] = _mm256_fmadd_ps(qe, k0, a[r][0]);
+        a[r][1] = _mm256_fmadd_ps(qe, k1, a[r][1]);
+      }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m256 v0 = _mm256_mul_ps(a[r][0], vs), v1 = _mm256_mul_ps(a[r][1], vs);
+      float* sr = s + r * ns + j;
+      if (whole) {
+        _mm256_storeu_ps(sr, v0);
+        _mm256_storeu_ps(sr + 8, v1);
+        vmax[r] = _mm256_max_ps(vmax[r], _mm256_max_ps(v0, v1));
+      } else {
+        _mm256_maskstore_ps(sr, m0, v0);
+        _mm256_maskstore_ps(sr + 8, m1, v1);
+        vmax[r] = _mm256_max_ps(vmax[r], _mm256_blendv_ps(ninf, v0, _mm256_castsi256_ps(m0)));
+        vmax[r] = _mm256_max_ps(vmax[r], _mm256_blendv_ps(ninf, v1, _mm256_castsi256_ps(m1)));
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) mx[r] = hmax(vmax[r]);
+}
+
 LC_TARGET void attn_scores_kt(const float* q, int64_t q_hs, int64_t n_heads, const float* kt,
                               int64_t ld, int64_t n, int64_t hd, float scale, float* s, int64_t ns,
                               float* mx) {
-  const __m256 vs = _mm256_set1_ps(scale);
-  for (int64_t h = 0; h < n_heads; ++h) {
-    const float* qh = q + h * q_hs;
-    float* sh = s + h * ns;
-    float m = -std::numeric_limits<float>::infinity();
-    for (int64_t j = 0; j < n; j += 32) {
-      __m256i mk[4];
-      for (int v = 0; v < 4; ++v) mk[v] = lanes(n - j - 8 * v);
-      __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                     _mm256_setzero_ps()};
-      for (int64_t e = 0; e < hd; ++e) {
-        const __m256 qe = _mm256_set1_ps(qh[e]);
-        const float* kr = kt + e * ld + j;
-        for (int v = 0; v < 4; ++v)
-          if (n - j - 8 * v > 0)
-            a[v] = _mm256_fmadd_ps(qe, _mm256_maskload_ps(kr + 8 * v, mk[v]), a[v]);
-      }
-      for (int v = 0; v < 4; ++v) {
-        const int64_t left = n - j - 8 * v;
-        if (left <= 0) break;
-        alignas(32) float t[8];
-        _mm256_store_ps(t, _mm256_mul_ps(a[v], vs));
-        for (int64_t i = 0; i < std::min<int64_t>(8, left); ++i) {
-          sh[j + 8 * v + i] = t[i];
-          m = std::max(m, t[i]);
-        }
-      }
+  for (int64_t h0 = 0; h0 < n_heads; h0 += 4) {
+    const float* qh = q + h0 * q_hs;
+    float* sh = s + h0 * ns;
+    switch (std::min<int64_t>(4, n_heads - h0)) {
+      case 1:
+        scores_kt_rows<1>(qh, q_hs, kt, ld, n, hd, scale, sh, ns, mx + h0);
+        break;
+      case 2:
+        scores_kt_rows<2>(qh, q_hs, kt, ld, n, hd, scale, sh, ns, mx + h0);
+        break;
+      case 3:
+        scores_kt_rows<3>(qh, q_hs, kt, ld, n, hd, scale, sh, ns, mx + h0);
+        break;
+      default:
+        scores_kt_rows<4>(qh, q_hs, kt, ld, n, hd, scale, sh, ns, mx + h0);
+        break;
     }
-    mx[h] = m;
   }
 }
 
@@ -400,9 +443,94 @@ LC_TARGET void attn_scores(const float* q, int64_t q_hs, int64_t n_heads, const 
     mx[h] = scores1(q + h * q_hs, k, stride, n, hd, scale, s + h * ns);
 }
 
+// 8 floats at x, or (kMask) the lanes of m only.
+template <bool kMask>
+LC_TARGET inline __m256 load_part(const float* x, __m256i m) {
+  if constexpr (kMask) return _mm256_maskload_ps(x, m);
+  (void)m;
+  return _mm256_loadu_ps(x);
+}
+template <bool kMask>
+LC_TARGET inline void store_part(float* x, __m256 y, __m256i m) {
+  if constexpr (kMask)
+    _mm256_maskstore_ps(x, m, y);
+  else
+    _mm256_storeu_ps(x, y);
+  (void)m;
+}
+
+// H (<= 4) heads x C (<= 2) vectors of 8 dims of acc in registers while every value row goes
+// past, so each value vector loaded serves every head; last: the lanes of the last vector (kTail:
+// fewer than 8).
+template <int H, int C, bool kTail>
+LC_TARGET void accum_heads(const float* p, int64_t ns, const float* v, int64_t stride, int64_t n,
+                           float* acc, int64_t acc_hs, __m256i last) {
+  __m256 a0[H], a1[H];
+  // Only the last vector of a tail is masked.
+  constexpr bool kMask0 = kTail && C == 1, kMask1 = kTail && C == 2;
+#pragma GCC unroll 4
+  for (int h = 0; h < H; ++h) {
+    a0[h] = load_part<kMask0>(acc + h * acc_hs, last);
+    a1[h] = C == 2 ? load_part<kMask1>(acc + h * acc_hs + 8, last) : _mm256_setzero_ps();
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    const float* vj = v + j * stride;
+    const __m256 v0 = load_part<kMask0>(vj, last);
+    const __m256 v1 = C == 2 ? load_part<kMask1>(vj + 8, last) : _mm256_setzero_ps();
+#pragma GCC unroll 4
+    for (int h = 0; h < H; ++h) {
+      const __m256 pj = _mm256_broadcast_ss(p + h * ns + j);
+      a0[h] = _mm256_fmadd_ps(pj, v0, a0[h]);
+      if constexpr (C == 2) a1[h] = _mm256_fmadd_ps(pj, v1, a1[h]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int h = 0; h < H; ++h) {
+    store_part<kMask0>(acc + h * acc_hs, a0[h], last);
+    if constexpr (C == 2) store_part<kMask1>(acc + h * acc_hs + 8, a1[h], last);
+  }
+}
+
+template <int H>
+LC_TARGET void accum_dims(const float* p, int64_t ns, const float* v, int64_t stride, int64_t n,
+                          int64_t hd, float* acc, int64_t acc_hs) {
+  for (int64_t e = 0; e < hd; e += 16) {
+    const int64_t left = hd - e;
+    if (left >= 16)
+      accum_heads<H, 2, false>(p, ns, v + e, stride, n, acc + e, acc_hs, lanes(8));
+    else if (left > 8)
+      accum_heads<H, 2, true>(p, ns, v + e, stride, n, acc + e, acc_hs, lanes(left - 8));
+    else if (left == 8)
+      accum_heads<H, 1, false>(p, ns, v + e, stride, n, acc + e, acc_hs, lanes(8));
+    else
+      accum_heads<H, 1, true>(p, ns, v + e, stride, n, acc + e, acc_hs, lanes(left));
+  }
+}
+
 LC_TARGET void attn_accum(const float* p, int64_t ns, int64_t n_heads, const float* v,
                           int64_t stride, int64_t n, int64_t hd, float* acc, int64_t acc_hs) {
-  for (int64_t h = 0; h < n_heads; ++h) accum1(p + h * ns, v, stride, n, hd, acc + h * acc_hs);
+  if (hd == 8) {
+    for (int64_t h = 0; h < n_heads; ++h) accum1(p + h * ns, v, stride, n, hd, acc + h * acc_hs);
+    return;
+  }
+  for (int64_t h0 = 0; h0 < n_heads; h0 += 4) {
+    const float* ph = p + h0 * ns;
+    float* ah = acc + h0 * acc_hs;
+    switch (std::min<int64_t>(4, n_heads - h0)) {
+      case 1:
+        accum_dims<1>(ph, ns, v, stride, n, hd, ah, acc_hs);
+        break;
+      case 2:
+        accum_dims<2>(ph, ns, v, stride, n, hd, ah, acc_hs);
+        break;
+      case 3:
+        accum_dims<3>(ph, ns, v, stride, n, hd, ah, acc_hs);
+        break;
+      default:
+        accum_dims<4>(ph, ns, v, stride, n, hd, ah, acc_hs);
+        break;
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -416,6 +544,7 @@ LC_TARGET void quantize_act(const float* x, int64_t n, int8_t* q, float* d, floa
     const float* xb = x + b * kActBlock;
     __m256 v[4];
     __m256 amax = _mm256_setzero_ps();
+#pragma GCC unroll 16
     for (int c = 0; c < 4; ++c) {
       v[c] = _mm256_loadu_ps(xb + 8 * c);
       amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[c]));
@@ -424,6 +553,7 @@ LC_TARGET void quantize_act(const float* x, int64_t n, int8_t* q, float* d, floa
     const float id = db != 0 ? 1.0f / db : 0.0f;
     const __m256 vid = _mm256_set1_ps(id);
     __m256i iv[4];
+#pragma GCC unroll 16
     for (int c = 0; c < 4; ++c)
       iv[c] = _mm256_cvtps_epi32(_mm256_max_ps(_mm256_min_ps(_mm256_mul_ps(v[c], vid), hi), lo));
     const __m256i sum4 =
@@ -453,19 +583,24 @@ LC_TARGET void qtile(const int8_t* const* wq, const float* const* ws, const ActQ
   const int64_t nb32 = a.n_in / kActBlock;
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[R][T];
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
     for (int j = 0; j < T; ++j) acc[r][j] = _mm256_setzero_ps();
   for (int64_t i = 0; i < kn; i += 32) {
     __m256i at[T];
     __m256 da[T];
+#pragma GCC unroll 16
     for (int j = 0; j < T; ++j) {
       at[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + (t + j) * a.n_in + k0 + i));
       da[j] = _mm256_broadcast_ss(a.d + (t + j) * nb32 + (k0 + i) / kActBlock);
     }
+#pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq[r] + i));
       const __m256i aw = _mm256_abs_epi8(w);
       const __m256 s = _mm256_loadu_ps(ws[r] + i / 4);
+#pragma GCC unroll 16
       for (int j = 0; j < T; ++j) {
         const __m256i p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(at[j], w));
         const __m256i dot = _mm256_madd_epi16(p16, ones);
@@ -473,7 +608,9 @@ LC_TARGET void qtile(const int8_t* const* wq, const float* const* ws, const ActQ
       }
     }
   }
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
     for (int j = 0; j < T; ++j) out[r * kQT + j] = hsum(acc[r][j]);
 }
 
@@ -493,7 +630,7 @@ QTileFn qtile_fn(int nr, int nt) {
   }
 }
 
-constexpr int kFR = 4, kFT = 2;
+constexpr int kFR = 4, kFT = 3;
 constexpr int64_t kKCF = 1024;  // f32-path K chunk: partial sums are reduced at its multiples
 
 // out[i * kFT + j] = dot of weight row r + i with activation row t + j (x rows n_in apart) over
@@ -536,25 +673,34 @@ LC_TARGET void ftile(const WeightMatrix& w, int64_t r, const float* x, int64_t t
                      int64_t kn, float* out) {
   const int64_t n = w.n_in;
   const uint8_t* rows[R];
+#pragma GCC unroll 16
   for (int i = 0; i < R; ++i) {
     rows[i] = w.row(r + i);
+#pragma GCC unroll 16
     for (int j = 0; j < T; ++j) out[i * kFT + j] = 0.0f;
   }
   for (int64_t c0 = k0; c0 < k0 + kn; c0 += kKCF) {
     const int64_t c1 = std::min(k0 + kn, c0 + kKCF);
     __m256 acc[R][T];
+#pragma GCC unroll 16
     for (int i = 0; i < R; ++i)
+#pragma GCC unroll 16
       for (int j = 0; j < T; ++j) acc[i][j] = _mm256_setzero_ps();
     int64_t e = c0;
     for (; e + 8 <= c1; e += 8) {
       __m256 xv[T];
+#pragma GCC unroll 16
       for (int j = 0; j < T; ++j) xv[j] = _mm256_loadu_ps(x + (t + j) * n + e);
+#pragma GCC unroll 16
       for (int i = 0; i < R; ++i) {
         const __m256 wv = wload<TY>(rows[i], e);
+#pragma GCC unroll 16
         for (int j = 0; j < T; ++j) acc[i][j] = _mm256_fmadd_ps(wv, xv[j], acc[i][j]);
       }
     }
+#pragma GCC unroll 16
     for (int i = 0; i < R; ++i)
+#pragma GCC unroll 16
       for (int j = 0; j < T; ++j) {
         float v = hsum(acc[i][j]);
         for (int64_t k = e; k < c1; ++k) v += welem<TY>(rows[i], k) * x[(t + j) * n + k];
@@ -564,7 +710,7 @@ LC_TARGET void ftile(const WeightMatrix& w, int64_t r, const float* x, int64_t t
 }
 
 template <TensorType TY, int R>
-constexpr FTileFn kFRow[kFT] = {ftile<TY, R, 1>, ftile<TY, R, 2>};
+constexpr FTileFn kFRow[kFT] = {ftile<TY, R, 1>, ftile<TY, R, 2>, ftile<TY, R, 3>};
 
 template <TensorType TY>
 FTileFn ftile_fn(int nr, int nt) {
@@ -580,14 +726,17 @@ FTileFn ftile_fn(int nr, int nt) {
   }
 }
 
-// No fused single-token kernel here: decode goes through the unpacked tiles too.
-bool matvec_q(const WeightMatrix&, const ActQ8&, int64_t, int64_t, float*) { return false; }
-bool matmul_panel(const WeightMatrix&, const ActQ8&, int64_t, int64_t, int64_t, float*,
-                  MatmulRowScratch&) {
-  return false;
-}
+// Single token: simd_avx2_matvec.h (after the shared part, whose unpacking helpers it uses).
+LC_TARGET bool matvec_q(const WeightMatrix& w, const ActQ8& a, int64_t r0, int64_t r1, float* y);
+// Many tokens: simd_avx2_panel.h.
+LC_TARGET bool matmul_panel(const WeightMatrix& w, const ActQ8& a, int64_t n_tok, int64_t r0,
+                            int64_t r1, float* y, MatmulRowScratch& sc);
 
 #include "kernels/simd_x86_matmul.h"
+
+// After the shared part: they use its unpackers and row-major tiles.
+#include "kernels/simd_avx2_matvec.h"
+#include "kernels/simd_avx2_panel.h"
 
 const KernelTable kTable = {
     Isa::Avx2,

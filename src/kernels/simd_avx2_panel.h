@@ -1,0 +1,292 @@
+// Prefill matmul of the block integer types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K) on
+// AVX2: weight rows repacked into panels of 8 rows, then tiles of one panel x up to kPanelTok
+// tokens accumulate whole blocks in integer lanes before any float work.
+//
+// Why: in the row-major tiles (simd_x86_matmul.h) every 32 elements of one (row, token) cost a
+// sign, a VPMADDUBSW, a VPMADDWD, a convert, a scale and an FMA. In a panel the 32 elements of a
+// block are spread over 8 registers, vector j holding elements [4j, 4j + 4) of the 8 rows (row i at
+// bytes 4i..4i+3), so one block of 8 rows is 8 VPMADDUBSW per token against a broadcast dword of
+// the token's activations, and the convert, scale and FMA are paid once per 8 rows.
+//
+// VPMADDUBSW multiplies unsigned by signed bytes. The panels keep the weights signed (the canonical
+// q of simd_x86_matmul.h) and the activations are biased instead (xq + 128, unsigned), so each
+// product pair is at most 2 * 255 * 32 = 16320 for |q| <= 32 (every type but Q8_0): two of them
+// add in 16 bits before VPMADDWD widens them. The bias comes out through a per-row integer that
+// starts the sum, -128 * (sum of the block's q). Q8_0's quants use the whole byte range: its panels
+// hold |q| and q, and the quants' signs are moved onto the unbiased activations for every product
+// (as the row-major tiles do; measured faster than 16-bit panels multiplied by VPMADDWD, which
+// read twice the bytes). Q6_K has a scale per 16 elements: its two halves are summed apart.
+//
+// Numbers: per (row, token) the blocks are summed in order, each as
+//   acc += d_a * (scale_w * idot) [+ min_w * s_a]     (Q6_K: d_a * (scale_lo * idot_lo + ...))
+// with idot the exact integer product; which panel or tile a row lands in does not change its
+// numbers, so any split of the rows gives the same results.
+//
+// Included by simd_avx2.cpp inside its anonymous namespace, after simd_x86_matmul.h.
+
+constexpr int kPanelRows = 8;
+constexpr int kPanelTok = 4;
+// Fewer tokens than this go through the row-major tiles: repacking costs about what a few tokens
+// of products do.
+constexpr int64_t kPanelMinTok = 8;
+
+// Transposes 8 x 8 dwords: v[j] gets dword j of every v[i] (in lane i).
+LC_TARGET inline void transpose8x8_epi32(__m256i (&v)[8]) {
+  __m256i t[8], u[8];
+#pragma GCC unroll 16
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);
+    t[i + 1] = _mm256_unpackhi_epi32(v[i], v[i + 1]);
+  }
+  for (int g = 0; g < 8; g += 4) {
+    u[g] = _mm256_unpacklo_epi64(t[g], t[g + 2]);
+    u[g + 1] = _mm256_unpackhi_epi64(t[g], t[g + 2]);
+    u[g + 2] = _mm256_unpacklo_epi64(t[g + 1], t[g + 3]);
+    u[g + 3] = _mm256_unpackhi_epi64(t[g + 1], t[g + 3]);
+  }
+#pragma GCC unroll 16
+  for (int j = 0; j < 4; ++j) {
+    v[j] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x20);
+    v[j + 4] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x31);
+  }
+}
+
+// Rows [r, r + 8) of w into panel slot 0 of sc: pq (per block 8 vectors of 32 bytes; Q8_0: then 8
+// more with the signed quants), pd (per block, per half for Q6_K, the 8 rows' scales), pm (mins),
+// pb (per block and half, the 8 rows' integer starting sums).
+LC_TARGET void pack_panel(const WeightMatrix& w, const QType& qt, int64_t r, MatmulRowScratch& sc) {
+  const int64_t n = w.n_in, nb = n / kActBlock;
+  constexpr int64_t kPackChunk = 512;  // a multiple of every block size (32, 256)
+  const int64_t kc_max = std::min(n, kPackChunk);
+  sc.q.resize(static_cast<size_t>(kPanelRows * kc_max));
+  sc.s4.resize(static_cast<size_t>(kPanelRows * kc_max / 4));
+  sc.m32.resize(static_cast<size_t>(kPanelRows * kc_max / 32));
+  const bool q8 = w.type == TensorType::Q8_0;
+  const int halves = w.type == TensorType::Q6_K ? 2 : 1;
+  const int64_t vecs = q8 ? 16 : 8;  // vectors per block
+  sc.pq[0].resize(static_cast<size_t>(nb * vecs * 32));
+  sc.pd[0].resize(static_cast<size_t>(kPanelRows * nb * halves));
+  if (qt.mins) sc.pm[0].resize(static_cast<size_t>(kPanelRows * nb));
+  sc.pb[0].resize(static_cast<size_t>(kPanelRows * nb * 2));
+  for (int64_t k0 = 0; k0 < n; k0 += kPackChunk) {
+    const int64_t kc = std::min(kPackChunk, n - k0);
+#pragma GCC unroll 16
+    for (int i = 0; i < kPanelRows; ++i)
+      qt.unpack(w.row(r + i), k0 / qt.block, kc / qt.block, &sc.q[i * kc], &sc.s4[i * kc / 4],
+                &sc.m32[i * kc / 32]);
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    for (int64_t bc = 0; bc < kc / kActBlock; ++bc) {
+      const int64_t b = k0 / kActBlock + bc;
+      uint8_t* dst = sc.pq[0].data() + b * vecs * 32;
+      // The block's 32 quants of the 8 rows, transposed as 8 x 8 dwords: vector j gets dword j
+      // (elements 4j..4j+3) of every row.
+      __m256i v[8];
+#pragma GCC unroll 16
+      for (int i = 0; i < kPanelRows; ++i)
+        v[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&sc.q[i * kc + 32 * bc]));
+      transpose8x8_epi32(v);
+      __m256i sum[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+#pragma GCC unroll 16
+      for (int j = 0; j < 8; ++j) {
+        if (q8) {
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j * 32), _mm256_abs_epi8(v[j]));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (8 + j) * 32), v[j]);
+        } else {
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j * 32), v[j]);
+          sum[j / 4] = _mm256_add_epi32(
+              sum[j / 4], _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, v[j]), ones16));
+        }
+      }
+      // -128 * (sum of q) per row: of each half for Q6_K, of the block for the other types but
+      // Q8_0 (whose activations are not biased).
+      const __m256i zero = _mm256_setzero_si256();
+      auto* pb = reinterpret_cast<__m256i*>(&sc.pb[0][static_cast<size_t>(b * 2 * kPanelRows)]);
+      if (halves == 2) {
+        _mm256_storeu_si256(pb, _mm256_sub_epi32(zero, _mm256_slli_epi32(sum[0], 7)));
+        _mm256_storeu_si256(pb + 1, _mm256_sub_epi32(zero, _mm256_slli_epi32(sum[1], 7)));
+      } else {
+        const __m256i all = _mm256_add_epi32(sum[0], sum[1]);
+        _mm256_storeu_si256(pb, q8 ? zero : _mm256_sub_epi32(zero, _mm256_slli_epi32(all, 7)));
+        _mm256_storeu_si256(pb + 1, zero);
+      }
+#pragma GCC unroll 16
+      for (int i = 0; i < kPanelRows; ++i) {
+        for (int h = 0; h < halves; ++h)
+          sc.pd[0][static_cast<size_t>((b * halves + h) * kPanelRows + i)] =
+              sc.s4[static_cast<size_t>(i * kc / 4 + 8 * bc + 4 * h)];
+        if (qt.mins)
+          sc.pm[0][static_cast<size_t>(b * kPanelRows + i)] =
+              sc.m32[static_cast<size_t>(i * kc / 32 + bc)];
+      }
+    }
+  }
+}
+
+LC_TARGET inline __m256i bcast_dword(const uint8_t* p) {
+  int32_t x;
+  std::memcpy(&x, p, 4);
+  return _mm256_set1_epi32(x);
+}
+
+// y[t + c, r + lane] for c < C over every block of the panel; au: the activations + 128 (n_in
+// apart per token), used by every type but Q8_0 (kQ8), which reads a.q. G (2, 4 or 8) products of
+// 4 bytes add in 16 bits before VPMADDWD widens them: 2 * 255 * max |q| * G / 2 must stay below
+// 32768 (G = 8 for Q4_0, 4 for Q4_1, Q5_0 and Q4_K, 2 for the others).
+template <int C, bool kMins, bool kHalves, bool kQ8, int G>
+LC_TARGET void panel_tile(const MatmulRowScratch& sc, const ActQ8& a, const uint8_t* au, int64_t t,
+                          int64_t n_out, int64_t r, float* y) {
+  const int64_t n = a.n_in, nb = n / kActBlock;
+  constexpr int kVecs = kQ8 ? 16 : 8;
+  constexpr int kHalf = kHalves ? 2 : 1;
+  const uint8_t* pq = sc.pq[0].data();
+  const float* pd = sc.pd[0].data();
+  const float* pm = kMins ? sc.pm[0].data() : nullptr;
+  const int32_t* pb = sc.pb[0].data();
+  const uint8_t* aq[C];
+  const float* ad[C];
+  const float* as[C];
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) {
+    aq[c] = kQ8 ? reinterpret_cast<const uint8_t*>(a.q + (t + c) * n) : au + (t + c) * n;
+    ad[c] = a.d + (t + c) * nb;
+    as[c] = a.s + (t + c) * nb;
+  }
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[C];
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* wb = pq + b * kVecs * 32;
+    __m256 sum[C];
+    for (int h = 0; h < kHalf; ++h) {
+      __m256i dot[C];
+      const __m256i bias =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb + (2 * b + h) * kPanelRows));
+      __m256i p16[C];
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) dot[c] = bias;
+      constexpr int kJ = kHalves ? 4 : 8;
+      if constexpr (kQ8) {
+#pragma GCC unroll 16
+        for (int j = 0; j < 8; j += 2) {
+          const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + j * 32));
+          const __m256i w1 =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + (j + 1) * 32));
+          const __m256i s0 =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + (8 + j) * 32));
+          const __m256i s1 =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + (9 + j) * 32));
+#pragma GCC unroll 16
+          for (int c = 0; c < C; ++c) {
+            const __m256i p0 =
+                _mm256_maddubs_epi16(w0, _mm256_sign_epi8(bcast_dword(aq[c] + 32 * b + 4 * j), s0));
+            const __m256i p1 = _mm256_maddubs_epi16(
+                w1, _mm256_sign_epi8(bcast_dword(aq[c] + 32 * b + 4 * j + 4), s1));
+            dot[c] = _mm256_add_epi32(
+                dot[c], _mm256_add_epi32(_mm256_madd_epi16(p0, ones), _mm256_madd_epi16(p1, ones)));
+          }
+        }
+      } else {
+#pragma GCC unroll 16
+        for (int j = kJ * h; j < kJ * h + kJ; j += 2) {
+          const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + j * 32));
+          const __m256i w1 =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + (j + 1) * 32));
+#pragma GCC unroll 16
+          for (int c = 0; c < C; ++c) {
+            const __m256i p0 = _mm256_maddubs_epi16(bcast_dword(aq[c] + 32 * b + 4 * j), w0);
+            const __m256i p1 = _mm256_maddubs_epi16(bcast_dword(aq[c] + 32 * b + 4 * j + 4), w1);
+            const __m256i p = _mm256_add_epi16(p0, p1);
+            // G / 2 pairs of products add in 16 bits before they are widened.
+            p16[c] = j % G == 0 ? p : _mm256_add_epi16(p16[c], p);
+            if ((j + 2) % G == 0)
+              dot[c] = _mm256_add_epi32(dot[c], _mm256_madd_epi16(p16[c], ones));
+          }
+        }
+      }
+      const __m256 ws = _mm256_loadu_ps(pd + (b * kHalf + h) * kPanelRows);
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) {
+        const __m256 f = _mm256_cvtepi32_ps(dot[c]);
+        sum[c] = h == 0 ? _mm256_mul_ps(f, ws) : _mm256_fmadd_ps(f, ws, sum[c]);
+      }
+    }
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) {
+      acc[c] = _mm256_fmadd_ps(sum[c], _mm256_broadcast_ss(ad[c] + b), acc[c]);
+      if constexpr (kMins)
+        acc[c] = _mm256_fmadd_ps(_mm256_loadu_ps(pm + b * kPanelRows),
+                                 _mm256_broadcast_ss(as[c] + b), acc[c]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) _mm256_storeu_ps(y + (t + c) * n_out + r, acc[c]);
+}
+
+using PanelTileFn = void (*)(const MatmulRowScratch&, const ActQ8&, const uint8_t*, int64_t,
+                             int64_t, int64_t, float*);
+
+template <bool kMins, bool kHalves, bool kQ8, int G, int... C>
+constexpr std::array<PanelTileFn, sizeof...(C)> panel_tiles(std::integer_sequence<int, C...>) {
+  return {panel_tile<C + 1, kMins, kHalves, kQ8, G>...};
+}
+template <bool kMins, bool kHalves, bool kQ8, int G>
+constexpr auto kPanelTiles =
+    panel_tiles<kMins, kHalves, kQ8, G>(std::make_integer_sequence<int, kPanelTok>());
+
+PanelTileFn panel_tile_fn(int c, TensorType t) {
+  switch (t) {
+    case TensorType::Q4_0:
+      return kPanelTiles<false, false, false, 8>[c - 1];
+    case TensorType::Q5_0:
+      return kPanelTiles<false, false, false, 4>[c - 1];
+    case TensorType::Q4_1:
+    case TensorType::Q4_K:
+      return kPanelTiles<true, false, false, 4>[c - 1];
+    case TensorType::Q5_1:
+    case TensorType::Q5_K:
+      return kPanelTiles<true, false, false, 2>[c - 1];
+    case TensorType::Q6_K:
+      return kPanelTiles<false, true, false, 2>[c - 1];
+    default:
+      LC_CHECK(t == TensorType::Q8_0);
+      return kPanelTiles<false, false, true, 1>[c - 1];
+  }
+}
+
+// Rows [r0, r1) of a product with n_tok tokens; false when the panel kernel does not apply (too
+// few tokens, or a type without a canonical form). Rows past the last whole panel of the matrix
+// (and any row before the first panel boundary of the range) go through the row-major tiles, so
+// that a row's numbers depend only on its index.
+LC_TARGET bool matmul_panel(const WeightMatrix& w, const ActQ8& a, int64_t n_tok, int64_t r0,
+                            int64_t r1, float* y, MatmulRowScratch& sc) {
+  const QType qt = qtype_of(w.type);
+  if (n_tok < kPanelMinTok || qt.unpack == nullptr || w.n_in % kActBlock != 0) return false;
+  const int64_t pend = w.n_out / kPanelRows * kPanelRows;
+  const int64_t a0 = std::min(r1, (r0 + kPanelRows - 1) / kPanelRows * kPanelRows);
+  const int64_t a1 = std::max(a0, std::min(r1, pend));
+  if (a0 > r0) matmul_q_rows(w, qt, a, n_tok, r0, a0, y, sc);
+  if (a1 > a0) {
+    // The activations + 128, as unsigned bytes (every type but Q8_0 multiplies these).
+    const int64_t total = n_tok * a.n_in;
+    uint8_t* au = nullptr;
+    if (w.type != TensorType::Q8_0) {
+      sc.act_u.resize(static_cast<size_t>(total));
+      au = sc.act_u.data();
+      const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+      for (int64_t e = 0; e < total; e += 32)  // n_in is a multiple of 32
+        _mm256_storeu_si256(
+            reinterpret_cast<__m256i*>(au + e),
+            _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + e)), flip));
+    }
+    for (int64_t r = a0; r < a1; r += kPanelRows) {
+      pack_panel(w, qt, r, sc);
+      for (int64_t t = 0; t < n_tok; t += kPanelTok) {
+        const int c = static_cast<int>(std::min<int64_t>(kPanelTok, n_tok - t));
+        panel_tile_fn(c, w.type)(sc, a, au, t, w.n_out, r, y);
+      }
+    }
+  }
+  if (r1 > a1) matmul_q_rows(w, qt, a, n_tok, a1, r1, y, sc);
+  return true;
+}
