@@ -412,27 +412,17 @@ LC_TARGET void scores_kt_rows(const float* q, int64_t q_hs, const float* kt, int
   for (int r = 0; r < R; ++r) mx[r] = hmax(vmax[r]);
 }
 
+using ScoresKtFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, int64_t, float,
+                            float*, int64_t, float*);
+constexpr ScoresKtFn kScoresKt[4] = {scores_kt_rows<1>, scores_kt_rows<2>, scores_kt_rows<3>,
+                                     scores_kt_rows<4>};
+
 LC_TARGET void attn_scores_kt(const float* q, int64_t q_hs, int64_t n_heads, const float* kt,
                               int64_t ld, int64_t n, int64_t hd, float scale, float* s, int64_t ns,
                               float* mx) {
-  for (int64_t h0 = 0; h0 < n_heads; h0 += 4) {
-    const float* qh = q + h0 * q_hs;
-    float* sh = s + h0 * ns;
-    switch (std::min<int64_t>(4, n_heads - h0)) {
-      case 1:
-        scores_kt_rows<1>(qh, q_hs, kt, ld, n, hd, scale, sh, ns, mx + h0);
-        break;
-      case 2:
-        scores_kt_rows<2>(qh, q_hs, kt, ld, n, hd, scale, sh, ns, mx + h0);
-        break;
-      case 3:
-        scores_kt_rows<3>(qh, q_hs, kt, ld, n, hd, scale, sh, ns, mx + h0);
-        break;
-      default:
-        scores_kt_rows<4>(qh, q_hs, kt, ld, n, hd, scale, sh, ns, mx + h0);
-        break;
-    }
-  }
+  for (int64_t h0 = 0; h0 < n_heads; h0 += 4)
+    kScoresKt[std::min<int64_t>(4, n_heads - h0) - 1](q + h0 * q_hs, q_hs, kt, ld, n, hd, scale,
+                                                      s + h0 * ns, ns, mx + h0);
 }
 
 // The query heads of a KV head one after the other (the keys of a tile stay in cache).
@@ -507,30 +497,19 @@ LC_TARGET void accum_dims(const float* p, int64_t ns, const float* v, int64_t st
   }
 }
 
+using AccumFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, int64_t, float*,
+                         int64_t);
+constexpr AccumFn kAccum[4] = {accum_dims<1>, accum_dims<2>, accum_dims<3>, accum_dims<4>};
+
 LC_TARGET void attn_accum(const float* p, int64_t ns, int64_t n_heads, const float* v,
                           int64_t stride, int64_t n, int64_t hd, float* acc, int64_t acc_hs) {
   if (hd == 8) {
     for (int64_t h = 0; h < n_heads; ++h) accum1(p + h * ns, v, stride, n, hd, acc + h * acc_hs);
     return;
   }
-  for (int64_t h0 = 0; h0 < n_heads; h0 += 4) {
-    const float* ph = p + h0 * ns;
-    float* ah = acc + h0 * acc_hs;
-    switch (std::min<int64_t>(4, n_heads - h0)) {
-      case 1:
-        accum_dims<1>(ph, ns, v, stride, n, hd, ah, acc_hs);
-        break;
-      case 2:
-        accum_dims<2>(ph, ns, v, stride, n, hd, ah, acc_hs);
-        break;
-      case 3:
-        accum_dims<3>(ph, ns, v, stride, n, hd, ah, acc_hs);
-        break;
-      default:
-        accum_dims<4>(ph, ns, v, stride, n, hd, ah, acc_hs);
-        break;
-    }
-  }
+  for (int64_t h0 = 0; h0 < n_heads; h0 += 4)
+    kAccum[std::min<int64_t>(4, n_heads - h0) - 1](p + h0 * ns, ns, v, stride, n, hd,
+                                                   acc + h0 * acc_hs, acc_hs);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -56,11 +56,6 @@ LC_TARGET inline void transpose8x8_epi32(__m256i (&v)[8]) {
 // pb (per block and half, the 8 rows' integer starting sums).
 LC_TARGET void pack_panel(const WeightMatrix& w, const QType& qt, int64_t r, MatmulRowScratch& sc) {
   const int64_t n = w.n_in, nb = n / kActBlock;
-  constexpr int64_t kPackChunk = 512;  // a multiple of every block size (32, 256)
-  const int64_t kc_max = std::min(n, kPackChunk);
-  sc.q.resize(static_cast<size_t>(kPanelRows * kc_max));
-  sc.s4.resize(static_cast<size_t>(kPanelRows * kc_max / 4));
-  sc.m32.resize(static_cast<size_t>(kPanelRows * kc_max / 32));
   const bool q8 = w.type == TensorType::Q8_0;
   const int halves = w.type == TensorType::Q6_K ? 2 : 1;
   const int64_t vecs = q8 ? 16 : 8;  // vectors per block
@@ -70,10 +65,7 @@ LC_TARGET void pack_panel(const WeightMatrix& w, const QType& qt, int64_t r, Mat
   sc.pb[0].resize(static_cast<size_t>(kPanelRows * nb * 2));
   for (int64_t k0 = 0; k0 < n; k0 += kPackChunk) {
     const int64_t kc = std::min(kPackChunk, n - k0);
-#pragma GCC unroll 16
-    for (int i = 0; i < kPanelRows; ++i)
-      qt.unpack(w.row(r + i), k0 / qt.block, kc / qt.block, &sc.q[i * kc], &sc.s4[i * kc / 4],
-                &sc.m32[i * kc / 32]);
+    unpack_chunk(w, qt, r, kPanelRows, k0, kc, sc);
     const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
     for (int64_t bc = 0; bc < kc / kActBlock; ++bc) {
       const int64_t b = k0 / kActBlock + bc;
@@ -262,9 +254,8 @@ LC_TARGET bool matmul_panel(const WeightMatrix& w, const ActQ8& a, int64_t n_tok
                             int64_t r1, float* y, MatmulRowScratch& sc) {
   const QType qt = qtype_of(w.type);
   if (n_tok < kPanelMinTok || qt.unpack == nullptr || w.n_in % kActBlock != 0) return false;
-  const int64_t pend = w.n_out / kPanelRows * kPanelRows;
-  const int64_t a0 = std::min(r1, (r0 + kPanelRows - 1) / kPanelRows * kPanelRows);
-  const int64_t a1 = std::max(a0, std::min(r1, pend));
+  int64_t a0, a1;
+  panel_span(r0, r1, w.n_out, kPanelRows, &a0, &a1);
   if (a0 > r0) matmul_q_rows(w, qt, a, n_tok, r0, a0, y, sc);
   if (a1 > a0) {
     // The activations + 128, as unsigned bytes (every type but Q8_0 multiplies these).

@@ -1030,38 +1030,7 @@ LC_TARGET void matvec_tile(const WeightMatrix& w, int64_t r, const ActQ8& a, flo
   for (int i = 0; i < R; ++i) y[r + i] = hsum(acc[i]) + (D::kMins ? hsum256(macc[i]) : 0.0f);
 }
 
-template <TensorType TY>
-LC_TARGET void matvec_rows(const WeightMatrix& w, const ActQ8& a, int64_t r0, int64_t r1,
-                           float* y) {
-  constexpr int kR = kMatvecRows;
-  int64_t r = r0;
-  for (; r + kR <= r1; r += kR) matvec_tile<TY, kR>(w, r, a, y);
-  for (; r < r1; ++r) matvec_tile<TY, 1>(w, r, a, y);
-}
-
-// y[r] for r in [r0, r1) and a single token; false for types without a fused kernel.
-LC_TARGET bool matvec_q(const WeightMatrix& w, const ActQ8& a, int64_t r0, int64_t r1, float* y) {
-  switch (w.type) {
-    case TensorType::Q4_0:
-      return matvec_rows<TensorType::Q4_0>(w, a, r0, r1, y), true;
-    case TensorType::Q4_1:
-      return matvec_rows<TensorType::Q4_1>(w, a, r0, r1, y), true;
-    case TensorType::Q5_0:
-      return matvec_rows<TensorType::Q5_0>(w, a, r0, r1, y), true;
-    case TensorType::Q5_1:
-      return matvec_rows<TensorType::Q5_1>(w, a, r0, r1, y), true;
-    case TensorType::Q8_0:
-      return matvec_rows<TensorType::Q8_0>(w, a, r0, r1, y), true;
-    case TensorType::Q4_K:
-      return matvec_rows<TensorType::Q4_K>(w, a, r0, r1, y), true;
-    case TensorType::Q5_K:
-      return matvec_rows<TensorType::Q5_K>(w, a, r0, r1, y), true;
-    case TensorType::Q6_K:
-      return matvec_rows<TensorType::Q6_K>(w, a, r0, r1, y), true;
-    default:
-      return false;
-  }
-}
+#include "kernels/simd_x86_matvec.h"
 
 // Many tokens, 32-element-block types: simd_avx512_panel.h.
 LC_TARGET bool matmul_panel(const WeightMatrix& w, const ActQ8& a, int64_t n_tok, int64_t r0,

@@ -44,13 +44,8 @@ static_assert(kPanelMax <= MatmulRowScratch::kPanels);
 LC_TARGET void pack_panel(const WeightMatrix& w, const QType& qt, int64_t r, PanelScratch& sc,
                           int p) {
   const int64_t n = w.n_in, nb = n / kActBlock;
-  // The rows are unpacked to canonical form a chunk of kPackChunk elements at a time (a small
-  // scratch whatever the row length), then gathered into the panel.
-  constexpr int64_t kPackChunk = 512;  // a multiple of every block size (32, 256)
-  const int64_t kc_max = std::min(n, kPackChunk);
-  sc.q.resize(static_cast<size_t>(kPanelRows * kc_max));
-  sc.s4.resize(static_cast<size_t>(kPanelRows * kc_max / 4));
-  sc.m32.resize(static_cast<size_t>(kPanelRows * kc_max / 32));
+  // The rows are unpacked to canonical form a chunk at a time (unpack_chunk), then gathered into
+  // the panel.
   const bool q6 = w.type == TensorType::Q6_K;
   const int64_t halves = q6 ? 2 : 1;
   sc.pq[p].resize(static_cast<size_t>(kPanelRows * n));
@@ -61,9 +56,7 @@ LC_TARGET void pack_panel(const WeightMatrix& w, const QType& qt, int64_t r, Pan
   const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
   for (int64_t k0 = 0; k0 < n; k0 += kPackChunk) {
     const int64_t kc = std::min(kPackChunk, n - k0);
-    for (int i = 0; i < kPanelRows; ++i)
-      qt.unpack(w.row(r + i), k0 / qt.block, kc / qt.block, &sc.q[i * kc], &sc.s4[i * kc / 4],
-                &sc.m32[i * kc / 32]);
+    unpack_chunk(w, qt, r, kPanelRows, k0, kc, sc);
     const __m512i rows = _mm512_mullo_epi32(lane, _mm512_set1_epi32(static_cast<int>(kc)));
     const __m512i s4rows = _mm512_srli_epi32(rows, 2);
     const __m512i mrows = _mm512_srli_epi32(rows, 5);
@@ -240,9 +233,8 @@ LC_TARGET bool matmul_panel(const WeightMatrix& w, const ActQ8& a, int64_t n_tok
                             int64_t r1, float* y, MatmulRowScratch& sc) {
   const QType qt = qtype_of(w.type);
   if (n_tok < kPanelMinTok || qt.unpack == nullptr || w.n_in % kActBlock != 0) return false;
-  const int64_t pend = w.n_out / kPanelRows * kPanelRows;
-  const int64_t a0 = std::min(r1, (r0 + kPanelRows - 1) / kPanelRows * kPanelRows);
-  const int64_t a1 = std::max(a0, std::min(r1, pend));
+  int64_t a0, a1;
+  panel_span(r0, r1, w.n_out, kPanelRows, &a0, &a1);
   if (a0 > r0) matmul_q_rows(w, qt, a, n_tok, r0, a0, y, sc);
   for (int64_t r = a0; r < a1;) {
     const int np = static_cast<int>(std::min<int64_t>(kPanelMax, (a1 - r) / kPanelRows));

@@ -265,6 +265,29 @@ LC_TARGET void matmul_q_rows(const WeightMatrix& w, const QType& qt, const ActQ8
   }
 }
 
+// Rows [r, r + rows) of w over elements [k0, k0 + kc) in canonical form into sc (q, s4, m32; row i
+// at i * kc, i * kc / 4, i * kc / 32). The panel packers unpack a chunk of kPackChunk elements at a
+// time, so that this scratch stays small whatever the row length.
+constexpr int64_t kPackChunk = 512;  // a multiple of every block size (32, 256)
+LC_TARGET void unpack_chunk(const WeightMatrix& w, const QType& qt, int64_t r, int rows, int64_t k0,
+                            int64_t kc, MatmulRowScratch& sc) {
+  sc.q.resize(static_cast<size_t>(rows * kc));
+  sc.s4.resize(static_cast<size_t>(rows * kc / 4));
+  sc.m32.resize(static_cast<size_t>(rows * kc / 32));
+  for (int i = 0; i < rows; ++i)
+    qt.unpack(w.row(r + i), k0 / qt.block, kc / qt.block, &sc.q[i * kc], &sc.s4[i * kc / 4],
+              &sc.m32[i * kc / 32]);
+}
+
+// The part [*a0, *a1) of rows [r0, r1) that lies in whole panels of `rows` rows of a matrix of
+// n_out rows (for the panel kernels; the rest goes through the row-major tiles, so that a row's
+// numbers depend only on its index, not on how the rows were cut into tasks).
+inline void panel_span(int64_t r0, int64_t r1, int64_t n_out, int64_t rows, int64_t* a0,
+                       int64_t* a1) {
+  *a0 = std::min(r1, (r0 + rows - 1) / rows * rows);
+  *a1 = std::max(*a0, std::min(r1, n_out / rows * rows));
+}
+
 constexpr int64_t kTCF = 64;  // tokens per chunk of the f32 path
 
 // Few tokens (decode): whole rows, read once and contiguously. Many tokens: tokens in chunks of
