@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "kernels/quant.h"
+#include "kernels/quant_blocks.h"
 
 namespace lc {
 namespace {
@@ -269,6 +270,23 @@ void pack_k4_scales(const int* sc, const int* mn, uint8_t* out) {
       out[j + 4] = static_cast<uint8_t>((sc[j] & 0xF) | ((mn[j] & 0xF) << 4));
       out[j - 4] = static_cast<uint8_t>(out[j - 4] | ((sc[j] >> 4) << 6));
       out[j] = static_cast<uint8_t>(out[j] | ((mn[j] >> 4) << 6));
+    }
+  }
+}
+
+TEST(Dequant, KScaleWordsMatchKScaleMin) {
+  // The four-at-a-time unpacking the x86 matvec kernels use, against the per-index definition.
+  std::mt19937 rng(41);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (int trial = 0; trial < 200; ++trial) {
+    uint8_t q[12];
+    for (auto& b : q) b = static_cast<uint8_t>(byte(rng));
+    const KScaleWords kw = k_scale_words(q);
+    for (int j = 0; j < 8; ++j) {
+      uint8_t sc, m;
+      k_scale_min(j, q, &sc, &m);
+      EXPECT_EQ((kw.sc[j / 4] >> (8 * (j % 4))) & 0xFF, sc) << "scale " << j;
+      EXPECT_EQ((kw.m[j / 4] >> (8 * (j % 4))) & 0xFF, m) << "min " << j;
     }
   }
 }

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 namespace lc {
 
@@ -128,6 +129,20 @@ inline void k_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
     *sc = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
     *m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
   }
+}
+
+// The same 8 scales and 8 mins four at a time, as the bytes of 32-bit words (byte j of sc[0] is
+// scale j, of sc[1] scale 4 + j; likewise m), for the kernels that widen them in registers.
+struct KScaleWords {
+  uint32_t sc[2], m[2];
+};
+inline KScaleWords k_scale_words(const uint8_t* q) {
+  uint32_t u0, u1, u2;
+  std::memcpy(&u0, q, 4);
+  std::memcpy(&u1, q + 4, 4);
+  std::memcpy(&u2, q + 8, 4);
+  return {{u0 & 0x3F3F3F3Fu, (u2 & 0x0F0F0F0Fu) | (((u0 >> 6) & 0x03030303u) << 4)},
+          {u1 & 0x3F3F3F3Fu, ((u2 >> 4) & 0x0F0F0F0Fu) | (((u1 >> 6) & 0x03030303u) << 4)}};
 }
 
 // Unpacks the 16 6-bit scales of a Q3_K super-block (returned still biased by 32, 0..63):

@@ -81,12 +81,6 @@ LC_TARGET inline __m256i offset_lanes(__m256i a) {
   }
 }
 
-LC_TARGET inline float f16_at(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return _cvtsh_ss(h);
-}
-
 // Simple formats (blocks of 32): block b of the R rows against the token.
 template <TensorType TY, int R>
 LC_TARGET inline void mv_block32(__m256 (&acc)[R], float (&macc)[R], const uint8_t* const* rows,
@@ -121,8 +115,8 @@ LC_TARGET inline void mv_block32(__m256 (&acc)[R], float (&macc)[R], const uint8
       }
       dot = _mm256_sub_epi32(dot_u8s8(w, at), off);
     }
-    acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(f16_at(p) * da), acc[i]);
-    if constexpr (M::kMins) macc[i] += f16_at(p + 2) * a.s[b];
+    acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(h2f(p) * da), acc[i]);
+    if constexpr (M::kMins) macc[i] += h2f(p + 2) * a.s[b];
   }
 }
 
@@ -148,21 +142,16 @@ LC_TARGET inline void mv_qk45(__m256 (&acc)[R], __m256 (&macc)[R], const uint8_t
     const uint8_t* p = rows[i] + u * M::kBytes;
     for (int c = 0; c < M::kBytes; c += 64)
       _mm_prefetch(reinterpret_cast<const char*>(p) + ahead + c, _MM_HINT_T1);
-    uint32_t u0, u1, u2;
-    std::memcpy(&u0, p + 4, 4);
-    std::memcpy(&u1, p + 8, 4);
-    std::memcpy(&u2, p + 12, 4);
-    // 6-bit scales and mins (see k_scale_min), four at a time in 32-bit words.
-    const uint32_t sc_lo = u0 & 0x3F3F3F3Fu, m_lo = u1 & 0x3F3F3F3Fu;
-    const uint32_t sc_hi = (u2 & 0x0F0F0F0Fu) | (((u0 >> 6) & 0x03030303u) << 4);
-    const uint32_t m_hi = ((u2 >> 4) & 0x0F0F0F0Fu) | (((u1 >> 6) & 0x03030303u) << 4);
+    const KScaleWords kw = k_scale_words(p + 4);
     // Weight scale d * sc (as the reference rounds it) times the activation scale; the mins enter
     // as -(dmin * m).
     alignas(32) float sc[8];
     _mm256_store_ps(
-        sc, _mm256_mul_ps(_mm256_mul_ps(mv_bytes8(sc_lo, sc_hi), _mm256_set1_ps(f16_at(p))), da8));
-    const __m256 mins = _mm256_sub_ps(
-        _mm256_setzero_ps(), _mm256_mul_ps(mv_bytes8(m_lo, m_hi), _mm256_set1_ps(f16_at(p + 2))));
+        sc,
+        _mm256_mul_ps(_mm256_mul_ps(mv_bytes8(kw.sc[0], kw.sc[1]), _mm256_set1_ps(h2f(p))), da8));
+    const __m256 mins =
+        _mm256_sub_ps(_mm256_setzero_ps(),
+                      _mm256_mul_ps(mv_bytes8(kw.m[0], kw.m[1]), _mm256_set1_ps(h2f(p + 2))));
     macc[i] = _mm256_fmadd_ps(mins, sa8, macc[i]);
     __m256i qh = _mm256_setzero_si256();
     if constexpr (kQ5) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16));
@@ -208,7 +197,7 @@ LC_TARGET inline void mv_q6k(__m256 (&acc)[R], const uint8_t* const* rows, const
     const uint8_t* p = rows[i] + u * M::kBytes;
     for (int c = 0; c < M::kBytes; c += 64)
       _mm_prefetch(reinterpret_cast<const char*>(p) + ahead + c, _MM_HINT_T1);
-    const float d = f16_at(p + 208);
+    const float d = h2f(p + 208);
     const __m128i sb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 192));
     // Scales of sub-blocks 0-7 and 8-15 as f32, times d.
     const __m256 sc[2] = {

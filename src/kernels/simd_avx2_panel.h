@@ -99,7 +99,6 @@ LC_TARGET void pack_panel(const WeightMatrix& w, const QType& qt, int64_t r, Mat
       } else {
         const __m256i all = _mm256_add_epi32(sum[0], sum[1]);
         _mm256_storeu_si256(pb, q8 ? zero : _mm256_sub_epi32(zero, _mm256_slli_epi32(all, 7)));
-        _mm256_storeu_si256(pb + 1, zero);
       }
 #pragma GCC unroll 16
       for (int i = 0; i < kPanelRows; ++i) {
@@ -123,7 +122,7 @@ LC_TARGET inline __m256i bcast_dword(const uint8_t* p) {
 // y[t + c, r + lane] for c < C over every block of the panel; au: the activations + 128 (n_in
 // apart per token), used by every type but Q8_0 (kQ8), which reads a.q. G (2, 4 or 8) products of
 // 4 bytes add in 16 bits before VPMADDWD widens them: 2 * 255 * max |q| * G / 2 must stay below
-// 32768 (G = 8 for Q4_0, 4 for Q4_1, Q5_0 and Q4_K, 2 for the others).
+// 32768 (G = 8 for Q4_0, 4 for Q4_1, Q5_0 and Q4_K, 2 for the others; Q8_0 widens every product).
 template <int C, bool kMins, bool kHalves, bool kQ8, int G>
 LC_TARGET void panel_tile(const MatmulRowScratch& sc, const ActQ8& a, const uint8_t* au, int64_t t,
                           int64_t n_out, int64_t r, float* y) {

@@ -891,18 +891,14 @@ LC_TARGET inline void dec_k(const uint8_t* p, __m256 da8, __m512i* w, __m512* ws
   using D = Dec<TY>;
   if constexpr (TY == TensorType::Q4_K || TY == TensorType::Q5_K) {
     const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(load32(p))));
-    // 6-bit scales and mins (see k_scale_min), four at a time in 32-bit words.
-    const uint32_t u0 = load32(p + 4), u1 = load32(p + 8), u2 = load32(p + 12);
-    const uint32_t sc_lo = u0 & 0x3F3F3F3Fu, m_lo = u1 & 0x3F3F3F3Fu;
-    const uint32_t sc_hi = (u2 & 0x0F0F0F0Fu) | (((u0 >> 6) & 0x03030303u) << 4);
-    const uint32_t m_hi = ((u2 >> 4) & 0x0F0F0F0Fu) | (((u1 >> 6) & 0x03030303u) << 4);
+    const KScaleWords kw = k_scale_words(p + 4);
     // Weight scale d * sc (as the reference rounds it), times the activation scale.
     const __m256 sc =
-        _mm256_mul_ps(_mm256_mul_ps(bytes8(sc_lo, sc_hi), _mm256_broadcastss_ps(dd)), da8);
+        _mm256_mul_ps(_mm256_mul_ps(bytes8(kw.sc[0], kw.sc[1]), _mm256_broadcastss_ps(dd)), da8);
     // x = d * sc * q - dmin * m: the mins enter as -(dmin * m).
     *mins = _mm256_sub_ps(
         _mm256_setzero_ps(),
-        _mm256_mul_ps(bytes8(m_lo, m_hi), _mm256_broadcastss_ps(_mm_movehdup_ps(dd))));
+        _mm256_mul_ps(bytes8(kw.m[0], kw.m[1]), _mm256_broadcastss_ps(_mm_movehdup_ps(dd))));
     __m512i qh = _mm512_setzero_si512();
     if constexpr (TY == TensorType::Q5_K)
       qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16)));
