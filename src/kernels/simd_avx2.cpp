@@ -618,6 +618,10 @@ constexpr int64_t kKCF = 1024;  // f32-path K chunk: partial sums are reduced at
 using FTileFn = void (*)(const WeightMatrix& w, int64_t r, const float* x, int64_t t, int64_t k0,
                          int64_t kn, float* out);
 
+constexpr int64_t kFtileAhead = 4096;
+template <TensorType TY>
+constexpr int64_t kWBytes = TY == TensorType::F32 ? 4 : 2;
+
 // 8 weights from element i of a row.
 template <TensorType TY>
 LC_TARGET inline __m256 wload(const uint8_t* row, int64_t i) {
@@ -658,6 +662,8 @@ LC_TARGET void ftile(const WeightMatrix& w, int64_t r, const float* x, int64_t t
 #pragma GCC unroll 16
     for (int j = 0; j < T; ++j) out[i * kFT + j] = 0.0f;
   }
+  const int64_t tile = static_cast<int64_t>(R * w.row_bytes);
+  const int64_t ahead = tile * std::max<int64_t>(1, (kFtileAhead + tile - 1) / tile);
   for (int64_t c0 = k0; c0 < k0 + kn; c0 += kKCF) {
     const int64_t c1 = std::min(k0 + kn, c0 + kKCF);
     __m256 acc[R][T];
@@ -672,6 +678,11 @@ LC_TARGET void ftile(const WeightMatrix& w, int64_t r, const float* x, int64_t t
       for (int j = 0; j < T; ++j) xv[j] = _mm256_loadu_ps(x + (t + j) * n + e);
 #pragma GCC unroll 16
       for (int i = 0; i < R; ++i) {
+        // One token (decode) is bound by the weights' reads: the same place in the rows of a
+        // tile kMatvecAhead bytes on (whole tiles) goes into L2.
+        if constexpr (T == 1)
+          _mm_prefetch(reinterpret_cast<const char*>(rows[i] + e * kWBytes<TY>) + ahead,
+                       _MM_HINT_T1);
         const __m256 wv = wload<TY>(rows[i], e);
 #pragma GCC unroll 16
         for (int j = 0; j < T; ++j) acc[i][j] = _mm256_fmadd_ps(wv, xv[j], acc[i][j]);
@@ -710,12 +721,18 @@ LC_TARGET bool matvec_q(const WeightMatrix& w, const ActQ8& a, int64_t r0, int64
 // Many tokens: simd_avx2_panel.h.
 LC_TARGET bool matmul_panel(const WeightMatrix& w, const ActQ8& a, int64_t n_tok, int64_t r0,
                             int64_t r1, float* y, MatmulRowScratch& sc);
+// Many tokens of F32 / F16 / BF16 weights: simd_avx2_fpanel.h.
+template <TensorType TY>
+LC_TARGET bool matmul_f_panel(const WeightMatrix& w, const float* x, int64_t n_tok, int64_t r0,
+                              int64_t r1, float* y, MatmulRowScratch& sc);
 
 #include "kernels/simd_x86_matmul.h"
 
 // After the shared part: they use its unpackers and row-major tiles.
 #include "kernels/simd_avx2_matvec.h"
 #include "kernels/simd_avx2_panel.h"
+//
+#include "kernels/simd_avx2_fpanel.h"
 
 const KernelTable kTable = {
     Isa::Avx2,

@@ -1031,6 +1031,13 @@ LC_TARGET void matvec_tile(const WeightMatrix& w, int64_t r, const ActQ8& a, flo
 // Many tokens, 32-element-block types: simd_avx512_panel.h.
 LC_TARGET bool matmul_panel(const WeightMatrix& w, const ActQ8& a, int64_t n_tok, int64_t r0,
                             int64_t r1, float* y, MatmulRowScratch& sc);
+// F32 / F16 / BF16 weights: the row-major tile for every token count (the many-token BF16
+// kernels of simd_avx512_bf16.cpp take over where the CPU has AVX512_BF16).
+template <TensorType>
+LC_TARGET bool matmul_f_panel(const WeightMatrix&, const float*, int64_t, int64_t, int64_t, float*,
+                              MatmulRowScratch&) {
+  return false;
+}
 
 #include "kernels/simd_x86_matmul.h"
 // After the shared part: uses its unpackers and row-major tiles.

@@ -8,6 +8,7 @@
 //   vdot(a, b, n)                   f32 dot product
 //   matvec_q(w, a, r0, r1, y)       optional fused single-token kernel (false: not available)
 //   matmul_panel(w, a, n_tok, r0, r1, y, sc)  optional many-token kernel (false: not available)
+//   matmul_f_panel<T>(w, x, n_tok, r0, r1, y, sc)  the same for F32 / F16 / BF16 weights
 // and after including <immintrin.h>, <algorithm>, "kernels/dispatch.h", "kernels/quant_blocks.h".
 // Every function here is internal to the including file, so the two copies never meet.
 //
@@ -337,10 +338,13 @@ LC_TARGET void matmul_rows(const WeightMatrix& w, const float* x, const ActQ8* a
                            int64_t n_tok, int64_t r0, int64_t r1, float* y, MatmulRowScratch& sc) {
   switch (w.type) {
     case TensorType::F32:
+      if (matmul_f_panel<TensorType::F32>(w, x, n_tok, r0, r1, y, sc)) return;
       return matmul_f_rows<TensorType::F32>(w, x, n_tok, r0, r1, y);
     case TensorType::F16:
+      if (matmul_f_panel<TensorType::F16>(w, x, n_tok, r0, r1, y, sc)) return;
       return matmul_f_rows<TensorType::F16>(w, x, n_tok, r0, r1, y);
     case TensorType::BF16:
+      if (matmul_f_panel<TensorType::BF16>(w, x, n_tok, r0, r1, y, sc)) return;
       return matmul_f_rows<TensorType::BF16>(w, x, n_tok, r0, r1, y);
     default: {
       const QType qt = qtype_of(w.type);
