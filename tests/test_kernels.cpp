@@ -958,9 +958,10 @@ TEST(AttentionTiles, ScoresAndAccumEveryIsaEveryHeadDim) {
   std::mt19937 rng(21);
   for (Isa isa : supported_isas()) {
     const KernelTable& k = kernel_table(isa);
-    for (int64_t hd : {8, 16, 24, 40, 64, 80, 128, 256}) {
+    // hd 12 and 44: a partial last vector; 1-6 heads: every grouping of heads that share loads.
+    for (int64_t hd : {8, 12, 16, 24, 40, 44, 64, 80, 128, 256}) {
       for (int64_t n : {1, 5, 16, 17, 33, 128}) {
-        for (int64_t nh : {1, 3, 4, 6}) {
+        for (int64_t nh : {1, 2, 3, 4, 5, 6}) {
           SCOPED_TRACE(std::string(isa_name(isa)) + " hd " + std::to_string(hd) + " n " +
                        std::to_string(n) + " heads " + std::to_string(nh));
           const int64_t stride = 3 * hd + 4, q_hs = hd + 3, ns = n + 2;
@@ -1013,12 +1014,12 @@ StoredRows stored_rows(KvType t, const std::vector<float>& x) {
 TEST(AttentionTiles, F16AndQ8_0ScoresAndAccumEveryIsa) {
   std::mt19937 rng(23);
   for (KvType t : {KvType::F16, KvType::Q8_0}) {
-    const std::vector<int64_t> hds = t == KvType::F16
-                                         ? std::vector<int64_t>{8, 16, 24, 40, 64, 80, 128, 256}
-                                         : std::vector<int64_t>{32, 64, 96, 128, 256};
+    const std::vector<int64_t> hds =
+        t == KvType::F16 ? std::vector<int64_t>{8, 12, 16, 24, 40, 44, 64, 80, 128, 256}
+                         : std::vector<int64_t>{32, 64, 96, 128, 256};
     for (int64_t hd : hds) {
       for (int64_t n : {1, 5, 16, 17, 33, 128}) {
-        for (int64_t nh : {1, 3, 4, 6}) {
+        for (int64_t nh : {1, 2, 3, 4, 5, 6}) {
           // Rows of 3 heads (+ 32 elements between rows), the tile reading the second head.
           const int64_t stride = 3 * hd + 32, q_hs = hd + 3, ns = n + 2, off = hd;
           const auto q = randn(nh * q_hs, rng), p = randn(nh * ns, rng);

@@ -271,99 +271,7 @@ LC_TARGET void softmax_inplace(float* x, int64_t n) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Attention tiles.
-
-LC_TARGET float scores1(const float* q, const float* k, int64_t stride, int64_t n, int64_t hd,
-                        float scale, float* s) {
-  const int64_t nc = (hd + 7) / 8;
-  const __m256i tail = lanes(hd - 8 * (nc - 1));
-  const __m256i full = _mm256_set1_epi32(-1);
-  const __m256 vs = _mm256_set1_ps(scale);
-  __m256 vmax = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    __m256 acc[8];
-#pragma GCC unroll 16
-    for (int jj = 0; jj < 8; ++jj) acc[jj] = _mm256_setzero_ps();
-    for (int64_t c = 0; c < nc; ++c) {
-      const __m256i m = c == nc - 1 ? tail : full;
-      const __m256 qv = _mm256_maskload_ps(q + 8 * c, m);
-#pragma GCC unroll 16
-      for (int jj = 0; jj < 8; ++jj)
-        acc[jj] =
-            _mm256_fmadd_ps(qv, _mm256_maskload_ps(k + (j + jj) * stride + 8 * c, m), acc[jj]);
-    }
-    const __m256 r = _mm256_mul_ps(reduce8(acc), vs);
-    _mm256_storeu_ps(s + j, r);
-    vmax = _mm256_max_ps(vmax, r);
-  }
-  float mx = hmax(vmax);
-  for (; j < n; ++j) {
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t c = 0; c < nc; ++c) {
-      const __m256i m = c == nc - 1 ? tail : full;
-      acc = _mm256_fmadd_ps(_mm256_maskload_ps(q + 8 * c, m),
-                            _mm256_maskload_ps(k + j * stride + 8 * c, m), acc);
-    }
-    s[j] = hsum(acc) * scale;
-    mx = std::max(mx, s[j]);
-  }
-  return mx;
-}
-
-template <int C>
-LC_TARGET inline void accum_chunks(const float* p, const float* v, int64_t stride, int64_t n,
-                                   float* acc, __m256i last) {
-  __m256 a[C];
-  __m256i m[C];
-#pragma GCC unroll 16
-  for (int c = 0; c < C; ++c) {
-    m[c] = c == C - 1 ? last : _mm256_set1_epi32(-1);
-    a[c] = _mm256_maskload_ps(acc + 8 * c, m[c]);
-  }
-  for (int64_t j = 0; j < n; ++j) {
-    const __m256 pj = _mm256_set1_ps(p[j]);
-#pragma GCC unroll 16
-    for (int c = 0; c < C; ++c)
-      a[c] = _mm256_fmadd_ps(pj, _mm256_maskload_ps(v + j * stride + 8 * c, m[c]), a[c]);
-  }
-#pragma GCC unroll 16
-  for (int c = 0; c < C; ++c) _mm256_maskstore_ps(acc + 8 * c, m[c], a[c]);
-}
-
-LC_TARGET void accum1(const float* p, const float* v, int64_t stride, int64_t n, int64_t hd,
-                      float* acc) {
-  if (hd == 8) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    int64_t j = 0;
-    for (; j + 2 <= n; j += 2) {
-      a0 = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(v + j * stride), a0);
-      a1 = _mm256_fmadd_ps(_mm256_set1_ps(p[j + 1]), _mm256_loadu_ps(v + (j + 1) * stride), a1);
-    }
-    if (j < n) a0 = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(v + j * stride), a0);
-    _mm256_storeu_ps(acc, _mm256_add_ps(_mm256_loadu_ps(acc), _mm256_add_ps(a0, a1)));
-    return;
-  }
-  for (int64_t e = 0; e < hd; e += 32) {
-    const int64_t left = hd - e;
-    const int c = static_cast<int>(std::min<int64_t>(4, (left + 7) / 8));
-    const __m256i last = lanes(left - 8 * (c - 1));
-    switch (c) {
-      case 1:
-        accum_chunks<1>(p, v + e, stride, n, acc + e, last);
-        break;
-      case 2:
-        accum_chunks<2>(p, v + e, stride, n, acc + e, last);
-        break;
-      case 3:
-        accum_chunks<3>(p, v + e, stride, n, acc + e, last);
-        break;
-      default:
-        accum_chunks<4>(p, v + e, stride, n, acc + e, last);
-        break;
-    }
-  }
-}
+// Attention tiles (those over rows of keys and values: simd_avx2_kv.cpp, for f32 too).
 
 // Transposed keys: R (<= 4) query rows x 16 keys (2 vectors of 8) per pass over the head's
 // elements, so that each key vector loaded serves every row; the last keys of the tile masked.
@@ -423,93 +331,6 @@ LC_TARGET void attn_scores_kt(const float* q, int64_t q_hs, int64_t n_heads, con
   for (int64_t h0 = 0; h0 < n_heads; h0 += 4)
     kScoresKt[std::min<int64_t>(4, n_heads - h0) - 1](q + h0 * q_hs, q_hs, kt, ld, n, hd, scale,
                                                       s + h0 * ns, ns, mx + h0);
-}
-
-// The query heads of a KV head one after the other (the keys of a tile stay in cache).
-LC_TARGET void attn_scores(const float* q, int64_t q_hs, int64_t n_heads, const float* k,
-                           int64_t stride, int64_t n, int64_t hd, float scale, float* s, int64_t ns,
-                           float* mx) {
-  for (int64_t h = 0; h < n_heads; ++h)
-    mx[h] = scores1(q + h * q_hs, k, stride, n, hd, scale, s + h * ns);
-}
-
-// 8 floats at x, or (kMask) the lanes of m only.
-template <bool kMask>
-LC_TARGET inline __m256 load_part(const float* x, __m256i m) {
-  if constexpr (kMask) return _mm256_maskload_ps(x, m);
-  (void)m;
-  return _mm256_loadu_ps(x);
-}
-template <bool kMask>
-LC_TARGET inline void store_part(float* x, __m256 y, __m256i m) {
-  if constexpr (kMask)
-    _mm256_maskstore_ps(x, m, y);
-  else
-    _mm256_storeu_ps(x, y);
-  (void)m;
-}
-
-// H (<= 4) heads x C (<= 2) vectors of 8 dims of acc in registers while every value row goes
-// past, so each value vector loaded serves every head; last: the lanes of the last vector (kTail:
-// fewer than 8).
-template <int H, int C, bool kTail>
-LC_TARGET void accum_heads(const float* p, int64_t ns, const float* v, int64_t stride, int64_t n,
-                           float* acc, int64_t acc_hs, __m256i last) {
-  __m256 a0[H], a1[H];
-  // Only the last vector of a tail is masked.
-  constexpr bool kMask0 = kTail && C == 1, kMask1 = kTail && C == 2;
-#pragma GCC unroll 4
-  for (int h = 0; h < H; ++h) {
-    a0[h] = load_part<kMask0>(acc + h * acc_hs, last);
-    a1[h] = C == 2 ? load_part<kMask1>(acc + h * acc_hs + 8, last) : _mm256_setzero_ps();
-  }
-  for (int64_t j = 0; j < n; ++j) {
-    const float* vj = v + j * stride;
-    const __m256 v0 = load_part<kMask0>(vj, last);
-    const __m256 v1 = C == 2 ? load_part<kMask1>(vj + 8, last) : _mm256_setzero_ps();
-#pragma GCC unroll 4
-    for (int h = 0; h < H; ++h) {
-      const __m256 pj = _mm256_broadcast_ss(p + h * ns + j);
-      a0[h] = _mm256_fmadd_ps(pj, v0, a0[h]);
-      if constexpr (C == 2) a1[h] = _mm256_fmadd_ps(pj, v1, a1[h]);
-    }
-  }
-#pragma GCC unroll 4
-  for (int h = 0; h < H; ++h) {
-    store_part<kMask0>(acc + h * acc_hs, a0[h], last);
-    if constexpr (C == 2) store_part<kMask1>(acc + h * acc_hs + 8, a1[h], last);
-  }
-}
-
-template <int H>
-LC_TARGET void accum_dims(const float* p, int64_t ns, const float* v, int64_t stride, int64_t n,
-                          int64_t hd, float* acc, int64_t acc_hs) {
-  for (int64_t e = 0; e < hd; e += 16) {
-    const int64_t left = hd - e;
-    if (left >= 16)
-      accum_heads<H, 2, false>(p, ns, v + e, stride, n, acc + e, acc_hs, lanes(8));
-    else if (left > 8)
-      accum_heads<H, 2, true>(p, ns, v + e, stride, n, acc + e, acc_hs, lanes(left - 8));
-    else if (left == 8)
-      accum_heads<H, 1, false>(p, ns, v + e, stride, n, acc + e, acc_hs, lanes(8));
-    else
-      accum_heads<H, 1, true>(p, ns, v + e, stride, n, acc + e, acc_hs, lanes(left));
-  }
-}
-
-using AccumFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, int64_t, float*,
-                         int64_t);
-constexpr AccumFn kAccum[4] = {accum_dims<1>, accum_dims<2>, accum_dims<3>, accum_dims<4>};
-
-LC_TARGET void attn_accum(const float* p, int64_t ns, int64_t n_heads, const float* v,
-                          int64_t stride, int64_t n, int64_t hd, float* acc, int64_t acc_hs) {
-  if (hd == 8) {
-    for (int64_t h = 0; h < n_heads; ++h) accum1(p + h * ns, v, stride, n, hd, acc + h * acc_hs);
-    return;
-  }
-  for (int64_t h0 = 0; h0 < n_heads; h0 += 4)
-    kAccum[std::min<int64_t>(4, n_heads - h0) - 1](p + h0 * ns, ns, v, stride, n, hd,
-                                                   acc + h0 * acc_hs, acc_hs);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -752,10 +573,10 @@ const KernelTable kTable = {
     rmsnorm,
     silu_mul,
     softmax_inplace,
-    attn_scores,
+    kv_avx2::attn_scores_f32,
     attn_scores_kt,
     exp_shift,
-    attn_accum,
+    kv_avx2::attn_accum_f32,
     kv_avx2::attn_scores_f16,
     kv_avx2::attn_accum_f16,
     kv_avx2::attn_scores_q8_0,

@@ -32,6 +32,12 @@ struct F16Rows {
   LC_TARGET __m256i mask(int64_t u) const {
     return u == units - 1 ? lanes(tail_n) : _mm256_set1_epi32(-1);
   }
+  // For loops that take a row's whole units apart from its last, partial one.
+  const uint16_t* row(int64_t j) const { return p + j * stride; }
+  int64_t whole_units() const { return tail_n == 8 ? units : units - 1; }
+  LC_TARGET static __m256 whole(const uint16_t* x, int64_t u) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 8 * u)));
+  }
   LC_TARGET void load(int64_t j, int64_t u, __m256* out) const {
     const uint16_t* x = p + j * stride + 8 * u;
     if (u == units - 1 && tail_n < 8) {  // no masked 16-bit loads in AVX2
@@ -41,6 +47,25 @@ struct F16Rows {
       return;
     }
     out[0] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x)));
+  }
+};
+
+struct F32Rows {
+  static constexpr int kW = 1;
+  const float* p;
+  int64_t stride, units, tail_n;
+  F32Rows(const float* p_, int64_t stride_, int64_t hd)
+      : p(p_), stride(stride_), units((hd + 7) / 8), tail_n(hd - 8 * ((hd + 7) / 8 - 1)) {}
+  LC_TARGET __m256i mask(int64_t u) const {
+    return u == units - 1 ? lanes(tail_n) : _mm256_set1_epi32(-1);
+  }
+  const float* row(int64_t j) const { return p + j * stride; }
+  int64_t whole_units() const { return tail_n == 8 ? units : units - 1; }
+  LC_TARGET static __m256 whole(const float* x, int64_t u) { return _mm256_loadu_ps(x + 8 * u); }
+  LC_TARGET void load(int64_t j, int64_t u, __m256* out) const {
+    const float* x = p + j * stride + 8 * u;
+    out[0] =
+        u == units - 1 && tail_n < 8 ? _mm256_maskload_ps(x, lanes(tail_n)) : _mm256_loadu_ps(x);
   }
 };
 
@@ -106,6 +131,77 @@ LC_TARGET float scores1(const float* q, const Rows& r, int64_t n, float scale, f
   return mx;
 }
 
+// G query heads (kW == 1 rows) against KJ keys at a time: every key register loaded serves the G
+// heads (G * KJ accumulators, G query registers). Per (head, key) the same sums as scores1.
+template <int G, int KJ, class Rows>
+LC_TARGET void scores_group(const float* q, int64_t q_hs, const Rows& r, int64_t n, float scale,
+                            float* s, int64_t ns, float* mx) {
+  static_assert(Rows::kW == 1 && KJ == 4);
+  const __m128 vs = _mm_set1_ps(scale);
+  __m128 vmax[G];
+#pragma GCC unroll 4
+  for (int h = 0; h < G; ++h) vmax[h] = _mm_set1_ps(-std::numeric_limits<float>::infinity());
+  const int64_t uw = r.whole_units();
+  int64_t j = 0;
+  for (; j + KJ <= n; j += KJ) {
+    __m256 acc[G][KJ];
+#pragma GCC unroll 16
+    for (int h = 0; h < G; ++h)
+#pragma GCC unroll 16
+      for (int jj = 0; jj < KJ; ++jj) acc[h][jj] = _mm256_setzero_ps();
+    decltype(r.row(0)) rows[KJ];
+#pragma GCC unroll 16
+    for (int jj = 0; jj < KJ; ++jj) rows[jj] = r.row(j + jj);
+    for (int64_t u = 0; u < uw; ++u) {
+      __m256 qv[G];
+#pragma GCC unroll 4
+      for (int h = 0; h < G; ++h) qv[h] = _mm256_loadu_ps(q + h * q_hs + 8 * u);
+#pragma GCC unroll 16
+      for (int jj = 0; jj < KJ; ++jj) {
+        const __m256 kv = Rows::whole(rows[jj], u);
+#pragma GCC unroll 4
+        for (int h = 0; h < G; ++h) acc[h][jj] = _mm256_fmadd_ps(qv[h], kv, acc[h][jj]);
+      }
+    }
+    if (uw < r.units) {  // the partial last unit
+      const __m256i m = r.mask(uw);
+      __m256 qv[G];
+#pragma GCC unroll 4
+      for (int h = 0; h < G; ++h) qv[h] = _mm256_maskload_ps(q + h * q_hs + 8 * uw, m);
+#pragma GCC unroll 16
+      for (int jj = 0; jj < KJ; ++jj) {
+        __m256 kv;
+        r.load(j + jj, uw, &kv);
+#pragma GCC unroll 4
+        for (int h = 0; h < G; ++h) acc[h][jj] = _mm256_fmadd_ps(qv[h], kv, acc[h][jj]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int h = 0; h < G; ++h) {
+      const __m128 res = _mm_mul_ps(reduce4(acc[h]), vs);
+      _mm_storeu_ps(s + h * ns + j, res);
+      vmax[h] = _mm_max_ps(vmax[h], res);
+    }
+  }
+  for (int h = 0; h < G; ++h) {
+    __m128 v = vmax[h];
+    v = _mm_max_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_max_ss(v, _mm_movehdup_ps(v));
+    float m = _mm_cvtss_f32(v);
+    for (int64_t k = j; k < n; ++k) {  // the last keys one at a time, as scores1 does
+      __m256 acc = _mm256_setzero_ps();
+      for (int64_t u = 0; u < r.units; ++u) {
+        __m256 kv;
+        r.load(k, u, &kv);
+        acc = _mm256_fmadd_ps(_mm256_maskload_ps(q + h * q_hs + 8 * u, r.mask(u)), kv, acc);
+      }
+      s[h * ns + k] = hsum(acc) * scale;
+      m = std::max(m, s[h * ns + k]);
+    }
+    mx[h] = m;
+  }
+}
+
 // U units of one head's acc (from unit u0) in registers while every row goes past.
 template <int U, class Rows>
 LC_TARGET void accum_units(const float* p, const Rows& r, int64_t u0, int64_t n, float* acc) {
@@ -152,16 +248,91 @@ LC_TARGET void accum1(const float* p, const Rows& r, int64_t n, float* acc) {
   }
 }
 
+// Rows of one register per unit (f32, f16): heads in groups of up to 3 that share every key load
+// (decode: the query heads of a KV head; blocks of queries: their rows); Q8_0 rows (4 registers
+// per unit): one head at a time.
 template <class Rows>
 LC_TARGET void scores_all(const float* q, int64_t q_hs, int64_t n_heads, const Rows& r, int64_t n,
                           float scale, float* s, int64_t ns, float* mx) {
-  for (int64_t h = 0; h < n_heads; ++h) mx[h] = scores1(q + h * q_hs, r, n, scale, s + h * ns);
+  if constexpr (Rows::kW == 1) {
+    int64_t h = 0;
+    for (; h + 3 <= n_heads; h += 3)
+      scores_group<3, 4>(q + h * q_hs, q_hs, r, n, scale, s + h * ns, ns, mx + h);
+    if (n_heads - h == 2)
+      scores_group<2, 4>(q + h * q_hs, q_hs, r, n, scale, s + h * ns, ns, mx + h);
+    if (n_heads - h == 1) mx[h] = scores1(q + h * q_hs, r, n, scale, s + h * ns);
+  } else {
+    for (int64_t h = 0; h < n_heads; ++h) mx[h] = scores1(q + h * q_hs, r, n, scale, s + h * ns);
+  }
 }
 
+// H heads x U whole units of acc (from unit u0) in registers while every row goes past: each value
+// register loaded serves the H heads. Per (head, element) the same sums as accum_units.
+template <int H, int U, class Rows>
+LC_TARGET void accum_group(const float* p, int64_t ns, const Rows& r, int64_t u0, int64_t n,
+                           float* acc, int64_t acc_hs) {
+  __m256 a[H][U];
+#pragma GCC unroll 4
+  for (int h = 0; h < H; ++h)
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) a[h][u] = _mm256_loadu_ps(acc + h * acc_hs + 8 * (u0 + u));
+  for (int64_t j = 0; j < n; ++j) {
+    const auto* row = r.row(j);
+    __m256 vv[U];
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) vv[u] = Rows::whole(row, u0 + u);
+#pragma GCC unroll 4
+    for (int h = 0; h < H; ++h) {
+      const __m256 pj = _mm256_broadcast_ss(p + h * ns + j);
+#pragma GCC unroll 4
+      for (int u = 0; u < U; ++u) a[h][u] = _mm256_fmadd_ps(pj, vv[u], a[h][u]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int h = 0; h < H; ++h)
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) _mm256_storeu_ps(acc + h * acc_hs + 8 * (u0 + u), a[h][u]);
+}
+
+// H heads: whole units in passes of up to 12 / H registers, a partial last unit per head.
+template <int H, class Rows>
+LC_TARGET void accum_heads(const float* p, int64_t ns, const Rows& r, int64_t n, float* acc,
+                           int64_t acc_hs) {
+  constexpr int64_t per_pass = 12 / H > 4 ? 4 : 12 / H;
+  const int64_t uw = r.whole_units();
+  for (int64_t u0 = 0; u0 < uw; u0 += per_pass) {
+    switch (std::min(per_pass, uw - u0)) {
+      case 1:
+        accum_group<H, 1>(p, ns, r, u0, n, acc, acc_hs);
+        break;
+      case 2:
+        accum_group<H, 2>(p, ns, r, u0, n, acc, acc_hs);
+        break;
+      case 3:
+        if constexpr (per_pass >= 3) accum_group<H, 3>(p, ns, r, u0, n, acc, acc_hs);
+        break;
+      default:
+        if constexpr (per_pass >= 4) accum_group<H, 4>(p, ns, r, u0, n, acc, acc_hs);
+        break;
+    }
+  }
+  if (uw < r.units)
+    for (int h = 0; h < H; ++h) accum_units<1>(p + h * ns, r, uw, n, acc + h * acc_hs);
+}
+
+// Rows of one register per unit: heads in groups of up to 3 that share every value load; Q8_0
+// rows: one head at a time.
 template <class Rows>
 LC_TARGET void accum_all(const float* p, int64_t ns, int64_t n_heads, const Rows& r, int64_t n,
                          float* acc, int64_t acc_hs) {
-  for (int64_t h = 0; h < n_heads; ++h) accum1(p + h * ns, r, n, acc + h * acc_hs);
+  if constexpr (Rows::kW == 1) {
+    int64_t h = 0;
+    for (; h + 3 <= n_heads; h += 3) accum_heads<3>(p + h * ns, ns, r, n, acc + h * acc_hs, acc_hs);
+    if (n_heads - h == 2) accum_heads<2>(p + h * ns, ns, r, n, acc + h * acc_hs, acc_hs);
+    if (n_heads - h == 1) accum_heads<1>(p + h * ns, ns, r, n, acc + h * acc_hs, acc_hs);
+  } else {
+    for (int64_t h = 0; h < n_heads; ++h) accum1(p + h * ns, r, n, acc + h * acc_hs);
+  }
 }
 
 }  // namespace
@@ -170,6 +341,17 @@ LC_TARGET void attn_scores_f16(const float* q, int64_t q_hs, int64_t n_heads, co
                                int64_t stride, int64_t n, int64_t hd, float scale, float* s,
                                int64_t ns, float* mx) {
   scores_all(q, q_hs, n_heads, F16Rows(k, stride, hd), n, scale, s, ns, mx);
+}
+
+LC_TARGET void attn_scores_f32(const float* q, int64_t q_hs, int64_t n_heads, const float* k,
+                               int64_t stride, int64_t n, int64_t hd, float scale, float* s,
+                               int64_t ns, float* mx) {
+  scores_all(q, q_hs, n_heads, F32Rows(k, stride, hd), n, scale, s, ns, mx);
+}
+
+LC_TARGET void attn_accum_f32(const float* p, int64_t ns, int64_t n_heads, const float* v,
+                              int64_t stride, int64_t n, int64_t hd, float* acc, int64_t acc_hs) {
+  accum_all(p, ns, n_heads, F32Rows(v, stride, hd), n, acc, acc_hs);
 }
 
 LC_TARGET void attn_accum_f16(const float* p, int64_t ns, int64_t n_heads, const uint16_t* v,

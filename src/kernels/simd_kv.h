@@ -10,6 +10,11 @@
 #include "kernels/quant_blocks.h"
 
 namespace lc::kv_avx2 {
+// Also the f32 tiles of the AVX2 table (the same heads-sharing loops over f32 rows).
+void attn_scores_f32(const float* q, int64_t q_hs, int64_t n_heads, const float* k, int64_t stride,
+                     int64_t n, int64_t hd, float scale, float* s, int64_t ns, float* mx);
+void attn_accum_f32(const float* p, int64_t ns, int64_t n_heads, const float* v, int64_t stride,
+                    int64_t n, int64_t hd, float* acc, int64_t acc_hs);
 void attn_scores_f16(const float* q, int64_t q_hs, int64_t n_heads, const uint16_t* k,
                      int64_t stride, int64_t n, int64_t hd, float scale, float* s, int64_t ns,
                      float* mx);
