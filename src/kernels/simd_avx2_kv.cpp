@@ -138,9 +138,6 @@ LC_TARGET void scores_group(const float* q, int64_t q_hs, const Rows& r, int64_t
                             float* s, int64_t ns, float* mx) {
   static_assert(Rows::kW == 1 && KJ == 4);
   const __m128 vs = _mm_set1_ps(scale);
-  __m128 vmax[G];
-#pragma GCC unroll 4
-  for (int h = 0; h < G; ++h) vmax[h] = _mm_set1_ps(-std::numeric_limits<float>::infinity());
   const int64_t uw = r.whole_units();
   int64_t j = 0;
   for (; j + KJ <= n; j += KJ) {
@@ -177,18 +174,18 @@ LC_TARGET void scores_group(const float* q, int64_t q_hs, const Rows& r, int64_t
       }
     }
 #pragma GCC unroll 4
-    for (int h = 0; h < G; ++h) {
-      const __m128 res = _mm_mul_ps(reduce4(acc[h]), vs);
-      _mm_storeu_ps(s + h * ns + j, res);
-      vmax[h] = _mm_max_ps(vmax[h], res);
-    }
+    for (int h = 0; h < G; ++h) _mm_storeu_ps(s + h * ns + j, _mm_mul_ps(reduce4(acc[h]), vs));
   }
+  // The maxima in a pass of their own over the stored scores (keeps the loop above to the
+  // accumulators and the query registers).
   for (int h = 0; h < G; ++h) {
-    __m128 v = vmax[h];
-    v = _mm_max_ps(v, _mm_movehl_ps(v, v));
-    v = _mm_max_ss(v, _mm_movehdup_ps(v));
-    float m = _mm_cvtss_f32(v);
-    for (int64_t k = j; k < n; ++k) {  // the last keys one at a time, as scores1 does
+    const float* sh = s + h * ns;
+    __m256 v8 = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+    int64_t k = 0;
+    for (; k + 8 <= j; k += 8) v8 = _mm256_max_ps(v8, _mm256_loadu_ps(sh + k));
+    float m = hmax(v8);
+    for (; k < j; ++k) m = std::max(m, sh[k]);
+    for (k = j; k < n; ++k) {  // the last keys one at a time, as scores1 does
       __m256 acc = _mm256_setzero_ps();
       for (int64_t u = 0; u < r.units; ++u) {
         __m256 kv;
@@ -294,11 +291,12 @@ LC_TARGET void accum_group(const float* p, int64_t ns, const Rows& r, int64_t u0
     for (int u = 0; u < U; ++u) _mm256_storeu_ps(acc + h * acc_hs + 8 * (u0 + u), a[h][u]);
 }
 
-// H heads: whole units in passes of up to 12 / H registers, a partial last unit per head.
+// H heads: whole units in passes of up to 4 that fit the 16 registers with their H * U
+// accumulators and U value registers (H = 3: 3 units), a partial last unit per head.
 template <int H, class Rows>
 LC_TARGET void accum_heads(const float* p, int64_t ns, const Rows& r, int64_t n, float* acc,
                            int64_t acc_hs) {
-  constexpr int64_t per_pass = 12 / H > 4 ? 4 : 12 / H;
+  constexpr int64_t per_pass = 15 / (H + 1) > 4 ? 4 : 15 / (H + 1);
   const int64_t uw = r.whole_units();
   for (int64_t u0 = 0; u0 < uw; u0 += per_pass) {
     switch (std::min(per_pass, uw - u0)) {
