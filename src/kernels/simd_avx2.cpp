@@ -516,7 +516,7 @@ LC_TARGET void ftile(const WeightMatrix& w, int64_t r, const float* x, int64_t t
 #pragma GCC unroll 16
       for (int i = 0; i < R; ++i) {
         // One token (decode) is bound by the weights' reads: the same place in the rows of a
-        // tile kMatvecAhead bytes on (whole tiles) goes into L2.
+        // tile kFtileAhead bytes on (whole tiles) goes into L2.
         if constexpr (T == 1)
           _mm_prefetch(reinterpret_cast<const char*>(rows[i] + e * kWBytes<TY>) + ahead,
                        _MM_HINT_T1);

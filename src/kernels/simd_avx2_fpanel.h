@@ -6,7 +6,7 @@
 // element-major (element k of the 16 rows in two vectors, converted to f32 once per chunk of
 // tokens), and a microkernel keeps a tile of 16 rows x 6 tokens in 12 accumulators: per element
 // two panel loads and six broadcast activations feed 12 FMAs. On Zen 3 the microkernel alone runs
-// at about 90% of the FMA peak with its data in L1, against 55-65% for the row-major tile; a
+// at about 90% of the FMA peak with its data in L1, against 55-75% for the row-major tile; a
 // 2048 x 8192 F16 product of 96-512 tokens on 2 threads goes from 103-106 to 112-124 GFLOP/s
 // (the packing and the output's read-modify-write per K chunk take the rest). Below kFpMinTok
 // tokens the row-major tile is as fast or faster (packing 16 rows costs what a few dozen tokens

@@ -131,12 +131,14 @@ LC_TARGET float scores1(const float* q, const Rows& r, int64_t n, float scale, f
   return mx;
 }
 
-// G query heads (kW == 1 rows) against KJ keys at a time: every key register loaded serves the G
-// heads (G * KJ accumulators, G query registers). Per (head, key) the same sums as scores1.
-template <int G, int KJ, class Rows>
+// G query heads (kW == 1 rows) against 4 keys at a time (reduce4's width): every key register
+// loaded serves the G heads (G * 4 accumulators, G query registers). Per (head, key) the same sums
+// as scores1.
+template <int G, class Rows>
 LC_TARGET void scores_group(const float* q, int64_t q_hs, const Rows& r, int64_t n, float scale,
                             float* s, int64_t ns, float* mx) {
-  static_assert(Rows::kW == 1 && KJ == 4);
+  static_assert(Rows::kW == 1);
+  constexpr int KJ = 4;
   const __m128 vs = _mm_set1_ps(scale);
   const int64_t uw = r.whole_units();
   int64_t j = 0;
@@ -254,9 +256,8 @@ LC_TARGET void scores_all(const float* q, int64_t q_hs, int64_t n_heads, const R
   if constexpr (Rows::kW == 1) {
     int64_t h = 0;
     for (; h + 3 <= n_heads; h += 3)
-      scores_group<3, 4>(q + h * q_hs, q_hs, r, n, scale, s + h * ns, ns, mx + h);
-    if (n_heads - h == 2)
-      scores_group<2, 4>(q + h * q_hs, q_hs, r, n, scale, s + h * ns, ns, mx + h);
+      scores_group<3>(q + h * q_hs, q_hs, r, n, scale, s + h * ns, ns, mx + h);
+    if (n_heads - h == 2) scores_group<2>(q + h * q_hs, q_hs, r, n, scale, s + h * ns, ns, mx + h);
     if (n_heads - h == 1) mx[h] = scores1(q + h * q_hs, r, n, scale, s + h * ns);
   } else {
     for (int64_t h = 0; h < n_heads; ++h) mx[h] = scores1(q + h * q_hs, r, n, scale, s + h * ns);
