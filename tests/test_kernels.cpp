@@ -278,9 +278,9 @@ TEST(Matmul, FloatPanelsAgainstReferenceAtTheirTails) {
 TEST(Matmul, PanelKernelRowAndTokenTailsEveryBlockType) {
   // Many tokens take the panel kernel where there is one (AVX-512: rows in panels of 16, tokens
   // in groups of 6; AVX512_BF16 for F16 / BF16: blocks of up to 4 panels, tokens in groups of 6;
-  // AVX2: panels of 8 rows, tokens in groups of 4): 53 rows are a pair of panels, one panel and 5
-  // rows of tail (AVX2: 6 panels and 5 rows); 8, 13 and 23 tokens leave every remainder of a
-  // token group.
+  // AVX2: tiles of two 8-row panels and 4 tokens, a last single panel in groups of 4 tokens): 61
+  // rows are a pair of panels, a panel and 13 rows of tail (AVX2: three 16-row tiles, one 8-row
+  // panel and 5 rows); 8, 13 and 23 tokens leave every remainder of a token group.
   IsaGuard guard;
   std::mt19937 rng(2024);
   for (Isa isa : supported_isas()) {
@@ -288,7 +288,7 @@ TEST(Matmul, PanelKernelRowAndTokenTailsEveryBlockType) {
     for (TensorType t :
          {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_0,
           TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K, TensorType::F16, TensorType::BF16})
-      for (int64_t n_tok : {8, 13, 23}) check_matmul(isa, t, 512, 53, n_tok, rng);
+      for (int64_t n_tok : {8, 13, 23}) check_matmul(isa, t, 512, 61, n_tok, rng);
   }
 }
 
@@ -376,7 +376,8 @@ TEST(Matmul, PanelResultsDoNotDependOnTheRowSplit) {
   std::mt19937 rng(31);
   for (Isa isa : supported_isas()) {
     set_isa(isa);
-    for (TensorType t : {TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K}) {
+    for (TensorType t : {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q5_K,
+                         TensorType::Q6_K}) {
       const int64_t n_in = 768, n_out = 80, n_tok = 11;
       const auto wb = random_rows(t, n_out, n_in, rng);
       const size_t rb = static_cast<size_t>(row_bytes(tensor_type_info(t), n_in));
@@ -384,8 +385,9 @@ TEST(Matmul, PanelResultsDoNotDependOnTheRowSplit) {
       WeightMatrix w{t, n_in, n_out, wb.data(), rb};
       std::vector<float> all(static_cast<size_t>(n_tok * n_out));
       matmul(w, x.data(), n_tok, all.data(), scratch);
-      // The rows from 16 on as a matrix of their own: panels start 16 rows later.
-      for (int64_t skip : {16, 48}) {
+      // The rows from 16 on as a matrix of their own: panels start 16 rows later (from 8 and 24:
+      // AVX2's 16-row tiles pair other panels, and the last 8 rows go through an 8-row panel).
+      for (int64_t skip : {8, 16, 24, 48}) {
         WeightMatrix part{t, n_in, n_out - skip, wb.data() + skip * rb, rb};
         std::vector<float> y(static_cast<size_t>(n_tok * part.n_out));
         matmul(part, x.data(), n_tok, y.data(), scratch);

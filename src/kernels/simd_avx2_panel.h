@@ -1,6 +1,7 @@
 // Prefill matmul of the block integer types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K) on
-// AVX2: weight rows repacked into panels of 8 rows, then tiles of one panel x up to kPanelTok
-// tokens accumulate whole blocks in integer lanes before any float work.
+// AVX2: weight rows repacked into panels of 8 rows, then tiles of two panels (16 rows) x up to
+// kPanelTok16 tokens (a last single panel: 8 rows x kPanelTok tokens) accumulate whole blocks in
+// integer lanes before any float work.
 //
 // Why: in the row-major tiles (simd_x86_matmul.h) every 32 elements of one (row, token) cost a
 // sign, a VPMADDUBSW, a VPMADDWD, a convert, a scale and an FMA. In a panel the 32 elements of a
@@ -17,6 +18,14 @@
 // (as the row-major tiles do; measured faster than 16-bit panels multiplied by VPMADDWD, which
 // read twice the bytes). Q6_K has a scale per 16 elements: its two halves are summed apart.
 //
+// Two panels per tile: a broadcast dword of activations feeds both panels' products, and each
+// weight vector loaded serves the tile's tokens. The empty asm statements on the running sums
+// keep GCC from reassociating each chain of additions into a tree, which holds every product of
+// a block live at once and spilled the accumulators (the 8-row tile ran at about 35% of the two
+// VPMADDUBSW per cycle). Measured on Zen 3, one thread, 2048 x 2048, 512 tokens (GOP/s, best of
+// interleaved runs): Q4_0 137-144 -> 194-210, Q4_K 140-145 -> 167-176, Q6_K 122-132 -> 146-163,
+// Q8_0 95-100 -> 119-121.
+//
 // Numbers: per (row, token) the blocks are summed in order, each as
 //   acc += d_a * (scale_w * idot) [+ min_w * s_a]     (Q6_K: d_a * (scale_lo * idot_lo + ...))
 // with idot the exact integer product; which panel or tile a row lands in does not change its
@@ -26,6 +35,7 @@
 
 constexpr int kPanelRows = 8;
 constexpr int kPanelTok = 4;
+constexpr int kPanelTok16 = 4;  // tokens of a 16-row tile
 // Fewer tokens than this go through the row-major tiles: repacking costs about what a few tokens
 // of products do.
 constexpr int64_t kPanelMinTok = 8;
@@ -54,22 +64,23 @@ LC_TARGET inline void transpose8x8_epi32(__m256i (&v)[8]) {
 // Rows [r, r + 8) of w into panel slot 0 of sc: pq (per block 8 vectors of 32 bytes; Q8_0: then 8
 // more with the signed quants), pd (per block, per half for Q6_K, the 8 rows' scales), pm (mins),
 // pb (per block and half, the 8 rows' integer starting sums).
-LC_TARGET void pack_panel(const WeightMatrix& w, const QType& qt, int64_t r, MatmulRowScratch& sc) {
+LC_TARGET void pack_panel(const WeightMatrix& w, const QType& qt, int64_t r, int slot,
+                          MatmulRowScratch& sc) {
   const int64_t n = w.n_in, nb = n / kActBlock;
   const bool q8 = w.type == TensorType::Q8_0;
   const int halves = w.type == TensorType::Q6_K ? 2 : 1;
   const int64_t vecs = q8 ? 16 : 8;  // vectors per block
-  sc.pq[0].resize(static_cast<size_t>(nb * vecs * 32));
-  sc.pd[0].resize(static_cast<size_t>(kPanelRows * nb * halves));
-  if (qt.mins) sc.pm[0].resize(static_cast<size_t>(kPanelRows * nb));
-  sc.pb[0].resize(static_cast<size_t>(kPanelRows * nb * 2));
+  sc.pq[slot].resize(static_cast<size_t>(nb * vecs * 32));
+  sc.pd[slot].resize(static_cast<size_t>(kPanelRows * nb * halves));
+  if (qt.mins) sc.pm[slot].resize(static_cast<size_t>(kPanelRows * nb));
+  sc.pb[slot].resize(static_cast<size_t>(kPanelRows * nb * 2));
   for (int64_t k0 = 0; k0 < n; k0 += kPackChunk) {
     const int64_t kc = std::min(kPackChunk, n - k0);
     unpack_chunk(w, qt, r, kPanelRows, k0, kc, sc);
     const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
     for (int64_t bc = 0; bc < kc / kActBlock; ++bc) {
       const int64_t b = k0 / kActBlock + bc;
-      uint8_t* dst = sc.pq[0].data() + b * vecs * 32;
+      uint8_t* dst = sc.pq[slot].data() + b * vecs * 32;
       // The block's 32 quants of the 8 rows, transposed as 8 x 8 dwords: vector j gets dword j
       // (elements 4j..4j+3) of every row.
       __m256i v[8];
@@ -92,7 +103,7 @@ LC_TARGET void pack_panel(const WeightMatrix& w, const QType& qt, int64_t r, Mat
       // -128 * (sum of q) per row: of each half for Q6_K, of the block for the other types but
       // Q8_0 (whose activations are not biased).
       const __m256i zero = _mm256_setzero_si256();
-      auto* pb = reinterpret_cast<__m256i*>(&sc.pb[0][static_cast<size_t>(b * 2 * kPanelRows)]);
+      auto* pb = reinterpret_cast<__m256i*>(&sc.pb[slot][static_cast<size_t>(b * 2 * kPanelRows)]);
       if (halves == 2) {
         _mm256_storeu_si256(pb, _mm256_sub_epi32(zero, _mm256_slli_epi32(sum[0], 7)));
         _mm256_storeu_si256(pb + 1, _mm256_sub_epi32(zero, _mm256_slli_epi32(sum[1], 7)));
@@ -103,10 +114,10 @@ LC_TARGET void pack_panel(const WeightMatrix& w, const QType& qt, int64_t r, Mat
 #pragma GCC unroll 16
       for (int i = 0; i < kPanelRows; ++i) {
         for (int h = 0; h < halves; ++h)
-          sc.pd[0][static_cast<size_t>((b * halves + h) * kPanelRows + i)] =
+          sc.pd[slot][static_cast<size_t>((b * halves + h) * kPanelRows + i)] =
               sc.s4[static_cast<size_t>(i * kc / 4 + 8 * bc + 4 * h)];
         if (qt.mins)
-          sc.pm[0][static_cast<size_t>(b * kPanelRows + i)] =
+          sc.pm[slot][static_cast<size_t>(b * kPanelRows + i)] =
               sc.m32[static_cast<size_t>(i * kc / 32 + bc)];
       }
     }
@@ -175,6 +186,7 @@ LC_TARGET void panel_tile(const MatmulRowScratch& sc, const ActQ8& a, const uint
                 w1, _mm256_sign_epi8(bcast_dword(aq[c] + 32 * b + 4 * j + 4), s1));
             dot[c] = _mm256_add_epi32(
                 dot[c], _mm256_add_epi32(_mm256_madd_epi16(p0, ones), _mm256_madd_epi16(p1, ones)));
+            asm("" : "+x"(dot[c]));
           }
         }
       } else {
@@ -190,6 +202,7 @@ LC_TARGET void panel_tile(const MatmulRowScratch& sc, const ActQ8& a, const uint
             const __m256i p = _mm256_add_epi16(p0, p1);
             // G / 2 pairs of products add in 16 bits before they are widened.
             p16[c] = j % G == 0 ? p : _mm256_add_epi16(p16[c], p);
+            asm("" : "+x"(p16[c]));
             if ((j + 2) % G == 0)
               dot[c] = _mm256_add_epi32(dot[c], _mm256_madd_epi16(p16[c], ones));
           }
@@ -245,6 +258,185 @@ PanelTileFn panel_tile_fn(int c, TensorType t) {
   }
 }
 
+// y[t + c, r + i] for c < C, i < 16: the panels in slots 0 and 1 (rows r..r+7 and r+8..r+15),
+// every type but Q8_0. Each broadcast of 4 activation bytes feeds both panels' products, so a
+// block of 16 rows costs 8 broadcasts per token where two 8-row tiles cost 16; the weight vectors
+// are loaded once per C tokens. The integer sums and the float work per (row, token) are those
+// of panel_tile, so the two give the same numbers.
+template <int C, bool kMins, bool kHalves, int G>
+LC_TARGET void panel_tile16(const MatmulRowScratch& sc, const ActQ8& a, const uint8_t* au,
+                            int64_t t, int64_t n_out, int64_t r, float* y) {
+  const int64_t n = a.n_in, nb = n / kActBlock;
+  constexpr int kHalf = kHalves ? 2 : 1;
+  constexpr int kJ = kHalves ? 4 : 8;
+  const uint8_t* pq[2] = {sc.pq[0].data(), sc.pq[1].data()};
+  const float* pd[2] = {sc.pd[0].data(), sc.pd[1].data()};
+  const float* pm[2] = {kMins ? sc.pm[0].data() : nullptr, kMins ? sc.pm[1].data() : nullptr};
+  const int32_t* pb[2] = {sc.pb[0].data(), sc.pb[1].data()};
+  const uint8_t* aq[C];
+  const float* ad[C];
+  const float* as[C];
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) {
+    aq[c] = au + (t + c) * n;
+    ad[c] = a.d + (t + c) * nb;
+    as[c] = a.s + (t + c) * nb;
+  }
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[C][2];
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) acc[c][0] = acc[c][1] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m256 sum[C][2];
+#pragma GCC unroll 2
+    for (int h = 0; h < kHalf; ++h) {
+      __m256i dot[C][2], p16[C][2];
+#pragma GCC unroll 16
+      for (int j = kJ * h; j < kJ * h + kJ; ++j) {
+        const __m256i w0 =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pq[0] + (b * 8 + j) * 32));
+        const __m256i w1 =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pq[1] + (b * 8 + j) * 32));
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) {
+          const __m256i x = bcast_dword(aq[c] + 32 * b + 4 * j);
+          const __m256i p0 = _mm256_maddubs_epi16(x, w0);
+          const __m256i p1 = _mm256_maddubs_epi16(x, w1);
+          // G vectors of products add in 16 bits before they are widened.
+          p16[c][0] = j % G == 0 ? p0 : _mm256_add_epi16(p16[c][0], p0);
+          p16[c][1] = j % G == 0 ? p1 : _mm256_add_epi16(p16[c][1], p1);
+          asm("" : "+x"(p16[c][0]), "+x"(p16[c][1]));
+          if ((j + 1) % G == 0) {
+#pragma GCC unroll 2
+            for (int v = 0; v < 2; ++v) {
+              const __m256i wide = _mm256_madd_epi16(p16[c][v], ones);
+              dot[c][v] = (j + 1 - kJ * h) == G ? wide : _mm256_add_epi32(dot[c][v], wide);
+            }
+          }
+        }
+      }
+#pragma GCC unroll 2
+      for (int v = 0; v < 2; ++v) {
+        const __m256i bias =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb[v] + (2 * b + h) * kPanelRows));
+        const __m256 ws = _mm256_loadu_ps(pd[v] + (b * kHalf + h) * kPanelRows);
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) {
+          const __m256 f = _mm256_cvtepi32_ps(_mm256_add_epi32(bias, dot[c][v]));
+          sum[c][v] = h == 0 ? _mm256_mul_ps(f, ws) : _mm256_fmadd_ps(f, ws, sum[c][v]);
+        }
+      }
+    }
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) {
+      const __m256 d = _mm256_broadcast_ss(ad[c] + b);
+#pragma GCC unroll 2
+      for (int v = 0; v < 2; ++v) {
+        acc[c][v] = _mm256_fmadd_ps(sum[c][v], d, acc[c][v]);
+        if constexpr (kMins)
+          acc[c][v] = _mm256_fmadd_ps(_mm256_loadu_ps(pm[v] + b * kPanelRows),
+                                      _mm256_broadcast_ss(as[c] + b), acc[c][v]);
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) {
+    _mm256_storeu_ps(y + (t + c) * n_out + r, acc[c][0]);
+    _mm256_storeu_ps(y + (t + c) * n_out + r + kPanelRows, acc[c][1]);
+  }
+}
+
+// Q8_0 on 16 rows: the signs of each panel's quants move onto a copy of the broadcast activations
+// (the quants use the whole byte range; see panel_tile), and every pair of products is widened.
+template <int C>
+LC_TARGET void panel_tile16_q8(const MatmulRowScratch& sc, const ActQ8& a, const uint8_t*,
+                               int64_t t, int64_t n_out, int64_t r, float* y) {
+  const int64_t n = a.n_in, nb = n / kActBlock;
+  const uint8_t* pq[2] = {sc.pq[0].data(), sc.pq[1].data()};
+  const float* pd[2] = {sc.pd[0].data(), sc.pd[1].data()};
+  const uint8_t* aq[C];
+  const float* ad[C];
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) {
+    aq[c] = reinterpret_cast<const uint8_t*>(a.q + (t + c) * n);
+    ad[c] = a.d + (t + c) * nb;
+  }
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[C][2];
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) acc[c][0] = acc[c][1] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m256i dot[C][2];
+#pragma GCC unroll 16
+    for (int j = 0; j < 8; ++j) {
+      __m256i wa[2], ws[2];
+#pragma GCC unroll 2
+      for (int v = 0; v < 2; ++v) {
+        wa[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pq[v] + (b * 16 + j) * 32));
+        ws[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pq[v] + (b * 16 + 8 + j) * 32));
+      }
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) {
+        const __m256i x = bcast_dword(aq[c] + 32 * b + 4 * j);
+#pragma GCC unroll 2
+        for (int v = 0; v < 2; ++v) {
+          const __m256i p =
+              _mm256_madd_epi16(_mm256_maddubs_epi16(wa[v], _mm256_sign_epi8(x, ws[v])), ones);
+          dot[c][v] = j == 0 ? p : _mm256_add_epi32(dot[c][v], p);
+          asm("" : "+x"(dot[c][v]));
+        }
+      }
+    }
+#pragma GCC unroll 2
+    for (int v = 0; v < 2; ++v) {
+      const __m256 ws = _mm256_loadu_ps(pd[v] + b * kPanelRows);
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c)
+        acc[c][v] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(dot[c][v]), ws),
+                                    _mm256_broadcast_ss(ad[c] + b), acc[c][v]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) {
+    _mm256_storeu_ps(y + (t + c) * n_out + r, acc[c][0]);
+    _mm256_storeu_ps(y + (t + c) * n_out + r + kPanelRows, acc[c][1]);
+  }
+}
+
+template <bool kMins, bool kHalves, int G, int... C>
+constexpr std::array<PanelTileFn, sizeof...(C)> panel_tiles16(std::integer_sequence<int, C...>) {
+  return {panel_tile16<C + 1, kMins, kHalves, G>...};
+}
+template <bool kMins, bool kHalves, int G>
+constexpr auto kPanelTiles16 =
+    panel_tiles16<kMins, kHalves, G>(std::make_integer_sequence<int, kPanelTok16>());
+
+template <int... C>
+constexpr std::array<PanelTileFn, sizeof...(C)> panel_tiles16_q8(std::integer_sequence<int, C...>) {
+  return {panel_tile16_q8<C + 1>...};
+}
+constexpr auto kPanelTiles16Q8 = panel_tiles16_q8(std::make_integer_sequence<int, kPanelTok16>());
+
+PanelTileFn panel_tile16_fn(int c, TensorType t) {
+  switch (t) {
+    case TensorType::Q4_0:
+      return kPanelTiles16<false, false, 8>[c - 1];
+    case TensorType::Q5_0:
+      return kPanelTiles16<false, false, 4>[c - 1];
+    case TensorType::Q4_1:
+    case TensorType::Q4_K:
+      return kPanelTiles16<true, false, 4>[c - 1];
+    case TensorType::Q5_1:
+    case TensorType::Q5_K:
+      return kPanelTiles16<true, false, 2>[c - 1];
+    case TensorType::Q6_K:
+      return kPanelTiles16<false, true, 2>[c - 1];
+    default:
+      LC_CHECK(t == TensorType::Q8_0);
+      return kPanelTiles16Q8[c - 1];
+  }
+}
+
 // Rows [r0, r1) of a product with n_tok tokens; false when the panel kernel does not apply (too
 // few tokens, or a type without a canonical form). Rows past the last whole panel of the matrix
 // (and any row before the first panel boundary of the range) go through the row-major tiles, so
@@ -269,8 +461,19 @@ LC_TARGET bool matmul_panel(const WeightMatrix& w, const ActQ8& a, int64_t n_tok
             reinterpret_cast<__m256i*>(au + e),
             _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + e)), flip));
     }
-    for (int64_t r = a0; r < a1; r += kPanelRows) {
-      pack_panel(w, qt, r, sc);
+    int64_t r = a0;
+    {
+      for (; r + 2 * kPanelRows <= a1; r += 2 * kPanelRows) {
+        pack_panel(w, qt, r, 0, sc);
+        pack_panel(w, qt, r + kPanelRows, 1, sc);
+        for (int64_t t = 0; t < n_tok; t += kPanelTok16) {
+          const int c = static_cast<int>(std::min<int64_t>(kPanelTok16, n_tok - t));
+          panel_tile16_fn(c, w.type)(sc, a, au, t, w.n_out, r, y);
+        }
+      }
+    }
+    for (; r < a1; r += kPanelRows) {
+      pack_panel(w, qt, r, 0, sc);
       for (int64_t t = 0; t < n_tok; t += kPanelTok) {
         const int c = static_cast<int>(std::min<int64_t>(kPanelTok, n_tok - t));
         panel_tile_fn(c, w.type)(sc, a, au, t, w.n_out, r, y);
