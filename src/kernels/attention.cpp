@@ -110,8 +110,14 @@ void tile_update(const KernelTable& kt, const float* qg, const KvSpan& kv, int64
 // The span's keys as f32, transposed per KV head (see block_item), and for an f16 span its
 // values as f32 rows (*vf, else null), in buffers of the calling thread's scratch slot that are
 // reused from call to call. Pieces of keys are converted in parallel.
-// Leading dimension of the transposed keys, and the floats transpose_keys writes.
-int64_t transposed_ld(const KvSpan& kv) { return (kv.n + 15) / 16 * 16; }
+// Leading dimension of the transposed keys, and the floats transpose_keys writes. A score tile
+// reads one cache line or two of every element's row; an odd number of 16-float lines between
+// rows spreads those over all the L1 sets (with a power of two, e.g. 4,096 keys, they would all
+// map to one set and evict each other between the tile's passes).
+int64_t transposed_ld(const KvSpan& kv) {
+  const int64_t lines = (kv.n + 15) / 16;
+  return (lines | 1) * 16;
+}
 int64_t transposed_floats(const KvSpan& kv, const AttnDims& d) {
   return d.n_head_kv * d.head_dim * transposed_ld(kv) +
          (kv.type == KvType::F16 ? kv.n * kv.stride : 0);
