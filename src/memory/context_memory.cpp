@@ -64,6 +64,15 @@ StepBytes step_bytes(const ContextMemoryOptions& o, const MemoryDims& dims) {
   return b;
 }
 
+// Room for `rows` rows of w floats in one of the remainder's vectors. Capacity doubles as
+// std::vector's would, but not past most_rows rows (what the remainder can hold: form_blocks
+// compacts it), so that the window's vectors do not end up with twice the room they use.
+void reserve_rows(std::vector<float>& vec, int64_t rows, int64_t w, int64_t most_rows) {
+  const size_t need = static_cast<size_t>(rows * w);
+  if (vec.capacity() >= need) return;
+  vec.reserve(std::max(need, std::min(2 * vec.capacity(), static_cast<size_t>(most_rows * w))));
+}
+
 // All layers' RAM that keeps one decoding step off the disk.
 size_t one_step_bytes(const ContextMemoryOptions& o, const MemoryDims& dims) {
   const StepBytes b = step_bytes(o, dims);
@@ -268,6 +277,12 @@ void ContextMemory::attend_block(Layer& L, int layer, const MemoryStep& step, in
 
   // 1. The new tokens join the remainder (unrotated, and rotated at their absolute positions).
   const size_t end = static_cast<size_t>((L.off + L.n) * kvw);
+  // The live rows stay under n_local + block_size + n_init before a step and the dead prefix
+  // under a quarter of them (form_blocks); a step adds up to exec_block rows.
+  const int64_t rows = L.off + L.n + n;
+  const int64_t most = (opt_.n_local + opt_.block_size + opt_.n_init) * 5 / 4 + opt_.exec_block;
+  for (auto* vec : {&L.k, &L.v, &L.k_rot}) reserve_rows(*vec, rows, kvw, most);
+  if (opt_.infllm) reserve_rows(L.score, rows, d.n_head, most);
   L.k.resize(end);
   L.v.resize(end);
   L.k_rot.resize(end);
@@ -397,8 +412,9 @@ void ContextMemory::form_blocks(Layer& L) {
   } else if (L.n > opt_.n_local) {
     pop(L.n - opt_.n_local);  // StreamingLLM forgets what leaves the window
   }
-  // Compact once the dead prefix outgrows the live part.
-  if (L.off > 0 && L.off >= L.n) {
+  // Compact once the dead prefix reaches a quarter of the live part (moving the live rows every
+  // quarter of a window's tokens costs far less than attending them).
+  if (L.off > 0 && 4 * L.off >= L.n) {
     auto shift = [&](std::vector<float>& vec, int64_t w) {
       std::memmove(vec.data(), vec.data() + L.off * w, static_cast<size_t>(L.n * w) * 4);
       vec.resize(static_cast<size_t>(L.n * w));
