@@ -61,9 +61,9 @@ LC_TARGET inline void transpose8x8_epi32(__m256i (&v)[8]) {
   }
 }
 
-// Rows [r, r + 8) of w into panel slot 0 of sc: pq (per block 8 vectors of 32 bytes; Q8_0: then 8
-// more with the signed quants), pd (per block, per half for Q6_K, the 8 rows' scales), pm (mins),
-// pb (per block and half, the 8 rows' integer starting sums).
+// Rows [r, r + 8) of w into panel slot `slot` of sc: pq (per block 8 vectors of 32 bytes; Q8_0:
+// then 8 more with the signed quants), pd (per block, per half for Q6_K, the 8 rows' scales), pm
+// (mins), pb (per block and half, the 8 rows' integer starting sums).
 LC_TARGET void pack_panel(const WeightMatrix& w, const QType& qt, int64_t r, int slot,
                           MatmulRowScratch& sc) {
   const int64_t n = w.n_in, nb = n / kActBlock;
