@@ -731,6 +731,44 @@ TEST(Ops, DotTilesEveryIsa) {
   }
 }
 
+TEST(Ops, MaxSliceDotsEveryIsa) {
+  // Per-slice dot products of each row, less the slice's offset, combined by their maximum; the
+  // SIMD paths (slices of whole vectors, up to 8 or 16) and their fallback.
+  std::mt19937 rng(29);
+  for (Isa isa : supported_isas()) {
+    const KernelTable& k = kernel_table(isa);
+    for (const auto& [d, slices] : std::vector<std::pair<int64_t, int64_t>>{
+             {8, 1}, {24, 3}, {64, 2}, {192, 6}, {288, 9}, {512, 16}, {60, 5}, {192, 1}}) {
+      for (int64_t n : {1, 5, 16}) {
+        const auto a = randn(n * d, rng);
+        const auto q = randn(d, rng);
+        const auto off = randn(slices, rng);
+        for (bool with_off : {false, true}) {
+          std::vector<float> out(static_cast<size_t>(n + 1), 7.0f);
+          k.max_slice_dots(a.data(), n, d, slices, q.data(), with_off ? off.data() : nullptr,
+                           out.data());
+          const int64_t w = d / slices;
+          for (int64_t i = 0; i < n; ++i) {
+            double best = -1e300, mag = 0;
+            for (int64_t h = 0; h < slices; ++h) {
+              double s = 0;
+              for (int64_t e = h * w; e < (h + 1) * w; ++e) {
+                s += double(a[static_cast<size_t>(i * d + e)]) * q[static_cast<size_t>(e)];
+                mag += std::fabs(double(a[static_cast<size_t>(i * d + e)]) *
+                                 q[static_cast<size_t>(e)]);
+              }
+              best = std::max(best, s - (with_off ? off[static_cast<size_t>(h)] : 0.0));
+            }
+            ASSERT_NEAR(out[static_cast<size_t>(i)], best, 1e-5 * mag + 1e-6)
+                << isa_name(isa) << " d " << d << " slices " << slices << " row " << i;
+          }
+          EXPECT_EQ(out[static_cast<size_t>(n)], 7.0f) << isa_name(isa);
+        }
+      }
+    }
+  }
+}
+
 TEST(Ops, DotColumnsEveryIsa) {
   std::mt19937 rng(13);
   for (Isa isa : supported_isas()) {

@@ -51,7 +51,7 @@ struct Case {
 };
 
 SessionOptions options(const Model& m, const Case& c, const std::string& spill_dir,
-                       int64_t n_local = 48) {
+                       int64_t n_local = 48, int64_t index_budget = 0) {
   SessionSpec spec;
   spec.memory.policy = c.policy;
   spec.memory.kv_type = c.kv;
@@ -67,6 +67,7 @@ SessionOptions options(const Model& m, const Case& c, const std::string& spill_d
     spec.memory.mem_budget = c.budget;
     spec.memory.spill_type = c.spill;
     spec.memory.spill_dir = spill_dir;
+    if (index_budget > 0) spec.memory.index_budget = index_budget;
   }
   return resolve_session(m, spec);
 }
@@ -202,6 +203,10 @@ TEST(SessionState, OtherSettingsAreRefusedNamingTheDifference) {
   // Work-only settings (the RAM budget, the spill folder) may change.
   Session d(m, options(*m, Case{"infllm", MemoryPolicy::InfLLM, KvType::F32, 24 << 10}, "/tmp"));
   EXPECT_TRUE(load_session(d, *store, "s"));
+  // So may the search's budget (how many blocks a search scores, not what the memory holds).
+  Session e(m, options(*m, c, dir.path, 48, 64));
+  EXPECT_TRUE(load_session(e, *store, "s"));
+  EXPECT_EQ(e.n_past(), a.n_past());
 }
 
 TEST(SessionState, CorruptObjectIsAnErrorAndLeavesTheSessionEmpty) {

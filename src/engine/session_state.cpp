@@ -98,6 +98,22 @@ std::string folder_digest(const std::string& dir, uint64_t* size_out) {
   return content_hash(all.data(), all.size());
 }
 
+// Settings that change how much work a step does or where its bytes go, not what the saved state
+// is: a session saved with one value continues with another (a search budget changes which
+// blocks later steps retrieve, as a sampler setting changes what they generate).
+const std::set<std::string>& work_only_settings() {
+  static const std::set<std::string> kWorkOnly = {"threads",
+                                                  "batch",
+                                                  "memory.mem_budget",
+                                                  "memory.index_budget",
+                                                  "memory.index_probe",
+                                                  "memory.spill_dir",
+                                                  "memory.spill_max",
+                                                  "memory.measure_recall",
+                                                  "memory.trace_retrieval"};
+  return kWorkOnly;
+}
+
 }  // namespace
 
 Fingerprint session_fingerprint(const Session& s) {
@@ -112,15 +128,8 @@ Fingerprint session_fingerprint(const Session& s) {
   f.emplace_back("model.file", slash == std::string::npos ? path : path.substr(slash + 1));
   f.emplace_back("model.bytes", std::to_string(size));
   f.emplace_back("model.digest", digest);
-  static const std::set<std::string> kWorkOnly = {"threads",
-                                                  "batch",
-                                                  "memory.mem_budget",
-                                                  "memory.spill_dir",
-                                                  "memory.spill_max",
-                                                  "memory.measure_recall",
-                                                  "memory.trace_retrieval"};
   for (const auto& [name, v] : s.options().settings)
-    if (kWorkOnly.count(name) == 0) f.emplace_back(name, v.value);
+    if (work_only_settings().count(name) == 0) f.emplace_back(name, v.value);
   int i = 0;
   for (const std::string& line : rope_describe(s.options().rope))
     f.emplace_back("rope." + std::to_string(i++), line);
@@ -180,7 +189,8 @@ bool load_session(Session& s, const ObjectStore& store, const std::string& name)
     if (was != v) diff += cat("; ", k, " was ", was, ", now ", v);
   }
   for (const auto& [k, v] : saved.items())
-    if (seen.count(k) == 0) diff += cat("; ", k, " was ", v.dump(), ", now (none)");
+    if (seen.count(k) == 0 && work_only_settings().count(k) == 0)
+      diff += cat("; ", k, " was ", v.dump(), ", now (none)");
   if (!diff.empty())
     throw SessionIncompatible(
         cat(what, " was saved with another model or other settings and cannot be continued",

@@ -91,6 +91,9 @@ struct KernelTable {
   // out[i] = dot(a + i * d, q) for i < n (rows of d floats, one after another).
   void (*dot_rows)(const float* a, int64_t n, int64_t d, int64_t stride, const float* q,
                    float* out);
+  // out[i] = max over h < slices of dot(row i's h-th slice, q's h-th slice) - off[h] (ops.h).
+  void (*max_slice_dots)(const float* a, int64_t n, int64_t d, int64_t slices, const float* q,
+                         const float* off, float* out);
   // The same with the matrix in IEEE half precision.
   void (*dot_columns_f16)(const uint16_t* const* rows, const float* q, int64_t d, int64_t n,
                           float* out);

@@ -18,6 +18,10 @@ void dot_columns(const float* const* rows, const float* q, int64_t d, int64_t n,
 void dot_rows(const float* a, int64_t n, int64_t d, int64_t stride, const float* q, float* out) {
   kernels().dot_rows(a, n, d, stride, q, out);
 }
+void max_slice_dots(const float* a, int64_t n, int64_t d, int64_t slices, const float* q,
+                    const float* off, float* out) {
+  kernels().max_slice_dots(a, n, d, slices, q, off, out);
+}
 void dot_tiles_u8s8(const uint8_t* a, const int8_t* q, int64_t k4, int64_t tile_k4, int64_t n_tiles,
                     int32_t* out) {
   kernels().dot_tiles_u8s8(a, q, k4, tile_k4, n_tiles, out);

@@ -22,6 +22,12 @@ void dot_columns(const float* const* rows, const float* q, int64_t d, int64_t n,
 // out[i] = dot(a + i * stride, q) over d elements, for i < n (stride >= d: rows of a matrix, or
 // a slice of each).
 void dot_rows(const float* a, int64_t n, int64_t d, int64_t stride, const float* q, float* out);
+// Rows of d floats one after another, each split in `slices` equal slices of w = d / slices
+// (slices divides d): out[i] = max over h of (sum_{e < w} a[i*d + h*w + e] * q[h*w + e] - off[h])
+// for i < n; off null: zeros. (Per-head scores of block representatives, combined by their
+// maximum: memory/block_index.h.) One pass over each row.
+void max_slice_dots(const float* a, int64_t n, int64_t d, int64_t slices, const float* q,
+                    const float* off, float* out);
 void dot_columns_f16(const uint16_t* const* rows, const float* q, int64_t d, int64_t n, float* out);
 // Integer scores of the columns of byte tiles: out[c] = sum_k a(c, k) * q[k] for c < 64 * n_tiles,
 // k < 4 * k4, exact in int32. a holds unsigned bytes in tiles of 64 columns; tile t holds columns
@@ -31,6 +37,13 @@ void dot_columns_f16(const uint16_t* const* rows, const float* q, int64_t d, int
 // matrix, a slice of its rows).
 void dot_tiles_u8s8(const uint8_t* a, const int8_t* q, int64_t k4, int64_t tile_k4, int64_t n_tiles,
                     int32_t* out);
+// Scores of rows of bytes standing for float vectors (the block index's members, memory/
+// block_index.h). The n rows have 4 * k4 bytes each, in tiles of 8 rows: row i's bytes 4j..4j+3
+// are at a[(i / 8) * k4 * 32 + j * 32 + (i % 8) * 4]; a holds whole tiles. The 4 * k4 dimensions
+// form `groups` equal groups (groups divides k4). q: 4 * k4 signed bytes in [-63, 63] (so that
+// pairs of products fit 16 bits), group g's step worth unit[g], qsum[g] the sum of its bytes in
+// group g. Group g scores s(i, g) = unit[g] * (sum_{e in g} a(i, e) q[e] - 128 qsum[g]) - off[g]
+// (off null: zeros); out[i] = the maximum over the groups (max) or their sum, for i < n.
 // log-sum-exp of a row (numerically stable).
 double log_sum_exp(const float* x, int64_t n);
 

@@ -178,6 +178,8 @@ LC_TARGET void dot_rows(const float* a, int64_t n, int64_t d, int64_t stride, co
   for (int64_t i = 0; i < n; ++i) out[i] = vdot(a + i * stride, q, d);
 }
 
+#include "kernels/simd_x86_slices.h"
+
 LC_TARGET void add_inplace(float* x, const float* y, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
@@ -581,6 +583,7 @@ const KernelTable kTable = {
     axpy,
     dot_columns,
     dot_rows,
+    max_slice_dots,
     dot_columns_f16,
     dot_tiles_u8s8,
     add_inplace,

@@ -187,6 +187,8 @@ LC_TARGET void dot_rows(const float* a, int64_t n, int64_t d, int64_t stride, co
   for (; i < n; ++i) out[i] = vdot(a + i * stride, q, d);
 }
 
+#include "kernels/simd_x86_slices.h"
+
 LC_TARGET void add_inplace(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 m = lanes(n - i);
@@ -1053,6 +1055,7 @@ const KernelTable kTable = {
     axpy,
     dot_columns,
     dot_rows,
+    max_slice_dots,
     dot_columns_f16,
     dot_tiles_u8s8,
     add_inplace,

@@ -36,6 +36,17 @@ void dot_rows(const float* a, int64_t n, int64_t d, int64_t stride, const float*
   for (int64_t i = 0; i < n; ++i) out[i] = dot(a + i * stride, q, d);
 }
 
+void max_slice_dots(const float* a, int64_t n, int64_t d, int64_t slices, const float* q,
+                    const float* off, float* out) {
+  const int64_t w = d / slices;
+  for (int64_t i = 0; i < n; ++i) {
+    float best = -std::numeric_limits<float>::infinity();
+    for (int64_t h = 0; h < slices; ++h)
+      best = std::max(best, dot(a + i * d + h * w, q + h * w, w) - (off ? off[h] : 0.0f));
+    out[i] = best;
+  }
+}
+
 void dot_columns_f16(const uint16_t* const* rows, const float* q, int64_t d, int64_t n,
                      float* out) {
   for (int64_t c = 0; c < n; ++c) out[c] = 0.0f;
@@ -210,6 +221,7 @@ const KernelTable kTable = {
     axpy,
     dot_columns,
     dot_rows,
+    max_slice_dots,
     dot_columns_f16,
     dot_tiles_u8s8,
     add_inplace,

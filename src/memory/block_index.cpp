@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <utility>
@@ -26,6 +27,9 @@ using Scored = BlockIndex::Entry;
 // 0.993 / 0.995, 0.955 / 0.943); the estimate alone 0.988 / 0.991 and 0.968 / 0.959.
 constexpr int64_t kVisitsPerTurn = 4;
 constexpr float kReachInEstimate = 0.1f;
+// The optimistic scores come from bytes: a cluster is ruled out by one only when it falls short
+// of the k-th best by more than this share of (|k-th| + 1).
+constexpr float kBytesMargin = 0.05f;
 
 // a ranks before b: higher score, then lower id (so ties resolve the same way in every search).
 bool better(const Scored& a, const Scored& b) {
@@ -80,14 +84,15 @@ struct BlockIndex::Top {
 };
 
 // Clusters best first by one score each, taken one at a time. With few to take: from maxima over
-// groups of 64 scores (about 150 comparisons per take, no sorting); with many: from one sort.
+// groups of 64 scores (about 150 comparisons per take, no sorting); with many: from a partial sort.
 // Equal scores go to the lower cluster id.
 struct BlockIndex::Queue {
   static constexpr int64_t G = 64;
   static constexpr float gone = -std::numeric_limits<float>::infinity();
   std::vector<float> score;  // per cluster; filled by the caller
   std::vector<float> gmax;
-  std::vector<int32_t> order;
+  std::vector<uint64_t> keys;  // sorted: (inverted ordered score bits, id), best first
+  size_t ordered = 0;          // keys [0, ordered) are in order
   size_t next = 0;
   bool sorted = false;
 
@@ -98,27 +103,61 @@ struct BlockIndex::Queue {
       m = std::max(m, score[static_cast<size_t>(c)]);
     return m;
   }
-  void start(bool sort) {
+  // sort: `want` clusters at most will be taken from this order (and as many skipped, taken by
+  // the other order): only the best 2 * want are put in order, the others when they are reached.
+  void start(bool sort, int64_t want) {
     const int64_t n = static_cast<int64_t>(score.size());
     sorted = sort;
     next = 0;
     if (sorted) {
-      order.resize(static_cast<size_t>(n));
-      std::iota(order.begin(), order.end(), 0);
-      std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
-        const float sa = score[static_cast<size_t>(a)], sb = score[static_cast<size_t>(b)];
-        return sa != sb ? sa > sb : a < b;
-      });
+      // One key per cluster: the score's bits made to order as unsigned integers, inverted (best
+      // first), then the id (ties to the lower id).
+      keys.resize(static_cast<size_t>(n));
+      for (int64_t c = 0; c < n; ++c) {
+        uint32_t u;
+        std::memcpy(&u, &score[static_cast<size_t>(c)], 4);
+        u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+        keys[static_cast<size_t>(c)] = (static_cast<uint64_t>(~u) << 32) | static_cast<uint32_t>(c);
+      }
+      ordered = std::min<size_t>(keys.size(), static_cast<size_t>(2 * std::max<int64_t>(want, 1)));
+      if (ordered < keys.size())
+        std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(ordered),
+                         keys.end());
+      std::sort(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(ordered));
     } else {
       gmax.resize(static_cast<size_t>((n + G - 1) / G));
       for (size_t g = 0; g < gmax.size(); ++g) gmax[g] = group_max(static_cast<int64_t>(g));
     }
   }
+  // Sorted: the next cluster in order not taken yet (keys past `ordered` are sorted when reached),
+  // or -1.
+  int64_t next_untaken(const std::vector<uint8_t>& taken) {
+    for (;; ++next) {
+      if (next == ordered && ordered < keys.size()) {
+        std::sort(keys.begin() + static_cast<std::ptrdiff_t>(ordered), keys.end());
+        ordered = keys.size();
+      }
+      if (next == keys.size()) return -1;
+      const auto c = static_cast<uint32_t>(keys[next]);
+      if (!taken[c]) return c;
+    }
+  }
+  // The best score of a cluster not taken yet (-inf when all were).
+  float peek(const std::vector<uint8_t>& taken) {
+    if (sorted) {
+      const int64_t c = next_untaken(taken);
+      return c < 0 ? gone : score[static_cast<size_t>(c)];
+    }
+    float m = gone;
+    for (float g : gmax) m = std::max(m, g);
+    return m;
+  }
   // The best cluster not taken yet, or -1 when all were.
   int64_t take(const std::vector<uint8_t>& taken) {
     if (sorted) {
-      while (next < order.size() && taken[static_cast<size_t>(order[next])]) ++next;
-      return next < order.size() ? order[next++] : -1;
+      const int64_t c = next_untaken(taken);
+      if (c >= 0) ++next;
+      return c;
     }
     size_t g = 0;
     for (size_t h = 1; h < gmax.size(); ++h)
@@ -515,22 +554,7 @@ int64_t BlockIndex::score_members(int64_t c, const float* q, Top& top, bool keep
 }
 
 void BlockIndex::score_rows(const float* rows, int64_t n, const float* q, float* out) const {
-  const int64_t d = opt_.dim;
-  if (slices_.n <= 1) {
-    dot_rows(rows, n, d, d, q, out);
-    if (slices_.off)
-      for (int64_t r = 0; r < n; ++r) out[r] -= slices_.off[0];
-    return;
-  }
-  // Slice by slice over the rows (each a strided pass), keeping the maximum.
-  const int64_t w = d / slices_.n;
-  slice_dots_.resize(static_cast<size_t>(n));
-  for (int64_t h = 0; h < slices_.n; ++h) {
-    const float off = slices_.off ? slices_.off[h] : 0.0f;
-    float* dst = h == 0 ? out : slice_dots_.data();
-    dot_rows(rows + h * w, n, w, d, q + h * w, dst);
-    for (int64_t r = 0; r < n; ++r) out[r] = h == 0 ? dst[r] - off : std::max(out[r], dst[r] - off);
-  }
+  max_slice_dots(rows, n, opt_.dim, slices_.n, q, slices_.off, out);
 }
 
 std::vector<int64_t> BlockIndex::top_k_exact(const float* q, int64_t k, std::vector<float>* scores,
@@ -664,8 +688,10 @@ std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k, std::vector<fl
     const auto i = static_cast<size_t>(c);
     by_estimate.score[i] += kReachInEstimate * (by_reach.score[i] - by_estimate.score[i]);
   }
-  by_estimate.start(sorted);
-  by_reach.start(sorted);
+  // The optimistic scores stay at hand as cheap bounds (from bytes: within a margin).
+  optimistic_.assign(by_reach.score.begin(), by_reach.score.end());
+  by_estimate.start(sorted, probe);
+  by_reach.start(sorted, probe);
   taken_.assign(static_cast<size_t>(nc), 0);
   heap_.clear();
   Top top{heap_, static_cast<size_t>(k)};
@@ -679,10 +705,17 @@ std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k, std::vector<fl
     if (top.full()) {
       if (opt_.max_groups > 0 && visited >= opt_.max_groups) break;
       if (opt_.max_scored > 0 && scored >= opt_.max_scored) break;
-      // No member can enter the top k (the margin covers the bound's own rounding).
+      // No member can enter the top k: by the optimistic score (from bytes, with a margin for
+      // their rounding), then by the box (the margin covers the bound's own rounding). When no
+      // cluster left has an optimistic score that could beat the k-th, the search is done.
+      const float t = top.kth(), slack = kBytesMargin * (std::fabs(t) + 1.0f);
+      if (optimistic_[static_cast<size_t>(c)] + slack < t) {
+        if (by_reach.peek(taken_) + slack < t) break;
+        continue;
+      }
       const float b = bound(c);
       ++n_bounds;
-      if (b + 1e-5f * (std::fabs(b) + std::fabs(top.kth())) < top.kth()) continue;
+      if (b + 1e-5f * (std::fabs(b) + std::fabs(t)) < t) continue;
     }
     scored += score_members(c, q, top, true);
     ++visited;

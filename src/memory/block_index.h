@@ -167,7 +167,7 @@ class BlockIndex {
   std::vector<float> mean_norm_;       // |mean|^2 per cluster (nearest-mean search)
   std::unique_ptr<BlockStore> pages_;  // searches pin pages: logically const
   // scratch (searches are logically const)
-  mutable std::vector<float> tmp_, q_pos_, q_neg_, slice_mean_, slice_dots_;
+  mutable std::vector<float> tmp_, q_pos_, q_neg_, slice_mean_;
   mutable Slices slices_;  // of the search running
   // Scores of n rows of representatives under slices_ (q.r when one slice).
   void score_rows(const float* rows, int64_t n, const float* q, float* out) const;
@@ -176,6 +176,7 @@ class BlockIndex {
   struct Queue;                        // clusters best first by one of their scores
   mutable std::vector<Queue> queues_;  // by estimated best member, by optimistic score
   mutable std::vector<uint8_t> taken_;
+  mutable std::vector<float> optimistic_;  // the optimistic score of every cluster, this search
   mutable std::vector<const uint16_t*> rows_;
   mutable std::vector<Entry> heap_;
   mutable std::vector<BlockView> views_;
