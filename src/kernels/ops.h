@@ -37,13 +37,6 @@ void dot_columns_f16(const uint16_t* const* rows, const float* q, int64_t d, int
 // matrix, a slice of its rows).
 void dot_tiles_u8s8(const uint8_t* a, const int8_t* q, int64_t k4, int64_t tile_k4, int64_t n_tiles,
                     int32_t* out);
-// Scores of rows of bytes standing for float vectors (the block index's members, memory/
-// block_index.h). The n rows have 4 * k4 bytes each, in tiles of 8 rows: row i's bytes 4j..4j+3
-// are at a[(i / 8) * k4 * 32 + j * 32 + (i % 8) * 4]; a holds whole tiles. The 4 * k4 dimensions
-// form `groups` equal groups (groups divides k4). q: 4 * k4 signed bytes in [-63, 63] (so that
-// pairs of products fit 16 bits), group g's step worth unit[g], qsum[g] the sum of its bytes in
-// group g. Group g scores s(i, g) = unit[g] * (sum_{e in g} a(i, e) q[e] - 128 qsum[g]) - off[g]
-// (off null: zeros); out[i] = the maximum over the groups (max) or their sum, for i < n.
 // log-sum-exp of a row (numerically stable).
 double log_sum_exp(const float* x, int64_t n);
 

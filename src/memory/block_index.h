@@ -10,10 +10,11 @@
 // estimate of the cluster's best member, q.m + 0.1 |q|.r (m the mean, r the per-dimension reach of
 // the members from it: a crowd of blocks like the query), the fourth by the optimistic score
 // q.m + |q|.r, which no member exceeds (a cluster holding one block much more query-like than the
-// rest, which the mean hides). A cluster whose bound cannot beat the current k-th score is skipped;
-// the search stops when every cluster was visited or skipped (then the result IS the exact top-k),
-// or when `max_scored` blocks were scored / `max_groups` clusters visited (approximate, bounded
-// work).
+// rest, which the mean hides). A cluster whose bound cannot beat the current k-th score is skipped
+// (first by its optimistic score, from bytes, with a margin for their rounding; then by its box);
+// the search stops when no cluster left has an optimistic score that could beat the k-th (then
+// the result is the exact top-k, as far as the margin covers the bytes' rounding), or when
+// `max_scored` blocks were scored / `max_groups` clusters visited (approximate, bounded work).
 //
 // Storage. What the search reads for every query is in RAM: the cluster means and reaches as
 // bytes (a scale per dimension), in tiles of 64 clusters, so that one pass of integer
