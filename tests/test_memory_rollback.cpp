@@ -17,6 +17,7 @@
 #include "engine/session_state.h"
 #include "memory/block_store.h"
 #include "memory/context_memory.h"
+#include "memory/memory_state.h"
 #include "model/model.h"
 #include "support/block_sessions.h"
 #include "support/paths.h"
@@ -356,6 +357,52 @@ TEST(MemoryRollback, BlockStoreDropsBlocksAndReusesTheirRecords) {
     EXPECT_EQ(s.bytes_on_disk(), 10 * block);
     check(s);
   }
+}
+
+// A memory's state is written in segments of at most max_items items, so that saving or loading
+// a long context holds one segment at a time; a rollback keeps the whole segments before it, and
+// the next save writes the rest again in segments of the same size.
+TEST(MemoryRollback, SegmentsSplitLongStatesAndReloadInOrder) {
+  TempDir dir;
+  const auto store = open_dir_store(dir.path);
+  auto items = [](int64_t a, int64_t b) {
+    std::vector<uint8_t> v;
+    for (int64_t i = a; i < b; ++i) v.push_back(static_cast<uint8_t>(i));
+    return v;
+  };
+  auto save = [&](Segments& s, int64_t n, std::vector<std::pair<int64_t, int64_t>>* made) {
+    ByteWriter head;
+    std::vector<std::string> refs;
+    MemorySave out{*store, "s", head, refs};
+    s.save(out, n, 3, [&](int64_t a, int64_t b) {
+      made->emplace_back(a, b);
+      return items(a, b);
+    });
+    return head.bytes();
+  };
+  Segments seg;
+  std::vector<std::pair<int64_t, int64_t>> made;
+  save(seg, 10, &made);
+  const std::vector<std::pair<int64_t, int64_t>> four{{0, 3}, {3, 6}, {6, 9}, {9, 10}};
+  EXPECT_EQ(made, four);
+  seg.truncate(7);  // [6, 9) held item 7 and after: gone with it
+  EXPECT_EQ(seg.saved(), 6);
+  made.clear();
+  const std::vector<uint8_t> head = save(seg, 11, &made);
+  const std::vector<std::pair<int64_t, int64_t>> two{{6, 9}, {9, 11}};
+  EXPECT_EQ(made, two);
+  // Loading hands over each segment's bytes in order.
+  ByteReader r(head.data(), head.size(), "head");
+  MemoryLoad in{*store, r};
+  Segments back;
+  std::vector<uint8_t> all;
+  back.load(in, 11, [&](int64_t a, int64_t b, const std::vector<uint8_t>& bytes) {
+    EXPECT_EQ(bytes, items(a, b));
+    all.insert(all.end(), bytes.begin(), bytes.end());
+  });
+  EXPECT_EQ(all, items(0, 11));
+  EXPECT_EQ(Segments::items_per_segment(size_t{1} << 20), 64);
+  EXPECT_EQ(Segments::items_per_segment(size_t{1} << 30), 1);
 }
 
 }  // namespace

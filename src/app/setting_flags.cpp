@@ -126,7 +126,7 @@ const std::vector<SettingFlag> kFlags = {
     {"--index-budget", "memory.index_budget", F::Memory,
      "blocks scored per search after the cluster bounds (0 = no cap: the search is exact, its "
      "work grows with the context)",
-     "512",
+     "2048",
      [](SessionSpec& s, const std::string& v, const std::string& f) {
        s.memory.index_budget = parse_int(f, v);
      }},

@@ -350,6 +350,7 @@ class BundleStore final : public ObjectStore {
   }
   ~BundleStore() override {
     if (fd_ >= 0) ::close(fd_);
+    if (stage_fd_ >= 0) ::close(stage_fd_);
   }
   std::string describe() const override { return "file:" + path_; }
 
@@ -357,7 +358,11 @@ class BundleStore final : public ObjectStore {
     return pending_.count(key) > 0 || index_.count(key) > 0;
   }
   std::vector<uint8_t> get(const std::string& key) const override {
-    if (auto it = pending_.find(key); it != pending_.end()) return it->second;
+    if (auto it = pending_.find(key); it != pending_.end()) {
+      std::vector<uint8_t> b(static_cast<size_t>(it->second.second));
+      read_at(stage_fd_, b.data(), b.size(), it->second.first, path_);
+      return b;
+    }
     const auto it = index_.find(key);
     if (it == index_.end()) fail(describe(), ": object ", key, " is missing");
     std::vector<uint8_t> b(static_cast<size_t>(it->second.second));
@@ -387,7 +392,7 @@ class BundleStore final : public ObjectStore {
       if (k.compare(0, name.size() + 1, name + "/") != 0 && removed_.count(k) == 0) keep.insert(k);
     for (const std::string& r : refs) keep.insert(r);
     write(manifests, keep);
-    pending_.clear();
+    drop_pending();
     removed_.clear();
   }
   std::optional<std::string> get_manifest(const std::string& name) const override {
@@ -407,7 +412,7 @@ class BundleStore final : public ObjectStore {
     for (const auto& [k, v] : index_)
       if (k.compare(0, name.size() + 1, name + "/") != 0) keep.insert(k);
     write(manifests, keep);
-    pending_.clear();
+    drop_pending();
   }
   uint64_t bytes(const std::string& ns) const override {
     uint64_t total = 0;
@@ -417,11 +422,39 @@ class BundleStore final : public ObjectStore {
   }
 
  protected:
+  // Objects wait for the next manifest in a staging file beside the session file (unlinked at
+  // once: it goes away with the process), not in RAM: a long context's state may be gigabytes.
   void put_object(const std::string& key, const std::vector<uint8_t>& bytes) override {
-    pending_[key] = bytes;
+    if (stage_fd_ < 0) {
+      std::string tmp = path_ + ".stage-XXXXXX";
+      std::vector<char> name(tmp.begin(), tmp.end());
+      name.push_back('\0');
+      stage_fd_ = ::mkstemp(name.data());
+      if (stage_fd_ < 0) fail("cannot create a file beside '", path_, "': ", os_error());
+      ::unlink(name.data());
+      stage_end_ = 0;
+    }
+    // (at its offset: after a failed write the next one starts at the same place)
+    const uint8_t* b = bytes.data();
+    for (size_t n = bytes.size(), off = 0; n > 0;) {
+      const ssize_t w = ::pwrite(stage_fd_, b + off, n, static_cast<off_t>(stage_end_ + off));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) fail("cannot write beside '", path_, "': ", w < 0 ? os_error() : "no space left");
+      off += static_cast<size_t>(w);
+      n -= static_cast<size_t>(w);
+    }
+    pending_[key] = {stage_end_, bytes.size()};
+    stage_end_ += bytes.size();
   }
 
  private:
+  void drop_pending() {
+    pending_.clear();
+    if (stage_fd_ >= 0) ::close(stage_fd_);
+    stage_fd_ = -1;
+    stage_end_ = 0;
+  }
+
   void load() {
     bool missing = false;
     fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
@@ -484,8 +517,8 @@ class BundleStore final : public ObjectStore {
       uint64_t off = 8;
       for (const std::string& k : keep) {
         std::vector<uint8_t> b;
-        if (auto it = pending_.find(k); it != pending_.end()) {
-          b = it->second;
+        if (pending_.count(k) > 0) {
+          b = get(k);
         } else if (index_.count(k) > 0) {
           b = get(k);
         } else {
@@ -538,7 +571,9 @@ class BundleStore final : public ObjectStore {
   int fd_ = -1;
   std::map<std::string, std::pair<uint64_t, uint64_t>> index_;  // key -> offset, size
   std::map<std::string, std::string> manifests_;
-  std::map<std::string, std::vector<uint8_t>> pending_;
+  std::map<std::string, std::pair<uint64_t, uint64_t>> pending_;  // key -> offset, size (staged)
+  int stage_fd_ = -1;
+  uint64_t stage_end_ = 0;
   std::set<std::string> removed_;
 };
 

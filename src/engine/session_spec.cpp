@@ -143,7 +143,7 @@ SessionOptions resolve_session(const Model& model, const SessionSpec& spec) {
                ms.exact_retrieval ? rec.set_source("memory.retrieval") : "default");
       c.index_group = rec.pick<int64_t>("memory.index_group", ms.index_group, 32, "default");
       c.index_max_groups = rec.pick<int64_t>("memory.index_probe", ms.index_probe, 0, "default");
-      c.index_budget = rec.pick<int64_t>("memory.index_budget", ms.index_budget, 512, "default");
+      c.index_budget = rec.pick<int64_t>("memory.index_budget", ms.index_budget, 2048, "default");
       c.index_clusters =
           rec.pick<int64_t>("memory.index_clusters", ms.index_clusters, 1024, "default");
       c.measure_recall = rec.pick("memory.measure_recall", ms.measure_recall, false, "default");

@@ -37,7 +37,7 @@ struct MemorySpec {
   std::optional<bool> exact_retrieval;         // memory.retrieval: exact (true) or index
   std::optional<int64_t> index_group;          // memory.index_group (default 32)
   std::optional<int64_t> index_probe;          // memory.index_probe (default 0 = no cap)
-  std::optional<int64_t> index_budget;         // memory.index_budget (default 512)
+  std::optional<int64_t> index_budget;         // memory.index_budget (default 2048)
   std::optional<int64_t> index_clusters;       // memory.index_clusters (default 1024)
   std::optional<bool> measure_recall;          // memory.measure_recall
   std::optional<HeadScore> head_score;         // memory.head_score (default max)

@@ -44,6 +44,64 @@ float dist2(const float* a, const float* b, int64_t d) {
   return s;
 }
 
+// Orders idx[lo, hi) (rows of reps, d floats each) so that each run of `chunk` rows from lo is
+// compact: recursive halving along the line through two far-apart rows (refined once through
+// the halves' means), cut at a multiple of `chunk` near the middle. norms: |row|^2 per row;
+// proj: one float per row (scratch).
+void halve_in_chunks(const float* reps, int64_t d, const std::vector<float>& norms,
+                     std::vector<int32_t>& idx, size_t lo, size_t hi, size_t chunk,
+                     std::vector<float>& proj) {
+  const size_t n = hi - lo;
+  if (n <= chunk) return;
+  auto row = [&](size_t i) { return reps + static_cast<size_t>(idx[i]) * static_cast<size_t>(d); };
+  std::vector<float> mean(static_cast<size_t>(d), 0.0f), dir(static_cast<size_t>(d));
+  for (size_t i = lo; i < hi; ++i)
+    for (int64_t e = 0; e < d; ++e) mean[static_cast<size_t>(e)] += row(i)[e];
+  for (float& x : mean) x /= static_cast<float>(n);
+  // |r - from|^2 less |from|^2 (the same for every row): |r|^2 - 2 r.from, |r|^2 in norms.
+  auto farthest = [&](const float* from) {
+    size_t best = lo;
+    float bd = -std::numeric_limits<float>::infinity();
+    for (size_t i = lo; i < hi; ++i) {
+      const float t = norms[static_cast<size_t>(idx[i])] - 2.0f * dot_f32(row(i), from, d);
+      if (t > bd) {
+        bd = t;
+        best = i;
+      }
+    }
+    return best;
+  };
+  const float* a = row(farthest(mean.data()));
+  const float* b = row(farthest(a));
+  for (int64_t e = 0; e < d; ++e) dir[static_cast<size_t>(e)] = b[e] - a[e];
+  size_t cut = std::max<size_t>(1, (n / 2 + chunk / 2) / chunk) * chunk;
+  if (cut >= n) cut = (n - 1) / chunk * chunk;
+  // Rows sorted by their projection on dir up to the cut (ties by index: the same order on
+  // every run).
+  auto split_along = [&]() {
+    for (size_t i = lo; i < hi; ++i)
+      proj[static_cast<size_t>(idx[i])] = dot_f32(row(i), dir.data(), d);
+    std::nth_element(idx.begin() + static_cast<std::ptrdiff_t>(lo),
+                     idx.begin() + static_cast<std::ptrdiff_t>(lo + cut),
+                     idx.begin() + static_cast<std::ptrdiff_t>(hi), [&](int32_t x, int32_t y) {
+                       const float px = proj[static_cast<size_t>(x)],
+                                   py = proj[static_cast<size_t>(y)];
+                       return px != py ? px < py : x < y;
+                     });
+  };
+  split_along();
+  // Once more along the line through the two halves' means.
+  std::fill(dir.begin(), dir.end(), 0.0f);
+  for (size_t i = lo; i < hi; ++i) {
+    const float w =
+        i < lo + cut ? -1.0f / static_cast<float>(cut) : 1.0f / static_cast<float>(n - cut);
+    for (int64_t e = 0; e < d; ++e) dir[static_cast<size_t>(e)] += w * row(i)[e];
+  }
+  split_along();
+  halve_in_chunks(reps, d, norms, idx, lo, lo + cut, chunk, proj);
+  halve_in_chunks(reps, d, norms, idx, lo + cut, hi, chunk, proj);
+}
+
 }  // namespace
 
 // The k best in a heap whose top is the worst kept; the heap is the index's scratch.
@@ -182,6 +240,7 @@ BlockIndex::BlockIndex(const BlockIndexOptions& opt) : opt_(opt) {
   po.values = false;
   po.spill_type = SpillType::F32;
   pages_ = std::make_unique<BlockStore>(po);
+  chunk_ = (opt_.group_size + opt_.page_reps - 1) / opt_.page_reps * opt_.page_reps;
   k4_ = (opt_.dim + 3) / 4;
   scale_m_.assign(static_cast<size_t>(opt_.dim), 0.0f);
   scale_r_.assign(static_cast<size_t>(opt_.dim), 0.0f);
@@ -209,8 +268,15 @@ size_t BlockIndex::bytes_in_ram() const {
              box_.capacity() * sizeof(float) + mean_norm_.capacity() * sizeof(float) +
              clusters_.capacity() * sizeof(Cluster);
   for (const Cluster& cl : clusters_)
-    b += cl.ids.capacity() * sizeof(int32_t) + cl.pages.capacity() * sizeof(int64_t);
+    b += cl.ids.capacity() * sizeof(int32_t) + cl.pages.capacity() * sizeof(int64_t) +
+         cl.chunk_box.capacity() * sizeof(float);
   return b + pages_->bytes_in_ram();
+}
+
+int64_t BlockIndex::largest_cluster() const {
+  int64_t m = 0;
+  for (const Cluster& cl : clusters_) m = std::max(m, cl.size());
+  return m;
 }
 
 int64_t BlockIndex::new_cluster() {
@@ -268,6 +334,16 @@ void BlockIndex::append(int64_t c, int32_t id, const float* r) {
     for (int64_t e = 0; e < d && cl.point; ++e) cl.point = r[e] == lo[e];
   }
   cl.ids.push_back(id);
+  if (m % chunk_ == 0) {
+    cl.chunk_box.insert(cl.chunk_box.end(), r, r + d);
+    cl.chunk_box.insert(cl.chunk_box.end(), r, r + d);
+  } else {
+    float* cb = cl.chunk_box.data() + (m / chunk_) * 2 * d;
+    for (int64_t e = 0; e < d; ++e) {
+      cb[e] = std::min(cb[e], r[e]);
+      cb[d + e] = std::max(cb[d + e], r[e]);
+    }
+  }
   const float inv = 1.0f / static_cast<float>(m + 1);
   float norm = 0;
   float* lo = box(c);
@@ -339,8 +415,21 @@ void BlockIndex::write_members(int64_t c, const std::vector<int32_t>& ids, const
   LC_CHECK(cl.pages.empty() && m > 0);
   cl.ids = ids;
   cl.point = true;
+  cl.order_at = std::max(2 * chunk_, m + std::max(chunk_, m / 4));
   for (int64_t i = 0; i < m; i += P)
     cl.pages.push_back(pages_->add(reps + i * d, nullptr, std::min(P, m - i)));
+  cl.chunk_box.clear();
+  for (int64_t i0 = 0; i0 < m; i0 += chunk_) {
+    const size_t at = cl.chunk_box.size();
+    cl.chunk_box.insert(cl.chunk_box.end(), reps + i0 * d, reps + (i0 + 1) * d);
+    cl.chunk_box.insert(cl.chunk_box.end(), reps + i0 * d, reps + (i0 + 1) * d);
+    float* cb = cl.chunk_box.data() + at;
+    for (int64_t i = i0 + 1; i < std::min(m, i0 + chunk_); ++i)
+      for (int64_t e = 0; e < d; ++e) {
+        cb[e] = std::min(cb[e], reps[i * d + e]);
+        cb[d + e] = std::max(cb[d + e], reps[i * d + e]);
+      }
+  }
   float norm = 0;
   float* lo = box(c);
   float* hi = lo + d;
@@ -436,6 +525,34 @@ void BlockIndex::split(int64_t c) {
   write_members(nb, idb, rb.data());
 }
 
+// Places cluster c's members in an order where each chunk is compact (halve_in_chunks), so that
+// a search can bound and skip chunks of a large cluster.
+void BlockIndex::reorder(int64_t c) {
+  const int64_t d = opt_.dim;
+  std::vector<float> reps;
+  gather(c, reps);
+  Cluster& cl = clusters_[static_cast<size_t>(c)];
+  const std::vector<int32_t> ids = cl.ids;
+  std::vector<int32_t> idx(ids.size());
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int32_t>(i);
+  std::vector<float> proj(ids.size()), norms(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const float* r = reps.data() + i * static_cast<size_t>(d);
+    norms[i] = dot_f32(r, r, d);
+  }
+  halve_in_chunks(reps.data(), d, norms, idx, 0, idx.size(), static_cast<size_t>(chunk_), proj);
+  std::vector<int32_t> ordered(ids.size());
+  std::vector<float> rows(reps.size());
+  for (size_t i = 0; i < idx.size(); ++i) {
+    ordered[i] = ids[static_cast<size_t>(idx[i])];
+    std::copy_n(reps.data() + static_cast<size_t>(idx[i]) * static_cast<size_t>(d), d,
+                rows.data() + i * static_cast<size_t>(d));
+  }
+  for (int64_t p : cl.pages) pages_->release(p);
+  cl.pages.clear();
+  write_members(c, ordered, rows.data());
+}
+
 void BlockIndex::add(const float* r) {
   LC_CHECK(n_ < std::numeric_limits<int32_t>::max());
   const int32_t id = static_cast<int32_t>(n_++);
@@ -466,6 +583,8 @@ void BlockIndex::add(const float* r) {
   if (cl.size() > cl.split_at && clusters() < split_cap) {
     cl.split_at = 2 * cl.size();
     split(c);
+  } else if (cl.size() > cl.order_at && !cl.point) {
+    reorder(c);  // a cluster that no longer splits: its chunks compact again
   }
 }
 
@@ -530,7 +649,8 @@ std::vector<float> BlockIndex::rows_of(const std::vector<int64_t>& ids) const {
   return out;
 }
 
-int64_t BlockIndex::score_members(int64_t c, const float* q, Top& top, bool keep_pinned) const {
+int64_t BlockIndex::score_members(int64_t c, const float* q, Top& top, bool keep_pinned, bool prune,
+                                  int64_t budget) const {
   const Cluster& cl = clusters_[static_cast<size_t>(c)];
   tmp_.resize(static_cast<size_t>(opt_.page_reps));
   if (cl.point && cl.size() > 1) {
@@ -542,14 +662,38 @@ int64_t BlockIndex::score_members(int64_t c, const float* q, Top& top, bool keep
     for (size_t i = 0; i < n; ++i) top.push(tmp_[0], cl.ids[i], views_[0].k);
     return 1;
   }
-  pages_->pin_into(cl.pages.data(), static_cast<int64_t>(cl.pages.size()), keep_pinned, views_);
-  size_t i = 0;
-  for (const BlockView& v : views_) {
-    score_rows(v.k, v.n, q, tmp_.data());
-    for (int64_t r = 0; r < v.n; ++r, ++i)
-      top.push(tmp_[static_cast<size_t>(r)], cl.ids[i], v.k + r * opt_.dim);
+  const int64_t n_chunks = (cl.size() + chunk_ - 1) / chunk_, chunk_pages = chunk_ / opt_.page_reps;
+  // The members of pages [p0, p1).
+  auto score_pages = [&](int64_t p0, int64_t p1) {
+    pages_->pin_into(cl.pages.data() + p0, p1 - p0, keep_pinned, views_);
+    size_t i = static_cast<size_t>(p0 * opt_.page_reps);
+    for (const BlockView& v : views_) {
+      score_rows(v.k, v.n, q, tmp_.data());
+      for (int64_t r = 0; r < v.n; ++r, ++i)
+        top.push(tmp_[static_cast<size_t>(r)], cl.ids[i], v.k + r * opt_.dim);
+    }
+  };
+  if (!prune || n_chunks <= 1) {
+    score_pages(0, static_cast<int64_t>(cl.pages.size()));
+    return cl.size();
   }
-  return cl.size();
+  // Chunks best box first, until no box left can beat the k-th.
+  chunk_order_.clear();
+  for (int64_t j = 0; j < n_chunks; ++j)
+    chunk_order_.emplace_back(bound(cl.chunk_box.data() + j * 2 * opt_.dim), j);
+  chunk_bounds_ += n_chunks;
+  std::sort(chunk_order_.begin(), chunk_order_.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  });
+  int64_t scored = 0;
+  for (const auto& [b, j] : chunk_order_) {
+    const float t = top.kth();
+    if (top.full() && (b + 1e-5f * (std::fabs(b) + std::fabs(t)) < t || scored >= budget)) break;
+    const int64_t p0 = j * chunk_pages;
+    score_pages(p0, std::min(p0 + chunk_pages, static_cast<int64_t>(cl.pages.size())));
+    scored += std::min(chunk_, cl.size() - j * chunk_);
+  }
+  return scored;
 }
 
 void BlockIndex::score_rows(const float* rows, int64_t n, const float* q, float* out) const {
@@ -563,7 +707,7 @@ std::vector<int64_t> BlockIndex::top_k_exact(const float* q, int64_t k, std::vec
   heap_.clear();
   Top top{heap_, static_cast<size_t>(std::max<int64_t>(k, 0))};
   if (k > 0) {
-    for (int64_t c = 0; c < clusters(); ++c) score_members(c, q, top, false);
+    for (int64_t c = 0; c < clusters(); ++c) score_members(c, q, top, false, false, n_);
     pages_->unpin_all();
   }
   last_scored_ = n_;
@@ -574,15 +718,15 @@ std::vector<int64_t> BlockIndex::top_k_exact(const float* q, int64_t k, std::vec
   return ids;
 }
 
-float BlockIndex::bound(int64_t c) const {
+float BlockIndex::bound(const float* box) const {
   // sum_d max(q_d lo_d, q_d hi_d) = max(q, 0) . hi + min(q, 0) . lo >= q . r for every member r;
   // per slice, and the maximum over slices of (bound - offset) for the maximum of the scores.
   const int64_t d = opt_.dim, w = d / slices_.n;
   float best = -std::numeric_limits<float>::infinity();
   for (int64_t h = 0; h < slices_.n; ++h) {
     const int64_t e0 = h * w;
-    best = std::max(best, dot_f32(q_pos_.data() + e0, box(c) + d + e0, w) +
-                              dot_f32(q_neg_.data() + e0, box(c) + e0, w) -
+    best = std::max(best, dot_f32(q_pos_.data() + e0, box + d + e0, w) +
+                              dot_f32(q_neg_.data() + e0, box + e0, w) -
                               (slices_.off ? slices_.off[h] : 0));
   }
   return best;
@@ -679,7 +823,7 @@ std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k, std::vector<fl
   int64_t probe = nc;
   if (opt_.max_groups > 0) probe = std::min(probe, opt_.max_groups);
   if (opt_.max_scored > 0) probe = std::min(probe, 2 * opt_.max_scored / opt_.group_size + 8);
-  const bool sorted = probe > 2 * Queue::G;
+  const bool sorted = probe > 8 * Queue::G;
   // The first order ranks a cluster by its mean's score plus a tenth of its optimistic margin, an
   // estimate of its best member's score (a crowd whose members spread more towards the query
   // holds better ones than its mean shows).
@@ -695,6 +839,7 @@ std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k, std::vector<fl
   heap_.clear();
   Top top{heap_, static_cast<size_t>(k)};
   int64_t scored = 0, visited = 0, n_bounds = 0;
+  chunk_bounds_ = 0;
   for (int64_t i = 0; i < probe; ++i) {
     const int64_t qi = i % kVisitsPerTurn == kVisitsPerTurn - 1 ? 1 : 0;
     const int64_t c = queues_[static_cast<size_t>(qi)].take(taken_);
@@ -712,21 +857,23 @@ std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k, std::vector<fl
         if (by_reach.peek(taken_) + slack < t) break;
         continue;
       }
-      const float b = bound(c);
+      const float b = bound(box(c));
       ++n_bounds;
       if (b + 1e-5f * (std::fabs(b) + std::fabs(t)) < t) continue;
     }
-    scored += score_members(c, q, top, true);
+    // (what is left of the budget, at least a chunk: the search may end inside a large cluster)
+    const int64_t left = opt_.max_scored > 0 ? std::max(opt_.max_scored - scored, chunk_) : n_;
+    scored += score_members(c, q, top, true, true, left);
     ++visited;
   }
   // The probed clusters held fewer than k blocks: take from the others.
   for (int64_t c = 0; c < nc && !top.full(); ++c)
-    if (!taken_[static_cast<size_t>(c)]) scored += score_members(c, q, top, true);
+    if (!taken_[static_cast<size_t>(c)]) scored += score_members(c, q, top, true, true, n_);
   std::vector<int64_t> ids = top.sorted(scores, rows, d);  // (before the pages are unpinned)
   pages_->unpin_all();
   last_scored_ = scored;
   // In dot products of dim (a byte pass over every slice: a quarter each).
-  last_bounds_ = nc / 2 + 2 * n_bounds;
+  last_bounds_ = nc / 2 + 2 * (n_bounds + chunk_bounds_);
   return ids;
 }
 

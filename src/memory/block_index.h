@@ -49,7 +49,7 @@ struct BlockIndexOptions {
   int64_t group_size = 32;      // members per cluster before it splits
   int64_t max_clusters = 1024;  // clusters stop splitting at this count
   int64_t max_groups = 0;       // most clusters visited per search (0 = no cap)
-  int64_t max_scored = 0;       // most blocks scored per search (0 = no cap); the cluster that
+  int64_t max_scored = 0;       // most blocks scored per search (0 = no cap); the chunk that
                                 // crosses it is finished, and at least k are always scored
   bool exact = false;           // score every block (reference)
   // A new block farther from its nearest mean than sqrt(outlier) times that cluster's RMS radius
@@ -113,7 +113,8 @@ class BlockIndex {
   int64_t last_scored() const { return last_scored_; }
   int64_t last_bounds() const { return last_bounds_; }
   int64_t clusters() const { return static_cast<int64_t>(clusters_.size()); }
-  size_t bytes_in_ram() const;  // cluster summaries, member lists, resident pages
+  int64_t largest_cluster() const;  // members of the largest cluster
+  size_t bytes_in_ram() const;      // cluster summaries, member lists, resident pages
   const BlockStore& page_store() const { return *pages_; }
   void clear();
 
@@ -124,6 +125,10 @@ class BlockIndex {
     int64_t split_at = 0;        // split when it has more members than this
     bool point = true;           // every member has the same representative (repeated text)
     float spread = 0;            // mean squared distance of members to the mean (when joining)
+    // Per chunk of chunk_ consecutive members (chunk_ / page_reps whole pages): the minima, then
+    // the maxima, of its members (dim each).
+    std::vector<float> chunk_box;
+    int64_t order_at = 0;  // members placed in order again when the cluster has more than this
     int64_t size() const { return static_cast<int64_t>(ids.size()); }
   };
   uint16_t* mean_row(int64_t e) { return mean_.data() + e * cap_; }
@@ -138,7 +143,10 @@ class BlockIndex {
   void quantize(int64_t c);  // cluster c's mean and reach bytes (rescaling a dimension if needed)
   float* box(int64_t c) { return box_.data() + c * 2 * opt_.dim; }  // minima, then maxima
   const float* box(int64_t c) const { return box_.data() + c * 2 * opt_.dim; }
-  float bound(int64_t c) const;  // for the query split into q_pos_ and q_neg_
+  // The bound on a member's score from a box (minima, then maxima), for the query split into
+  // q_pos_ and q_neg_.
+  float bound(const float* box) const;
+  void reorder(int64_t c);
   int64_t new_cluster();
   int64_t nearest(const float* x, float* dist2) const;
   void append(int64_t c, int32_t id, const float* r);  // member, pages and summary
@@ -149,10 +157,15 @@ class BlockIndex {
   template <typename Place>
   void copy_rows(Place place, float* out) const;
   struct Top;
-  int64_t score_members(int64_t c, const float* q, Top& top, bool keep_pinned) const;
+  // Scores cluster c's members into top; with prune, only the chunks whose box could beat the
+  // k-th score, best box first, and once the top is full no more than about `budget` members.
+  // Returns the number scored.
+  int64_t score_members(int64_t c, const float* q, Top& top, bool keep_pinned, bool prune,
+                        int64_t budget) const;
   void split(int64_t c);
 
   BlockIndexOptions opt_;
+  int64_t chunk_ = 0;  // members per chunk: group_size rounded up to whole pages
   int64_t n_ = 0;
   double typical_d2_ = 0;  // mean squared distance of new blocks to their nearest mean
   std::vector<Cluster> clusters_;
@@ -180,6 +193,8 @@ class BlockIndex {
   mutable std::vector<float> optimistic_;  // the optimistic score of every cluster, this search
   mutable std::vector<const uint16_t*> rows_;
   mutable std::vector<Entry> heap_;
+  mutable std::vector<std::pair<float, int64_t>> chunk_order_;
+  mutable int64_t chunk_bounds_ = 0;  // chunk boxes bounded in this search
   mutable std::vector<BlockView> views_;
   mutable int64_t last_scored_ = 0, last_bounds_ = 0;
 };

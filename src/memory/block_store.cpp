@@ -258,8 +258,8 @@ struct BlockStore::Impl {
     b.flags &= static_cast<uint8_t>(~kDirty);
   }
 
-  // Writes a new block's data to a record given back by truncate(), or else to a new one at the
-  // end of the spill file; returns its number.
+  // Writes a new block's data to a record given back by release() or truncate(), or else to a new
+  // one at the end of the spill file; returns its number.
   uint32_t write_record(const float* data, int64_t n) {
     uint32_t rec;
     if (!free_recs.empty()) {
@@ -583,6 +583,9 @@ void BlockStore::release(int64_t id) {
     s.free_slot(b);
     s.bytes_in_ram -= s.bytes_of(b.n);
   }
+  // Its record in the spill file is reused by a later write.
+  if (b.rec != kNoSlot) s.free_recs.push_back(b.rec);
+  b.rec = kNoSlot;
   b.state = Impl::State::Released;
 }
 

@@ -48,8 +48,14 @@ constexpr int64_t kPoolPerTopk = 4;
 
 namespace {
 
+// Representatives a search typically scores: one that proves its result exact scores about 550
+// at 1M tokens of natural text (docs/memory.md); the budget (2048 by default) caps the rarer long
+// ones. The index's pages are given RAM for this many, not for the cap: a larger share would
+// leave the blocks too little.
+constexpr int64_t kTypicalScored = 512;
+
 // Bytes of blocks one decoding step reads in a layer (the topk blocks), and of the index's
-// representatives one search may score.
+// representatives a search typically scores.
 struct StepBytes {
   size_t blocks = 0, scored = 0;
 };
@@ -59,7 +65,9 @@ StepBytes step_bytes(const ContextMemoryOptions& o, const MemoryDims& dims) {
       sizeof(float);
   StepBytes b;
   b.blocks = static_cast<size_t>(o.topk) * block;
-  b.scored = static_cast<size_t>(o.index_budget > 0 ? o.index_budget : 512) *
+  const int64_t scored =
+      o.index_budget > 0 ? std::min(o.index_budget, kTypicalScored) : kTypicalScored;
+  b.scored = static_cast<size_t>(scored) *
              static_cast<size_t>(dims.attn.n_head * dims.attn.head_dim) * sizeof(float);
   return b;
 }
@@ -113,7 +121,7 @@ std::string budget_warning(const ContextMemoryOptions& o, const MemoryDims& dims
              b >= (size_t{1} << 20) ? " MiB" : " KiB", " holds ", s.blocks / block, " of the ",
              o.topk, " blocks each layer reads per step and ", s.pages >> 10, " of the ",
              scored >> 10,
-             " KiB of representatives a search may score: decoding will read them "
+             " KiB of representatives a search typically scores: decoding will read them "
              "back from disk at every step; about ",
              (need >> 20) + 1, " MiB keeps one step in RAM");
 }
@@ -434,11 +442,12 @@ std::string ContextMemory::stats_line() const {
   if (opt_.infllm) {
     const BlockIndex& index = L.retrieval->index();
     const BlockStore& pages = index.page_store();
-    s += cat(", ", index.size(), " blocks (", L.store->bytes_in_ram() >> 20, " MiB in RAM, ",
-             L.store->bytes_on_disk() >> 20, " MiB spilled, ", L.store->reads_from_disk(),
-             " reads from disk), index ", index.clusters(), " clusters (",
-             index.bytes_in_ram() >> 10, " KiB in RAM, ", pages.bytes_on_disk() >> 10,
-             " KiB spilled, ", pages.reads_from_disk(), " page reads)");
+    s +=
+        cat(", ", index.size(), " blocks (", L.store->bytes_in_ram() >> 20, " MiB in RAM, ",
+            L.store->bytes_on_disk() >> 20, " MiB spilled, ", L.store->reads_from_disk(),
+            " reads from disk), index ", index.clusters(), " clusters (largest ",
+            index.largest_cluster(), ", ", index.bytes_in_ram() >> 10, " KiB in RAM, ",
+            pages.bytes_on_disk() >> 10, " KiB spilled, ", pages.reads_from_disk(), " page reads)");
     if (reads0_ >= 0) {
       const auto [reads, page_reads] = disk_reads();
       s += cat("; since the stats were reset, all layers: ", reads - reads0_, " block reads and ",
@@ -541,14 +550,34 @@ void ContextMemory::save_state(MemorySave& out) {
   const int64_t nb = layers_[0]->retrieval->size();
   std::vector<float> kv;
   std::vector<uint8_t> enc;
-  saved_.save(out, nb, [&](int64_t b0, int64_t b1) {
+  // A block in a segment: per layer its length, keys and values, and its representative.
+  const size_t block_bytes = layers_.size() * (sizeof(int64_t) +
+                                               kv_bytes(kv_of(layers_[0]->store->value_type()),
+                                                        2 * opt_.block_size * kvw) +
+                                               static_cast<size_t>(qw) * sizeof(float));
+  const int64_t per_segment = Segments::items_per_segment(block_bytes);
+  // The representatives are read from the index's pages for several segments at once (a pass
+  // over every page each time): blocks [r0, r1) of every layer, up to 64 MiB.
+  const int64_t per_pass =
+      per_segment *
+      std::max<int64_t>(
+          1, static_cast<int64_t>((size_t{64} << 20) / (layers_.size() * qw * sizeof(float))) /
+                 per_segment);
+  std::vector<std::vector<float>> reprs(layers_.size());
+  int64_t r0 = 0, r1 = 0;
+  saved_.save(out, nb, per_segment, [&](int64_t b0, int64_t b1) {
+    if (b0 < r0 || b1 > r1) {
+      r0 = b0;
+      r1 = std::min(nb, std::max(b1, b0 + per_pass));
+      for (size_t l = 0; l < layers_.size(); ++l)
+        reprs[l] = layers_[l]->retrieval->index().reprs(r0, r1);
+    }
     ByteWriter w;
-    for (const auto& Lp : layers_) {
-      const Layer& L = *Lp;
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const Layer& L = *layers_[l];
       LC_CHECK(L.retrieval->size() == nb);
       const KvType t = kv_of(L.store->value_type());
       w.put<uint8_t>(static_cast<uint8_t>(t));
-      const std::vector<float> reprs = L.retrieval->index().reprs(b0, b1);
       for (int64_t b = b0; b < b1; ++b) {
         L.store->read(b, kv);
         const int64_t n = static_cast<int64_t>(kv.size()) / (2 * kvw);
@@ -556,7 +585,7 @@ void ContextMemory::save_state(MemorySave& out) {
         enc.resize(kv_bytes(t, 2 * n * kvw));
         kv_from_f32(t, kv.data(), enc.data(), 2 * n * kvw);
         w.raw(enc.data(), enc.size());
-        w.raw(reprs.data() + (b - b0) * qw, static_cast<size_t>(qw) * sizeof(float));
+        w.raw(reprs[l].data() + (b - r0) * qw, static_cast<size_t>(qw) * sizeof(float));
       }
     }
     return std::move(w.bytes());

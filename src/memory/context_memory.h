@@ -37,7 +37,7 @@ struct ContextMemoryOptions {
   int64_t index_max_groups = 0;   // clusters visited per search (0 = no cap)
   int64_t index_clusters = 1024;  // clusters of the index at most (bounds computed per search)
   // Blocks scored per search after the cluster bounds (0 = no cap: the bound search is exact).
-  int64_t index_budget = 512;
+  int64_t index_budget = 2048;
   bool measure_recall = false;  // also run exact search and count agreement (slow; measurements)
   HeadScore head_score = HeadScore::Max;  // how per-head block scores combine (block_retrieval.h)
   int64_t neighbors = 0;                  // best blocks whose adjacent blocks are attended too
@@ -53,12 +53,12 @@ struct ContextMemoryOptions {
 
 // How memory.mem_budget (all layers) is shared: per layer, between the index's pages of
 // representatives and the blocks, in proportion to what one decoding step reads of each (the
-// representatives a search may score, the topk blocks; bytes; 0 = no limit). A step's searches
-// revisit the clusters of the steps before it and its blocks are often the ones the steps before
-// it attended, so RAM goes where a step reads most. Decoding 1,024 greedy tokens from a saved 1M
-// session of natural text (passkey-llama-tiny, 64 MiB), a third for the pages read 5.8 blocks and
-// 27.9 pages of 16 representatives back per token, 358 KiB; the share by what a step reads (0.77
-// for the pages) 13.8 blocks and 6.5 pages, 134 KiB.
+// representatives a search typically scores, the topk blocks; bytes; 0 = no limit). A step's
+// searches revisit the clusters of the steps before it and its blocks are often the ones the steps
+// before it attended, so RAM goes where a step reads most. Decoding 1,024 greedy tokens from a
+// saved 1M session of natural text (passkey-llama-tiny, 64 MiB), a third for the pages read 5.8
+// blocks and 27.9 pages of 16 representatives back per token, 358 KiB; the share by what a step
+// reads (0.77 for the pages) 13.8 blocks and 6.5 pages, 134 KiB.
 struct BudgetShare {
   size_t blocks = 0, pages = 0;
 };

@@ -159,7 +159,8 @@ void FullMemory::save_state(MemorySave& out) {
   out.head.put(n_past_);
   for (const Layer& L : layers_) put_table(out.head, L.table);
   const int64_t kv_w = dims_.attn.n_head_kv * dims_.attn.head_dim;
-  saved_.save(out, n_past_, [&](int64_t r0, int64_t r1) {
+  const size_t row_bytes = 2 * layers_.size() * kv_bytes(type_, kv_w);
+  saved_.save(out, n_past_, Segments::items_per_segment(row_bytes), [&](int64_t r0, int64_t r1) {
     ByteWriter w;
     for (Layer& L : layers_)
       for (Rows* r : {&L.k, &L.v}) w.raw(at(*r, r0 * kv_w), kv_bytes(type_, (r1 - r0) * kv_w));

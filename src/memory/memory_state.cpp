@@ -1,5 +1,7 @@
 #include "memory/memory_state.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace lc {
@@ -56,16 +58,21 @@ void Segments::truncate(int64_t n) {
   while (!list_.empty() && list_.back().last > n) list_.pop_back();
 }
 
-void Segments::save(MemorySave& out, int64_t n,
+int64_t Segments::items_per_segment(size_t item_bytes) {
+  constexpr size_t kSegmentBytes = size_t{64} << 20;
+  return static_cast<int64_t>(std::max<size_t>(1, kSegmentBytes / std::max<size_t>(1, item_bytes)));
+}
+
+void Segments::save(MemorySave& out, int64_t n, int64_t max_items,
                     const std::function<std::vector<uint8_t>(int64_t, int64_t)>& make) {
-  LC_CHECK(saved() <= n);
+  LC_CHECK(saved() <= n && max_items > 0);
   for (Segment& s : list_) {
     if (s.key.compare(0, out.ns.size() + 1, out.ns + "/") == 0 && out.store.has(s.key)) continue;
     s.key = out.store.put(out.ns, make(s.first, s.last));
   }
-  if (saved() < n) {
-    const int64_t first = saved();
-    list_.push_back({out.store.put(out.ns, make(first, n)), first, n});
+  while (saved() < n) {
+    const int64_t first = saved(), last = std::min(n, first + max_items);
+    list_.push_back({out.store.put(out.ns, make(first, last)), first, last});
   }
   out.head.put<uint64_t>(list_.size());
   for (const Segment& s : list_) {

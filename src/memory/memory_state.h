@@ -35,11 +35,14 @@ class Segments {
   // Forgets the segments that hold items at or past n.
   void truncate(int64_t n);
   // Writes the segments for a save: each object missing from the store (another store, or one
-  // that lost it) is made again with make(first, last) — the same bytes, the same key — and a
-  // new segment of the items [saved(), n) is added when there are any; lists them in out.refs and
-  // writes the list to out.head.
-  void save(MemorySave& out, int64_t n,
+  // that lost it) is made again with make(first, last) — the same bytes, the same key — and the
+  // items [saved(), n) are added as new segments of at most max_items each (so that saving or
+  // loading a long context holds one segment in RAM at a time, not the whole context); lists
+  // them in out.refs and writes the list to out.head.
+  void save(MemorySave& out, int64_t n, int64_t max_items,
             const std::function<std::vector<uint8_t>(int64_t, int64_t)>& make);
+  // Items per segment for items of about this many bytes each (segments of about 64 MiB).
+  static int64_t items_per_segment(size_t item_bytes);
   // Reads the list and hands each segment's verified bytes to use(first, last, bytes), in order;
   // the segments must cover [0, n) without gaps.
   void load(MemoryLoad& in, int64_t n,
