@@ -16,6 +16,12 @@
 // the result is the exact top-k, as far as the margin covers the bytes' rounding), or when
 // `max_scored` blocks were scored / `max_groups` clusters visited (approximate, bounded work).
 //
+// Chunks. A cluster's members are kept in chunks of group_size (whole pages), each with its own
+// min/max box. Once clusters stop splitting they grow, so a cluster that has grown by a quarter
+// since its members were last placed is ordered again (recursive halving along the line between
+// two far-apart members, cut at a multiple of the chunk), which keeps each chunk's members alike;
+// a visit bounds the chunks and scores, best box first, only those that could beat the k-th.
+//
 // Storage. What the search reads for every query is in RAM: the cluster means and reaches as
 // bytes (a scale per dimension), in tiles of 64 clusters, so that one pass of integer
 // multiply-adds (VNNI where present) scores all clusters, and each cluster's box (f32 minima and
