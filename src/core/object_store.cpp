@@ -109,6 +109,30 @@ void read_at(int fd, void* p, size_t n, uint64_t off, const std::string& path) {
   }
 }
 
+// Writes all n bytes at offset off (so a failed write leaves the next one the same place).
+void write_at(int fd, const void* p, size_t n, uint64_t off, const std::string& path) {
+  const auto* b = static_cast<const uint8_t*>(p);
+  while (n > 0) {
+    const ssize_t w = ::pwrite(fd, b, n, static_cast<off_t>(off));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) fail("cannot write '", path, "': ", w < 0 ? os_error() : "no space left");
+    b += w;
+    n -= static_cast<size_t>(w);
+    off += static_cast<uint64_t>(w);
+  }
+}
+
+// Creates a new file beside path, named path + suffix + a unique part (returned in name).
+int create_beside(const std::string& path, const char* suffix, std::string& name) {
+  const std::string tmp = path + suffix + "XXXXXX";
+  std::vector<char> buf(tmp.begin(), tmp.end());
+  buf.push_back('\0');
+  const int fd = ::mkstemp(buf.data());
+  if (fd < 0) fail("cannot create a file beside '", path, "': ", os_error());
+  name = buf.data();
+  return fd;
+}
+
 void fsync_dir(const std::string& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd >= 0) {
@@ -126,11 +150,8 @@ std::string parent_of(const std::string& path) {
 // Writes a file crash-safely: a temporary file beside it, fsync, rename, and (unless the caller
 // syncs the folder itself, once for many files) fsync of the folder.
 void write_file_atomic(const std::string& path, const void* p, size_t n, bool sync_dir = true) {
-  std::string tmp = path + ".tmp-XXXXXX";
-  std::vector<char> name(tmp.begin(), tmp.end());
-  name.push_back('\0');
-  const int fd = ::mkstemp(name.data());
-  if (fd < 0) fail("cannot create a file beside '", path, "': ", os_error());
+  std::string name;
+  const int fd = create_beside(path, ".tmp-", name);
   try {
     write_all(fd, p, n, path);
     if (::fsync(fd) != 0) fail("cannot write '", path, "': ", os_error());
@@ -426,23 +447,12 @@ class BundleStore final : public ObjectStore {
   // once: it goes away with the process), not in RAM: a long context's state may be gigabytes.
   void put_object(const std::string& key, const std::vector<uint8_t>& bytes) override {
     if (stage_fd_ < 0) {
-      std::string tmp = path_ + ".stage-XXXXXX";
-      std::vector<char> name(tmp.begin(), tmp.end());
-      name.push_back('\0');
-      stage_fd_ = ::mkstemp(name.data());
-      if (stage_fd_ < 0) fail("cannot create a file beside '", path_, "': ", os_error());
-      ::unlink(name.data());
+      std::string name;
+      stage_fd_ = create_beside(path_, ".stage-", name);
+      ::unlink(name.c_str());
       stage_end_ = 0;
     }
-    // (at its offset: after a failed write the next one starts at the same place)
-    const uint8_t* b = bytes.data();
-    for (size_t n = bytes.size(), off = 0; n > 0;) {
-      const ssize_t w = ::pwrite(stage_fd_, b + off, n, static_cast<off_t>(stage_end_ + off));
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) fail("cannot write beside '", path_, "': ", w < 0 ? os_error() : "no space left");
-      off += static_cast<size_t>(w);
-      n -= static_cast<size_t>(w);
-    }
+    write_at(stage_fd_, bytes.data(), bytes.size(), stage_end_, path_ + " (staging)");
     pending_[key] = {stage_end_, bytes.size()};
     stage_end_ += bytes.size();
   }
@@ -506,24 +516,16 @@ class BundleStore final : public ObjectStore {
 
   void write(const std::map<std::string, std::string>& manifests,
              const std::set<std::string>& keep) {
-    std::string tmp = path_ + ".tmp-XXXXXX";
-    std::vector<char> name(tmp.begin(), tmp.end());
-    name.push_back('\0');
-    const int fd = ::mkstemp(name.data());
-    if (fd < 0) fail("cannot create a file beside '", path_, "': ", os_error());
+    std::string name;
+    const int fd = create_beside(path_, ".tmp-", name);
     std::map<std::string, std::pair<uint64_t, uint64_t>> index;
     try {
       write_all(fd, kBundleHead, 8, path_);
       uint64_t off = 8;
       for (const std::string& k : keep) {
-        std::vector<uint8_t> b;
-        if (pending_.count(k) > 0) {
-          b = get(k);
-        } else if (index_.count(k) > 0) {
-          b = get(k);
-        } else {
+        if (!has(k))
           fail(describe(), ": the manifest references object ", k, ", which was never stored");
-        }
+        const std::vector<uint8_t> b = get(k);
         write_all(fd, b.data(), b.size(), path_);
         index[k] = {off, b.size()};
         off += b.size();

@@ -30,6 +30,17 @@ constexpr float kReachInEstimate = 0.1f;
 // of the k-th best by more than this share of (|k-th| + 1).
 constexpr float kBytesMargin = 0.05f;
 
+// A bound b below the k-th score t, beyond the bound's own rounding: nothing it bounds can enter.
+bool below(float b, float t) { return b + 1e-5f * (std::fabs(b) + std::fabs(t)) < t; }
+
+// Widens a box (minima, then maxima, d each) to hold r.
+void widen(float* box, const float* r, int64_t d) {
+  for (int64_t e = 0; e < d; ++e) {
+    box[e] = std::min(box[e], r[e]);
+    box[d + e] = std::max(box[d + e], r[e]);
+  }
+}
+
 // a ranks before b: higher score, then lower id (so ties resolve the same way in every search).
 bool better(const Scored& a, const Scored& b) {
   return a.score != b.score ? a.score > b.score : a.id < b.id;
@@ -338,11 +349,7 @@ void BlockIndex::append(int64_t c, int32_t id, const float* r) {
     cl.chunk_box.insert(cl.chunk_box.end(), r, r + d);
     cl.chunk_box.insert(cl.chunk_box.end(), r, r + d);
   } else {
-    float* cb = cl.chunk_box.data() + (m / chunk_) * 2 * d;
-    for (int64_t e = 0; e < d; ++e) {
-      cb[e] = std::min(cb[e], r[e]);
-      cb[d + e] = std::max(cb[d + e], r[e]);
-    }
+    widen(cl.chunk_box.data() + (m / chunk_) * 2 * d, r, d);
   }
   const float inv = 1.0f / static_cast<float>(m + 1);
   float norm = 0;
@@ -423,12 +430,8 @@ void BlockIndex::write_members(int64_t c, const std::vector<int32_t>& ids, const
     const size_t at = cl.chunk_box.size();
     cl.chunk_box.insert(cl.chunk_box.end(), reps + i0 * d, reps + (i0 + 1) * d);
     cl.chunk_box.insert(cl.chunk_box.end(), reps + i0 * d, reps + (i0 + 1) * d);
-    float* cb = cl.chunk_box.data() + at;
     for (int64_t i = i0 + 1; i < std::min(m, i0 + chunk_); ++i)
-      for (int64_t e = 0; e < d; ++e) {
-        cb[e] = std::min(cb[e], reps[i * d + e]);
-        cb[d + e] = std::max(cb[d + e], reps[i * d + e]);
-      }
+      widen(cl.chunk_box.data() + at, reps + i * d, d);
   }
   float norm = 0;
   float* lo = box(c);
@@ -688,7 +691,7 @@ int64_t BlockIndex::score_members(int64_t c, const float* q, Top& top, bool keep
   int64_t scored = 0;
   for (const auto& [b, j] : chunk_order_) {
     const float t = top.kth();
-    if (top.full() && (b + 1e-5f * (std::fabs(b) + std::fabs(t)) < t || scored >= budget)) break;
+    if (top.full() && (below(b, t) || scored >= budget)) break;
     const int64_t p0 = j * chunk_pages;
     score_pages(p0, std::min(p0 + chunk_pages, static_cast<int64_t>(cl.pages.size())));
     scored += std::min(chunk_, cl.size() - j * chunk_);
@@ -859,7 +862,7 @@ std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k, std::vector<fl
       }
       const float b = bound(box(c));
       ++n_bounds;
-      if (b + 1e-5f * (std::fabs(b) + std::fabs(t)) < t) continue;
+      if (below(b, t)) continue;
     }
     // (what is left of the budget, at least a chunk: the search may end inside a large cluster)
     const int64_t left = opt_.max_scored > 0 ? std::max(opt_.max_scored - scored, chunk_) : n_;

@@ -556,13 +556,11 @@ void ContextMemory::save_state(MemorySave& out) {
                                                         2 * opt_.block_size * kvw) +
                                                static_cast<size_t>(qw) * sizeof(float));
   const int64_t per_segment = Segments::items_per_segment(block_bytes);
-  // The representatives are read from the index's pages for several segments at once (a pass
-  // over every page each time): blocks [r0, r1) of every layer, up to 64 MiB.
-  const int64_t per_pass =
-      per_segment *
-      std::max<int64_t>(
-          1, static_cast<int64_t>((size_t{64} << 20) / (layers_.size() * qw * sizeof(float))) /
-                 per_segment);
+  // The representatives are read from the index's pages for whole segments at once (a pass over
+  // every page each time): blocks [r0, r1) of every layer, up to 64 MiB of them.
+  const int64_t fit =
+      static_cast<int64_t>((size_t{64} << 20) / (layers_.size() * qw * sizeof(float)));
+  const int64_t per_pass = std::max<int64_t>(1, fit / per_segment) * per_segment;
   std::vector<std::vector<float>> reprs(layers_.size());
   int64_t r0 = 0, r1 = 0;
   saved_.save(out, nb, per_segment, [&](int64_t b0, int64_t b1) {
