@@ -8,6 +8,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "engine/session.h"
 #include "kernels/ops.h"
 #include "memory/block_index.h"
@@ -472,8 +473,9 @@ TEST(BlockIndex, LargeClustersAreSearchedByChunks) {
     EXPECT_EQ(idx.top_k(q.data(), 10), ref);
     scored += static_cast<double>(idx.last_scored());
   }
-  // (Scoring the clusters it visits whole, the same search scores 97% of the blocks.)
-  EXPECT_LT(scored / 30, 0.35 * n);
+  // (Scoring the clusters it visits whole, the same search scores 97% of the blocks. Its two lanes
+  // each find their own top k, 34% in all; one lane for all clusters scored 27%.)
+  EXPECT_LT(scored / 30, 0.4 * n);
   const double one_copy = static_cast<double>(n * dim) * sizeof(float);
   EXPECT_LT(static_cast<double>(idx.page_store().bytes_on_disk()), 1.5 * one_copy);
 }
@@ -574,6 +576,19 @@ TEST(BlockIndex, BudgetedSearchHasHighRecallAndBoundedWork) {
       const auto ref = idx.top_k_exact(q.data(), k);
       const auto got = idx.top_k(q.data(), k);
       work = std::max(work, idx.last_scored() + idx.last_bounds());
+      if (trial < 10) {
+        // The search's lanes run on one thread or two with the same result.
+        const int threads = num_threads();
+        set_num_threads(threads == 1 ? 2 : 1);
+        std::vector<float> s1, s2;
+        const auto again = idx.top_k(q.data(), k, &s1);
+        const int64_t scored_again = idx.last_scored();
+        set_num_threads(threads);
+        EXPECT_EQ(again, got);
+        EXPECT_EQ(idx.top_k(q.data(), k, &s2), got);
+        EXPECT_EQ(s1, s2);
+        EXPECT_EQ(scored_again, idx.last_scored());
+      }
       // The cluster that crosses the budget is finished; clusters hold at most a few times
       // group_size members (they stop splitting only at max_clusters).
       EXPECT_LE(idx.last_scored(), io.max_scored + 8 * io.group_size);

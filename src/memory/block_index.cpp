@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "core/thread_pool.h"
 #include "kernels/ops.h"
 
 namespace lc {
@@ -131,10 +132,15 @@ struct BlockIndex::Top {
       std::push_heap(heap.begin(), heap.end(), better);
     }
   }
+  // A score that k blocks elsewhere reach (another lane's k-th): nothing below it can enter.
+  float floor = -std::numeric_limits<float>::infinity();
   bool full() const { return heap.size() >= k; }
   float kth() const {
     return full() ? heap.front().score : -std::numeric_limits<float>::infinity();
   }
+  // What a block must beat (the k-th or the floor), and whether there is such a score yet.
+  float bar() const { return std::max(kth(), floor); }
+  bool barred() const { return full() || floor > -std::numeric_limits<float>::infinity(); }
   // The kept blocks best first; with rows, their representatives (dim floats each) too.
   std::vector<int64_t> sorted(std::vector<float>* scores, std::vector<float>* rows = nullptr,
                               int64_t dim = 0) const {
@@ -652,28 +658,44 @@ std::vector<float> BlockIndex::rows_of(const std::vector<int64_t>& ids) const {
   return out;
 }
 
-int64_t BlockIndex::score_members(int64_t c, const float* q, Top& top, bool keep_pinned, bool prune,
-                                  int64_t budget) const {
+// One lane of a search: a contiguous range of clusters, searched on its own (its own top k, orders,
+// budget share and scratch), so that the lanes can run on different threads.
+struct BlockIndex::Lane {
+  int64_t c0 = 0, c1 = 0;  // clusters [c0, c1)
+  std::vector<Scored> heap;
+  Queue by_estimate, by_reach;  // by cluster - c0
+  std::vector<uint8_t> taken;   // by cluster - c0
+  std::vector<int32_t> dots;
+  std::vector<float> slice_mean, optimistic, tmp;
+  std::vector<BlockView> views;
+  std::vector<std::pair<float, int64_t>> chunk_order;
+  int64_t probe = 0, budget = 0;  // clusters taken and members scored at most (0: no cap)
+  int64_t taken_n = 0, visited = 0, scored = 0, bounds = 0, chunk_bounds = 0;
+  bool done = false;
+};
+
+int64_t BlockIndex::score_members(int64_t c, const float* q, Top& top, Lane& lane, bool keep_pinned,
+                                  bool prune, int64_t budget) const {
   const Cluster& cl = clusters_[static_cast<size_t>(c)];
-  tmp_.resize(static_cast<size_t>(opt_.page_reps));
+  lane.tmp.resize(static_cast<size_t>(opt_.page_reps));
   if (cl.point && cl.size() > 1) {
     // Equal representatives score alike and ties go to the lower id: the first k members (ids
     // grow along the list) are all that can enter the top k. One score.
-    pages_->pin_into(cl.pages.data(), 1, keep_pinned, views_);
-    score_rows(views_[0].k, 1, q, tmp_.data());
+    pages_->pin_into(cl.pages.data(), 1, keep_pinned, lane.views);
+    score_rows(lane.views[0].k, 1, q, lane.tmp.data());
     const size_t n = std::min(cl.ids.size(), top.k);
-    for (size_t i = 0; i < n; ++i) top.push(tmp_[0], cl.ids[i], views_[0].k);
+    for (size_t i = 0; i < n; ++i) top.push(lane.tmp[0], cl.ids[i], lane.views[0].k);
     return 1;
   }
   const int64_t n_chunks = (cl.size() + chunk_ - 1) / chunk_, chunk_pages = chunk_ / opt_.page_reps;
   // The members of pages [p0, p1).
   auto score_pages = [&](int64_t p0, int64_t p1) {
-    pages_->pin_into(cl.pages.data() + p0, p1 - p0, keep_pinned, views_);
+    pages_->pin_into(cl.pages.data() + p0, p1 - p0, keep_pinned, lane.views);
     size_t i = static_cast<size_t>(p0 * opt_.page_reps);
-    for (const BlockView& v : views_) {
-      score_rows(v.k, v.n, q, tmp_.data());
+    for (const BlockView& v : lane.views) {
+      score_rows(v.k, v.n, q, lane.tmp.data());
       for (int64_t r = 0; r < v.n; ++r, ++i)
-        top.push(tmp_[static_cast<size_t>(r)], cl.ids[i], v.k + r * opt_.dim);
+        top.push(lane.tmp[static_cast<size_t>(r)], cl.ids[i], v.k + r * opt_.dim);
     }
   };
   if (!prune || n_chunks <= 1) {
@@ -681,17 +703,17 @@ int64_t BlockIndex::score_members(int64_t c, const float* q, Top& top, bool keep
     return cl.size();
   }
   // Chunks best box first, until no box left can beat the k-th.
-  chunk_order_.clear();
+  lane.chunk_order.clear();
   for (int64_t j = 0; j < n_chunks; ++j)
-    chunk_order_.emplace_back(bound(cl.chunk_box.data() + j * 2 * opt_.dim), j);
-  chunk_bounds_ += n_chunks;
-  std::sort(chunk_order_.begin(), chunk_order_.end(), [](const auto& a, const auto& b) {
+    lane.chunk_order.emplace_back(bound(cl.chunk_box.data() + j * 2 * opt_.dim), j);
+  lane.chunk_bounds += n_chunks;
+  std::sort(lane.chunk_order.begin(), lane.chunk_order.end(), [](const auto& a, const auto& b) {
     return a.first != b.first ? a.first > b.first : a.second < b.second;
   });
   int64_t scored = 0;
-  for (const auto& [b, j] : chunk_order_) {
-    const float t = top.kth();
-    if (top.full() && (below(b, t) || scored >= budget)) break;
+  for (const auto& [b, j] : lane.chunk_order) {
+    const float t = top.bar();
+    if (top.barred() && (below(b, t) || scored >= budget)) break;
     const int64_t p0 = j * chunk_pages;
     score_pages(p0, std::min(p0 + chunk_pages, static_cast<int64_t>(cl.pages.size())));
     scored += std::min(chunk_, cl.size() - j * chunk_);
@@ -709,8 +731,9 @@ std::vector<int64_t> BlockIndex::top_k_exact(const float* q, int64_t k, std::vec
   slices_ = slices;
   heap_.clear();
   Top top{heap_, static_cast<size_t>(std::max<int64_t>(k, 0))};
+  if (lanes_.empty()) lanes_.resize(1);
   if (k > 0) {
-    for (int64_t c = 0; c < clusters(); ++c) score_members(c, q, top, false, false, n_);
+    for (int64_t c = 0; c < clusters(); ++c) score_members(c, q, top, lanes_[0], false, false, n_);
     pages_->unpin_all();
   }
   last_scored_ = n_;
@@ -746,75 +769,32 @@ std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k, std::vector<fl
   LC_CHECK(slices.n >= 1 && opt_.dim % slices.n == 0);
   slices_ = slices;
   const int64_t d = opt_.dim, nc = clusters();
-  // Two scores per cluster, from bytes (each a pass of integer multiply-adds over all clusters):
-  // its mean's score q.m, and an optimistic one q.m + |q|.r (r: the largest distance of a member
-  // from the mean in each dimension; no member scores higher). The estimate between them ranks a
-  // crowd by what its better members are like; the optimistic score ranks a cluster by its most
-  // query-like member even where the others hide it from the mean (a needle that joined a few
-  // ordinary blocks).
-  queues_.resize(2);
-  Queue& by_estimate = queues_[0];
-  Queue& by_reach = queues_[1];
-  by_estimate.score.resize(static_cast<size_t>(nc));
-  by_reach.score.resize(static_cast<size_t>(nc));
-  const int64_t tiles = (nc + 63) / 64;
-  dots_.resize(static_cast<size_t>(tiles * 64));
-  q8_.assign(static_cast<size_t>(k4_ * 4), 0);
-  tmp_.resize(static_cast<size_t>(d));
-  // The query with the dimension scales folded in, to bytes, dimensions [e0, e1) only (the rest
-  // zero): returns the unit of one byte and the bytes' sum.
-  auto query_bytes = [&](bool of_reach, int64_t e0, int64_t e1) {
-    float top = 0;
-    for (int64_t e = e0; e < e1; ++e) {
-      const size_t i = static_cast<size_t>(e);
-      tmp_[i] = of_reach ? std::fabs(q[e]) * scale_r_[i] : q[e] * scale_m_[i];
-      top = std::max(top, std::fabs(tmp_[i]));
-    }
-    const float unit = top / 127.0f;
-    int32_t sum = 0;
-    std::fill(q8_.begin(), q8_.end(), 0);
-    for (int64_t e = e0; e < e1 && unit > 0; ++e) {
-      q8_[static_cast<size_t>(e)] =
-          static_cast<int8_t>(std::round(tmp_[static_cast<size_t>(e)] / unit));
-      sum += q8_[static_cast<size_t>(e)];
-    }
-    return std::make_pair(unit, sum);
-  };
-  // Per slice: its mean score and its optimistic score, less its offset; each cluster's scores
-  // are the maxima over slices.
+  // The query to bytes once per slice (the lanes share them): with the dimension scales folded
+  // in, dimensions of the slice only (the rest zero); the unit of one byte and the bytes' sum.
   const int64_t w = d / slices_.n;
-  constexpr float kNone = -std::numeric_limits<float>::infinity();
-  std::fill(by_estimate.score.begin(), by_estimate.score.end(), kNone);
-  std::fill(by_reach.score.begin(), by_reach.score.end(), kNone);
-  slice_mean_.resize(static_cast<size_t>(nc));
-  // A slice of whole groups of 4 dimensions is a range of each tile's groups: only those bytes
-  // are read (else the whole tile, the query zero outside the slice).
-  const bool grouped = slices_.n == 1 || w % 4 == 0;
-  auto tile_pass = [&](const std::vector<uint8_t>& bytes, int64_t h) {
-    if (grouped) {
-      const int64_t g0 = h * w / 4, n4 = slices_.n == 1 ? k4_ : w / 4;
-      dot_tiles_u8s8(bytes.data() + g0 * 256, q8_.data() + g0 * 4, n4, k4_, tiles, dots_.data());
-    } else {
-      dot_tiles_u8s8(bytes.data(), q8_.data(), k4_, k4_, tiles, dots_.data());
+  q8_.assign(static_cast<size_t>(2 * slices_.n * k4_ * 4), 0);
+  q8_unit_.assign(static_cast<size_t>(2 * slices_.n), 0.0f);
+  q8_sum_.assign(static_cast<size_t>(slices_.n), 0);
+  tmp_.resize(static_cast<size_t>(d));
+  for (int64_t h = 0; h < slices_.n; ++h)
+    for (int of_reach = 0; of_reach < 2; ++of_reach) {
+      const int64_t e0 = h * w, e1 = e0 + w;
+      float top = 0;
+      for (int64_t e = e0; e < e1; ++e) {
+        const size_t i = static_cast<size_t>(e);
+        tmp_[i] = of_reach ? std::fabs(q[e]) * scale_r_[i] : q[e] * scale_m_[i];
+        top = std::max(top, std::fabs(tmp_[i]));
+      }
+      const float unit = top / 127.0f;
+      int8_t* q8 = q8_.data() + (2 * h + of_reach) * k4_ * 4;
+      int32_t sum = 0;
+      for (int64_t e = e0; e < e1 && unit > 0; ++e) {
+        q8[e] = static_cast<int8_t>(std::round(tmp_[static_cast<size_t>(e)] / unit));
+        sum += q8[e];
+      }
+      q8_unit_[static_cast<size_t>(2 * h + of_reach)] = unit;
+      if (!of_reach) q8_sum_[static_cast<size_t>(h)] = sum;
     }
-  };
-  for (int64_t h = 0; h < slices_.n; ++h) {
-    const float off = slices_.off ? slices_.off[h] : 0.0f;
-    const auto [unit_m, sum_m] = query_bytes(false, h * w, (h + 1) * w);
-    tile_pass(mean8_, h);
-    for (int64_t c = 0; c < nc; ++c) {  // the mean bytes are offset by 128
-      const auto i = static_cast<size_t>(c);
-      slice_mean_[i] = unit_m * static_cast<float>(dots_[i] - 128 * sum_m) - off;
-      by_estimate.score[i] = std::max(by_estimate.score[i], slice_mean_[i]);
-    }
-    const float unit_r = query_bytes(true, h * w, (h + 1) * w).first;  // (no offset)
-    tile_pass(reach8_, h);
-    for (int64_t c = 0; c < nc; ++c) {
-      const auto i = static_cast<size_t>(c);
-      by_reach.score[i] =
-          std::max(by_reach.score[i], slice_mean_[i] + unit_r * static_cast<float>(dots_[i]));
-    }
-  }
   q_pos_.resize(static_cast<size_t>(d));
   q_neg_.resize(static_cast<size_t>(d));
   for (int64_t e = 0; e < d; ++e) {
@@ -822,10 +802,111 @@ std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k, std::vector<fl
     q_neg_[static_cast<size_t>(e)] = std::min(q[e], 0.0f);
   }
   // With a budget only `probe` clusters can be visited, taken in turn from the two orders; a
-  // search usually stops after a few. Without a budget all may be visited.
+  // search usually stops after a few. Without a budget all may be visited. Each lane gets its
+  // share of both.
   int64_t probe = nc;
   if (opt_.max_groups > 0) probe = std::min(probe, opt_.max_groups);
   if (opt_.max_scored > 0) probe = std::min(probe, 2 * opt_.max_scored / opt_.group_size + 8);
+  const int64_t n_lanes = std::min<int64_t>(kLanes, nc);
+  lanes_.resize(static_cast<size_t>(n_lanes));
+  for (int64_t j = 0; j < n_lanes; ++j) {
+    Lane& lane = lanes_[static_cast<size_t>(j)];
+    lane.c0 = nc * j / n_lanes;
+    lane.c1 = nc * (j + 1) / n_lanes;
+  }
+  // Two rounds: each lane scores its first clusters, then the rest with the best k-th score of
+  // the lanes' first rounds as a floor (another lane holds k blocks above it). Both rounds depend
+  // only on the lanes' own work, never on which thread finishes first.
+  parallel_for_tasks(static_cast<int>(n_lanes), [&](int j, int) {
+    Lane& lane = lanes_[static_cast<size_t>(j)];
+    start_lane(lane, (probe + n_lanes - 1) / n_lanes,
+               opt_.max_scored > 0 ? (opt_.max_scored + n_lanes - 1) / n_lanes : 0);
+    visit_lane(lane, q, k, -std::numeric_limits<float>::infinity(), kFirstVisits);
+  });
+  float floor = -std::numeric_limits<float>::infinity();
+  for (const Lane& lane : lanes_)
+    if (static_cast<int64_t>(lane.heap.size()) >= k)
+      floor = std::max(floor, lane.heap.front().score);
+  parallel_for_tasks(static_cast<int>(n_lanes), [&](int j, int) {
+    visit_lane(lanes_[static_cast<size_t>(j)], q, k, floor, 0);
+  });
+  // The lanes' best, merged.
+  heap_.clear();
+  Top top{heap_, static_cast<size_t>(k)};
+  int64_t scored = 0, bounds = 0;
+  for (const Lane& lane : lanes_) {
+    for (const Scored& x : lane.heap) top.push(x.score, x.id, x.row);
+    scored += lane.scored;
+    bounds += lane.bounds + lane.chunk_bounds;
+  }
+  // The probed clusters held fewer than k blocks: take from the others.
+  for (Lane& lane : lanes_)
+    for (int64_t c = lane.c0; c < lane.c1 && !top.full(); ++c)
+      if (!lane.taken[static_cast<size_t>(c - lane.c0)])
+        scored += score_members(c, q, top, lanes_[0], true, true, n_);
+  std::vector<int64_t> ids = top.sorted(scores, rows, d);  // (before the pages are unpinned)
+  pages_->unpin_all();
+  last_scored_ = scored;
+  // In dot products of dim (a byte pass over every slice: a quarter each).
+  last_bounds_ = nc / 2 + 2 * bounds;
+  return ids;
+}
+
+void BlockIndex::start_lane(Lane& lane, int64_t probe, int64_t budget) const {
+  const int64_t c0 = lane.c0, nc = lane.c1 - lane.c0, w = opt_.dim / slices_.n;
+  // Two scores per cluster, from bytes (each a pass of integer multiply-adds over the lane's
+  // clusters): its mean's score q.m, and an optimistic one q.m + |q|.r (r: the largest distance
+  // of a member from the mean in each dimension; no member scores higher). The estimate between
+  // them ranks a crowd by what its better members are like; the optimistic score ranks a cluster
+  // by its most query-like member even where the others hide it from the mean (a needle that
+  // joined a few ordinary blocks).
+  Queue& by_estimate = lane.by_estimate;
+  Queue& by_reach = lane.by_reach;
+  constexpr float kNone = -std::numeric_limits<float>::infinity();
+  by_estimate.score.assign(static_cast<size_t>(nc), kNone);
+  by_reach.score.assign(static_cast<size_t>(nc), kNone);
+  // The tiles of 64 clusters that hold the lane's clusters.
+  const int64_t t0 = c0 / 64, tiles = (lane.c1 + 63) / 64 - t0, at = c0 - t0 * 64;
+  lane.dots.resize(static_cast<size_t>(tiles * 64));
+  lane.slice_mean.resize(static_cast<size_t>(nc));
+  // A slice of whole groups of 4 dimensions is a range of each tile's groups: only those bytes
+  // are read (else the whole tile, the query zero outside the slice).
+  const bool grouped = slices_.n == 1 || w % 4 == 0;
+  auto tile_pass = [&](const std::vector<uint8_t>& bytes, int64_t h, int of_reach) {
+    const uint8_t* a = bytes.data() + t0 * k4_ * 256;
+    const int8_t* q8 = q8_.data() + (2 * h + of_reach) * k4_ * 4;
+    if (grouped) {
+      const int64_t g0 = h * w / 4, n4 = slices_.n == 1 ? k4_ : w / 4;
+      dot_tiles_u8s8(a + g0 * 256, q8 + g0 * 4, n4, k4_, tiles, lane.dots.data());
+    } else {
+      dot_tiles_u8s8(a, q8, k4_, k4_, tiles, lane.dots.data());
+    }
+  };
+  // Per slice: its mean score and its optimistic score, less its offset; each cluster's scores
+  // are the maxima over slices.
+  for (int64_t h = 0; h < slices_.n; ++h) {
+    const float off = slices_.off ? slices_.off[h] : 0.0f;
+    const float unit_m = q8_unit_[static_cast<size_t>(2 * h)];
+    const float unit_r = q8_unit_[static_cast<size_t>(2 * h + 1)];
+    const int32_t sum_m = q8_sum_[static_cast<size_t>(h)];
+    tile_pass(mean8_, h, 0);
+    for (int64_t c = 0; c < nc; ++c) {  // the mean bytes are offset by 128
+      const auto i = static_cast<size_t>(c);
+      lane.slice_mean[i] =
+          unit_m * static_cast<float>(lane.dots[static_cast<size_t>(at + c)] - 128 * sum_m) - off;
+      by_estimate.score[i] = std::max(by_estimate.score[i], lane.slice_mean[i]);
+    }
+    tile_pass(reach8_, h, 1);
+    for (int64_t c = 0; c < nc; ++c) {
+      const auto i = static_cast<size_t>(c);
+      by_reach.score[i] = std::max(
+          by_reach.score[i],
+          lane.slice_mean[i] + unit_r * static_cast<float>(lane.dots[static_cast<size_t>(at + c)]));
+    }
+  }
+  probe = std::min(probe, nc);
+  lane.probe = probe;
+  lane.budget = budget;
   const bool sorted = probe > 8 * Queue::G;
   // The first order ranks a cluster by its mean's score plus a tenth of its optimistic margin, an
   // estimate of its best member's score (a crowd whose members spread more towards the query
@@ -835,49 +916,58 @@ std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k, std::vector<fl
     by_estimate.score[i] += kReachInEstimate * (by_reach.score[i] - by_estimate.score[i]);
   }
   // The optimistic scores stay at hand as cheap bounds (from bytes: within a margin).
-  optimistic_.assign(by_reach.score.begin(), by_reach.score.end());
+  lane.optimistic.assign(by_reach.score.begin(), by_reach.score.end());
   by_estimate.start(sorted, probe);
   by_reach.start(sorted, probe);
-  taken_.assign(static_cast<size_t>(nc), 0);
-  heap_.clear();
-  Top top{heap_, static_cast<size_t>(k)};
-  int64_t scored = 0, visited = 0, n_bounds = 0;
-  chunk_bounds_ = 0;
-  for (int64_t i = 0; i < probe; ++i) {
+  lane.taken.assign(static_cast<size_t>(nc), 0);
+  lane.heap.clear();
+  lane.taken_n = lane.visited = lane.scored = lane.bounds = lane.chunk_bounds = 0;
+  lane.done = false;
+}
+
+void BlockIndex::visit_lane(Lane& lane, const float* q, int64_t k, float floor,
+                            int64_t visits) const {
+  Top top{lane.heap, static_cast<size_t>(k)};
+  top.floor = floor;
+  Queue* queues[2] = {&lane.by_estimate, &lane.by_reach};
+  const int64_t max_visits = opt_.max_groups > 0 ? (opt_.max_groups + kLanes - 1) / kLanes : 0;
+  while (!lane.done && (visits <= 0 || lane.visited < visits || !top.full())) {
+    if (lane.taken_n >= lane.probe) break;
+    const int64_t i = lane.taken_n++;
     const int64_t qi = i % kVisitsPerTurn == kVisitsPerTurn - 1 ? 1 : 0;
-    const int64_t c = queues_[static_cast<size_t>(qi)].take(taken_);
-    if (c < 0) break;
-    queues_[static_cast<size_t>(1 - qi)].drop(c);
-    taken_[static_cast<size_t>(c)] = 1;
-    if (top.full()) {
-      if (opt_.max_groups > 0 && visited >= opt_.max_groups) break;
-      if (opt_.max_scored > 0 && scored >= opt_.max_scored) break;
+    const int64_t j = queues[qi]->take(lane.taken);
+    if (j < 0) {
+      lane.done = true;
+      break;
+    }
+    queues[1 - qi]->drop(j);
+    lane.taken[static_cast<size_t>(j)] = 1;
+    if (top.barred()) {
+      if ((max_visits > 0 && lane.visited >= max_visits) ||
+          (lane.budget > 0 && lane.scored >= lane.budget)) {
+        lane.done = true;
+        break;
+      }
       // No member can enter the top k: by the optimistic score (from bytes, with a margin for
       // their rounding), then by the box (the margin covers the bound's own rounding). When no
       // cluster left has an optimistic score that could beat the k-th, the search is done.
-      const float t = top.kth(), slack = kBytesMargin * (std::fabs(t) + 1.0f);
-      if (optimistic_[static_cast<size_t>(c)] + slack < t) {
-        if (by_reach.peek(taken_) + slack < t) break;
+      const float t = top.bar(), slack = kBytesMargin * (std::fabs(t) + 1.0f);
+      if (lane.optimistic[static_cast<size_t>(j)] + slack < t) {
+        if (lane.by_reach.peek(lane.taken) + slack < t) {
+          lane.done = true;
+          break;
+        }
         continue;
       }
-      const float b = bound(box(c));
-      ++n_bounds;
+      const float b = bound(box(lane.c0 + j));
+      ++lane.bounds;
       if (below(b, t)) continue;
     }
     // (what is left of the budget, at least a chunk: the search may end inside a large cluster)
-    const int64_t left = opt_.max_scored > 0 ? std::max(opt_.max_scored - scored, chunk_) : n_;
-    scored += score_members(c, q, top, true, true, left);
-    ++visited;
+    const int64_t left = lane.budget > 0 ? std::max(lane.budget - lane.scored, chunk_) : n_;
+    lane.scored += score_members(lane.c0 + j, q, top, lane, true, true, left);
+    ++lane.visited;
   }
-  // The probed clusters held fewer than k blocks: take from the others.
-  for (int64_t c = 0; c < nc && !top.full(); ++c)
-    if (!taken_[static_cast<size_t>(c)]) scored += score_members(c, q, top, true, true, n_);
-  std::vector<int64_t> ids = top.sorted(scores, rows, d);  // (before the pages are unpinned)
-  pages_->unpin_all();
-  last_scored_ = scored;
-  // In dot products of dim (a byte pass over every slice: a quarter each).
-  last_bounds_ = nc / 2 + 2 * (n_bounds + chunk_bounds_);
-  return ids;
 }
 
 }  // namespace lc

@@ -163,11 +163,18 @@ class BlockIndex {
   template <typename Place>
   void copy_rows(Place place, float* out) const;
   struct Top;
-  // Scores cluster c's members into top; with prune, only the chunks whose box could beat the
-  // k-th score, best box first, and once the top is full no more than about `budget` members.
-  // Returns the number scored.
-  int64_t score_members(int64_t c, const float* q, Top& top, bool keep_pinned, bool prune,
-                        int64_t budget) const;
+  struct Lane;
+  // Scores cluster c's members into top (lane: the scratch of the thread that runs it); with
+  // prune, only the chunks whose box could beat the k-th score, best box first, and once the top
+  // is full no more than about `budget` members. Returns the number scored.
+  int64_t score_members(int64_t c, const float* q, Top& top, Lane& lane, bool keep_pinned,
+                        bool prune, int64_t budget) const;
+  // A lane's part of top_k: its clusters' byte scores and orders (start_lane: at most `probe`
+  // clusters taken and about `budget` members scored, 0 = no cap), then visits best first into
+  // lane.heap (visit_lane: until `visits` clusters were visited and the top is full, 0 = to the
+  // end; members below `floor` cannot enter).
+  void start_lane(Lane& lane, int64_t probe, int64_t budget) const;
+  void visit_lane(Lane& lane, const float* q, int64_t k, float floor, int64_t visits) const;
   void split(int64_t c);
 
   BlockIndexOptions opt_;
@@ -187,20 +194,24 @@ class BlockIndex {
   std::vector<float> mean_norm_;       // |mean|^2 per cluster (nearest-mean search)
   std::unique_ptr<BlockStore> pages_;  // searches pin pages: logically const
   // scratch (searches are logically const)
-  mutable std::vector<float> tmp_, q_pos_, q_neg_, slice_mean_;
+  mutable std::vector<float> tmp_, q_pos_, q_neg_;
   mutable Slices slices_;  // of the search running
   // Scores of n rows of representatives under slices_ (q.r when one slice).
   void score_rows(const float* rows, int64_t n, const float* q, float* out) const;
+  // The query in bytes, per slice for the means then the reaches (4 * k4_ each), with the unit of
+  // one byte of each and the sum of the means' bytes.
   mutable std::vector<int8_t> q8_;
-  mutable std::vector<int32_t> dots_;
-  struct Queue;                        // clusters best first by one of their scores
-  mutable std::vector<Queue> queues_;  // by estimated best member, by optimistic score
-  mutable std::vector<uint8_t> taken_;
-  mutable std::vector<float> optimistic_;  // the optimistic score of every cluster, this search
+  mutable std::vector<float> q8_unit_;
+  mutable std::vector<int32_t> q8_sum_;
+  struct Queue;  // clusters best first by one of their scores
+  // A search splits the clusters into kLanes contiguous ranges searched independently (on the
+  // pool's threads when there are several) and merges their top k: always kLanes, whatever the
+  // thread count, so that a search's result does not depend on it.
+  static constexpr int64_t kLanes = 2;
+  static constexpr int64_t kFirstVisits = 2;  // clusters a lane visits before the lanes compare
+  mutable std::vector<Lane> lanes_;
   mutable std::vector<const uint16_t*> rows_;
   mutable std::vector<Entry> heap_;
-  mutable std::vector<std::pair<float, int64_t>> chunk_order_;
-  mutable int64_t chunk_bounds_ = 0;  // chunk boxes bounded in this search
   mutable std::vector<BlockView> views_;
   mutable int64_t last_scored_ = 0, last_bounds_ = 0;
 };

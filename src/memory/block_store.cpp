@@ -54,6 +54,28 @@ SpillType spill_type_from_name(const std::string& name) {
 
 namespace {
 
+// A mutex that spins a little before it sleeps. A search pins pages of one store from two threads
+// (BlockIndex's lanes), each holding the lock for a few microseconds; putting a thread to sleep and
+// waking it costs more than that (measured: 7,500 sleeps in 4,096 searches made the two lanes
+// slower than one).
+class Mutex {
+ public:
+  void lock() {
+    for (int i = 0; i < 2000; ++i) {
+      if (m_.try_lock()) return;
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+    m_.lock();
+  }
+  bool try_lock() { return m_.try_lock(); }
+  void unlock() { m_.unlock(); }
+
+ private:
+  std::mutex m_;
+};
+
 TensorType tensor_type_of(SpillType t) {
   switch (t) {
     case SpillType::F32:
@@ -142,7 +164,7 @@ struct BlockStore::Impl {
 
   ~Impl() {
     {
-      std::lock_guard<std::mutex> lk(mu);
+      std::lock_guard<Mutex> lk(mu);
       stop = true;
       queue.clear();
     }
@@ -340,7 +362,7 @@ struct BlockStore::Impl {
   }
 
   void worker_loop() {
-    std::unique_lock<std::mutex> lk(mu);
+    std::unique_lock<Mutex> lk(mu);
     for (;;) {
       cv.wait(lk, [&] { return stop || !queue.empty(); });
       if (stop) return;
@@ -353,7 +375,7 @@ struct BlockStore::Impl {
 
   // Reads one cold block in the background: the I/O runs without the lock, the block marked
   // Loading (pin() waits for it, clear() waits for every load).
-  void prefetch_one(std::unique_lock<std::mutex>& lk, int64_t id, uint64_t gen) {
+  void prefetch_one(std::unique_lock<Mutex>& lk, int64_t id, uint64_t gen) {
     if (static_cast<size_t>(id) >= blocks.size()) return;  // cleared meanwhile
     if (block(id).state != State::Cold) return;
     const int64_t n = block(id).n;
@@ -402,10 +424,10 @@ struct BlockStore::Impl {
   SpillFile spill;
   const size_t record_bytes;  // every block's record holds tokens_per_block tokens
 
-  mutable std::mutex mu;
-  std::condition_variable cv;  // a load finished, the queue changed, or stop
-  std::deque<Block> blocks;    // by id; a deque so growth never copies (or doubles) them all
-  std::vector<Slot> slots;     // data of Resident blocks (Loading ones keep theirs in the worker)
+  mutable Mutex mu;
+  std::condition_variable_any cv;  // a load finished, the queue changed, or stop
+  std::deque<Block> blocks;        // by id; a deque so growth never copies (or doubles) them all
+  std::vector<Slot> slots;  // data of Resident blocks (Loading ones keep theirs in the worker)
   std::vector<uint32_t> free_slots;
   uint32_t lru_head = kNoSlot, lru_tail = kNoSlot;
   std::vector<int64_t> pinned;
@@ -436,7 +458,7 @@ int64_t BlockStore::add(const float* k, const float* v, int64_t n) {
   Impl& s = *impl_;
   LC_CHECK(k != nullptr && (v != nullptr) == s.opt.values);
   LC_CHECK(n > 0 && n <= s.opt.tokens_per_block);
-  std::lock_guard<std::mutex> lk(s.mu);
+  std::lock_guard<Mutex> lk(s.mu);
   const size_t half = static_cast<size_t>(n) * s.row_floats;
   const size_t bytes = s.bytes_of(n);
   s.evict_for(bytes);
@@ -474,7 +496,7 @@ SpillType BlockStore::value_type() const {
 
 void BlockStore::read(int64_t id, std::vector<float>& kv) const {
   Impl& s = *impl_;
-  std::unique_lock<std::mutex> lk(s.mu);
+  std::unique_lock<Mutex> lk(s.mu);
   s.check_id(id);
   s.cv.wait(lk, [&] { return s.block(id).state != Impl::State::Loading; });
   const Impl::Block& b = s.block(id);
@@ -491,7 +513,7 @@ void BlockStore::read(int64_t id, std::vector<float>& kv) const {
 void BlockStore::extend(int64_t id, const float* k, int64_t n) {
   Impl& s = *impl_;
   LC_CHECK(!s.opt.values && k != nullptr && n > 0);
-  std::unique_lock<std::mutex> lk(s.mu);
+  std::unique_lock<Mutex> lk(s.mu);
   s.check_id(id);
   LC_CHECK(!s.block(id).pinned() && s.block(id).state != Impl::State::Released);
   LC_CHECK(s.block(id).n + n <= s.opt.tokens_per_block);
@@ -524,7 +546,7 @@ std::vector<BlockView> BlockStore::pin(const std::vector<int64_t>& ids, bool kee
 void BlockStore::pin_into(const int64_t* ids, int64_t n_ids, bool keep_pinned,
                           std::vector<BlockView>& views) {
   Impl& s = *impl_;
-  std::unique_lock<std::mutex> lk(s.mu);
+  std::unique_lock<Mutex> lk(s.mu);
   for (int64_t i = 0; i < n_ids; ++i) {
     s.check_id(ids[i]);
     LC_CHECK(s.block(ids[i]).state != Impl::State::Released);
@@ -566,14 +588,14 @@ void BlockStore::pin_into(const int64_t* ids, int64_t n_ids, bool keep_pinned,
 
 void BlockStore::unpin_all() {
   Impl& s = *impl_;
-  std::lock_guard<std::mutex> lk(s.mu);
+  std::lock_guard<Mutex> lk(s.mu);
   s.unpin_locked();
   s.evict_for(0);
 }
 
 void BlockStore::release(int64_t id) {
   Impl& s = *impl_;
-  std::unique_lock<std::mutex> lk(s.mu);
+  std::unique_lock<Mutex> lk(s.mu);
   s.check_id(id);
   Impl::Block& b = s.block(id);
   LC_CHECK(!b.pinned());
@@ -591,7 +613,7 @@ void BlockStore::release(int64_t id) {
 
 void BlockStore::prefetch(const std::vector<int64_t>& ids) {
   Impl& s = *impl_;
-  std::lock_guard<std::mutex> lk(s.mu);
+  std::lock_guard<Mutex> lk(s.mu);
   for (int64_t id : ids) s.check_id(id);
   // Newer hints replace the ones not started yet.
   s.queue.clear();
@@ -606,49 +628,49 @@ void BlockStore::prefetch(const std::vector<int64_t>& ids) {
 
 void BlockStore::wait_prefetch() {
   Impl& s = *impl_;
-  std::unique_lock<std::mutex> lk(s.mu);
+  std::unique_lock<Mutex> lk(s.mu);
   s.cv.wait(lk, [&] { return s.queue.empty() && s.loading == 0; });
 }
 
 int64_t BlockStore::size() const {
-  std::lock_guard<std::mutex> lk(impl_->mu);
+  std::lock_guard<Mutex> lk(impl_->mu);
   return static_cast<int64_t>(impl_->blocks.size());
 }
 
 size_t BlockStore::bytes_in_ram() const {
-  std::lock_guard<std::mutex> lk(impl_->mu);
+  std::lock_guard<Mutex> lk(impl_->mu);
   return impl_->bytes_in_ram;
 }
 
 size_t BlockStore::bytes_on_disk() const {
-  std::lock_guard<std::mutex> lk(impl_->mu);
+  std::lock_guard<Mutex> lk(impl_->mu);
   return impl_->spill.size();
 }
 
 int64_t BlockStore::reads_from_disk() const {
-  std::lock_guard<std::mutex> lk(impl_->mu);
+  std::lock_guard<Mutex> lk(impl_->mu);
   return impl_->reads;
 }
 
 int64_t BlockStore::writes_to_disk() const {
-  std::lock_guard<std::mutex> lk(impl_->mu);
+  std::lock_guard<Mutex> lk(impl_->mu);
   return impl_->writes;
 }
 
 bool BlockStore::is_resident(int64_t id) const {
-  std::lock_guard<std::mutex> lk(impl_->mu);
+  std::lock_guard<Mutex> lk(impl_->mu);
   impl_->check_id(id);
   return impl_->blocks[static_cast<size_t>(id)].state == Impl::State::Resident;
 }
 
 const std::string& BlockStore::spill_path() const {
-  std::lock_guard<std::mutex> lk(impl_->mu);
+  std::lock_guard<Mutex> lk(impl_->mu);
   return impl_->spill.path();
 }
 
 void BlockStore::clear() {
   Impl& s = *impl_;
-  std::unique_lock<std::mutex> lk(s.mu);
+  std::unique_lock<Mutex> lk(s.mu);
   s.queue.clear();
   s.cv.wait(lk, [&] { return s.loading == 0; });
   s.blocks.clear();
@@ -663,7 +685,7 @@ void BlockStore::clear() {
 
 void BlockStore::truncate(int64_t n) {
   Impl& s = *impl_;
-  std::unique_lock<std::mutex> lk(s.mu);
+  std::unique_lock<Mutex> lk(s.mu);
   LC_CHECK(n >= 0 && static_cast<size_t>(n) <= s.blocks.size());
   if (static_cast<size_t>(n) == s.blocks.size()) return;
   // Hints for dropped blocks go; loads in flight finish first (the worker owns their buffers).
