@@ -35,6 +35,13 @@
 // rewritten in place). RAM therefore holds a few bytes per block (its id in its cluster's list)
 // plus a fixed amount per cluster, not dim floats per block.
 //
+// Lanes. A search splits the clusters into two contiguous ranges, each searched on its own (its own
+// byte scores, orders, top k and half of the caps) on the pool's threads, and merges the two
+// top k. A lane first visits its best two clusters; the better of the two lanes' k-th scores is
+// then a floor for both (the other lane holds k blocks above it). The result depends only on the
+// lanes' work, never on the thread count or timing. Each lane proves only its own top k, so the two
+// score more than one search would (at 1.3M tokens, 628 representatives against 581).
+//
 // Work per search: 2 x max_clusters byte scores (SIMD), a few bounds and
 // at most about max_scored member scores, whatever the number of blocks; per add: one distance per
 // cluster (+ a split now and then, O(group_size) distances, while clusters are fewer than
