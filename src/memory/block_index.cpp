@@ -249,6 +249,22 @@ struct BlockIndex::Queue {
   }
 };
 
+// One lane of a search: a contiguous range of clusters, searched on its own (its own top k, orders,
+// budget share and scratch), so that the lanes can run on different threads.
+struct BlockIndex::Lane {
+  int64_t c0 = 0, c1 = 0;  // clusters [c0, c1)
+  std::vector<Scored> heap;
+  Queue by_estimate, by_reach;  // by cluster - c0
+  std::vector<uint8_t> taken;   // by cluster - c0
+  std::vector<int32_t> dots;
+  std::vector<float> slice_mean, optimistic, tmp;
+  std::vector<BlockView> views;
+  std::vector<std::pair<float, int64_t>> chunk_order;
+  int64_t probe = 0, budget = 0;  // clusters taken and members scored at most (0: no cap)
+  int64_t taken_n = 0, visited = 0, scored = 0, bounds = 0, chunk_bounds = 0;
+  bool done = false;
+};
+
 BlockIndex::BlockIndex(const BlockIndexOptions& opt) : opt_(opt) {
   LC_CHECK(opt_.dim > 0 && opt_.group_size > 0 && opt_.max_clusters > 0 && opt_.page_reps > 0);
   BlockStoreOptions po = opt_.pages;
@@ -657,22 +673,6 @@ std::vector<float> BlockIndex::rows_of(const std::vector<int64_t>& ids) const {
       out.data());
   return out;
 }
-
-// One lane of a search: a contiguous range of clusters, searched on its own (its own top k, orders,
-// budget share and scratch), so that the lanes can run on different threads.
-struct BlockIndex::Lane {
-  int64_t c0 = 0, c1 = 0;  // clusters [c0, c1)
-  std::vector<Scored> heap;
-  Queue by_estimate, by_reach;  // by cluster - c0
-  std::vector<uint8_t> taken;   // by cluster - c0
-  std::vector<int32_t> dots;
-  std::vector<float> slice_mean, optimistic, tmp;
-  std::vector<BlockView> views;
-  std::vector<std::pair<float, int64_t>> chunk_order;
-  int64_t probe = 0, budget = 0;  // clusters taken and members scored at most (0: no cap)
-  int64_t taken_n = 0, visited = 0, scored = 0, bounds = 0, chunk_bounds = 0;
-  bool done = false;
-};
 
 int64_t BlockIndex::score_members(int64_t c, const float* q, Top& top, Lane& lane, bool keep_pinned,
                                   bool prune, int64_t budget) const {
