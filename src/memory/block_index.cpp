@@ -260,7 +260,8 @@ struct BlockIndex::Lane {
   std::vector<float> slice_mean, optimistic, tmp;
   std::vector<BlockView> views;
   std::vector<std::pair<float, int64_t>> chunk_order;
-  int64_t probe = 0, budget = 0;  // clusters taken and members scored at most (0: no cap)
+  // Clusters taken, clusters visited and members scored at most (0: no cap).
+  int64_t probe = 0, max_visits = 0, budget = 0;
   int64_t taken_n = 0, visited = 0, scored = 0, bounds = 0, chunk_bounds = 0;
   bool done = false;
 };
@@ -819,8 +820,8 @@ std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k, std::vector<fl
   // only on the lanes' own work, never on which thread finishes first.
   parallel_for_tasks(static_cast<int>(n_lanes), [&](int j, int) {
     Lane& lane = lanes_[static_cast<size_t>(j)];
-    start_lane(lane, (probe + n_lanes - 1) / n_lanes,
-               opt_.max_scored > 0 ? (opt_.max_scored + n_lanes - 1) / n_lanes : 0);
+    auto share = [&](int64_t cap) { return cap > 0 ? (cap + n_lanes - 1) / n_lanes : 0; };
+    start_lane(lane, share(probe), share(opt_.max_groups), share(opt_.max_scored));
     visit_lane(lane, q, k, -std::numeric_limits<float>::infinity(), kFirstVisits);
   });
   float floor = -std::numeric_limits<float>::infinity();
@@ -852,7 +853,7 @@ std::vector<int64_t> BlockIndex::top_k(const float* q, int64_t k, std::vector<fl
   return ids;
 }
 
-void BlockIndex::start_lane(Lane& lane, int64_t probe, int64_t budget) const {
+void BlockIndex::start_lane(Lane& lane, int64_t probe, int64_t max_visits, int64_t budget) const {
   const int64_t c0 = lane.c0, nc = lane.c1 - lane.c0, w = opt_.dim / slices_.n;
   // Two scores per cluster, from bytes (each a pass of integer multiply-adds over the lane's
   // clusters): its mean's score q.m, and an optimistic one q.m + |q|.r (r: the largest distance
@@ -906,6 +907,7 @@ void BlockIndex::start_lane(Lane& lane, int64_t probe, int64_t budget) const {
   }
   probe = std::min(probe, nc);
   lane.probe = probe;
+  lane.max_visits = max_visits;
   lane.budget = budget;
   const bool sorted = probe > 8 * Queue::G;
   // The first order ranks a cluster by its mean's score plus a tenth of its optimistic margin, an
@@ -930,7 +932,6 @@ void BlockIndex::visit_lane(Lane& lane, const float* q, int64_t k, float floor,
   Top top{lane.heap, static_cast<size_t>(k)};
   top.floor = floor;
   Queue* queues[2] = {&lane.by_estimate, &lane.by_reach};
-  const int64_t max_visits = opt_.max_groups > 0 ? (opt_.max_groups + kLanes - 1) / kLanes : 0;
   while (!lane.done && (visits <= 0 || lane.visited < visits || !top.full())) {
     if (lane.taken_n >= lane.probe) break;
     const int64_t i = lane.taken_n++;
@@ -943,7 +944,7 @@ void BlockIndex::visit_lane(Lane& lane, const float* q, int64_t k, float floor,
     queues[1 - qi]->drop(j);
     lane.taken[static_cast<size_t>(j)] = 1;
     if (top.barred()) {
-      if ((max_visits > 0 && lane.visited >= max_visits) ||
+      if ((lane.max_visits > 0 && lane.visited >= lane.max_visits) ||
           (lane.budget > 0 && lane.scored >= lane.budget)) {
         lane.done = true;
         break;

@@ -177,10 +177,10 @@ class BlockIndex {
   int64_t score_members(int64_t c, const float* q, Top& top, Lane& lane, bool keep_pinned,
                         bool prune, int64_t budget) const;
   // A lane's part of top_k: its clusters' byte scores and orders (start_lane: at most `probe`
-  // clusters taken and about `budget` members scored, 0 = no cap), then visits best first into
-  // lane.heap (visit_lane: until `visits` clusters were visited and the top is full, 0 = to the
-  // end; members below `floor` cannot enter).
-  void start_lane(Lane& lane, int64_t probe, int64_t budget) const;
+  // clusters taken, `max_visits` visited and about `budget` members scored, 0 = no cap), then
+  // visits best first into lane.heap (visit_lane: until `visits` clusters were visited and the
+  // top is full, 0 = to the end; members below `floor` cannot enter).
+  void start_lane(Lane& lane, int64_t probe, int64_t max_visits, int64_t budget) const;
   void visit_lane(Lane& lane, const float* q, int64_t k, float floor, int64_t visits) const;
   void split(int64_t c);
 
