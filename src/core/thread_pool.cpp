@@ -41,14 +41,6 @@ struct DepthGuard {
   DepthGuard& operator=(const DepthGuard&) = delete;
 };
 
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
 // How long an idle thread spins for new work before it sleeps, in microseconds; LONGCTX_SPIN
 // overrides it (0: sleep at once). A decode step runs a few hundred short parallel regions; a
 // worker that went to sleep between two of them wakes up only after the caller did the region's

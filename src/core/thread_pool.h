@@ -28,6 +28,15 @@ namespace lc {
 // lc::Error. Must not be called from inside a parallel region (LC_CHECK).
 void set_num_threads(int n);
 
+// The CPU's hint for one round of a spin-wait loop (x86 pause, Arm yield).
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
 // Total number of threads parallel work is split over (>= 1).
 int num_threads();
 
