@@ -177,8 +177,7 @@ void check_matmul(Isa isa, TensorType type, int64_t n_in, int64_t n_out, int64_t
 
   const MatmulInput in = kernel_table(isa).matmul_input(type, n_tok);
   const bool qin = in == MatmulInput::Q8, bin = in == MatmulInput::Bf16;
-  if (isa != Isa::Scalar && type != TensorType::Q2_K && type != TensorType::Q3_K &&
-      type != TensorType::Q8_K) {
+  if (isa != Isa::Scalar && type != TensorType::Q8_K) {
     EXPECT_NE(in, MatmulInput::Fallback) << "no direct kernel";
   }
 
@@ -301,7 +300,8 @@ TEST(Matmul, QuantsAtTheEndsOfTheirRangeDoNotOverflowIntegerSums) {
   for (Isa isa : supported_isas()) {
     set_isa(isa);
     for (TensorType t : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1,
-                         TensorType::Q8_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K})
+                         TensorType::Q8_0, TensorType::Q2_K, TensorType::Q3_K, TensorType::Q4_K,
+                         TensorType::Q5_K, TensorType::Q6_K})
       for (int fill : {0x00, 0xFF, 0x80, 0x7F})
         for (float xv : {1.0f, -1.0f})
           for (int64_t n_tok : {1, 3, 8}) {

@@ -35,7 +35,7 @@ void* AlignedBytes::get(size_t n) {
 }
 
 size_t MatmulRowScratch::bytes() const {
-  size_t b = tile.bytes() + cap(q) + cap(s4) + cap(m32) + cap(act_u);
+  size_t b = tile.bytes() + cap(q) + cap(s4) + cap(m32) + cap(act_u) + cap(act16);
   for (int p = 0; p < kPanels; ++p) b += cap(pq[p]) + cap(pd[p]) + cap(pm[p]) + cap(pb[p]);
   return b;
 }

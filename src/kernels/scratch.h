@@ -46,6 +46,7 @@ struct MatmulRowScratch {
   std::vector<float> pd[kPanels], pm[kPanels];
   std::vector<int32_t> pb[kPanels];  // integer bias of the Q6_K panels (AVX2: of every panel)
   std::vector<uint8_t> act_u;        // AVX2 panels: the quantized activations + 128
+  std::vector<float> act16;          // activation sums per 16 elements (mins of Q2_K)
   size_t bytes() const;
 };
 

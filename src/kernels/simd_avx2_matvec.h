@@ -61,6 +61,16 @@ struct Mv<TensorType::Q5_K> {
   static constexpr bool kMins = true;
 };
 template <>
+struct Mv<TensorType::Q2_K> {
+  static constexpr int kBlk = 256, kBytes = 84, kOff = 0;
+  static constexpr bool kMins = true;
+};
+template <>
+struct Mv<TensorType::Q3_K> {
+  static constexpr int kBlk = 256, kBytes = 110, kOff = 4;
+  static constexpr bool kMins = false;
+};
+template <>
 struct Mv<TensorType::Q6_K> {
   static constexpr int kBlk = 256, kBytes = 210, kOff = 32;
   static constexpr bool kMins = false;
@@ -230,6 +240,127 @@ LC_TARGET inline void mv_q6k(__m256 (&acc)[R], const uint8_t* const* rows, const
   }
 }
 
+// The 16 scales of a Q3_K super-block, less their bias of 32, as bytes (q3k_scale four at a time:
+// the low nibbles of bytes 0-7 hold scales 0-7, their high nibbles 8-15; bits 2k of bytes 8-11 are
+// bits 4-5 of scales 4k .. 4k + 3).
+LC_TARGET inline __m128i q3k_scales16(const uint8_t* q) {
+  uint32_t a0, a1, t;
+  std::memcpy(&a0, q, 4);
+  std::memcpy(&a1, q + 4, 4);
+  std::memcpy(&t, q + 8, 4);
+  const uint32_t w[4] = {(a0 & 0x0F0F0F0Fu) | ((t & 0x03030303u) << 4),
+                         (a1 & 0x0F0F0F0Fu) | (((t >> 2) & 0x03030303u) << 4),
+                         ((a0 >> 4) & 0x0F0F0F0Fu) | (((t >> 4) & 0x03030303u) << 4),
+                         ((a1 >> 4) & 0x0F0F0F0Fu) | (((t >> 6) & 0x03030303u) << 4)};
+  return _mm_sub_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)), _mm_set1_epi8(32));
+}
+
+// Q2_K / Q3_K (super-blocks of 256, a scale per 16 elements): element 128h + 32j + l takes bits 2j,
+// 2j + 1 of qs[32h + l]; Q3_K adds bit 4h + j of hmask[l] as bit 2 (its quants are w - 4), Q2_K
+// subtracts dmin times a 4-bit min per 16 elements. The 16-bit pair sums are multiplied by the
+// integer sub-block scales in VPMADDWD (lanes 0-3 of a block of 32 by one, lanes 4-7 by the next;
+// at most 2 * 1016 * 32 for Q3_K), so that a block costs one conversion and one FMA by d times the
+// block's activation scale.
+template <TensorType TY, int R>
+LC_TARGET inline void mv_q23k(__m256 (&acc)[R], __m256 (&macc)[R], const uint8_t* const* rows,
+                              const ActQ8& a, int64_t u, int64_t ahead) {
+  using M = Mv<TY>;
+  constexpr bool kQ3 = TY == TensorType::Q3_K;
+  const int8_t* aq = a.q + 256 * u;
+  const __m256 da8 = _mm256_loadu_ps(a.d + 8 * u);
+  // Per block of 32, for all the rows: Q3_K: 4 times the activations' pair sums (the offset);
+  // Q2_K: the activations' sums per 16 elements times the block's scale, for the mins, in the order
+  // (blocks 0-3 first halves, blocks 0-3 second halves), then the same for blocks 4-7.
+  __m256i at[8], off[8];
+  __m256 a16[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  for (int k = 0; k < 8; ++k) {
+    at[k] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(aq + 32 * k));
+    if constexpr (kQ3) {
+      off[k] = _mm256_maddubs_epi16(_mm256_set1_epi8(M::kOff), at[k]);
+    } else {
+      off[k] = dot_u8s8(_mm256_set1_epi8(1), at[k]);  // lane sums of 4
+    }
+  }
+  if constexpr (!kQ3) {
+    for (int g = 0; g < 2; ++g) {
+      const __m256i s4 = _mm256_hadd_epi32(_mm256_hadd_epi32(off[4 * g], off[4 * g + 1]),
+                                           _mm256_hadd_epi32(off[4 * g + 2], off[4 * g + 3]));
+      const __m256 da = _mm256_permutevar8x32_ps(
+          da8, _mm256_setr_epi32(4 * g, 4 * g + 1, 4 * g + 2, 4 * g + 3, 4 * g, 4 * g + 1,
+                                 4 * g + 2, 4 * g + 3));
+      a16[g] = _mm256_mul_ps(_mm256_cvtepi32_ps(s4), da);
+    }
+  }
+  const __m256i m2 = _mm256_set1_epi8(3), b2 = _mm256_set1_epi8(4);
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) {
+    const uint8_t* p = rows[i] + u * M::kBytes;
+    for (int c = 0; c < M::kBytes; c += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(p) + ahead + c, _MM_HINT_T1);
+    const uint8_t* qs = kQ3 ? p + 32 : p + 16;
+    __m256i s16w;  // the 16 scales as 16-bit words
+    __m256i hm = _mm256_setzero_si256();
+    float d;
+    if constexpr (kQ3) {
+      d = h2f(p + 108);
+      s16w = _mm256_cvtepi8_epi16(q3k_scales16(p + 96));
+      hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    } else {
+      d = h2f(p + 80);
+      const __m128i sb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      s16w = _mm256_cvtepu8_epi16(_mm_and_si128(sb, _mm_set1_epi8(0x0F)));
+      // -(dmin * m) times the activation sums of each 16 elements (mins in a16's order).
+      const __m128i hi = _mm_shuffle_epi8(
+          _mm_and_si128(_mm_srli_epi16(sb, 4), _mm_set1_epi8(0x0F)),
+          _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15));
+      const __m256 nd = _mm256_set1_ps(-h2f(p + 82));
+      macc[i] = _mm256_fmadd_ps(
+          _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), nd), a16[0], macc[i]);
+      macc[i] = _mm256_fmadd_ps(
+          _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))), nd),
+          a16[1], macc[i]);
+    }
+    // d times each block's activation scale.
+    alignas(32) float f[8];
+    _mm256_store_ps(f, _mm256_mul_ps(da8, _mm256_set1_ps(d)));
+    // Scales 0-7 in both 128-bit lanes, then 8-15.
+    const __m256i sh[2] = {_mm256_permute2x128_si256(s16w, s16w, 0x00),
+                           _mm256_permute2x128_si256(s16w, s16w, 0x11)};
+#pragma GCC unroll 16
+    for (int h = 0; h < 2; ++h) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * h));
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) {
+        __m256i w = _mm256_and_si256(_mm256_srli_epi16(v, 2 * j), m2);
+        if constexpr (kQ3) {
+          // Bit 4h + j of hmask to bit 2.
+          const int n = 4 * h + j;
+          const __m256i hb = n >= 2 ? _mm256_srli_epi16(hm, n - 2) : _mm256_slli_epi16(hm, 2 - n);
+          w = _mm256_or_si256(w, _mm256_and_si256(hb, b2));
+        }
+        const int blk = 4 * h + j;
+        __m256i p16 = _mm256_maddubs_epi16(w, at[blk]);
+        if constexpr (kQ3) p16 = _mm256_sub_epi16(p16, off[blk]);
+        // Words 2j, 2j + 1 of the lane: scale 2 blk for the low 16 elements, 2 blk + 1 for the rest.
+        const __m256i pick = _mm256_setr_epi8(
+            static_cast<char>(4 * j), static_cast<char>(4 * j + 1), static_cast<char>(4 * j),
+            static_cast<char>(4 * j + 1), static_cast<char>(4 * j), static_cast<char>(4 * j + 1),
+            static_cast<char>(4 * j), static_cast<char>(4 * j + 1), static_cast<char>(4 * j),
+            static_cast<char>(4 * j + 1), static_cast<char>(4 * j), static_cast<char>(4 * j + 1),
+            static_cast<char>(4 * j), static_cast<char>(4 * j + 1), static_cast<char>(4 * j),
+            static_cast<char>(4 * j + 1), static_cast<char>(4 * j + 2), static_cast<char>(4 * j + 3),
+            static_cast<char>(4 * j + 2), static_cast<char>(4 * j + 3), static_cast<char>(4 * j + 2),
+            static_cast<char>(4 * j + 3), static_cast<char>(4 * j + 2), static_cast<char>(4 * j + 3),
+            static_cast<char>(4 * j + 2), static_cast<char>(4 * j + 3), static_cast<char>(4 * j + 2),
+            static_cast<char>(4 * j + 3), static_cast<char>(4 * j + 2), static_cast<char>(4 * j + 3),
+            static_cast<char>(4 * j + 2), static_cast<char>(4 * j + 3));
+        const __m256i dot = _mm256_madd_epi16(p16, _mm256_shuffle_epi8(sh[h], pick));
+        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_broadcast_ss(&f[blk]), acc[i]);
+      }
+    }
+  }
+}
+
 template <TensorType TY, int R>
 LC_TARGET void matvec_tile(const WeightMatrix& w, int64_t r, const ActQ8& a, float* y) {
   using M = Mv<TY>;
@@ -251,6 +382,8 @@ LC_TARGET void matvec_tile(const WeightMatrix& w, int64_t r, const ActQ8& a, flo
       mv_qk45<TY, R>(acc, macc8, rows, a, b, ahead);
     } else if constexpr (TY == TensorType::Q6_K) {
       mv_q6k<R>(acc, rows, a, b, ahead);
+    } else if constexpr (TY == TensorType::Q2_K || TY == TensorType::Q3_K) {
+      mv_q23k<TY, R>(acc, macc8, rows, a, b, ahead);
     } else {
       mv_block32<TY, R>(acc, macc, rows, a, b, ahead);
     }
@@ -259,4 +392,5 @@ LC_TARGET void matvec_tile(const WeightMatrix& w, int64_t r, const ActQ8& a, flo
   for (int i = 0; i < R; ++i) y[r + i] = hsum(acc[i]) + hsum(macc8[i]) + macc[i];
 }
 
+#define LC_MATVEC_Q23K  // mv_q23k: simd_x86_matvec.h takes Q2_K and Q3_K too
 #include "kernels/simd_x86_matvec.h"

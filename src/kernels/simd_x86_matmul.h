@@ -15,9 +15,11 @@
 // Canonical form of a chunk of one weight row (n elements, a multiple of 32):
 //   q[e]      signed int8 such that w[e] = scale(e) * q[e] + min(e / 32)
 //   s4[e / 4] scale(e), one float per 4 elements (the granularity of a 32-bit integer dot lane)
-//   m32[b]    min of 32-element block b (types with mins only: Q4_1, Q5_1, Q4_K, Q5_K)
+//   m32[b]    min of 32-element block b (types with mins only: Q4_1, Q5_1, Q4_K, Q5_K), or of
+//             16-element group b (Q2_K, whose mins change every 16 elements: QType::mins16)
 // so that sum_e w[e] x[e] = sum_lanes s4 * idot(q, xq) * xd + sum_b m32[b] * xs[b] with the
-// activations in ActQ8 form. Q4_0 / Q5_0 / Q6_K store q - 8 / q - 16 / q - 32, Q8_0 stores q.
+// activations in ActQ8 form (for mins16, xs per 16 elements: activation_sums16). Q4_0 / Q5_0 /
+// Q6_K / Q3_K store q - 8 / q - 16 / q - 32 / q - 4, Q8_0 and Q2_K store q.
 #ifndef LC_TARGET
 #error "define LC_TARGET before including simd_x86_matmul.h"
 #endif
@@ -181,11 +183,63 @@ LC_TARGET void unpack_q6_k(const uint8_t* row, int64_t b0, int64_t nb, int8_t* q
   }
 }
 
+// Q3_K: element 128h + 32j + l takes bits 2j, 2j + 1 of qs[32h + l] as its low bits and bit
+// 4h + j of hmask[l] as bit 2 (clear: minus 4); a 6-bit scale (biased by 32) per 16 elements.
+LC_TARGET void unpack_q3_k(const uint8_t* row, int64_t b0, int64_t nb, int8_t* q, float* s4,
+                           float*) {
+  const __m256i m2 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* p = row + (b0 + b) * sizeof(BlockQ3_K);
+    const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    const uint8_t* qs = p + kQK_K / 8;
+    const uint8_t* scales = qs + kQK_K / 4;
+    const float d = h2f(scales + kKScaleBytes);
+    int8_t* qb = q + kQK_K * b;
+    for (int h = 0; h < 2; ++h) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * h));
+      for (int j = 0; j < 4; ++j) {
+        const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(v, 2 * j), m2);
+        const __m256i bit = _mm256_set1_epi8(static_cast<char>(1 << (4 * h + j)));
+        const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit);
+        store_q32(qb + 128 * h + 32 * j, _mm256_sub_epi8(lo, _mm256_andnot_si256(set, four)));
+      }
+    }
+    for (int j = 0; j < 16; ++j)
+      _mm_storeu_ps(s4 + 64 * b + 4 * j,
+                    _mm_set1_ps(d * static_cast<float>(static_cast<int>(q3k_scale(j, scales)) - 32)));
+  }
+}
+
+// Q2_K: element 128h + 32j + l takes bits 2j, 2j + 1 of qs[32h + l]; per 16 elements a 4-bit
+// scale (low nibble) and a 4-bit min (high nibble): w = d * sc * q - dmin * m. One min per 16
+// elements in m32 (QType::mins16).
+LC_TARGET void unpack_q2_k(const uint8_t* row, int64_t b0, int64_t nb, int8_t* q, float* s4,
+                           float* m16) {
+  const __m256i m2 = _mm256_set1_epi8(3);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* p = row + (b0 + b) * sizeof(BlockQ2_K);
+    const uint8_t* qs = p + kQK_K / 16;
+    const float d = h2f(qs + kQK_K / 4), dmin = h2f(qs + kQK_K / 4 + 2);
+    int8_t* qb = q + kQK_K * b;
+    for (int h = 0; h < 2; ++h) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * h));
+      for (int j = 0; j < 4; ++j)
+        store_q32(qb + 128 * h + 32 * j, _mm256_and_si256(_mm256_srli_epi16(v, 2 * j), m2));
+    }
+    for (int j = 0; j < 16; ++j) {
+      _mm_storeu_ps(s4 + 64 * b + 4 * j, _mm_set1_ps(d * static_cast<float>(p[j] & 0xF)));
+      m16[16 * b + j] = -(dmin * static_cast<float>(p[j] >> 4));
+    }
+  }
+}
+
 struct QType {
   UnpackFn unpack = nullptr;
   int64_t block = 0;  // elements per block
   bool mins = false;
   int64_t bytes = 0;  // bytes per block
+  bool mins16 = false;  // a min per 16 elements (Q2_K): only the row-major tiles take it
+  bool panels = true;   // the panel kernels take it (not the 16-element scales of Q2_K / Q3_K)
 };
 
 QType qtype_of(TensorType t) {
@@ -206,6 +260,10 @@ QType qtype_of(TensorType t) {
       return {unpack_qk45<true>, kQK_K, true, sizeof(BlockQ5_K)};
     case TensorType::Q6_K:
       return {unpack_q6_k, kQK_K, false, sizeof(BlockQ6_K)};
+    case TensorType::Q3_K:
+      return {unpack_q3_k, kQK_K, false, sizeof(BlockQ3_K), false, false};
+    case TensorType::Q2_K:
+      return {unpack_q2_k, kQK_K, true, sizeof(BlockQ2_K), true, false};
     default:
       return {};
   }
@@ -219,13 +277,36 @@ constexpr int64_t kTC = 32;
 struct alignas(64) QScratch {
   int8_t q[kQR][kKC];
   float s4[kQR][kKC / 4];
-  float m32[kQR][kKC / 32];
+  float m32[kQR][kKC / 16];  // per 32 elements, or per 16 (QType::mins16)
 };
+
+// Per 16 elements of each token's row, the activations' sum d * sum(q) (the mins of QType::mins16
+// multiply these; ActQ8 has them per 32 only).
+LC_TARGET void activation_sums16(const ActQ8& a, int64_t n_tok, std::vector<float>& out) {
+  const int64_t n = a.n_in, ng = n / 16;
+  out.resize(static_cast<size_t>(n_tok * ng));
+  const __m128i ones = _mm_set1_epi8(1);
+  for (int64_t t = 0; t < n_tok; ++t)
+    for (int64_t g = 0; g < ng; ++g) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.q + t * n + 16 * g));
+      // |v| times sign: 16-bit pair sums of ones * v, then the 8 pairs added.
+      const __m128i s16 = _mm_maddubs_epi16(ones, v);
+      const __m128i s32 = _mm_madd_epi16(s16, _mm_set1_epi16(1));
+      const __m128i s2 = _mm_add_epi32(s32, _mm_shuffle_epi32(s32, 0x4E));
+      const __m128i s1 = _mm_add_epi32(s2, _mm_shuffle_epi32(s2, 0xB1));
+      out[static_cast<size_t>(t * ng + g)] =
+          a.d[t * (n / kActBlock) + g / 2] * static_cast<float>(_mm_cvtsi128_si32(s1));
+    }
+}
 
 LC_TARGET void matmul_q_rows(const WeightMatrix& w, const QType& qt, const ActQ8& a, int64_t n_tok,
                              int64_t r0, int64_t r1, float* y, MatmulRowScratch& rs) {
   QScratch& sc = *::new (rs.tile.get(sizeof(QScratch))) QScratch;  // trivial: nothing written
-  const int64_t n = w.n_in, nb32 = n / kActBlock;
+  const int64_t n = w.n_in;
+  // The mins' group and the activation sums they multiply (per 32 in ActQ8, per 16 computed here).
+  const int64_t mg = qt.mins16 ? 16 : kActBlock, nbm = n / mg;
+  if (qt.mins16) activation_sums16(a, n_tok, rs.act16);
+  const float* asum = qt.mins16 ? rs.act16.data() : a.s;
   const int8_t* wq[kQR];
   const float* ws[kQR];
   for (int i = 0; i < kQR; ++i) {
@@ -254,8 +335,7 @@ LC_TARGET void matmul_q_rows(const WeightMatrix& w, const QType& qt, const ActQ8
           for (int i = 0; i < nr; ++i)
             for (int j = 0; j < nt; ++j) {
               float v = out[i * kQT + j];
-              if (qt.mins)
-                v += vdot(sc.m32[i], a.s + (t0 + t + j) * nb32 + k0 / kActBlock, kn / kActBlock);
+              if (qt.mins) v += vdot(sc.m32[i], asum + (t0 + t + j) * nbm + k0 / mg, kn / mg);
               sum[i][t + j] += v;
             }
         }
