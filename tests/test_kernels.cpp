@@ -100,7 +100,11 @@ std::vector<uint8_t> random_rows(TensorType t, int64_t n_out, int64_t n_in, std:
       case TensorType::Q4_0:
       case TensorType::Q5_0:
       case TensorType::Q8_0:
+      case TensorType::IQ4_NL:
         put16(p, h(sign(rng) < 0 ? -1.0f : 1.0f));
+        break;
+      case TensorType::IQ4_XS:
+        put16(p, h(0.1f));
         break;
       case TensorType::Q4_1:
       case TensorType::Q5_1:
@@ -152,6 +156,7 @@ const std::vector<MatmulCase>& matmul_cases() {
       {TensorType::Q2_K, {256, 2304}},     {TensorType::Q3_K, {256, 2304}},
       {TensorType::Q4_K, {256, 2304}},     {TensorType::Q5_K, {256, 2304}},
       {TensorType::Q6_K, {256, 2304}},     {TensorType::Q8_K, {256, 2304}},
+      {TensorType::IQ4_NL, {96, 2080}},    {TensorType::IQ4_XS, {256, 2304}},
   };
   return cases;
 }
@@ -301,7 +306,8 @@ TEST(Matmul, QuantsAtTheEndsOfTheirRangeDoNotOverflowIntegerSums) {
     set_isa(isa);
     for (TensorType t : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1,
                          TensorType::Q8_0, TensorType::Q2_K, TensorType::Q3_K, TensorType::Q4_K,
-                         TensorType::Q5_K, TensorType::Q6_K})
+                         TensorType::Q5_K, TensorType::Q6_K, TensorType::IQ4_NL,
+                         TensorType::IQ4_XS})
       for (int fill : {0x00, 0xFF, 0x80, 0x7F})
         for (float xv : {1.0f, -1.0f})
           for (int64_t n_tok : {1, 3, 8}) {

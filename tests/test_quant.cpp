@@ -400,6 +400,55 @@ TEST(Dequant, Q8_K) {
   expect_same(dequant(TensorType::Q8_K, b, 256), want);
 }
 
+// The IQ4 levels, as GGUF files use them (independent of the engine's table).
+constexpr int kLevels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+TEST(Dequant, IQ4_NL) {
+  // Block: fp16 d, 16 bytes in Q4_0's order; value d * level[nibble].
+  Bytes b(2 * 18);
+  std::vector<double> want(64);
+  const uint16_t ds[2] = {kH_0_25, kH_m1_5};
+  const double dv[2] = {0.25, -1.5};
+  for (int blk = 0; blk < 2; ++blk) {
+    const size_t o = 18 * static_cast<size_t>(blk);
+    put16(b, o, ds[blk]);
+    int q[32];
+    for (int j = 0; j < 32; ++j) q[j] = (j * 5 + 1 + blk * 3) % 16;
+    for (int j = 0; j < 16; ++j) b[o + 2 + j] = static_cast<uint8_t>(q[j] | (q[j + 16] << 4));
+    for (int j = 0; j < 32; ++j) want[32 * blk + j] = kLevels[q[j]] * dv[blk];
+  }
+  const auto y = dequant(TensorType::IQ4_NL, b, 64);
+  expect_same(y, want);
+  EXPECT_EQ(y[0], -26.0f);  // level[1] = -104, d = 0.25
+}
+
+TEST(Dequant, IQ4_XS) {
+  // Super-block (136 bytes): fp16 d @0, u16 scales_h @2, scales_l[4] @4, qs[128] @8. Sub-block s
+  // (32 weights) has a 6-bit scale: low 4 bits in nibble s % 2 of scales_l[s / 2], high 2 bits in
+  // bits 2s of scales_h; its 16 bytes qs[16s ..] in Q4_0's order; value d * (scale - 32) * level.
+  Bytes b(136);
+  put16(b, 0, kH_0_125);
+  int sc[8];
+  for (int s = 0; s < 8; ++s) sc[s] = (s * 19 + 5) % 64;
+  sc[2] = 0;   // -32
+  sc[5] = 63;  // +31
+  uint16_t sh = 0;
+  for (int s = 0; s < 8; ++s) {
+    b[4 + s / 2] = static_cast<uint8_t>(b[4 + s / 2] | ((sc[s] & 0xF) << (4 * (s % 2))));
+    sh = static_cast<uint16_t>(sh | ((sc[s] >> 4) << (2 * s)));
+  }
+  put16(b, 2, sh);
+  std::vector<double> want(256);
+  for (int s = 0; s < 8; ++s) {
+    int q[32];
+    for (int j = 0; j < 32; ++j) q[j] = (j * 11 + s * 7 + 2) % 16;
+    for (int j = 0; j < 16; ++j)
+      b[8 + 16 * s + j] = static_cast<uint8_t>(q[j] | (q[j + 16] << 4));
+    for (int j = 0; j < 32; ++j) want[32 * s + j] = 0.125 * (sc[s] - 32) * kLevels[q[j]];
+  }
+  expect_same(dequant(TensorType::IQ4_XS, b, 256), want);
+}
+
 TEST(Dequant, FloatFormats) {
   const float xs[5] = {1.0f, -0.0f, 3.5f, 1e-8f, -65504.0f};
   Bytes f32(20);

@@ -11,7 +11,7 @@ namespace lc {
 
 namespace {
 
-constexpr std::array<TensorTypeInfo, 20> kTypes = {{
+constexpr std::array<TensorTypeInfo, 22> kTypes = {{
     {TensorType::F32, "f32", 1, 4},
     {TensorType::F16, "f16", 1, 2},
     {TensorType::Q4_0, "q4_0", 32, 2 + 16},
@@ -26,6 +26,8 @@ constexpr std::array<TensorTypeInfo, 20> kTypes = {{
     {TensorType::Q5_K, "q5_K", 256, 2 + 2 + 12 + 32 + 128},
     {TensorType::Q6_K, "q6_K", 256, 128 + 64 + 16 + 2},
     {TensorType::Q8_K, "q8_K", 256, 4 + 256 + 2 * 16},
+    {TensorType::IQ4_NL, "iq4_nl", 32, 2 + 16},
+    {TensorType::IQ4_XS, "iq4_xs", 256, 2 + 2 + 4 + 128},
     {TensorType::I8, "i8", 1, 1},
     {TensorType::I16, "i16", 1, 2},
     {TensorType::I32, "i32", 1, 4},

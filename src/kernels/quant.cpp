@@ -142,6 +142,26 @@ void deq_q6_k(const BlockQ6_K& b, float* y) {
   }
 }
 
+void deq_iq4_nl(const BlockIQ4_NL& b, float* y) {
+  const float d = h2f(b.d);
+  for (int j = 0; j < kQK / 2; ++j) {
+    y[j] = d * static_cast<float>(kIq4Levels[b.qs[j] & 0xF]);
+    y[j + kQK / 2] = d * static_cast<float>(kIq4Levels[b.qs[j] >> 4]);
+  }
+}
+
+void deq_iq4_xs(const BlockIQ4_XS& b, float* y) {
+  const float d = h2f(b.d);
+  for (int s = 0; s < kQK_K / 32; ++s) {
+    const float dl = d * static_cast<float>(iq4xs_scale(s, b.scales_h, b.scales_l) - 32);
+    const uint8_t* q = b.qs + 16 * s;
+    for (int j = 0; j < 16; ++j) {
+      y[32 * s + j] = dl * static_cast<float>(kIq4Levels[q[j] & 0xF]);
+      y[32 * s + j + 16] = dl * static_cast<float>(kIq4Levels[q[j] >> 4]);
+    }
+  }
+}
+
 void deq_q8_k(const BlockQ8_K& b, float* y) {
   for (int j = 0; j < kQK_K; ++j) y[j] = b.d * static_cast<float>(b.qs[j]);
 }
@@ -389,6 +409,10 @@ void dequantize_row_ref(TensorType t, const void* src, float* dst, int64_t n) {
       return deq_blocks<BlockQ6_K, deq_q6_k, kQK_K>(src, dst, n);
     case TensorType::Q8_K:
       return deq_blocks<BlockQ8_K, deq_q8_k, kQK_K>(src, dst, n);
+    case TensorType::IQ4_NL:
+      return deq_blocks<BlockIQ4_NL, deq_iq4_nl, kQK>(src, dst, n);
+    case TensorType::IQ4_XS:
+      return deq_blocks<BlockIQ4_XS, deq_iq4_xs, kQK_K>(src, dst, n);
     default:
       fail("cannot dequantize tensor type ", tensor_type_info(t).name,
            ": this engine does not support it");

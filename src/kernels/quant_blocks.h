@@ -18,6 +18,11 @@
 //  - Q5_K: as Q4_K plus bit 4 from qh[e % 32] bit (e / 32).
 //  - Q6_K: ql low/high nibbles + 2 bits from qh, minus 32; int8 scale scales[e / 16].
 //  - Q8_K: float d, int8 qs; bsums[k] = sum of qs[16k .. 16k + 15].
+//  - IQ4_NL: nibbles in Q4_0's order, each an index into the 16 non-uniform levels kIq4Levels:
+//    x = d * level.
+//  - IQ4_XS: 8 sub-blocks of 32, each in IQ4_NL's order (16 bytes of qs each) with a 6-bit scale
+//    (value - 32; low 4 bits in nibble s % 2 of scales_l[s / 2], high 2 bits in bits 2s of
+//    scales_h): x = d * (sc - 32) * level.
 #pragma once
 
 #include <cstdint>
@@ -110,6 +115,29 @@ struct BlockQ6_K {
   uint16_t d;                 // super-block scale (fp16)
 };
 static_assert(sizeof(BlockQ6_K) == 210);
+
+struct BlockIQ4_NL {
+  uint16_t d;  // scale (fp16)
+  uint8_t qs[kQK / 2];
+};
+static_assert(sizeof(BlockIQ4_NL) == 18);
+
+struct BlockIQ4_XS {
+  uint16_t d;                   // super-block scale (fp16)
+  uint16_t scales_h;            // high 2 bits of the 8 sub-block scales
+  uint8_t scales_l[kQK_K / 64];  // low 4 bits, two per byte
+  uint8_t qs[kQK_K / 2];
+};
+static_assert(sizeof(BlockIQ4_XS) == 136);
+
+// The 16 levels of IQ4_NL / IQ4_XS (a nibble indexes them).
+inline constexpr int8_t kIq4Levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                          1,    13,   25,  38,  53,  69,  89,  113};
+
+// Scale s (0..7) of an IQ4_XS super-block, still biased by 32 (0..63).
+inline int iq4xs_scale(int s, uint16_t scales_h, const uint8_t* scales_l) {
+  return ((scales_l[s / 2] >> (4 * (s % 2))) & 0xF) | (((scales_h >> (2 * s)) & 3) << 4);
+}
 
 struct BlockQ8_K {
   float d;  // scale (f32)

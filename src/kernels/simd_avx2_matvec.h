@@ -61,6 +61,16 @@ struct Mv<TensorType::Q5_K> {
   static constexpr bool kMins = true;
 };
 template <>
+struct Mv<TensorType::IQ4_NL> {
+  static constexpr int kBlk = 32, kBytes = 18, kOff = 0;
+  static constexpr bool kMins = false;
+};
+template <>
+struct Mv<TensorType::IQ4_XS> {
+  static constexpr int kBlk = 256, kBytes = 136, kOff = 0;
+  static constexpr bool kMins = false;
+};
+template <>
 struct Mv<TensorType::Q2_K> {
   static constexpr int kBlk = 256, kBytes = 84, kOff = 0;
   static constexpr bool kMins = true;
@@ -104,8 +114,12 @@ LC_TARGET inline void mv_block32(__m256 (&acc)[R], float (&macc)[R], const uint8
     const uint8_t* p = rows[i] + b * M::kBytes;
     _mm_prefetch(reinterpret_cast<const char*>(p) + ahead, _MM_HINT_T1);
     __m256i dot;
-    if constexpr (TY == TensorType::Q8_0) {
-      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
+    if constexpr (TY == TensorType::Q8_0 || TY == TensorType::IQ4_NL) {
+      __m256i w;
+      if constexpr (TY == TensorType::Q8_0)
+        w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
+      else
+        w = _mm256_shuffle_epi8(iq4_levels(), nibbles_32(p + 2));
       dot = dot_u8s8(_mm256_abs_epi8(w), _mm256_sign_epi8(at, w));
     } else {
       __m256i w;
@@ -361,6 +375,48 @@ LC_TARGET inline void mv_q23k(__m256 (&acc)[R], __m256 (&macc)[R], const uint8_t
   }
 }
 
+// IQ4_XS: super-block u of the R rows against the token: 8 blocks of 32 in IQ4_NL's form, each with
+// its own scale (d * (sc - 32) times the block's activation scale, one FMA per block).
+template <int R>
+LC_TARGET inline void mv_iq4xs(__m256 (&acc)[R], const uint8_t* const* rows, const ActQ8& a,
+                               int64_t u, int64_t ahead) {
+  using M = Mv<TensorType::IQ4_XS>;
+  const __m256 da8 = _mm256_loadu_ps(a.d + 8 * u);
+  const int8_t* aq = a.q + 256 * u;
+  const __m256i levels = iq4_levels();
+  const __m256i lo_shift = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+  const __m256i hi_shift = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) {
+    const uint8_t* p = rows[i] + u * M::kBytes;
+    for (int c = 0; c < M::kBytes; c += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(p) + ahead + c, _MM_HINT_T1);
+    uint16_t sh;
+    uint32_t sl;
+    std::memcpy(&sh, p + 2, 2);
+    std::memcpy(&sl, p + 4, 4);
+    // The 8 scales (iq4xs_scale, less 32) times d and the blocks' activation scales.
+    const __m256i ls = _mm256_or_si256(
+        _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(sl)), lo_shift),
+                         _mm256_set1_epi32(0xF)),
+        _mm256_slli_epi32(
+            _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(sh), hi_shift),
+                             _mm256_set1_epi32(3)),
+            4));
+    alignas(32) float f[8];
+    _mm256_store_ps(
+        f, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(ls, _mm256_set1_epi32(32))),
+                         _mm256_mul_ps(da8, _mm256_set1_ps(h2f(p)))));
+#pragma GCC unroll 8
+    for (int s = 0; s < 8; ++s) {
+      const __m256i w = _mm256_shuffle_epi8(levels, nibbles_32(p + 8 + 16 * s));
+      const __m256i at = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(aq + 32 * s));
+      const __m256i dot = dot_u8s8(_mm256_abs_epi8(w), _mm256_sign_epi8(at, w));
+      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_broadcast_ss(&f[s]), acc[i]);
+    }
+  }
+}
+
 template <TensorType TY, int R>
 LC_TARGET void matvec_tile(const WeightMatrix& w, int64_t r, const ActQ8& a, float* y) {
   using M = Mv<TY>;
@@ -384,6 +440,8 @@ LC_TARGET void matvec_tile(const WeightMatrix& w, int64_t r, const ActQ8& a, flo
       mv_q6k<R>(acc, rows, a, b, ahead);
     } else if constexpr (TY == TensorType::Q2_K || TY == TensorType::Q3_K) {
       mv_q23k<TY, R>(acc, macc8, rows, a, b, ahead);
+    } else if constexpr (TY == TensorType::IQ4_XS) {
+      mv_iq4xs<R>(acc, rows, a, b, ahead);
     } else {
       mv_block32<TY, R>(acc, macc, rows, a, b, ahead);
     }
@@ -392,5 +450,5 @@ LC_TARGET void matvec_tile(const WeightMatrix& w, int64_t r, const ActQ8& a, flo
   for (int i = 0; i < R; ++i) y[r + i] = hsum(acc[i]) + hsum(macc8[i]) + macc[i];
 }
 
-#define LC_MATVEC_Q23K  // mv_q23k: simd_x86_matvec.h takes Q2_K and Q3_K too
+#define LC_MATVEC_Q23K  // simd_x86_matvec.h takes Q2_K, Q3_K, IQ4_NL and IQ4_XS too
 #include "kernels/simd_x86_matvec.h"

@@ -19,7 +19,8 @@
 //             16-element group b (Q2_K, whose mins change every 16 elements: QType::mins16)
 // so that sum_e w[e] x[e] = sum_lanes s4 * idot(q, xq) * xd + sum_b m32[b] * xs[b] with the
 // activations in ActQ8 form (for mins16, xs per 16 elements: activation_sums16). Q4_0 / Q5_0 /
-// Q6_K / Q3_K store q - 8 / q - 16 / q - 32 / q - 4, Q8_0 and Q2_K store q.
+// Q6_K / Q3_K store q - 8 / q - 16 / q - 32 / q - 4, Q8_0 and Q2_K store q, IQ4_NL / IQ4_XS the
+// level a nibble indexes.
 #ifndef LC_TARGET
 #error "define LC_TARGET before including simd_x86_matmul.h"
 #endif
@@ -233,13 +234,43 @@ LC_TARGET void unpack_q2_k(const uint8_t* row, int64_t b0, int64_t nb, int8_t* q
   }
 }
 
+// The IQ4 levels in both 128-bit lanes (VPSHUFB takes a nibble to its level).
+LC_TARGET inline __m256i iq4_levels() {
+  return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Levels)));
+}
+
+LC_TARGET void unpack_iq4_nl(const uint8_t* row, int64_t b0, int64_t nb, int8_t* q, float* s4,
+                             float*) {
+  const __m256i levels = iq4_levels();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* p = row + (b0 + b) * sizeof(BlockIQ4_NL);
+    store_q32(q + 32 * b, _mm256_shuffle_epi8(levels, nibbles_32(p + 2)));
+    store_s8(s4 + 8 * b, h2f(p));
+  }
+}
+
+LC_TARGET void unpack_iq4_xs(const uint8_t* row, int64_t b0, int64_t nb, int8_t* q, float* s4,
+                             float*) {
+  const __m256i levels = iq4_levels();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* p = row + (b0 + b) * sizeof(BlockIQ4_XS);
+    const float d = h2f(p);
+    uint16_t sh;
+    std::memcpy(&sh, p + 2, 2);
+    for (int s = 0; s < 8; ++s) {
+      store_q32(q + kQK_K * b + 32 * s, _mm256_shuffle_epi8(levels, nibbles_32(p + 8 + 16 * s)));
+      store_s8(s4 + 64 * b + 8 * s, d * static_cast<float>(iq4xs_scale(s, sh, p + 4) - 32));
+    }
+  }
+}
+
 struct QType {
   UnpackFn unpack = nullptr;
   int64_t block = 0;  // elements per block
   bool mins = false;
   int64_t bytes = 0;  // bytes per block
   bool mins16 = false;  // a min per 16 elements (Q2_K): only the row-major tiles take it
-  bool panels = true;   // the panel kernels take it (not the 16-element scales of Q2_K / Q3_K)
+  bool panels = true;   // the panel kernels take it (not Q2_K / Q3_K / IQ4_NL / IQ4_XS)
 };
 
 QType qtype_of(TensorType t) {
@@ -264,6 +295,10 @@ QType qtype_of(TensorType t) {
       return {unpack_q3_k, kQK_K, false, sizeof(BlockQ3_K), false, false};
     case TensorType::Q2_K:
       return {unpack_q2_k, kQK_K, true, sizeof(BlockQ2_K), true, false};
+    case TensorType::IQ4_NL:
+      return {unpack_iq4_nl, kQK, false, sizeof(BlockIQ4_NL), false, false};
+    case TensorType::IQ4_XS:
+      return {unpack_iq4_xs, kQK_K, false, sizeof(BlockIQ4_XS), false, false};
     default:
       return {};
   }

@@ -41,6 +41,8 @@ WeightMatrix TensorLoader::matrix(const std::string& name, int64_t n_in, int64_t
     case TensorType::Q4_K:
     case TensorType::Q5_K:
     case TensorType::Q6_K:
+    case TensorType::IQ4_NL:
+    case TensorType::IQ4_XS:
       break;
     default:
       fail(f_.path(), ": tensor '", name, "' has type ", ti.name,
