@@ -1,5 +1,5 @@
-// Prefill matmul of the block integer types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K) on
-// AVX2: weight rows repacked into panels of 8 rows, then tiles of two panels (16 rows) x up to
+// Prefill matmul of the block integer types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, IQ4_NL,
+// IQ4_XS) on AVX2: weight rows repacked into panels of 8 rows, then tiles of two panels (16 rows) x up to
 // kPanelTok16 tokens (a last single panel: 8 rows x kPanelTok tokens) accumulate whole blocks in
 // integer lanes before any float work.
 //
@@ -13,7 +13,8 @@
 // q of simd_x86_matmul.h) and the activations are biased instead (xq + 128, unsigned), so each
 // product pair is at most 2 * 255 * 32 = 16320 for |q| <= 32 (every type but Q8_0): two of them
 // add in 16 bits before VPMADDWD widens them. The bias comes out through a per-row integer that
-// starts the sum, -128 * (sum of the block's q). Q8_0's quants use the whole byte range: its panels
+// starts the sum, -128 * (sum of the block's q). Q8_0's quants use the whole byte range (so do the
+// IQ4 levels, which take the same path: full_range_quants): its panels
 // hold |q| and q, and the quants' signs are moved onto the unbiased activations for every product
 // (as the row-major tiles do; measured faster than 16-bit panels multiplied by VPMADDWD, which
 // read twice the bytes). Q6_K has a scale per 16 elements: its two halves are summed apart.
@@ -67,7 +68,7 @@ LC_TARGET inline void transpose8x8_epi32(__m256i (&v)[8]) {
 LC_TARGET void pack_panel(const WeightMatrix& w, const QType& qt, int64_t r, int slot,
                           MatmulRowScratch& sc) {
   const int64_t n = w.n_in, nb = n / kActBlock;
-  const bool q8 = w.type == TensorType::Q8_0;
+  const bool q8 = full_range_quants(w.type);  // Q8_0's form
   const int halves = w.type == TensorType::Q6_K ? 2 : 1;
   const int64_t vecs = q8 ? 16 : 8;  // vectors per block
   sc.pq[slot].resize(static_cast<size_t>(nb * vecs * 32));
@@ -253,7 +254,7 @@ PanelTileFn panel_tile_fn(int c, TensorType t) {
     case TensorType::Q6_K:
       return kPanelTiles<false, true, false, 2>[c - 1];
     default:
-      LC_CHECK(t == TensorType::Q8_0);
+      LC_CHECK(full_range_quants(t));
       return kPanelTiles<false, false, true, 1>[c - 1];
   }
 }
@@ -432,7 +433,7 @@ PanelTileFn panel_tile16_fn(int c, TensorType t) {
     case TensorType::Q6_K:
       return kPanelTiles16<false, true, 2>[c - 1];
     default:
-      LC_CHECK(t == TensorType::Q8_0);
+      LC_CHECK(full_range_quants(t));
       return kPanelTiles16Q8[c - 1];
   }
 }
@@ -453,7 +454,7 @@ LC_TARGET bool matmul_panel(const WeightMatrix& w, const ActQ8& a, int64_t n_tok
     // The activations + 128, as unsigned bytes (every type but Q8_0 multiplies these).
     const int64_t total = n_tok * a.n_in;
     uint8_t* au = nullptr;
-    if (w.type != TensorType::Q8_0) {
+    if (!full_range_quants(w.type)) {
       sc.act_u.resize(static_cast<size_t>(total));
       au = sc.act_u.data();
       const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));

@@ -270,8 +270,13 @@ struct QType {
   bool mins = false;
   int64_t bytes = 0;  // bytes per block
   bool mins16 = false;  // a min per 16 elements (Q2_K): only the row-major tiles take it
-  bool panels = true;   // the panel kernels take it (not Q2_K / Q3_K / IQ4_NL / IQ4_XS)
+  bool panels = true;   // the panel kernels take it (not Q2_K / Q3_K: 16-element scales)
 };
+
+// Canonical quants over the whole signed byte range (the others fit in |q| <= 32).
+inline bool full_range_quants(TensorType t) {
+  return t == TensorType::Q8_0 || t == TensorType::IQ4_NL || t == TensorType::IQ4_XS;
+}
 
 QType qtype_of(TensorType t) {
   switch (t) {
@@ -296,9 +301,9 @@ QType qtype_of(TensorType t) {
     case TensorType::Q2_K:
       return {unpack_q2_k, kQK_K, true, sizeof(BlockQ2_K), true, false};
     case TensorType::IQ4_NL:
-      return {unpack_iq4_nl, kQK, false, sizeof(BlockIQ4_NL), false, false};
+      return {unpack_iq4_nl, kQK, false, sizeof(BlockIQ4_NL)};
     case TensorType::IQ4_XS:
-      return {unpack_iq4_xs, kQK_K, false, sizeof(BlockIQ4_XS), false, false};
+      return {unpack_iq4_xs, kQK_K, false, sizeof(BlockIQ4_XS)};
     default:
       return {};
   }
