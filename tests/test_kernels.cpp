@@ -384,7 +384,8 @@ TEST(Matmul, PanelResultsDoNotDependOnTheRowSplit) {
   for (Isa isa : supported_isas()) {
     set_isa(isa);
     for (TensorType t : {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q5_K,
-                         TensorType::Q6_K, TensorType::IQ4_NL, TensorType::IQ4_XS}) {
+                         TensorType::Q6_K, TensorType::Q3_K, TensorType::IQ4_NL,
+                         TensorType::IQ4_XS}) {
       const int64_t n_in = 768, n_out = 80, n_tok = 11;
       const auto wb = random_rows(t, n_out, n_in, rng);
       const size_t rb = static_cast<size_t>(row_bytes(tensor_type_info(t), n_in));

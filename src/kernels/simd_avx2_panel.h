@@ -1,5 +1,5 @@
-// Prefill matmul of the block integer types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, IQ4_NL,
-// IQ4_XS) on AVX2: weight rows repacked into panels of 8 rows, then tiles of two panels (16 rows) x up to
+// Prefill matmul of the block integer types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K,
+// IQ4_NL, IQ4_XS) on AVX2: weight rows repacked into panels of 8 rows, then tiles of two panels (16 rows) x up to
 // kPanelTok16 tokens (a last single panel: 8 rows x kPanelTok tokens) accumulate whole blocks in
 // integer lanes before any float work.
 //
@@ -17,7 +17,8 @@
 // IQ4 levels, which take the same path: full_range_quants): its panels
 // hold |q| and q, and the quants' signs are moved onto the unbiased activations for every product
 // (as the row-major tiles do; measured faster than 16-bit panels multiplied by VPMADDWD, which
-// read twice the bytes). Q6_K has a scale per 16 elements: its two halves are summed apart.
+// read twice the bytes). Q6_K and Q3_K have a scale per 16 elements: their two halves are summed
+// apart.
 //
 // Two panels per tile: a broadcast dword of activations feeds both panels' products, and each
 // weight vector loaded serves the tile's tokens. The empty asm statements on the running sums
@@ -69,7 +70,8 @@ LC_TARGET void pack_panel(const WeightMatrix& w, const QType& qt, int64_t r, int
                           MatmulRowScratch& sc) {
   const int64_t n = w.n_in, nb = n / kActBlock;
   const bool q8 = full_range_quants(w.type);  // Q8_0's form
-  const int halves = w.type == TensorType::Q6_K ? 2 : 1;
+  // A scale per 16 elements (Q6_K, and Q3_K, whose quants fit Q6_K's range).
+  const int halves = w.type == TensorType::Q6_K || w.type == TensorType::Q3_K ? 2 : 1;
   const int64_t vecs = q8 ? 16 : 8;  // vectors per block
   sc.pq[slot].resize(static_cast<size_t>(nb * vecs * 32));
   sc.pd[slot].resize(static_cast<size_t>(kPanelRows * nb * halves));
@@ -252,6 +254,7 @@ PanelTileFn panel_tile_fn(int c, TensorType t) {
     case TensorType::Q5_K:
       return kPanelTiles<true, false, false, 2>[c - 1];
     case TensorType::Q6_K:
+    case TensorType::Q3_K:
       return kPanelTiles<false, true, false, 2>[c - 1];
     default:
       LC_CHECK(full_range_quants(t));
@@ -431,6 +434,7 @@ PanelTileFn panel_tile16_fn(int c, TensorType t) {
     case TensorType::Q5_K:
       return kPanelTiles16<true, false, 2>[c - 1];
     case TensorType::Q6_K:
+    case TensorType::Q3_K:
       return kPanelTiles16<false, true, 2>[c - 1];
     default:
       LC_CHECK(full_range_quants(t));

@@ -234,8 +234,9 @@ LC_TARGET bool matmul_panel(const WeightMatrix& w, const ActQ8& a, int64_t n_tok
   const QType qt = qtype_of(w.type);
   if (n_tok < kPanelMinTok || qt.unpack == nullptr || !qt.panels || w.n_in % kActBlock != 0)
     return false;
-  // IQ4_NL / IQ4_XS: the row-major tiles (these panels have not been run on them yet).
-  if (w.type == TensorType::IQ4_NL || w.type == TensorType::IQ4_XS) return false;
+  // Q3_K / IQ4_NL / IQ4_XS: the row-major tiles (these panels have not been run on them yet).
+  if (w.type == TensorType::Q3_K || w.type == TensorType::IQ4_NL || w.type == TensorType::IQ4_XS)
+    return false;
   int64_t a0, a1;
   panel_span(r0, r1, w.n_out, kPanelRows, &a0, &a1);
   if (a0 > r0) matmul_q_rows(w, qt, a, n_tok, r0, a0, y, sc);

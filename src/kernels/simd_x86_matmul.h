@@ -270,7 +270,7 @@ struct QType {
   bool mins = false;
   int64_t bytes = 0;  // bytes per block
   bool mins16 = false;  // a min per 16 elements (Q2_K): only the row-major tiles take it
-  bool panels = true;   // the panel kernels take it (not Q2_K / Q3_K: 16-element scales)
+  bool panels = true;   // the panel kernels take it (not Q2_K: a min per 16 elements)
 };
 
 // Canonical quants over the whole signed byte range (the others fit in |q| <= 32).
@@ -297,7 +297,7 @@ QType qtype_of(TensorType t) {
     case TensorType::Q6_K:
       return {unpack_q6_k, kQK_K, false, sizeof(BlockQ6_K)};
     case TensorType::Q3_K:
-      return {unpack_q3_k, kQK_K, false, sizeof(BlockQ3_K), false, false};
+      return {unpack_q3_k, kQK_K, false, sizeof(BlockQ3_K)};
     case TensorType::Q2_K:
       return {unpack_q2_k, kQK_K, true, sizeof(BlockQ2_K), true, false};
     case TensorType::IQ4_NL:
