@@ -305,10 +305,10 @@ TEST(Matmul, QuantsAtTheEndsOfTheirRangeDoNotOverflowIntegerSums) {
   KernelScratch scratch;
   for (Isa isa : supported_isas()) {
     set_isa(isa);
-    for (TensorType t : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1,
-                         TensorType::Q8_0, TensorType::Q2_K, TensorType::Q3_K, TensorType::Q4_K,
-                         TensorType::Q5_K, TensorType::Q6_K, TensorType::IQ4_NL,
-                         TensorType::IQ4_XS})
+    for (TensorType t :
+         {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_0,
+          TensorType::Q2_K, TensorType::Q3_K, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K,
+          TensorType::IQ4_NL, TensorType::IQ4_XS})
       for (int fill : {0x00, 0xFF, 0x80, 0x7F})
         for (float xv : {1.0f, -1.0f})
           for (int64_t n_tok : {1, 3, 8}) {
@@ -383,9 +383,9 @@ TEST(Matmul, PanelResultsDoNotDependOnTheRowSplit) {
   std::mt19937 rng(31);
   for (Isa isa : supported_isas()) {
     set_isa(isa);
-    for (TensorType t : {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q5_K,
-                         TensorType::Q6_K, TensorType::Q3_K, TensorType::IQ4_NL,
-                         TensorType::IQ4_XS}) {
+    for (TensorType t :
+         {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K,
+          TensorType::Q3_K, TensorType::IQ4_NL, TensorType::IQ4_XS}) {
       const int64_t n_in = 768, n_out = 80, n_tok = 11;
       const auto wb = random_rows(t, n_out, n_in, rng);
       const size_t rb = static_cast<size_t>(row_bytes(tensor_type_info(t), n_in));

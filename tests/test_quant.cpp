@@ -401,7 +401,8 @@ TEST(Dequant, Q8_K) {
 }
 
 // The IQ4 levels, as GGUF files use them (independent of the engine's table).
-constexpr int kLevels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+constexpr int kLevels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                             1,    13,   25,  38,  53,  69,  89,  113};
 
 TEST(Dequant, IQ4_NL) {
   // Block: fp16 d, 16 bytes in Q4_0's order; value d * level[nibble].
@@ -442,8 +443,7 @@ TEST(Dequant, IQ4_XS) {
   for (int s = 0; s < 8; ++s) {
     int q[32];
     for (int j = 0; j < 32; ++j) q[j] = (j * 11 + s * 7 + 2) % 16;
-    for (int j = 0; j < 16; ++j)
-      b[8 + 16 * s + j] = static_cast<uint8_t>(q[j] | (q[j + 16] << 4));
+    for (int j = 0; j < 16; ++j) b[8 + 16 * s + j] = static_cast<uint8_t>(q[j] | (q[j + 16] << 4));
     for (int j = 0; j < 32; ++j) want[32 * s + j] = 0.125 * (sc[s] - 32) * kLevels[q[j]];
   }
   expect_same(dequant(TensorType::IQ4_XS, b, 256), want);

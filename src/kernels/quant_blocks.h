@@ -123,8 +123,8 @@ struct BlockIQ4_NL {
 static_assert(sizeof(BlockIQ4_NL) == 18);
 
 struct BlockIQ4_XS {
-  uint16_t d;                   // super-block scale (fp16)
-  uint16_t scales_h;            // high 2 bits of the 8 sub-block scales
+  uint16_t d;                    // super-block scale (fp16)
+  uint16_t scales_h;             // high 2 bits of the 8 sub-block scales
   uint8_t scales_l[kQK_K / 64];  // low 4 bits, two per byte
   uint8_t qs[kQK_K / 2];
 };

@@ -299,9 +299,9 @@ LC_TARGET inline void mv_q23k(__m256 (&acc)[R], __m256 (&macc)[R], const uint8_t
     for (int g = 0; g < 2; ++g) {
       const __m256i s4 = _mm256_hadd_epi32(_mm256_hadd_epi32(off[4 * g], off[4 * g + 1]),
                                            _mm256_hadd_epi32(off[4 * g + 2], off[4 * g + 3]));
-      const __m256 da = _mm256_permutevar8x32_ps(
-          da8, _mm256_setr_epi32(4 * g, 4 * g + 1, 4 * g + 2, 4 * g + 3, 4 * g, 4 * g + 1,
-                                 4 * g + 2, 4 * g + 3));
+      const __m256 da =
+          _mm256_permutevar8x32_ps(da8, _mm256_setr_epi32(4 * g, 4 * g + 1, 4 * g + 2, 4 * g + 3,
+                                                          4 * g, 4 * g + 1, 4 * g + 2, 4 * g + 3));
       a16[g] = _mm256_mul_ps(_mm256_cvtepi32_ps(s4), da);
     }
   }
@@ -324,12 +324,12 @@ LC_TARGET inline void mv_q23k(__m256 (&acc)[R], __m256 (&macc)[R], const uint8_t
       const __m128i sb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
       s16w = _mm256_cvtepu8_epi16(_mm_and_si128(sb, _mm_set1_epi8(0x0F)));
       // -(dmin * m) times the activation sums of each 16 elements (mins in a16's order).
-      const __m128i hi = _mm_shuffle_epi8(
-          _mm_and_si128(_mm_srli_epi16(sb, 4), _mm_set1_epi8(0x0F)),
-          _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15));
+      const __m128i hi =
+          _mm_shuffle_epi8(_mm_and_si128(_mm_srli_epi16(sb, 4), _mm_set1_epi8(0x0F)),
+                           _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15));
       const __m256 nd = _mm256_set1_ps(-h2f(p + 82));
-      macc[i] = _mm256_fmadd_ps(
-          _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), nd), a16[0], macc[i]);
+      macc[i] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), nd),
+                                a16[0], macc[i]);
       macc[i] = _mm256_fmadd_ps(
           _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))), nd),
           a16[1], macc[i]);
@@ -355,19 +355,11 @@ LC_TARGET inline void mv_q23k(__m256 (&acc)[R], __m256 (&macc)[R], const uint8_t
         const int blk = 4 * h + j;
         __m256i p16 = _mm256_maddubs_epi16(w, at[blk]);
         if constexpr (kQ3) p16 = _mm256_sub_epi16(p16, off[blk]);
-        // Words 2j, 2j + 1 of the lane: scale 2 blk for the low 16 elements, 2 blk + 1 for the rest.
-        const __m256i pick = _mm256_setr_epi8(
-            static_cast<char>(4 * j), static_cast<char>(4 * j + 1), static_cast<char>(4 * j),
-            static_cast<char>(4 * j + 1), static_cast<char>(4 * j), static_cast<char>(4 * j + 1),
-            static_cast<char>(4 * j), static_cast<char>(4 * j + 1), static_cast<char>(4 * j),
-            static_cast<char>(4 * j + 1), static_cast<char>(4 * j), static_cast<char>(4 * j + 1),
-            static_cast<char>(4 * j), static_cast<char>(4 * j + 1), static_cast<char>(4 * j),
-            static_cast<char>(4 * j + 1), static_cast<char>(4 * j + 2), static_cast<char>(4 * j + 3),
-            static_cast<char>(4 * j + 2), static_cast<char>(4 * j + 3), static_cast<char>(4 * j + 2),
-            static_cast<char>(4 * j + 3), static_cast<char>(4 * j + 2), static_cast<char>(4 * j + 3),
-            static_cast<char>(4 * j + 2), static_cast<char>(4 * j + 3), static_cast<char>(4 * j + 2),
-            static_cast<char>(4 * j + 3), static_cast<char>(4 * j + 2), static_cast<char>(4 * j + 3),
-            static_cast<char>(4 * j + 2), static_cast<char>(4 * j + 3));
+        // Words 2j, 2j + 1 of the lane: scale 2 blk for the low 16 elements, 2 blk + 1 for the
+        // rest.
+        const __m256i pick =
+            _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>((4 * j + 3) << 8 | (4 * j + 2))),
+                             _mm_set1_epi16(static_cast<int16_t>((4 * j + 1) << 8 | 4 * j)));
         const __m256i dot = _mm256_madd_epi16(p16, _mm256_shuffle_epi8(sh[h], pick));
         acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_broadcast_ss(&f[blk]), acc[i]);
       }
@@ -399,14 +391,13 @@ LC_TARGET inline void mv_iq4xs(__m256 (&acc)[R], const uint8_t* const* rows, con
     const __m256i ls = _mm256_or_si256(
         _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(sl)), lo_shift),
                          _mm256_set1_epi32(0xF)),
-        _mm256_slli_epi32(
-            _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(sh), hi_shift),
-                             _mm256_set1_epi32(3)),
-            4));
+        _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(sh), hi_shift),
+                                           _mm256_set1_epi32(3)),
+                          4));
     alignas(32) float f[8];
-    _mm256_store_ps(
-        f, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(ls, _mm256_set1_epi32(32))),
-                         _mm256_mul_ps(da8, _mm256_set1_ps(h2f(p)))));
+    _mm256_store_ps(f,
+                    _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(ls, _mm256_set1_epi32(32))),
+                                  _mm256_mul_ps(da8, _mm256_set1_ps(h2f(p)))));
 #pragma GCC unroll 8
     for (int s = 0; s < 8; ++s) {
       const __m256i w = _mm256_shuffle_epi8(levels, nibbles_32(p + 8 + 16 * s));

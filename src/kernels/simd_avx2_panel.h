@@ -1,7 +1,7 @@
 // Prefill matmul of the block integer types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K,
-// IQ4_NL, IQ4_XS) on AVX2: weight rows repacked into panels of 8 rows, then tiles of two panels (16 rows) x up to
-// kPanelTok16 tokens (a last single panel: 8 rows x kPanelTok tokens) accumulate whole blocks in
-// integer lanes before any float work.
+// IQ4_NL, IQ4_XS) on AVX2: weight rows repacked into panels of 8 rows, then tiles of two panels (16
+// rows) x up to kPanelTok16 tokens (a last single panel: 8 rows x kPanelTok tokens) accumulate
+// whole blocks in integer lanes before any float work.
 //
 // Why: in the row-major tiles (simd_x86_matmul.h) every 32 elements of one (row, token) cost a
 // sign, a VPMADDUBSW, a VPMADDWD, a convert, a scale and an FMA. In a panel the 32 elements of a

@@ -206,8 +206,9 @@ LC_TARGET void unpack_q3_k(const uint8_t* row, int64_t b0, int64_t nb, int8_t* q
       }
     }
     for (int j = 0; j < 16; ++j)
-      _mm_storeu_ps(s4 + 64 * b + 4 * j,
-                    _mm_set1_ps(d * static_cast<float>(static_cast<int>(q3k_scale(j, scales)) - 32)));
+      _mm_storeu_ps(
+          s4 + 64 * b + 4 * j,
+          _mm_set1_ps(d * static_cast<float>(static_cast<int>(q3k_scale(j, scales)) - 32)));
   }
 }
 
@@ -268,7 +269,7 @@ struct QType {
   UnpackFn unpack = nullptr;
   int64_t block = 0;  // elements per block
   bool mins = false;
-  int64_t bytes = 0;  // bytes per block
+  int64_t bytes = 0;    // bytes per block
   bool mins16 = false;  // a min per 16 elements (Q2_K): only the row-major tiles take it
   bool panels = true;   // the panel kernels take it (not Q2_K: a min per 16 elements)
 };
