@@ -144,6 +144,13 @@ LC_TARGET inline void mv_block32(__m256 (&acc)[R], float (&macc)[R], const uint8
   }
 }
 
+// The cache lines of a block `ahead` bytes further on, into L2.
+template <int kBytes>
+LC_TARGET inline void prefetch_ahead(const uint8_t* p, int64_t ahead) {
+  for (int c = 0; c < kBytes; c += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(p) + ahead + c, _MM_HINT_T1);
+}
+
 // 8 unsigned bytes (lo: 0-3, hi: 4-7) as floats.
 LC_TARGET inline __m256 mv_bytes8(uint32_t lo, uint32_t hi) {
   return _mm256_cvtepi32_ps(
@@ -164,8 +171,7 @@ LC_TARGET inline void mv_qk45(__m256 (&acc)[R], __m256 (&macc)[R], const uint8_t
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) {
     const uint8_t* p = rows[i] + u * M::kBytes;
-    for (int c = 0; c < M::kBytes; c += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(p) + ahead + c, _MM_HINT_T1);
+    prefetch_ahead<M::kBytes>(p, ahead);
     const KScaleWords kw = k_scale_words(p + 4);
     // Weight scale d * sc (as the reference rounds it) times the activation scale; the mins enter
     // as -(dmin * m).
@@ -219,8 +225,7 @@ LC_TARGET inline void mv_q6k(__m256 (&acc)[R], const uint8_t* const* rows, const
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) {
     const uint8_t* p = rows[i] + u * M::kBytes;
-    for (int c = 0; c < M::kBytes; c += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(p) + ahead + c, _MM_HINT_T1);
+    prefetch_ahead<M::kBytes>(p, ahead);
     const float d = h2f(p + 208);
     const __m128i sb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 192));
     // Scales of sub-blocks 0-7 and 8-15 as f32, times d.
@@ -309,8 +314,7 @@ LC_TARGET inline void mv_q23k(__m256 (&acc)[R], __m256 (&macc)[R], const uint8_t
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) {
     const uint8_t* p = rows[i] + u * M::kBytes;
-    for (int c = 0; c < M::kBytes; c += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(p) + ahead + c, _MM_HINT_T1);
+    prefetch_ahead<M::kBytes>(p, ahead);
     const uint8_t* qs = kQ3 ? p + 32 : p + 16;
     __m256i s16w;  // the 16 scales as 16-bit words
     __m256i hm = _mm256_setzero_si256();
@@ -381,8 +385,7 @@ LC_TARGET inline void mv_iq4xs(__m256 (&acc)[R], const uint8_t* const* rows, con
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) {
     const uint8_t* p = rows[i] + u * M::kBytes;
-    for (int c = 0; c < M::kBytes; c += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(p) + ahead + c, _MM_HINT_T1);
+    prefetch_ahead<M::kBytes>(p, ahead);
     uint16_t sh;
     uint32_t sl;
     std::memcpy(&sh, p + 2, 2);
