@@ -444,5 +444,5 @@ LC_TARGET void matvec_tile(const WeightMatrix& w, int64_t r, const ActQ8& a, flo
   for (int i = 0; i < R; ++i) y[r + i] = hsum(acc[i]) + hsum(macc8[i]) + macc[i];
 }
 
-#define LC_MATVEC_Q23K  // simd_x86_matvec.h takes Q2_K, Q3_K, IQ4_NL and IQ4_XS too
+#define LC_MATVEC_K23_IQ4  // simd_x86_matvec.h takes Q2_K, Q3_K, IQ4_NL and IQ4_XS too
 #include "kernels/simd_x86_matvec.h"

@@ -449,7 +449,7 @@ PanelTileFn panel_tile16_fn(int c, TensorType t) {
 LC_TARGET bool matmul_panel(const WeightMatrix& w, const ActQ8& a, int64_t n_tok, int64_t r0,
                             int64_t r1, float* y, MatmulRowScratch& sc) {
   const QType qt = qtype_of(w.type);
-  if (n_tok < kPanelMinTok || qt.unpack == nullptr || !qt.panels || w.n_in % kActBlock != 0)
+  if (n_tok < kPanelMinTok || qt.unpack == nullptr || qt.mins16 || w.n_in % kActBlock != 0)
     return false;
   int64_t a0, a1;
   panel_span(r0, r1, w.n_out, kPanelRows, &a0, &a1);

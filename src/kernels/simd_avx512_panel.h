@@ -232,7 +232,7 @@ PanelTileFn panel_tile_fn(int r, int c, const QType& qt, TensorType t) {
 LC_TARGET bool matmul_panel(const WeightMatrix& w, const ActQ8& a, int64_t n_tok, int64_t r0,
                             int64_t r1, float* y, MatmulRowScratch& sc) {
   const QType qt = qtype_of(w.type);
-  if (n_tok < kPanelMinTok || qt.unpack == nullptr || !qt.panels || w.n_in % kActBlock != 0)
+  if (n_tok < kPanelMinTok || qt.unpack == nullptr || qt.mins16 || w.n_in % kActBlock != 0)
     return false;
   // Q3_K / IQ4_NL / IQ4_XS: the row-major tiles (these panels have not been run on them yet).
   if (w.type == TensorType::Q3_K || w.type == TensorType::IQ4_NL || w.type == TensorType::IQ4_XS)

@@ -271,7 +271,6 @@ struct QType {
   bool mins = false;
   int64_t bytes = 0;    // bytes per block
   bool mins16 = false;  // a min per 16 elements (Q2_K): only the row-major tiles take it
-  bool panels = true;   // the panel kernels take it (not Q2_K: a min per 16 elements)
 };
 
 // Canonical quants over the whole signed byte range (the others fit in |q| <= 32).
@@ -300,7 +299,7 @@ QType qtype_of(TensorType t) {
     case TensorType::Q3_K:
       return {unpack_q3_k, kQK_K, false, sizeof(BlockQ3_K)};
     case TensorType::Q2_K:
-      return {unpack_q2_k, kQK_K, true, sizeof(BlockQ2_K), true, false};
+      return {unpack_q2_k, kQK_K, true, sizeof(BlockQ2_K), true};
     case TensorType::IQ4_NL:
       return {unpack_iq4_nl, kQK, false, sizeof(BlockIQ4_NL)};
     case TensorType::IQ4_XS:
@@ -330,7 +329,7 @@ LC_TARGET void activation_sums16(const ActQ8& a, int64_t n_tok, std::vector<floa
   for (int64_t t = 0; t < n_tok; ++t)
     for (int64_t g = 0; g < ng; ++g) {
       const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.q + t * n + 16 * g));
-      // |v| times sign: 16-bit pair sums of ones * v, then the 8 pairs added.
+      // 16-bit pair sums of the bytes (VPMADDUBSW with ones), widened and added across lanes.
       const __m128i s16 = _mm_maddubs_epi16(ones, v);
       const __m128i s32 = _mm_madd_epi16(s16, _mm_set1_epi16(1));
       const __m128i s2 = _mm_add_epi32(s32, _mm_shuffle_epi32(s32, 0x4E));

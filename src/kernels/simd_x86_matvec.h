@@ -34,7 +34,8 @@ LC_TARGET bool matvec_q(const WeightMatrix& w, const ActQ8& a, int64_t r0, int64
       return matvec_rows<TensorType::Q5_K>(w, a, r0, r1, y), true;
     case TensorType::Q6_K:
       return matvec_rows<TensorType::Q6_K>(w, a, r0, r1, y), true;
-#ifdef LC_MATVEC_Q23K  // the including file has fused kernels for these (else the row-major tiles)
+// The including file has fused kernels for these (else the row-major tiles take them).
+#ifdef LC_MATVEC_K23_IQ4
     case TensorType::Q2_K:
       return matvec_rows<TensorType::Q2_K>(w, a, r0, r1, y), true;
     case TensorType::Q3_K:
