@@ -260,8 +260,7 @@ TEST(Matmul, EveryTypeEveryIsaAgainstReference) {
       NoiseSum noise;
       for (int64_t n_in : c.n_in)
         for (int64_t n_tok : {1, 3, 17}) check_matmul(isa, c.type, n_in, 13, n_tok, rng, &noise);
-      EXPECT_LE(noise.err2, 4 * noise.var)
-          << isa_name(isa) << " " << tensor_type_info(c.type).name;
+      EXPECT_LE(noise.err2, 4 * noise.var) << isa_name(isa) << " " << tensor_type_info(c.type).name;
     }
   }
 }
@@ -424,7 +423,8 @@ TEST(Matmul, PanelResultsDoNotDependOnTheRowSplit) {
         for (int64_t tk = 0; tk < n_tok; ++tk)
           for (int64_t o = 0; o < part.n_out; ++o)
             ASSERT_EQ(y[tk * part.n_out + o], all[tk * n_out + skip + o])
-                << isa_name(isa) << " " << tensor_type_info(t).name << " skip " << skip << " token " << tk << " row " << o;
+                << isa_name(isa) << " " << tensor_type_info(t).name << " skip " << skip << " token "
+                << tk << " row " << o;
       }
     }
   }

@@ -259,21 +259,6 @@ LC_TARGET inline void mv_q6k(__m256 (&acc)[R], const uint8_t* const* rows, const
   }
 }
 
-// The 16 scales of a Q3_K super-block, less their bias of 32, as bytes (q3k_scale four at a time:
-// the low nibbles of bytes 0-7 hold scales 0-7, their high nibbles 8-15; bits 2k of bytes 8-11 are
-// bits 4-5 of scales 4k .. 4k + 3).
-LC_TARGET inline __m128i q3k_scales16(const uint8_t* q) {
-  uint32_t a0, a1, t;
-  std::memcpy(&a0, q, 4);
-  std::memcpy(&a1, q + 4, 4);
-  std::memcpy(&t, q + 8, 4);
-  const uint32_t w[4] = {(a0 & 0x0F0F0F0Fu) | ((t & 0x03030303u) << 4),
-                         (a1 & 0x0F0F0F0Fu) | (((t >> 2) & 0x03030303u) << 4),
-                         ((a0 >> 4) & 0x0F0F0F0Fu) | (((t >> 4) & 0x03030303u) << 4),
-                         ((a1 >> 4) & 0x0F0F0F0Fu) | (((t >> 6) & 0x03030303u) << 4)};
-  return _mm_sub_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)), _mm_set1_epi8(32));
-}
-
 // Q2_K / Q3_K (super-blocks of 256, a scale per 16 elements): element 128h + 32j + l takes bits 2j,
 // 2j + 1 of qs[32h + l]; Q3_K adds bit 4h + j of hmask[l] as bit 2 (its quants are w - 4), Q2_K
 // subtracts dmin times a 4-bit min per 16 elements. The 16-bit pair sums are multiplied by the
@@ -321,7 +306,7 @@ LC_TARGET inline void mv_q23k(__m256 (&acc)[R], __m256 (&macc)[R], const uint8_t
     float d;
     if constexpr (kQ3) {
       d = h2f(p + 108);
-      s16w = _mm256_cvtepi8_epi16(q3k_scales16(p + 96));
+      s16w = _mm256_cvtepi8_epi16(q3k_scales16(p));
       hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
     } else {
       d = h2f(p + 80);

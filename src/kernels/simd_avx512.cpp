@@ -754,6 +754,37 @@ struct Dec<TensorType::Q6_K> {
   static constexpr int kUnit = 256, kSteps = 4, kOff = 32, kBlk = 256, kBytes = 210;
   static constexpr bool kMins = false;
 };
+// IQ4_NL: Q4_0's layout, each nibble taken to its level (signed bytes of nearly the whole range,
+// so biased by 128 as Q8_0's are).
+template <>
+struct Dec<TensorType::IQ4_NL> {
+  static constexpr int kUnit = 128, kSteps = 2, kOff = 128, kBlk = 32, kBytes = 18, kQs = 2;
+  static constexpr bool kMins = false;
+};
+// Q3_K: q + 4 in [0, 7], a scale per 16 elements.
+template <>
+struct Dec<TensorType::Q3_K> {
+  static constexpr int kUnit = 256, kSteps = 4, kOff = 4, kBlk = 256, kBytes = 110;
+  static constexpr bool kMins = false;
+};
+// Q2_K: q in [0, 3], a scale and a min per 16 elements (the mins go through the activations' lane
+// sums in matvec_unit, not through kMins, which is per block of 32).
+template <>
+struct Dec<TensorType::Q2_K> {
+  static constexpr int kUnit = 256, kSteps = 4, kOff = 0, kBlk = 256, kBytes = 84;
+  static constexpr bool kMins = false;
+};
+// IQ4_XS: IQ4_NL's levels, blocks of 32 with a 6-bit scale each in super-blocks of 256.
+template <>
+struct Dec<TensorType::IQ4_XS> {
+  static constexpr int kUnit = 256, kSteps = 4, kOff = 128, kBlk = 256, kBytes = 136;
+  static constexpr bool kMins = false;
+};
+
+// The IQ4 levels in every 128-bit lane (VPSHUFB takes a nibble to its level).
+LC_TARGET inline __m512i iq4_levels512() {
+  return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Levels)));
+}
 
 LC_TARGET inline uint32_t load32(const uint8_t* p) {
   uint32_t v;
@@ -878,6 +909,10 @@ LC_TARGET inline void dec_simple(const uint8_t* p, int nb, __m128 da4, __m512i* 
       w[0] = _mm512_mask_add_epi8(w[0], static_cast<uint64_t>(_mm_cvtsi128_si64(qh)), w[0], b4);
       w[1] = _mm512_mask_add_epi8(w[1], static_cast<uint64_t>(_mm_extract_epi64(qh, 1)), w[1], b4);
     }
+    if constexpr (TY == TensorType::IQ4_NL) {
+      const __m512i levels = iq4_levels512(), flip = _mm512_set1_epi8(static_cast<char>(0x80));
+      for (int s = 0; s < 2; ++s) w[s] = _mm512_xor_si512(_mm512_shuffle_epi8(levels, w[s]), flip);
+    }
   }
 }
 
@@ -887,10 +922,43 @@ LC_TARGET inline __m256 bytes8(uint32_t lo, uint32_t hi) {
       _mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, static_cast<int>(hi), static_cast<int>(lo))));
 }
 
-// K formats: one super-block at p, da8 the activation scales of its 8 blocks of 32.
+// Step s of a super-block: lane j covers elements 64s + 4j..: sub-block of 16 number 4s + j / 4.
+// v16 (one value per sub-block of 16) to the lanes of step s.
+LC_TARGET inline __m512 per16_lanes(__m512 v16, int s) {
+  const __m512i quarter = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+  return _mm512_permutexvar_ps(_mm512_add_epi32(quarter, _mm512_set1_epi32(4 * s)), v16);
+}
+
+// Q2_K / Q3_K: element 128h + 32j + l takes bits 2j, 2j + 1 of qs[32h + l] (Q3_K: plus bit 4h + j
+// of hmask[l] as bit 2). Step s holds j = 2 (s % 2) and the next one of half h = s / 2.
+template <bool kQ3>
+LC_TARGET inline __m512i q23k_step(const uint8_t* qs, __m512i hm, int s) {
+  const int h = s / 2, j = 2 * (s % 2);
+  const __m512i v =
+      _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * h)));
+  const __m512i sh = _mm512_inserti64x4(_mm512_set1_epi16(static_cast<int16_t>(2 * j)),
+                                        _mm256_set1_epi16(static_cast<int16_t>(2 * j + 2)), 1);
+  const __m512i lo = _mm512_and_si512(_mm512_srlv_epi16(v, sh), _mm512_set1_epi8(3));
+  if constexpr (!kQ3) {
+    (void)hm;
+    return lo;
+  } else {
+    const __m512i sel =
+        _mm512_inserti64x4(_mm512_set1_epi8(static_cast<char>(1 << (4 * h + j))),
+                           _mm256_set1_epi8(static_cast<char>(1 << (4 * h + j + 1))), 1);
+    return _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(hm, sel), lo, _mm512_set1_epi8(4));
+  }
+}
+
+LC_TARGET inline __m128i q3k_scales16(const uint8_t* blk);  // simd_x86_matmul.h
+
+// K formats: one super-block at p, da8 the activation scales of its 8 blocks of 32. Q2_K also
+// gives wm, each lane's -(dmin * m) (its mins per 16 elements).
 template <TensorType TY>
-LC_TARGET inline void dec_k(const uint8_t* p, __m256 da8, __m512i* w, __m512* ws, __m256* mins) {
+LC_TARGET inline void dec_k(const uint8_t* p, __m256 da8, __m512i* w, __m512* ws, __m256* mins,
+                            __m512* wm) {
   using D = Dec<TY>;
+  const __m512 da16 = _mm512_zextps256_ps512(da8);
   if constexpr (TY == TensorType::Q4_K || TY == TensorType::Q5_K) {
     const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(load32(p))));
     const KScaleWords kw = k_scale_words(p + 4);
@@ -917,8 +985,58 @@ LC_TARGET inline void dec_k(const uint8_t* p, __m256 da8, __m512i* w, __m512* ws
       }
       ws[s] = lanes_pair(sc16, s);
     }
+  } else if constexpr (TY == TensorType::Q3_K || TY == TensorType::Q2_K) {
+    constexpr bool kQ3 = TY == TensorType::Q3_K;
+    __m512 sc;
+    __m512i hm = _mm512_setzero_si512();
+    if constexpr (kQ3) {
+      hm = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+      sc = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q3k_scales16(p))),
+                         _mm512_set1_ps(_cvtsh_ss(load16(p + 108))));
+      (void)wm;
+    } else {
+      const __m512i sb = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+      const __m512i m4 = _mm512_set1_epi32(0x0F);
+      sc = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(sb, m4)),
+                         _mm512_set1_ps(_cvtsh_ss(load16(p + 80))));
+      const __m512 mn = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(sb, 4)),
+                                      _mm512_set1_ps(-_cvtsh_ss(load16(p + 82))));
+      for (int s = 0; s < 4; ++s) wm[s] = per16_lanes(mn, s);
+    }
+    const uint8_t* qs = kQ3 ? p + 32 : p + 16;
+    for (int s = 0; s < 4; ++s) {
+      w[s] = q23k_step<kQ3>(qs, hm, s);
+      ws[s] = _mm512_mul_ps(per16_lanes(sc, s), lanes_pair(da16, s));
+    }
+    (void)mins;
+  } else if constexpr (TY == TensorType::IQ4_XS) {
+    // The 8 scales (iq4xs_scale, less 32) times d and the blocks' activation scales.
+    const __m256i ls = _mm256_or_si256(
+        _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(load32(p + 4))),
+                                           _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+                         _mm256_set1_epi32(0xF)),
+        _mm256_slli_epi32(
+            _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(load16(p + 2)),
+                                               _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
+                             _mm256_set1_epi32(3)),
+            4));
+    const __m512 sc16 = _mm512_zextps256_ps512(
+        _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(ls, _mm256_set1_epi32(32))),
+                      _mm256_mul_ps(da8, _mm256_set1_ps(_cvtsh_ss(load16(p))))));
+    const __m512i levels = iq4_levels512(), flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    for (int s = 0; s < 4; ++s) {
+      // Blocks 2s and 2s + 1: [lo 2s, lo 2s+1, hi 2s, hi 2s+1] to the elements' order.
+      const __m512i z =
+          nibbles_lohi(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 8 + 32 * s)));
+      const __m512i e = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
+      w[s] = _mm512_xor_si512(_mm512_shuffle_epi8(levels, e), flip);
+      ws[s] = lanes_pair(sc16, s);
+    }
+    (void)mins;
+    (void)wm;
   } else {
     static_assert(TY == TensorType::Q6_K);
+    (void)wm;
     const float d = _cvtsh_ss(load16(p + 208));
     const __m512 sc = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
                                         reinterpret_cast<const __m128i*>(p + 192)))),
@@ -935,14 +1053,7 @@ LC_TARGET inline void dec_k(const uint8_t* p, __m256 da8, __m512i* w, __m512* ws
       w[2 * h] = _mm512_or_si512(_mm512_and_si512(l, m4), h01);
       w[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4), h45);
     }
-    // Lane j of step s covers elements 64s + 4j..: sub-block of 16 number 4s + j / 4, block of
-    // 32 number 2s + j / 8.
-    const __m512i quarter = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-    const __m512 da16 = _mm512_zextps256_ps512(da8);
-    for (int s = 0; s < 4; ++s)
-      ws[s] = _mm512_mul_ps(
-          _mm512_permutexvar_ps(_mm512_add_epi32(quarter, _mm512_set1_epi32(4 * s)), sc),
-          lanes_pair(da16, s));
+    for (int s = 0; s < 4; ++s) ws[s] = _mm512_mul_ps(per16_lanes(sc, s), lanes_pair(da16, s));
     (void)mins;
   }
 }
@@ -970,9 +1081,19 @@ LC_TARGET inline void matvec_unit(__m512 (&acc)[R], __m256 (&macc)[R], const uin
   const __m256 da8 = _mm256_maskz_loadu_ps(mblk, a.d + e0 / kActBlock);
   __m256 sa = _mm256_setzero_ps();
   if constexpr (D::kMins) sa = _mm256_maskz_loadu_ps(mblk, a.s + e0 / kActBlock);
+  // Q2_K's mins per 16: each lane's activation sum times its block's scale, for all the rows.
+  constexpr bool kMins16 = TY == TensorType::Q2_K;
+  __m512 lsum[D::kSteps];
+  if constexpr (kMins16) {
+    const __m512 da16 = _mm512_zextps256_ps512(da8);
+    for (int s = 0; s < D::kSteps; ++s)
+      lsum[s] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                                                                     _mm512_set1_epi8(1), at[s])),
+                              lanes_pair(da16, s));
+  }
   for (int i = 0; i < R; ++i) {
     __m512i wq[D::kSteps];
-    __m512 ws[D::kSteps];
+    __m512 ws[D::kSteps], wm[D::kSteps];
     const uint8_t* p = rows[i] + e0 / D::kBlk * D::kBytes;
     // The same place in the next group of rows, into L2 (prefetch never faults past the end).
     const char* pf = reinterpret_cast<const char*>(p) + ahead;
@@ -983,13 +1104,14 @@ LC_TARGET inline void matvec_unit(__m512 (&acc)[R], __m256 (&macc)[R], const uin
       if constexpr (D::kMins) macc[i] = _mm256_fmadd_ps(_mm256_zextps128_ps256(mn), sa, macc[i]);
     } else {
       __m256 mn = _mm256_setzero_ps();
-      dec_k<TY>(p, da8, wq, ws, &mn);
+      dec_k<TY>(p, da8, wq, ws, &mn, wm);
       if constexpr (D::kMins) macc[i] = _mm256_fmadd_ps(mn, sa, macc[i]);
     }
     for (int s = 0; s < D::kSteps; ++s) {
       if (kPart && 64 * s >= n_el) break;
       const __m512i dot = _mm512_dpbusd_epi32(nc[s], wq[s], at[s]);
       acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), ws[s], acc[i]);
+      if constexpr (kMins16) acc[i] = _mm512_fmadd_ps(lsum[s], wm[s], acc[i]);
     }
   }
 }
@@ -1028,6 +1150,7 @@ LC_TARGET void matvec_tile(const WeightMatrix& w, int64_t r, const ActQ8& a, flo
   for (int i = 0; i < R; ++i) y[r + i] = hsum(acc[i]) + (D::kMins ? hsum256(macc[i]) : 0.0f);
 }
 
+#define LC_MATVEC_K23_IQ4  // simd_x86_matvec.h takes Q2_K, Q3_K, IQ4_NL and IQ4_XS too
 #include "kernels/simd_x86_matvec.h"
 
 // Many tokens, 32-element-block types: simd_avx512_panel.h.

@@ -1,4 +1,5 @@
-// Prefill matmul of the block integer types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K) on
+// Prefill matmul of the block integer types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K,
+// IQ4_NL, IQ4_XS; Q2_K, with a min per 16 elements, goes through the row-major tiles) on
 // AVX-512 VNNI: weight rows repacked into panels of 16 rows, then tiles of 1-2 panels x up to
 // kPanelTok tokens accumulate whole blocks in integer lanes before any float work.
 //
@@ -18,12 +19,12 @@
 // where idot_u is the exact integer product with the biased weights; which panel or tile a row
 // lands in does not change its numbers, so any split of the rows gives the same results.
 //
-// Q6_K has a scale per 16 elements, half an activation block, and the activations' sums per 32
-// cannot remove a bias per 16. So its panels keep the weights signed (q - 32, in [-32, 31]) and the
-// tile biases the activations instead (xq + 128, unsigned): the bias is then a constant per row and
-// half-block, -128 * (sum of the 16 q), which starts the integer sum, so that each half's int32
-// lane is the exact product sum q * xq. Per block the panel holds 16 f32 scales d * sc for each
-// half (pd) and 16 int32 starting biases for each half (pb), and
+// Q6_K and Q3_K have a scale per 16 elements, half an activation block, and the activations' sums
+// per 32 cannot remove a bias per 16. So its panels keep the weights signed (q - 32, in [-32, 31])
+// and the tile biases the activations instead (xq + 128, unsigned): the bias is then a constant per
+// row and half-block, -128 * (sum of the 16 q), which starts the integer sum, so that each half's
+// int32 lane is the exact product sum q * xq. Per block the panel holds 16 f32 scales d * sc for
+// each half (pd) and 16 int32 starting biases for each half (pb), and
 //   acc += d_a * (scale_lo * idot_lo + scale_hi * idot_hi).
 //
 // Included by simd_avx512.cpp inside its anonymous namespace, after simd_x86_matmul.h.
@@ -34,6 +35,9 @@ constexpr int kPanelTok = 4;
 // Fewer tokens than this go through the row-major tiles: repacking costs about what a few tokens
 // of products do.
 constexpr int64_t kPanelMinTok = 8;
+
+// A scale per 16 elements: Q6_K, and Q3_K, whose quants (q - 4) fit Q6_K's signed panels.
+constexpr bool scales16(TensorType t) { return t == TensorType::Q6_K || t == TensorType::Q3_K; }
 
 // The caller's buffers (kernels/scratch.h): q, s4, m32 the canonical rows of a chunk of K (16 x
 // chunk, chunk / 4, chunk / 32), and per panel slot pq, pd, pm the packed panel.
@@ -46,7 +50,7 @@ LC_TARGET void pack_panel(const WeightMatrix& w, const QType& qt, int64_t r, Pan
   const int64_t n = w.n_in, nb = n / kActBlock;
   // The rows are unpacked to canonical form a chunk at a time (unpack_chunk), then gathered into
   // the panel.
-  const bool q6 = w.type == TensorType::Q6_K;
+  const bool q6 = scales16(w.type);
   const int64_t halves = q6 ? 2 : 1;
   sc.pq[p].resize(static_cast<size_t>(kPanelRows * n));
   sc.pd[p].resize(static_cast<size_t>(kPanelRows * nb * halves));
@@ -220,7 +224,7 @@ constexpr auto kPanelTilesQ6k = panel_tiles_q6k<R>(std::make_integer_sequence<in
 
 PanelTileFn panel_tile_fn(int r, int c, const QType& qt, TensorType t) {
   static_assert(kPanelMax == 2, "panel_tile_fn knows tiles of 1 and 2 panels");
-  if (t == TensorType::Q6_K) return r == 2 ? kPanelTilesQ6k<2>[c - 1] : kPanelTilesQ6k<1>[c - 1];
+  if (scales16(t)) return r == 2 ? kPanelTilesQ6k<2>[c - 1] : kPanelTilesQ6k<1>[c - 1];
   if (r == 2) return qt.mins ? kPanelTiles<2, true>[c - 1] : kPanelTiles<2, false>[c - 1];
   return qt.mins ? kPanelTiles<1, true>[c - 1] : kPanelTiles<1, false>[c - 1];
 }
@@ -233,9 +237,6 @@ LC_TARGET bool matmul_panel(const WeightMatrix& w, const ActQ8& a, int64_t n_tok
                             int64_t r1, float* y, MatmulRowScratch& sc) {
   const QType qt = qtype_of(w.type);
   if (n_tok < kPanelMinTok || qt.unpack == nullptr || qt.mins16 || w.n_in % kActBlock != 0)
-    return false;
-  // Q3_K / IQ4_NL / IQ4_XS: the row-major tiles (these panels have not been run on them yet).
-  if (w.type == TensorType::Q3_K || w.type == TensorType::IQ4_NL || w.type == TensorType::IQ4_XS)
     return false;
   int64_t a0, a1;
   panel_span(r0, r1, w.n_out, kPanelRows, &a0, &a1);

@@ -235,6 +235,22 @@ LC_TARGET void unpack_q2_k(const uint8_t* row, int64_t b0, int64_t nb, int8_t* q
   }
 }
 
+// The 16 scales of the Q3_K super-block at blk, less their bias of 32, as bytes: the low nibbles of
+// scale bytes 0-7 hold scales 0-7, their high nibbles 8-15; bits 2k of scale bytes 8-11 are bits
+// 4-5 of scales 4k .. 4k + 3. Computed in registers from one load (the 4 bytes before the scales
+// are the block's last quants): words built in memory and read back as a vector stall the load.
+LC_TARGET inline __m128i q3k_scales16(const uint8_t* blk) {
+  const __m128i x = _mm_srli_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 92)), 4);
+  const __m128i m4 = _mm_set1_epi8(0x0F);
+  // Dwords: scale bytes 0-3 and 4-7 (low nibbles), then the same (high nibbles).
+  const __m128i lo =
+      _mm_unpacklo_epi64(_mm_and_si128(x, m4), _mm_and_si128(_mm_srli_epi16(x, 4), m4));
+  const __m128i t = _mm_shuffle_epi32(x, 0xAA);  // scale bytes 8-11 in every dword
+  const __m128i hi = _mm_slli_epi32(
+      _mm_and_si128(_mm_srlv_epi32(t, _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3)), 4);
+  return _mm_sub_epi8(_mm_or_si128(lo, hi), _mm_set1_epi8(32));
+}
+
 // The IQ4 levels in both 128-bit lanes (VPSHUFB takes a nibble to its level).
 LC_TARGET inline __m256i iq4_levels() {
   return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Levels)));
