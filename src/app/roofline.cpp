@@ -133,6 +133,18 @@ MachineLimits measure_limits(size_t dram_bytes, int repeats, TensorType model_ty
   l.dram_gb_s = measure_dram_read_gb_s(dram_bytes, repeats);
   for (TensorType t : {TensorType::F32, model_type}) {
     if (t == TensorType::F32 && l.matmul_gflop_s > 0) continue;
+    // Weights of a type are made by quantizing random rows; without a quantizer for the type
+    // (Q2_K, Q3_K, IQ4_*: only read) its peak is not measured and the f32 one stands in.
+    if (!can_quantize(t)) {
+      if (log) {
+        std::snprintf(buf, sizeof buf,
+                      "roofline: no %s quantizer to make test weights; its matmul peak is not "
+                      "measured (f32's is used)",
+                      std::string(tensor_type_info(t).name).c_str());
+        log(buf);
+      }
+      continue;
+    }
     if (log) {
       std::snprintf(buf, sizeof buf, "roofline: %s matmul %lld x %lld, %lld tokens, %d times",
                     std::string(tensor_type_info(t).name).c_str(),
