@@ -20,11 +20,12 @@
 // lands in does not change its numbers, so any split of the rows gives the same results.
 //
 // Q6_K and Q3_K have a scale per 16 elements, half an activation block, and the activations' sums
-// per 32 cannot remove a bias per 16. So its panels keep the weights signed (q - 32, in [-32, 31])
-// and the tile biases the activations instead (xq + 128, unsigned): the bias is then a constant per
-// row and half-block, -128 * (sum of the 16 q), which starts the integer sum, so that each half's
-// int32 lane is the exact product sum q * xq. Per block the panel holds 16 f32 scales d * sc for
-// each half (pd) and 16 int32 starting biases for each half (pb), and
+// per 32 cannot remove a bias per 16. So their panels keep the weights signed (Q6_K: q - 32, in
+// [-32, 31]; Q3_K: q - 4) and the tile biases the activations instead (xq + 128, unsigned): the
+// bias is then a constant per row and half-block, -128 * (sum of the 16 q), which starts the
+// integer sum, so that each half's int32 lane is the exact product sum q * xq. Per block the panel
+// holds 16 f32 scales d * sc for each half (pd) and 16 int32 starting biases for each half (pb),
+// and
 //   acc += d_a * (scale_lo * idot_lo + scale_hi * idot_hi).
 //
 // Included by simd_avx512.cpp inside its anonymous namespace, after simd_x86_matmul.h.
@@ -50,12 +51,12 @@ LC_TARGET void pack_panel(const WeightMatrix& w, const QType& qt, int64_t r, Pan
   const int64_t n = w.n_in, nb = n / kActBlock;
   // The rows are unpacked to canonical form a chunk at a time (unpack_chunk), then gathered into
   // the panel.
-  const bool q6 = scales16(w.type);
-  const int64_t halves = q6 ? 2 : 1;
+  const bool per16 = scales16(w.type);
+  const int64_t halves = per16 ? 2 : 1;
   sc.pq[p].resize(static_cast<size_t>(kPanelRows * n));
   sc.pd[p].resize(static_cast<size_t>(kPanelRows * nb * halves));
   if (qt.mins) sc.pm[p].resize(static_cast<size_t>(kPanelRows * nb));
-  if (q6) sc.pb[p].resize(static_cast<size_t>(kPanelRows * nb * 2));
+  if (per16) sc.pb[p].resize(static_cast<size_t>(kPanelRows * nb * 2));
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
   for (int64_t k0 = 0; k0 < n; k0 += kPackChunk) {
@@ -68,7 +69,7 @@ LC_TARGET void pack_panel(const WeightMatrix& w, const QType& qt, int64_t r, Pan
       const int64_t b = k0 / kActBlock + bc;
       uint8_t* dst = sc.pq[p].data() + b * 8 * 64;
       const int8_t* src = sc.q.data() + 32 * bc;
-      if (q6) {
+      if (per16) {
         // 128 * (sum of the half's 16 q) per row, from 4 bytes per lane at a time.
         __m512i sum[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
         for (int j = 0; j < 8; ++j) {
@@ -148,7 +149,7 @@ LC_TARGET void panel_tile(const PanelScratch& sc, const ActQ8& a, int64_t t, int
     for (int i = 0; i < R; ++i) _mm512_storeu_ps(y + (t + c) * n_out + r + 16 * i, acc[i][c]);
 }
 
-// The same for Q6_K panels (see the top of the file).
+// The same for the panels with a scale per 16 (Q6_K, Q3_K; see the top of the file).
 template <int R, int C>
 LC_TARGET void panel_tile_q6k(const PanelScratch& sc, const ActQ8& a, int64_t t, int64_t n_out,
                               int64_t r, float* y) {
